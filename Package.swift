@@ -1,0 +1,82 @@
+// swift-tools-version: 6.1
+//
+// Two products share this package:
+//   ccrun - runbook-as-code for the CC Repository deployment guide
+//   ccr   - the caption repository server shipped to repository nodes
+//
+// Layering (see README "Architecture"): the engine (StepKit) knows nothing about
+// CC Repository; Runbooks know nothing about libssh2; Captions imports no I/O.
+import PackageDescription
+
+let package = Package(
+    name: "ccrun",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "ccrun", targets: ["ccrun"]),
+        .executable(name: "ccr", targets: ["ccr"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
+    ],
+    targets: [
+        // C libraries from Debian packages, found through pkg-config.
+        .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
+        .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+
+        // ---- ccrun: the deployer ----
+        /// SSH transport over libssh2: sessions, commands, SFTP, known_hosts, ssh_config.
+        .target(name: "Transport", dependencies: ["CLibSSH2", "CCrypto"]),
+        /// The step engine and its standard steps. Talks to hosts through the `RemoteHost` protocol.
+        .target(name: "StepKit", dependencies: ["CMariaDB", "CCrypto"]),
+        /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto).
+        .target(name: "Lab", dependencies: []),
+        /// AWS API over libcurl with SigV4.
+        .target(name: "CloudAPI", dependencies: ["CLibCurl"]),
+        /// The deployment guide as Swift code: one file per guide section.
+        .target(name: "Runbooks", dependencies: ["StepKit"], path: "Runbooks"),
+        .executableTarget(name: "ccrun", dependencies: [
+            "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        // ---- ccr: the repository server ----
+        /// RCWT, CEA-608, XDS and the srt/txt/ttxt writers. Pure values in, pure values out.
+        .target(name: "Captions", dependencies: []),
+        /// Metadata and caption lines: SQLite (embedded) or MariaDB/MySQL, with a durable spool.
+        .target(name: "Store", dependencies: ["CSQLite", "CMariaDB", "Captions"]),
+        /// The tuner-facing TCP server (CCExtractor's -sendto protocol) and the archive writer.
+        .target(name: "TunerServer", dependencies: [
+            "Captions", "Store",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        /// The web UI and JSON API (Hummingbird), read-only over the store.
+        .target(name: "Web", dependencies: [
+            "Store", "Captions",
+            .product(name: "Hummingbird", package: "hummingbird"),
+        ]),
+        .executableTarget(name: "ccr", dependencies: [
+            "Captions", "Store", "TunerServer", "Web",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // ---- tests ----
+        /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs.
+        .target(name: "SupportKit", dependencies: [], path: "Tests/SupportKit"),
+        .testTarget(name: "CaptionsTests", dependencies: ["Captions", "SupportKit"]),
+        .testTarget(name: "TransportTests", dependencies: ["Transport", "SupportKit"]),
+        .testTarget(name: "StepKitTests", dependencies: ["StepKit", "Transport", "SupportKit"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Transport", "SupportKit"]),
+        .testTarget(name: "StoreTests", dependencies: ["Store", "Captions", "SupportKit"]),
+        .testTarget(name: "TunerServerTests", dependencies: ["TunerServer", "Store", "Captions", "SupportKit"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+// Runbooks: the deployment guide as Swift code, one file per guide section.
+import StepKit

@@ -1,0 +1,1 @@
+// Captions module: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// CloudAPI module: see Package.swift for its role.

@@ -1,0 +1,1 @@
+// Lab module: see Package.swift for its role.

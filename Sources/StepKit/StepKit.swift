@@ -1,0 +1,1 @@
+// StepKit module: see Package.swift for its role.

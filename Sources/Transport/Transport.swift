@@ -1,0 +1,1 @@
+// Transport module: see Package.swift for its role.

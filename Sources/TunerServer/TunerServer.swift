@@ -1,0 +1,1 @@
+// TunerServer module: see Package.swift for its role.

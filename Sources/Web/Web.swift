@@ -1,0 +1,1 @@
+// Web module: see Package.swift for its role.
