@@ -1,1 +1,0 @@
-// Captions module: see Package.swift for its role.
