@@ -1,1 +1,0 @@
-// Transport module: see Package.swift for its role.
