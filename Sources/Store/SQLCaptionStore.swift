@@ -1,27 +1,459 @@
-// Placeholder engine while the real one lands; replaced in the next commit.
+import Foundation
+import Synchronization
+
+/// The `CaptionStore` over SQLite or MySQL/MariaDB.
+///
+/// Two `DatabaseThread`s, each with its own connection: the writer (FIFO writes, spool, replay)
+/// and the reader (queries), so a slow search never delays captions being written. A read-only
+/// store (`ccr web`) has no writer at all.
 final class SQLCaptionStore: CaptionStore {
-    static func open(_ configuration: StoreConfiguration, options: StoreOptions) async throws -> SQLCaptionStore {
-        throw StoreError.invalidArgument("store engine not implemented yet")
+    private let label: String
+    private let options: StoreOptions
+    private let writer: DatabaseThread?
+    private let pipeline: ThreadConfined<WritePipeline>?
+    private let reader: DatabaseThread
+    private let gauge: SpoolGauge
+    private let replayTask = Mutex<Task<Void, Never>?>(nil)
+    private let isClosed = Mutex(false)
+
+    private init(label: String, options: StoreOptions, writer: DatabaseThread?, pipeline: ThreadConfined<WritePipeline>?,
+                 reader: DatabaseThread, gauge: SpoolGauge) {
+        self.gauge = gauge
+        self.label = label
+        self.options = options
+        self.writer = writer
+        self.pipeline = pipeline
+        self.reader = reader
     }
-    func registerNode(hostname: String) async throws -> Int64 { throw StoreError.closed }
-    func heartbeat(nodeID: Int64) async throws -> Bool { throw StoreError.closed }
-    func tunerConnected(_ connection: TunerConnection) async throws -> Int64 { throw StoreError.closed }
-    func tunerDisconnected(tunerID: Int64, at: Int64) async throws { throw StoreError.closed }
-    func programStarted(tunerID: Int64, startedAt: Int64, name: String?) async throws -> Int64 { throw StoreError.closed }
-    func programRenamed(programID: Int64, name: String) async throws { throw StoreError.closed }
-    func programEnded(programID: Int64, endedAt: Int64) async throws { throw StoreError.closed }
-    func appendLines(_ lines: [CaptionLineInput]) async throws { throw StoreError.closed }
-    func recordXDS(_ items: [XDSItemInput]) async throws { throw StoreError.closed }
-    func markStaleTuners(heartbeatOlderThan seconds: Double) async throws -> Int { throw StoreError.closed }
-    func tuners(includeDisconnected: Bool) async throws -> [TunerStatus] { throw StoreError.closed }
-    func programs(_ query: ProgramQuery) async throws -> [ProgramSummary] { throw StoreError.closed }
-    func program(id: Int64) async throws -> ProgramSummary? { throw StoreError.closed }
-    func lines(programID: Int64) async throws -> [CaptionLine] { throw StoreError.closed }
-    func xdsItems(programID: Int64) async throws -> [XDSItem] { throw StoreError.closed }
-    func liveCursorNow() async throws -> LiveCursor { throw StoreError.closed }
-    func liveLines(after cursor: LiveCursor, tunerID: Int64?, limit: Int) async throws -> LivePage { throw StoreError.closed }
-    func search(_ query: SearchQuery) async throws -> [SearchHit] { throw StoreError.closed }
-    func spoolDepth() async -> Int { 0 }
-    func waitForSpoolDrained(timeoutSeconds: Double) async -> Bool { true }
-    func close() async {}
+
+    static func open(_ configuration: StoreConfiguration, options: StoreOptions) async throws -> SQLCaptionStore {
+        let label = configuration.description
+        let writerConnect: @Sendable () throws -> DatabaseConnection
+        let readerConnect: @Sendable () throws -> DatabaseConnection
+        switch configuration {
+        case .sqlite(let path):
+            let timeout = options.timeoutSeconds
+            writerConnect = {
+                let connection = try SQLiteConnection(path: path, readOnly: false, busyTimeoutSeconds: timeout)
+                try Migrator.migrate(connection)
+                return connection
+            }
+            readerConnect = {
+                let connection = try SQLiteConnection(path: path, readOnly: true, busyTimeoutSeconds: timeout)
+                try Migrator.check(connection, label: label)
+                return connection
+            }
+        case .mysql(let host, let port, let user, let password, let database):
+            let timeout = options.timeoutSeconds
+            let connect: @Sendable () throws -> DatabaseConnection = {
+                let connection = try MySQLConnection(host: host, port: port, user: user, password: password,
+                                                     database: database, timeoutSeconds: timeout)
+                try Migrator.check(connection, label: label)
+                return connection
+            }
+            writerConnect = connect
+            readerConnect = connect
+        }
+
+        var writer: DatabaseThread?
+        var pipeline: ThreadConfined<WritePipeline>?
+        let gauge = SpoolGauge()
+        if !options.readOnly {
+            let thread = DatabaseThread(name: "ccr-store-writer", connect: writerConnect)
+            let spoolDirectory = options.spoolDirectory
+            do {
+                // Create the spool and, for SQLite, migrate, before anything reads.
+                let made = try await thread.perform { thread -> ThreadConfined<WritePipeline> in
+                    let spool = try spoolDirectory.map { try Spool(directory: $0) }
+                    let confined = ThreadConfined(WritePipeline(spool: spool, gauge: gauge))
+                    do { _ = try thread.currentConnection() } catch let error as StoreError where error.isTransient {
+                        // An outage at start is fine: writes spool until the database is back.
+                        guard spool != nil else { throw error }
+                    }
+                    return confined
+                }
+                pipeline = made
+                writer = thread
+            } catch {
+                await thread.stop()
+                throw error
+            }
+        }
+        let reader = DatabaseThread(name: "ccr-store-reader", connect: readerConnect)
+        let store = SQLCaptionStore(label: label, options: options, writer: writer, pipeline: pipeline, reader: reader, gauge: gauge)
+        if options.readOnly {
+            // Readers learn about login and schema problems at once; an outage is reported per read.
+            do { _ = try await reader.run { _ in 0 } } catch let error as StoreError where error.isTransient {
+            } catch {
+                await reader.stop()
+                throw error
+            }
+        }
+        store.startReplayLoop()
+        return store
+    }
+
+    // MARK: Writes
+
+    private func write<T: Sendable>(_ body: @escaping @Sendable (WritePipeline, DatabaseThread) throws -> T) async throws -> T {
+        guard !isClosed.withLock({ $0 }) else { throw StoreError.closed }
+        guard let writer, let pipeline else { throw StoreError.readOnly }
+        return try await writer.perform { thread in try body(pipeline.value, thread) }
+    }
+
+    func registerNode(hostname: String) async throws -> Int64 {
+        let id = IdentifierGenerator.next()
+        let now = Clock.milliseconds()
+        try await write { pipeline, thread in
+            try pipeline.submit(.registerNode(id: id, hostname: hostname, startedAt: now), on: thread)
+        }
+        return id
+    }
+
+    func heartbeat(nodeID: Int64) async throws -> Bool {
+        try await write { pipeline, thread in
+            guard !pipeline.isSpooling else { return false }
+            do {
+                let connection = try thread.currentConnection()
+                return try connection.transaction {
+                    let updated = try connection.execute("UPDATE nodes SET last_heartbeat = \(connection.nowMillisecondsSQL) WHERE id = ?", [.int(nodeID)])
+                    // Tuners the watchdog gave up on while this node could not reach the
+                    // database are still connected: every real close was written before this.
+                    try connection.execute("UPDATE tuners SET disconnected_at = NULL, disconnect_reason = NULL WHERE node_id = ? AND disconnect_reason = 'watchdog'", [.int(nodeID)])
+                    return updated > 0
+                }
+            } catch let error as StoreError where error.isTransient {
+                thread.dropConnection()
+                return false
+            }
+        }
+    }
+
+    func tunerConnected(_ connection: TunerConnection) async throws -> Int64 {
+        let id = IdentifierGenerator.next()
+        try await write { pipeline, thread in try pipeline.submit(.tunerConnected(id: id, connection: connection), on: thread) }
+        return id
+    }
+
+    func tunerDisconnected(tunerID: Int64, at: Int64) async throws {
+        try await write { pipeline, thread in try pipeline.submit(.tunerDisconnected(id: tunerID, at: at), on: thread) }
+    }
+
+    func programStarted(tunerID: Int64, startedAt: Int64, name: String?) async throws -> Int64 {
+        let id = IdentifierGenerator.next()
+        try await write { pipeline, thread in
+            try pipeline.submit(.programStarted(id: id, tunerID: tunerID, startedAt: startedAt, name: name), on: thread)
+        }
+        return id
+    }
+
+    func programRenamed(programID: Int64, name: String) async throws {
+        try await write { pipeline, thread in try pipeline.submit(.programRenamed(id: programID, name: name), on: thread) }
+    }
+
+    func programEnded(programID: Int64, endedAt: Int64) async throws {
+        try await write { pipeline, thread in
+            try pipeline.submit(.programEnded(id: programID, at: endedAt), on: thread)
+            pipeline.forget(programID: programID)
+        }
+    }
+
+    func appendLines(_ lines: [CaptionLineInput]) async throws {
+        guard !lines.isEmpty else { return }
+        try await write { pipeline, thread in try pipeline.submit(.lines(pipeline.sequencedLines(lines)), on: thread) }
+    }
+
+    func recordXDS(_ items: [XDSItemInput]) async throws {
+        guard !items.isEmpty else { return }
+        try await write { pipeline, thread in try pipeline.submit(.xds(pipeline.sequencedXDS(items)), on: thread) }
+    }
+
+    func markStaleTuners(heartbeatOlderThan seconds: Double) async throws -> Int {
+        let limit = Int64(seconds * 1000)
+        return try await write { _, thread in
+            do {
+                let c = try thread.currentConnection()
+                let now = c.nowMillisecondsSQL
+                return try c.transaction {
+                    try c.execute("""
+                        UPDATE tuners SET disconnected_at = \(now), disconnect_reason = 'watchdog'
+                        WHERE disconnected_at IS NULL
+                          AND (node_id IN (SELECT id FROM nodes WHERE last_heartbeat < \(now) - ?)
+                               OR node_id NOT IN (SELECT id FROM nodes))
+                        """, [.int(limit)])
+                }
+            } catch let error as StoreError {
+                if error.isTransient { thread.dropConnection() }
+                throw error
+            }
+        }
+    }
+
+    // MARK: Reads
+
+    private func read<T: Sendable>(_ body: @escaping @Sendable (DatabaseConnection) throws -> T) async throws -> T {
+        guard !isClosed.withLock({ $0 }) else { throw StoreError.closed }
+        return try await reader.run(body)
+    }
+
+    private static let programColumns = """
+        p.id, p.tuner_id, p.name, p.started_at, p.ended_at, t.description,
+        (SELECT COUNT(*) FROM caption_lines c WHERE c.program_id = p.id)
+        """
+
+    private static func program(_ row: [SQLValue], at i: Int = 0) -> ProgramSummary? {
+        guard let id = row[i].int64 else { return nil }
+        return ProgramSummary(id: id, tunerID: row[i + 1].int64 ?? 0, name: row[i + 2].string, startedAt: row[i + 3].int64 ?? 0,
+                              endedAt: row[i + 4].int64, tunerDescription: row[i + 5].string, lineCount: Int(row[i + 6].int64 ?? 0))
+    }
+
+    private static let lineColumns = "c.id, c.program_id, c.tuner_id, c.seq, c.start_ms, c.end_ms, c.mode, c.text, c.captured_at"
+
+    private static func line(_ row: [SQLValue]) -> CaptionLine {
+        CaptionLine(id: row[0].int64 ?? 0, programID: row[1].int64 ?? 0, tunerID: row[2].int64 ?? 0, sequence: Int(row[3].int64 ?? 0),
+                    startMs: row[4].int64 ?? 0, endMs: row[5].int64 ?? 0, mode: row[6].string ?? "", text: row[7].string ?? "",
+                    capturedAt: row[8].int64 ?? 0)
+    }
+
+    func tuners(includeDisconnected: Bool) async throws -> [TunerStatus] {
+        try await read { c in
+            let rows = try c.query("""
+                SELECT t.id, t.node_id, n.hostname, t.address, t.port, t.description, t.connected_at, t.disconnected_at, t.disconnect_reason,
+                       \(Self.programColumns)
+                FROM tuners t
+                LEFT JOIN nodes n ON n.id = t.node_id
+                LEFT JOIN programs p ON p.id = (SELECT p2.id FROM programs p2 WHERE p2.tuner_id = t.id AND p2.ended_at IS NULL
+                                                ORDER BY p2.started_at DESC LIMIT 1)
+                \(includeDisconnected ? "" : "WHERE t.disconnected_at IS NULL")
+                ORDER BY t.connected_at DESC, t.id DESC
+                LIMIT 10000
+                """, [])
+            return rows.map { row in
+                let disconnectedAt = row[7].int64
+                return TunerStatus(id: row[0].int64 ?? 0, nodeID: row[1].int64 ?? 0, hostname: row[2].string, address: row[3].string ?? "",
+                                   port: Int(row[4].int64 ?? 0), description: row[5].string, connectedAt: row[6].int64 ?? 0,
+                                   disconnectedAt: disconnectedAt, disconnectReason: row[8].string,
+                                   currentProgram: disconnectedAt == nil ? Self.program(row, at: 9) : nil)
+            }
+        }
+    }
+
+    func programs(_ query: ProgramQuery) async throws -> [ProgramSummary] {
+        try await read { c in
+            var conditions: [String] = []
+            var parameters: [SQLValue] = []
+            if let tuner = query.tunerID { conditions.append("p.tuner_id = ?"); parameters.append(.int(tuner)) }
+            if let from = query.startedFrom { conditions.append("p.started_at >= ?"); parameters.append(.int(from)) }
+            if let before = query.startedBefore { conditions.append("p.started_at < ?"); parameters.append(.int(before)) }
+            parameters += [.int(Int64(max(0, query.limit))), .int(Int64(max(0, query.offset)))]
+            let rows = try c.query("""
+                SELECT \(Self.programColumns)
+                FROM programs p LEFT JOIN tuners t ON t.id = p.tuner_id
+                \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND "))
+                ORDER BY p.started_at DESC, p.id DESC LIMIT ? OFFSET ?
+                """, parameters)
+            return rows.compactMap { Self.program($0) }
+        }
+    }
+
+    func program(id: Int64) async throws -> ProgramSummary? {
+        try await read { c in
+            try c.query("SELECT \(Self.programColumns) FROM programs p LEFT JOIN tuners t ON t.id = p.tuner_id WHERE p.id = ?", [.int(id)])
+                .first.flatMap { Self.program($0) }
+        }
+    }
+
+    func lines(programID: Int64) async throws -> [CaptionLine] {
+        try await read { c in
+            try c.query("SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? ORDER BY c.seq", [.int(programID)])
+                .map(Self.line)
+        }
+    }
+
+    func xdsItems(programID: Int64) async throws -> [XDSItem] {
+        try await read { c in
+            try c.query("SELECT program_id, tuner_id, seq, at_ms, kind, value FROM xds_items WHERE program_id = ? ORDER BY seq", [.int(programID)])
+                .map { row in
+                    XDSItem(programID: row[0].int64 ?? 0, tunerID: row[1].int64 ?? 0, sequence: Int(row[2].int64 ?? 0),
+                            atMs: row[3].int64 ?? 0, kind: row[4].string ?? "", value: row[5].string ?? "")
+                }
+        }
+    }
+
+    func liveCursorNow() async throws -> LiveCursor {
+        try await read { c in
+            LiveCursor(lastLineID: try c.query("SELECT MAX(id) FROM caption_lines", []).first?.first?.int64 ?? 0)
+        }
+    }
+
+    func liveLines(after cursor: LiveCursor, tunerID: Int64?, limit: Int) async throws -> LivePage {
+        let settle = options.liveSettleMilliseconds
+        return try await read { c in
+            let now = try c.query("SELECT \(c.nowMillisecondsSQL)", []).first?.first?.int64 ?? 0
+            let rows = try c.query("""
+                SELECT \(Self.lineColumns), c.received_at FROM caption_lines c
+                WHERE c.id > ? ORDER BY c.id LIMIT ?
+                """, [.int(cursor.lastLineID), .int(Int64(max(1, limit)))])
+            return LiveWindow.page(rows: rows.map { (Self.line($0), $0[9].int64 ?? 0) }, after: cursor, now: now,
+                                   settleMilliseconds: settle, step: c.autoIncrementStep, tunerID: tunerID)
+        }
+    }
+
+    func search(_ query: SearchQuery) async throws -> [SearchHit] {
+        let terms = SearchTerms(query.text)
+        guard !terms.terms.isEmpty else { throw StoreError.invalidArgument("the search has no words") }
+        return try await read { c in
+            var parameters: [SQLValue] = []
+            var sql: String
+            switch c.dialect {
+            case .sqlite:
+                sql = """
+                    SELECT \(Self.lineColumns), p.name, p.started_at
+                    FROM caption_lines_fts f JOIN caption_lines c ON c.id = f.rowid LEFT JOIN programs p ON p.id = c.program_id
+                    WHERE caption_lines_fts MATCH ?
+                    """
+                parameters.append(.text(terms.fts5Query))
+            case .mysql:
+                var conditions: [String] = []
+                if let boolean = terms.mysqlBooleanQuery() {
+                    conditions.append("MATCH(c.text) AGAINST (? IN BOOLEAN MODE)")
+                    parameters.append(.text(boolean))
+                }
+                for regexp in terms.mysqlRegexps {
+                    conditions.append("c.text REGEXP ?")
+                    parameters.append(.text(regexp))
+                }
+                sql = """
+                    SELECT \(Self.lineColumns), p.name, p.started_at
+                    FROM caption_lines c LEFT JOIN programs p ON p.id = c.program_id
+                    WHERE \(conditions.joined(separator: " AND "))
+                    """
+            }
+            if let tuner = query.tunerID {
+                sql += " AND c.tuner_id = ?"
+                parameters.append(.int(tuner))
+            }
+            sql += " ORDER BY c.id DESC LIMIT ? OFFSET ?"
+            parameters += [.int(Int64(max(0, query.limit))), .int(Int64(max(0, query.offset)))]
+            return try c.query(sql, parameters).map { row in
+                let line = Self.line(row)
+                return SearchHit(line: line, programName: row[9].string, programStartedAt: row[10].int64 ?? 0,
+                                 snippet: terms.snippet(of: line.text))
+            }
+        }
+    }
+
+    // MARK: Operations
+
+    func spoolDepth() async -> Int {
+        gauge.current
+    }
+
+    func waitForSpoolDrained(timeoutSeconds: Double) async -> Bool {
+        let deadline = ContinuousClock.now + .milliseconds(Int64(timeoutSeconds * 1000))
+        while ContinuousClock.now < deadline {
+            if await spoolDepth() == 0 { return true }
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        return await spoolDepth() == 0
+    }
+
+    /// Retries the spool while it has writes: at once after progress, after the retry interval
+    /// after a failure or when empty.
+    private func startReplayLoop() {
+        guard let writer, let pipeline else { return }
+        let interval = Duration.milliseconds(Int64(options.retryIntervalSeconds * 1000))
+        let gauge = self.gauge
+        let task = Task.detached {
+            while !Task.isCancelled {
+                var result = WritePipeline.DrainResult.empty
+                if gauge.current > 0 {
+                    result = (try? await writer.perform { thread in pipeline.value.drainChunk(on: thread) }) ?? .empty
+                }
+                if result != .progressed {
+                    try? await Task.sleep(for: interval)
+                }
+            }
+        }
+        replayTask.withLock { $0 = task }
+    }
+
+    func close() async {
+        let first = isClosed.withLock { closed -> Bool in
+            defer { closed = true }
+            return !closed
+        }
+        guard first else { return }
+        replayTask.withLock { $0?.cancel() }
+        await writer?.stop()
+        await reader.stop()
+    }
+}
+
+/// The live feed's cursor logic, kept pure for tests.
+///
+/// Line ids come from an auto-increment counter, but concurrent writers may commit out of id
+/// order: a reader can see id 11 before id 10 commits. Passing over a missing id for good would
+/// lose line 10, so the cursor stops before a gap until the line after it is older than the
+/// settle time (a rolled-back insert leaves a gap that is never filled).
+enum LiveWindow {
+    static func page(rows: [(CaptionLine, Int64)], after cursor: LiveCursor, now: Int64, settleMilliseconds: Int64,
+                     step: Int64, tunerID: Int64?) -> LivePage {
+        var expected = cursor.lastLineID + step
+        var accepted: [CaptionLine] = []
+        var last = cursor.lastLineID
+        for (line, receivedAt) in rows {
+            if line.id != expected, cursor.lastLineID != 0 || !accepted.isEmpty, now - receivedAt < settleMilliseconds {
+                break
+            }
+            accepted.append(line)
+            last = line.id
+            expected = line.id + step
+        }
+        let visible = tunerID.map { tuner in accepted.filter { $0.tunerID == tuner } } ?? accepted
+        return LivePage(lines: visible, next: LiveCursor(lastLineID: last))
+    }
+}
+
+/// Random positive 63-bit ids for nodes, tuners and programs, chosen without the database
+/// so that they can be spooled during an outage.
+enum IdentifierGenerator {
+    static func next() -> Int64 {
+        var generator = SystemRandomNumberGenerator()
+        return Int64.random(in: 1...Int64.max, using: &generator)
+    }
+}
+
+enum Clock {
+    static func milliseconds() -> Int64 { Int64((Date().timeIntervalSince1970 * 1000).rounded()) }
+}
+
+/// Schema versions: SQLite is migrated here; MySQL is only checked (an admin applies it).
+enum Migrator {
+    static func installedVersion(_ connection: DatabaseConnection) throws -> Int? {
+        do {
+            return try connection.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64.map(Int.init)
+        } catch StoreError.schemaOutdated {
+            return nil
+        }
+    }
+
+    static func check(_ connection: DatabaseConnection, label: String) throws {
+        let found = try installedVersion(connection)
+        guard let found, found >= Schema.currentVersion else {
+            throw StoreError.schemaOutdated(database: label, found: found, required: Schema.currentVersion)
+        }
+    }
+
+    static func migrate(_ connection: SQLiteConnection) throws {
+        let found = try installedVersion(connection) ?? 0
+        for migration in Schema.migrations where migration.version > found {
+            try connection.transaction {
+                for statement in migration.statements(.sqlite) { try connection.executeScript(statement) }
+                try connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL)", [])
+                try connection.execute("INSERT OR IGNORE INTO schema_version (version, applied_at) VALUES (?, \(connection.nowMillisecondsSQL))",
+                                       [.int(Int64(migration.version))])
+            }
+        }
+    }
 }

@@ -1,0 +1,121 @@
+import Foundation
+
+/// A dedicated OS thread that owns one database connection and runs jobs on it in FIFO order.
+///
+/// Why a thread: the C client libraries block, and their handles must not be used from two
+/// threads at once. Running them here keeps blocking calls off NIO's event loops and Swift's
+/// cooperative pool, and the FIFO order is what keeps writes in submission order.
+/// `@unchecked Sendable`: the job queue is guarded by `condition`; `connection` is touched only
+/// by the thread itself.
+final class DatabaseThread: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var jobs: [() -> Void] = []
+    private var head = 0
+    private var stopping = false
+    private var finished = false
+    private let connect: () throws -> DatabaseConnection
+    private var connection: DatabaseConnection?
+
+    /// `connect` runs on the thread whenever a connection is needed (first use, after an outage).
+    init(name: String, connect: @escaping @Sendable () throws -> DatabaseConnection) {
+        self.connect = connect
+        let thread = Thread { [self] in self.loop() }
+        thread.name = name
+        thread.start()
+    }
+
+    /// The thread's connection, connecting when there is none. Call only inside a job.
+    func currentConnection() throws -> DatabaseConnection {
+        if let connection { return connection }
+        let fresh = try connect()
+        connection = fresh
+        return fresh
+    }
+
+    /// Drops the connection after an outage; the next job connects again. Call only inside a job.
+    func dropConnection() {
+        connection?.close()
+        connection = nil
+    }
+
+    /// Runs `body` on the thread with its connection. An outage error drops the connection.
+    func run<T: Sendable>(_ body: @escaping @Sendable (DatabaseConnection) throws -> T) async throws -> T {
+        try await perform { thread in
+            do {
+                return try body(try thread.currentConnection())
+            } catch let error as StoreError {
+                if error.isTransient { thread.dropConnection() }
+                throw error
+            }
+        }
+    }
+
+    /// Runs `body` on the thread; `body` manages the connection itself.
+    func perform<T: Sendable>(_ body: @escaping @Sendable (DatabaseThread) throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+            let accepted = enqueue {
+                do { continuation.resume(returning: try body(self)) } catch { continuation.resume(throwing: error) }
+            }
+            if !accepted { continuation.resume(throwing: StoreError.closed) }
+        }
+    }
+
+    private func enqueue(_ job: @escaping () -> Void) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopping else { return false }
+        jobs.append(job)
+        condition.signal()
+        return true
+    }
+
+    private func requestStop() {
+        condition.lock()
+        stopping = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    private func loop() {
+        while true {
+            condition.lock()
+            while head == jobs.count && !stopping { condition.wait() }
+            if head == jobs.count && stopping {
+                finished = true
+                condition.broadcast()
+                condition.unlock()
+                break
+            }
+            let job = jobs[head]
+            head += 1
+            if head > 1024 && head * 2 > jobs.count {
+                jobs.removeFirst(head)
+                head = 0
+            }
+            condition.unlock()
+            job()
+        }
+        dropConnection()
+    }
+
+    /// Finishes queued jobs, closes the connection and ends the thread.
+    func stop() async {
+        requestStop()
+        // Wait off the cooperative pool for the thread to finish its queue.
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            Thread.detachNewThread { [self] in
+                condition.lock()
+                while !finished { condition.wait() }
+                condition.unlock()
+                continuation.resume()
+            }
+        }
+    }
+}
+
+/// A value used only from one `DatabaseThread`'s jobs. `@unchecked Sendable` because that
+/// confinement, not a lock, is what makes it safe.
+final class ThreadConfined<Value>: @unchecked Sendable {
+    var value: Value
+    init(_ value: Value) { self.value = value }
+}

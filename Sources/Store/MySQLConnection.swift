@@ -1,0 +1,176 @@
+import CMariaDB
+import Foundation
+
+/// A MySQL/MariaDB connection through MariaDB Connector/C, confined to one `DatabaseThread`.
+///
+/// Values are sent with the text protocol: integers formatted, strings escaped by
+/// `mysql_real_escape_string` for the connection's utf8mb4 character set (which also honours
+/// the server's NO_BACKSLASH_ESCAPES mode). No automatic reconnect: a lost connection surfaces
+/// as `StoreError.unreachable`, the owner drops it and connects again on the next call.
+final class MySQLConnection: DatabaseConnection {
+    let dialect = SQLDialect.mysql
+    private(set) var autoIncrementStep: Int64 = 1
+    private var handle: UnsafeMutablePointer<MYSQL>?
+    private let label: String
+    private let user: String
+
+    /// `mysql_library_init` is not thread-safe; run it once before any connection.
+    private static let libraryInitialised: Bool = {
+        mysql_server_init(0, nil, nil) == 0
+    }()
+
+    init(host: String, port: Int, user: String, password: DatabasePassword, database: String, timeoutSeconds: Double) throws {
+        self.label = "mysql://\(user)@\(host):\(port)/\(database)"
+        self.user = user
+        _ = Self.libraryInitialised
+        guard let mysql = mysql_init(nil) else {
+            throw StoreError.unreachable(database: label, reason: "mysql_init: out of memory")
+        }
+        handle = mysql
+        var timeout = UInt32(max(1, timeoutSeconds.rounded(.up)))
+        mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
+        mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &timeout)
+        mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &timeout)
+        mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        let connected = mysql_real_connect(mysql, host, user, password.revealed, database, UInt32(port), nil, 0)
+        if connected == nil {
+            let failure = lastError()
+            close()
+            throw failure
+        }
+        if let step = try query("SELECT @@auto_increment_increment", []).first?.first?.int64, step > 0 {
+            autoIncrementStep = step
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        if let handle { mysql_close(handle) }
+        handle = nil
+    }
+
+    /// Turns the connector's last error into a `StoreError`, by kind: outages are transient.
+    private func lastError() -> StoreError {
+        guard let handle else { return .unreachable(database: label, reason: "connection closed") }
+        let code = Int(mysql_errno(handle))
+        let message = String(cString: mysql_error(handle))
+        return Self.classify(code: code, message: message, database: label, user: user)
+    }
+
+    static func classify(code: Int, message: String, database: String, user: String) -> StoreError {
+        switch code {
+        case 2002, 2003, 2005, 2006, 2013, 2026, 2055, // client: cannot connect, gone, lost
+             1040, 1053, 1077, 1152, 1158, 1159, 1160, 1161, 1205, 1213, 1927, 4031: // server: busy, shutdown, killed, timeouts
+            return .unreachable(database: database, reason: "\(message) (\(code))")
+        case 1045, 1698:
+            return .authenticationFailed(database: database, user: user)
+        case 1044, 1142, 1143, 1227, 1370:
+            return .permissionDenied(database: database, reason: message)
+        case 1146:
+            return .schemaOutdated(database: database, found: nil, required: Schema.currentVersion)
+        default:
+            return .database(database: database, code: code, message: message)
+        }
+    }
+
+    private func escaped(_ string: String) -> String {
+        guard let handle else { return "" }
+        let source = Array(string.utf8)
+        var target = [CChar](repeating: 0, count: source.count * 2 + 1)
+        let length = source.withUnsafeBufferPointer { from in
+            from.withMemoryRebound(to: CChar.self) { from in
+                mysql_real_escape_string(handle, &target, from.baseAddress, UInt(from.count))
+            }
+        }
+        return String(decoding: target[0..<Int(length)].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// Replaces each `?` outside quoted literals with the next parameter, escaped.
+    func render(_ sql: String, _ parameters: [SQLValue]) -> String {
+        var output = ""
+        output.reserveCapacity(sql.utf8.count + parameters.count * 16)
+        var remaining = parameters[...]
+        var quote: Character?
+        for character in sql {
+            if let open = quote {
+                if character == open { quote = nil }
+                output.append(character)
+            } else if character == "'" || character == "\"" || character == "`" {
+                quote = character
+                output.append(character)
+            } else if character == "?", let value = remaining.popFirst() {
+                switch value {
+                case .null: output += "NULL"
+                case .int(let v): output += String(v)
+                case .double(let d): output += String(d)
+                case .text(let s): output += "'" + escaped(s) + "'"
+                }
+            } else {
+                output.append(character)
+            }
+        }
+        return output
+    }
+
+    private func run(_ sql: String, _ parameters: [SQLValue]) throws {
+        guard let handle else { throw StoreError.unreachable(database: label, reason: "not connected") }
+        let text = render(sql, parameters)
+        let rc = text.withCString { mysql_real_query(handle, $0, UInt(strlen($0))) }
+        if rc != 0 { throw lastError() }
+    }
+
+    @discardableResult
+    func execute(_ sql: String, _ parameters: [SQLValue]) throws -> Int {
+        try run(sql, parameters)
+        guard let handle else { return 0 }
+        if let result = mysql_store_result(handle) { mysql_free_result(result) }
+        let affected = mysql_affected_rows(handle)
+        return affected == UInt64.max ? 0 : Int(affected)
+    }
+
+    func query(_ sql: String, _ parameters: [SQLValue]) throws -> [[SQLValue]] {
+        try run(sql, parameters)
+        guard let handle else { throw StoreError.unreachable(database: label, reason: "not connected") }
+        guard let result = mysql_store_result(handle) else {
+            if mysql_errno(handle) != 0 { throw lastError() }
+            return []
+        }
+        defer { mysql_free_result(result) }
+        let columns = Int(mysql_num_fields(result))
+        var numeric = [Bool](repeating: false, count: columns)
+        if let fields = mysql_fetch_fields(result) {
+            for index in 0..<columns {
+                switch fields[index].type {
+                case MYSQL_TYPE_TINY, MYSQL_TYPE_SHORT, MYSQL_TYPE_LONG, MYSQL_TYPE_LONGLONG, MYSQL_TYPE_INT24:
+                    numeric[index] = true
+                default:
+                    numeric[index] = false
+                }
+            }
+        }
+        var rows: [[SQLValue]] = []
+        while let row = mysql_fetch_row(result) {
+            guard let lengths = mysql_fetch_lengths(result) else { break }
+            var values: [SQLValue] = []
+            values.reserveCapacity(columns)
+            for index in 0..<columns {
+                guard let pointer = row[index] else { values.append(.null); continue }
+                let text = pointer.withMemoryRebound(to: UInt8.self, capacity: Int(lengths[index])) {
+                    String(decoding: UnsafeBufferPointer(start: $0, count: Int(lengths[index])), as: UTF8.self)
+                }
+                if numeric[index], let number = Int64(text) {
+                    values.append(.int(number))
+                } else {
+                    values.append(.text(text))
+                }
+            }
+            rows.append(values)
+        }
+        return rows
+    }
+
+    func begin() throws { try execute("START TRANSACTION", []) }
+    func commit() throws { try execute("COMMIT", []) }
+    func rollback() { _ = try? execute("ROLLBACK", []) }
+}

@@ -1,0 +1,148 @@
+import CSQLite
+import Foundation
+
+/// A SQLite connection through the C API, confined to one `DatabaseThread`.
+///
+/// Prepared statements are cached per SQL text: the store runs the same few statements over and
+/// over, and preparing them dominates small inserts otherwise.
+final class SQLiteConnection: DatabaseConnection {
+    let dialect = SQLDialect.sqlite
+    let autoIncrementStep: Int64 = 1
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    private let path: String
+
+    /// Opens (creating when `readOnly` is false) the database file in WAL mode.
+    init(path: String, readOnly: Bool, busyTimeoutSeconds: Double) throws {
+        self.path = path
+        let flags = readOnly
+            ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
+            : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        var db: OpaquePointer?
+        let rc = sqlite3_open_v2(path, &db, flags, nil)
+        handle = db
+        guard rc == SQLITE_OK else {
+            let message = db.map { String(cString: sqlite3_errmsg($0)) } ?? "out of memory"
+            sqlite3_close_v2(db)
+            handle = nil
+            throw Self.classify(code: rc, message: message, path: path)
+        }
+        sqlite3_extended_result_codes(db, 0)
+        sqlite3_busy_timeout(db, Int32(max(0, busyTimeoutSeconds * 1000)))
+        if !readOnly {
+            _ = try query("PRAGMA journal_mode=WAL", [])
+            try execute("PRAGMA synchronous=FULL", [])
+        }
+    }
+
+    deinit { close() }
+
+    func close() {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        statements.removeAll()
+        if let handle { sqlite3_close_v2(handle) }
+        handle = nil
+    }
+
+    static func classify(code: Int32, message: String, path: String) -> StoreError {
+        let db = "sqlite:\(path)"
+        switch code & 0xff {
+        case SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_PROTOCOL:
+            return .unreachable(database: db, reason: "\(message) (SQLite \(code))")
+        case SQLITE_READONLY, SQLITE_PERM, SQLITE_AUTH:
+            return .permissionDenied(database: db, reason: message)
+        default:
+            if message.hasPrefix("no such table") { return .schemaOutdated(database: db, found: nil, required: Schema.currentVersion) }
+            return .database(database: db, code: Int(code), message: message)
+        }
+    }
+
+    private func error(_ code: Int32) -> StoreError {
+        let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "closed"
+        return Self.classify(code: code, message: message, path: path)
+    }
+
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        guard let handle else { throw StoreError.closed }
+        if let cached = statements[sql] {
+            sqlite3_reset(cached)
+            sqlite3_clear_bindings(cached)
+            return cached
+        }
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw error(rc) }
+        statements[sql] = statement
+        return statement
+    }
+
+    private func bind(_ parameters: [SQLValue], to statement: OpaquePointer) throws {
+        for (offset, value) in parameters.enumerated() {
+            let index = Int32(offset + 1)
+            let rc: Int32
+            switch value {
+            case .null: rc = sqlite3_bind_null(statement, index)
+            case .int(let v): rc = sqlite3_bind_int64(statement, index, v)
+            case .double(let d): rc = sqlite3_bind_double(statement, index, d)
+            case .text(let s):
+                rc = s.utf8CString.withUnsafeBufferPointer { buffer in
+                    csqlite_bind_text_transient(statement, index, buffer.baseAddress, Int32(buffer.count - 1))
+                }
+            }
+            guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    @discardableResult
+    func execute(_ sql: String, _ parameters: [SQLValue]) throws -> Int {
+        let statement = try prepared(sql)
+        defer { sqlite3_reset(statement) }
+        try bind(parameters, to: statement)
+        var rc = sqlite3_step(statement)
+        while rc == SQLITE_ROW { rc = sqlite3_step(statement) }
+        guard rc == SQLITE_DONE else { throw error(rc) }
+        return Int(sqlite3_changes(handle))
+    }
+
+    func query(_ sql: String, _ parameters: [SQLValue]) throws -> [[SQLValue]] {
+        let statement = try prepared(sql)
+        defer { sqlite3_reset(statement) }
+        try bind(parameters, to: statement)
+        var rows: [[SQLValue]] = []
+        let columns = sqlite3_column_count(statement)
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { break }
+            guard rc == SQLITE_ROW else { throw error(rc) }
+            var row: [SQLValue] = []
+            row.reserveCapacity(Int(columns))
+            for column in 0..<columns {
+                switch sqlite3_column_type(statement, column) {
+                case SQLITE_INTEGER: row.append(.int(sqlite3_column_int64(statement, column)))
+                case SQLITE_FLOAT: row.append(.double(sqlite3_column_double(statement, column)))
+                case SQLITE_NULL: row.append(.null)
+                default:
+                    if let text = sqlite3_column_text(statement, column) {
+                        let count = Int(sqlite3_column_bytes(statement, column))
+                        row.append(.text(String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)))
+                    } else {
+                        row.append(.null)
+                    }
+                }
+            }
+            rows.append(row)
+        }
+        return rows
+    }
+
+    /// Runs a script of several statements (schema migrations).
+    func executeScript(_ sql: String) throws {
+        guard let handle else { throw StoreError.closed }
+        let rc = sqlite3_exec(handle, sql, nil, nil, nil)
+        guard rc == SQLITE_OK else { throw error(rc) }
+    }
+
+    func begin() throws { try execute("BEGIN IMMEDIATE", []) }
+    func commit() throws { try execute("COMMIT", []) }
+    func rollback() { _ = try? execute("ROLLBACK", []) }
+}

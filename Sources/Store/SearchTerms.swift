@@ -1,0 +1,115 @@
+import Foundation
+
+/// A visitor's search text cut into terms: words and "quoted phrases", each a list of tokens
+/// (runs of letters and digits, case- and accent-folded, as SQLite's unicode61 tokenizer cuts them).
+struct SearchTerms: Equatable {
+    struct Term: Equatable {
+        var tokens: [String]
+        /// The term as typed (for MySQL's tokenizer, which keeps apostrophes inside words).
+        var raw: String
+    }
+    var terms: [Term]
+
+    init(_ text: String) {
+        var terms: [Term] = []
+        let parts = text.split(separator: "\"", omittingEmptySubsequences: false)
+        for (index, part) in parts.enumerated() {
+            let insideQuotes = index % 2 == 1
+            if insideQuotes {
+                let tokens = Self.tokens(of: String(part)).map(\.token)
+                if !tokens.isEmpty { terms.append(Term(tokens: tokens, raw: String(part))) }
+            } else {
+                for word in part.split(whereSeparator: { $0.isWhitespace }) {
+                    let tokens = Self.tokens(of: String(word)).map(\.token)
+                    if !tokens.isEmpty { terms.append(Term(tokens: tokens, raw: String(word))) }
+                }
+            }
+        }
+        self.terms = terms
+    }
+
+    static func fold(_ s: Substring) -> String {
+        s.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).lowercased()
+    }
+
+    /// Tokens of `text` with their ranges.
+    static func tokens(of text: String) -> [(token: String, range: Range<String.Index>)] {
+        var result: [(String, Range<String.Index>)] = []
+        var start: String.Index?
+        var index = text.startIndex
+        while index < text.endIndex {
+            let c = text[index]
+            let isWord = c.isLetter || c.isNumber
+            if isWord, start == nil { start = index }
+            if !isWord, let s = start {
+                result.append((fold(text[s..<index]), s..<index))
+                start = nil
+            }
+            index = text.index(after: index)
+        }
+        if let s = start { result.append((fold(text[s..<text.endIndex]), s..<text.endIndex)) }
+        return result
+    }
+
+    /// FTS5 MATCH expression: each term a quoted phrase, all required.
+    var fts5Query: String {
+        terms.map { "\"" + $0.tokens.joined(separator: " ") + "\"" }.joined(separator: " ")
+    }
+
+    /// MySQL boolean-mode expression over the tokens InnoDB indexes (3 characters or more),
+    /// or nil when no token is long enough (the REGEXP checks alone then decide).
+    func mysqlBooleanQuery(minimumTokenLength: Int = 3) -> String? {
+        // InnoDB keeps "don't" and "snake_case" as one word: only plain words go into MATCH.
+        let tokens = terms.flatMap { term in
+            term.raw.split(whereSeparator: { !($0.isLetter || $0.isNumber || $0 == "'" || $0 == "\u{2019}" || $0 == "_") })
+                .filter { !$0.contains("'") && !$0.contains("\u{2019}") && !$0.contains("_") }
+                .map { Self.fold($0) }
+        }.filter { $0.count >= minimumTokenLength }
+        guard !tokens.isEmpty else { return nil }
+        return Array(Set(tokens)).sorted().map { "+\"\($0)\"" }.joined(separator: " ")
+    }
+
+    /// One regular expression per term matching its tokens as whole words in sequence,
+    /// separated by anything that is not a letter or digit (as the FTS tokenizers see it).
+    var mysqlRegexps: [String] {
+        terms.map { term in
+            "(^|[^[:alnum:]])" + term.tokens.joined(separator: "[^[:alnum:]]+") + "([^[:alnum:]]|$)"
+        }
+    }
+
+    /// `text` cut into plain and matching parts for display.
+    func snippet(of text: String) -> [SnippetPart] {
+        let tokens = Self.tokens(of: text)
+        var marked: [Range<String.Index>] = []
+        for term in terms where !term.tokens.isEmpty {
+            var i = 0
+            while i + term.tokens.count <= tokens.count {
+                if (0..<term.tokens.count).allSatisfy({ tokens[i + $0].token == term.tokens[$0] }) {
+                    marked.append(tokens[i].range.lowerBound..<tokens[i + term.tokens.count - 1].range.upperBound)
+                    i += term.tokens.count
+                } else {
+                    i += 1
+                }
+            }
+        }
+        marked.sort { $0.lowerBound < $1.lowerBound }
+        var parts: [SnippetPart] = []
+        var cursor = text.startIndex
+        for range in marked {
+            if range.lowerBound < cursor {
+                // Overlaps the previous match: extend it.
+                if range.upperBound > cursor, var last = parts.popLast() {
+                    last.text += text[cursor..<range.upperBound]
+                    parts.append(last)
+                    cursor = range.upperBound
+                }
+                continue
+            }
+            if cursor < range.lowerBound { parts.append(SnippetPart(text: String(text[cursor..<range.lowerBound]), isMatch: false)) }
+            parts.append(SnippetPart(text: String(text[range]), isMatch: true))
+            cursor = range.upperBound
+        }
+        if cursor < text.endIndex { parts.append(SnippetPart(text: String(text[cursor...]), isMatch: false)) }
+        return parts
+    }
+}

@@ -1,0 +1,94 @@
+/// The writer's state: where each write goes (database or spool) and the per-program sequence
+/// numbers that make lines idempotent. Confined to the writer's `DatabaseThread`, whose FIFO
+/// order is the order of writes in the database and in the spool.
+final class WritePipeline {
+    let spool: Spool?
+    let gauge: SpoolGauge
+    private var lineSequence: [Int64: Int] = [:]
+    private var xdsSequence: [Int64: Int] = [:]
+
+    init(spool: Spool?, gauge: SpoolGauge) {
+        self.spool = spool
+        self.gauge = gauge
+        gauge.set(spool?.pendingCount ?? 0)
+    }
+
+    func sequencedLines(_ lines: [CaptionLineInput]) -> [SequencedLine] {
+        lines.map { line in
+            let seq = lineSequence[line.programID, default: 0]
+            lineSequence[line.programID] = seq + 1
+            return SequencedLine(seq: seq, line: line)
+        }
+    }
+
+    func sequencedXDS(_ items: [XDSItemInput]) -> [SequencedXDS] {
+        items.map { item in
+            let seq = xdsSequence[item.programID, default: 0]
+            xdsSequence[item.programID] = seq + 1
+            return SequencedXDS(seq: seq, item: item)
+        }
+    }
+
+    func forget(programID: Int64) {
+        lineSequence[programID] = nil
+        xdsSequence[programID] = nil
+    }
+
+    /// True when earlier writes wait in the spool (new ones must queue behind them).
+    var isSpooling: Bool { (spool?.pendingCount ?? 0) > 0 }
+
+    /// Applies `operation`, or spools it when the database is unreachable or earlier writes are
+    /// still spooled. Throws non-transient errors (permissions, schema) to the caller.
+    func submit(_ operation: WriteOperation, on thread: DatabaseThread) throws {
+        if let spool, spool.pendingCount > 0 {
+            try spool.append(operation)
+            gauge.set(spool.pendingCount)
+            return
+        }
+        do {
+            let connection = try thread.currentConnection()
+            try connection.transaction { try operation.apply(on: connection) }
+        } catch let error as StoreError where error.isTransient {
+            thread.dropConnection()
+            guard let spool else { throw error }
+            try spool.append(operation)
+            gauge.set(spool.pendingCount)
+        }
+    }
+
+    enum DrainResult: Sendable, Equatable {
+        case empty
+        case progressed
+        case failed(StoreError)
+    }
+
+    /// Replays up to `batch` spooled writes in one transaction.
+    func drainChunk(on thread: DatabaseThread, batch: Int = 500) -> DrainResult {
+        guard let spool, spool.pendingCount > 0 else { return .empty }
+        do {
+            let (operations, end) = try spool.peek(limit: batch)
+            guard !operations.isEmpty else { return .empty }
+            let connection = try thread.currentConnection()
+            try connection.transaction {
+                for operation in operations { try operation.apply(on: connection) }
+            }
+            try spool.markApplied(upTo: end, count: operations.count)
+            gauge.set(spool.pendingCount)
+            return spool.pendingCount > 0 ? .progressed : .empty
+        } catch let error as StoreError {
+            if error.isTransient { thread.dropConnection() }
+            return .failed(error)
+        } catch {
+            return .failed(.spool(path: spool.path, reason: "\(error)"))
+        }
+    }
+}
+
+import Synchronization
+
+/// Spool depth, written by the writer thread and read by metrics from anywhere.
+final class SpoolGauge: Sendable {
+    private let value = Mutex(0)
+    func set(_ v: Int) { value.withLock { $0 = v } }
+    var current: Int { value.withLock { $0 } }
+}
