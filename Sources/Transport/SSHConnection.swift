@@ -2,40 +2,211 @@ import Foundation
 
 /// One SSH session to one host: commands on channels, files over SFTP.
 ///
-/// All libssh2 work for a connection happens on the connection's own serial queue, never on
-/// Swift's cooperative pool, and every wait is bounded by a deadline, so a dead host or link ends
-/// in a ``TransportError`` instead of a hang. Calls on one connection run one after another.
+/// All libssh2 work for a connection happens on the connection's own serial dispatch queue, never
+/// on Swift's cooperative pool, and every wait is bounded by a deadline, so a dead host or link
+/// ends in a ``TransportError`` instead of a hang. Calls on one connection run one after another
+/// (batch work into one script where round trips matter).
 public final class SSHConnection: @unchecked Sendable {
+    // @unchecked Sendable: the only mutable state, `session`, is touched exclusively on `queue`
+    // (a serial queue), which is the lock for this C handle.
     public let target: SSHTarget
+    /// Time for TCP connect + key exchange + host key check, and for authentication (measured).
+    public let connectDuration: Duration
+    public let authDuration: Duration
 
-    init(target: SSHTarget) {
+    private let queue: DispatchQueue
+    private let session: LibSSH2Session
+
+    private init(target: SSHTarget, queue: DispatchQueue, session: LibSSH2Session,
+                 connectDuration: Duration, authDuration: Duration) {
         self.target = target
+        self.queue = queue
+        self.session = session
+        self.connectDuration = connectDuration
+        self.authDuration = authDuration
     }
 
     /// Connects, verifies the host key against known_hosts (before any authentication), and
-    /// authenticates with the agent and/or identity files.
+    /// authenticates with the agent and/or identity files, all within `target.connectTimeout`.
     public static func connect(_ target: SSHTarget) async throws -> SSHConnection {
-        throw TransportError.library("not implemented yet")
+        let queue = DispatchQueue(label: "ccrun.ssh.\(target.name)")
+        let cancel = CancelFlag()
+        let box = try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<SessionBox, Error>) in
+                queue.async {
+                    let session = LibSSH2Session(target: target)
+                    session.cancel = cancel
+                    do {
+                        let times = try session.connect()
+                        continuation.resume(returning: SessionBox(session: session, times: times))
+                    } catch {
+                        session.shutdown()
+                        continuation.resume(throwing: error)
+                    }
+                }
+            }
+        } onCancel: {
+            cancel.cancel()
+        }
+        return SSHConnection(target: target, queue: queue, session: box.session,
+                             connectDuration: box.times.connect, authDuration: box.times.auth)
     }
 
-    /// Runs `script` (through the login shell's `-c`, or `sudo -n sh -c` when the target uses
-    /// sudo) on a new channel, feeding `stdin` and collecting stdout, stderr and the exit status.
+    /// Runs `script` on a new channel (through the login shell's `-c`, or `sudo -n -- sh -c` when
+    /// the target uses sudo), feeding `stdin` and collecting stdout, stderr and the exit status.
+    /// Secrets belong in `stdin`, never in `script` (command lines are visible in process lists).
+    /// A non-zero exit status is returned, not thrown; `sudo -n` refusing is thrown.
     public func run(_ script: String, stdin: Data? = nil, timeout: Duration? = nil) async throws -> CommandOutput {
-        throw TransportError.closed(host: target.name)
+        let command = target.usesSudo ? "sudo -n -- sh -c \(ShellQuote.quote(script))" : script
+        let limit = timeout ?? target.commandTimeout
+        let display = Self.summary(of: script)
+        let output = try await onQueue { session in
+            try session.run(command, stdin: stdin, timeout: limit, display: display)
+        }
+        if target.usesSudo, output.exitStatus == 1, let reason = Self.sudoRefusal(output.stderrText) {
+            throw TransportError.sudoFailed(user: target.user, host: target.name, detail: reason)
+        }
+        return output
     }
 
-    /// Writes `data` to `path` with permission bits `mode`. With `atomic`, the data goes to a
-    /// temporary name in the same directory, which is then renamed over `path`, so readers never
-    /// see a partial file.
+    /// Writes `data` to `path` with permission bits `mode` (e.g. 0o644).
+    ///
+    /// With `atomic`, the data goes to a temporary name in the same directory, which is then renamed
+    /// over `path` (rename(2) is atomic within a file system), so readers never see a partial file.
+    /// Under sudo the data is first written over SFTP to a private (0600) file in /tmp, then moved
+    /// into place by a privileged command (the file then belongs to root).
     public func upload(_ data: Data, to path: String, mode: UInt32, atomic: Bool = true) async throws {
-        throw TransportError.closed(host: target.name)
+        let timeout = target.commandTimeout
+        let permissions = mode & 0o7777
+        let directory = (path as NSString).deletingLastPathComponent
+        let base = (path as NSString).lastPathComponent
+        let token = UUID().uuidString.prefix(8).lowercased()
+        if target.usesSudo {
+            let staging = "/tmp/.ccrun-upload-\(token)"
+            try await onQueue { session in
+                try session.sftpWrite(data, to: staging, mode: 0o600, exclusive: true, timeout: timeout)
+            }
+            let octal = String(permissions, radix: 8)
+            let q = ShellQuote.quote
+            // `s` (staging) and `t` (temporary beside the target) are removed on any exit.
+            let script = atomic
+                ? "set -e; s=\(q(staging)); t=; trap 'rm -f -- \"$s\" ${t:+\"$t\"}' EXIT; "
+                    + "t=$(mktemp \(q(directory.isEmpty ? "." : directory))/.ccrun-tmp-XXXXXX); "
+                    + "cat -- \"$s\" > \"$t\"; chmod \(octal) \"$t\"; mv -f -- \"$t\" \(q(path))"
+                : "set -e; s=\(q(staging)); trap 'rm -f -- \"$s\"' EXIT; "
+                    + "cat -- \"$s\" > \(q(path)); chmod \(octal) \(q(path))"
+            let result = try await run(script, timeout: timeout)
+            guard result.succeeded else {
+                throw TransportError.sftp(host: target.name, operation: "upload", path: path,
+                                          detail: "privileged move failed: \(result.stderrText.trimmed)")
+            }
+            return
+        }
+        guard atomic else {
+            try await onQueue { session in
+                try session.sftpWrite(data, to: path, mode: permissions, exclusive: false, timeout: timeout)
+            }
+            return
+        }
+        let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(base).ccrun-\(token)"
+        try await onQueue { session in
+            try session.sftpWrite(data, to: temporary, mode: permissions, exclusive: true, timeout: timeout)
+        }
+        // SFTP v3 rename refuses to replace an existing file (and libssh2 1.10 lacks OpenSSH's
+        // posix-rename extension), so the atomic replace is a `mv -f`, i.e. rename(2), on the host.
+        let q = ShellQuote.quote
+        let result: CommandOutput
+        do {
+            result = try await run("mv -f -- \(q(temporary)) \(q(path))", timeout: timeout)
+        } catch {
+            try? await onQueue { session in session.sftpUnlink(temporary, timeout: .seconds(2)) }
+            throw error
+        }
+        guard result.succeeded else {
+            try? await onQueue { session in session.sftpUnlink(temporary, timeout: .seconds(2)) }
+            throw TransportError.sftp(host: target.name, operation: "rename", path: path,
+                                      detail: result.stderrText.trimmed)
+        }
     }
 
-    /// The contents of `path`, or nil when it does not exist.
+    /// The contents of `path`, or nil when it does not exist. Under sudo the file is read by a
+    /// privileged `cat`, so root-only files are readable.
     public func readFile(_ path: String) async throws -> Data? {
-        throw TransportError.closed(host: target.name)
+        if target.usesSudo {
+            let q = ShellQuote.quote(path)
+            let result = try await run("if [ -e \(q) ]; then exec cat -- \(q); else exit 44; fi")
+            if result.exitStatus == 44 { return nil }
+            guard result.succeeded else {
+                throw TransportError.sftp(host: target.name, operation: "read", path: path,
+                                          detail: result.stderrText.trimmed)
+            }
+            return result.stdout
+        }
+        let timeout = target.commandTimeout
+        return try await onQueue { session in try session.sftpRead(path, timeout: timeout) }
     }
 
     /// Disconnects. Later calls throw ``TransportError/closed(host:)``.
-    public func close() async {}
+    public func close() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            queue.async {
+                self.session.shutdown()
+                continuation.resume()
+            }
+        }
+    }
+
+    // MARK: helpers
+
+    /// Runs `body` on the connection's queue; Task cancellation interrupts its waits.
+    private func onQueue<T: Sendable>(_ body: @escaping @Sendable (LibSSH2Session) throws -> T) async throws -> T {
+        let cancel = CancelFlag()
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, Error>) in
+                queue.async {
+                    self.session.cancel = cancel
+                    continuation.resume(with: Result { try body(self.session) })
+                }
+            }
+        } onCancel: {
+            cancel.cancel()
+        }
+    }
+
+    /// The first line of a script, shortened, for error messages.
+    static func summary(of script: String) -> String {
+        let firstLine = script.split(separator: "\n", maxSplits: 1).first.map(String.init) ?? ""
+        let trimmed = firstLine.trimmingCharacters(in: .whitespaces)
+        let short = trimmed.count > 80 ? String(trimmed.prefix(77)) + "..." : trimmed
+        return script.contains("\n") ? short + " (...)" : short
+    }
+
+    /// sudo's own refusal messages (as opposed to the command failing with status 1).
+    static func sudoRefusal(_ stderr: String) -> String? {
+        for marker in ["a password is required", "a terminal is required", "is not in the sudoers file",
+                       "is not allowed to run sudo", "sudo: command not found", "sudo: not found"]
+        where stderr.contains(marker) {
+            return stderr.trimmed
+        }
+        return nil
+    }
+}
+
+/// The libssh2 session handed from the connect closure; confined to the connection's queue.
+private struct SessionBox: @unchecked Sendable {
+    // @unchecked: created on the queue and, after this hand-over, used only on that queue.
+    let session: LibSSH2Session
+    let times: (connect: Duration, auth: Duration)
+}
+
+/// POSIX shell single-quoting.
+public enum ShellQuote {
+    /// `text` as one shell word: wrapped in single quotes, each `'` written as `'\''`.
+    public static func quote(_ text: String) -> String {
+        "'" + text.replacingOccurrences(of: "'", with: "'\\''") + "'"
+    }
+}
+
+extension String {
+    var trimmed: String { trimmingCharacters(in: .whitespacesAndNewlines) }
 }
