@@ -1,0 +1,126 @@
+import Foundation
+
+/// One read-only question asked of a host: a shell snippet whose stdout and exit status
+/// answer it. The key identifies the question, so two steps asking the same thing share one
+/// probe, and an applied change can invalidate exactly the answers it may have changed.
+public struct FactQuery: Hashable, Sendable {
+    public enum Kind: Hashable, Sendable {
+        /// A shell snippet run on the target host (batched with all others).
+        case shell(String)
+        /// A query run against a database from the controller.
+        case sql(DatabaseEndpoint, SecretText)
+    }
+    public let key: String
+    public let kind: Kind
+    public init(key: String, script: String) { self.key = key; kind = .shell(script) }
+    public init(key: String, sql: SecretText, on endpoint: DatabaseEndpoint) { self.key = key; kind = .sql(endpoint, sql) }
+}
+
+/// The raw answer to a `FactQuery`.
+public struct FactOutput: Sendable, Hashable {
+    public var stdout: String
+    public var status: Int32
+    public init(stdout: String, status: Int32) { self.stdout = stdout; self.status = status }
+    public var lines: [Substring] { stdout.split(separator: "\n", omittingEmptySubsequences: true) }
+}
+
+/// A typed fact: a query plus the parser turning its output into a Swift value.
+public struct Probe<Value: Sendable>: Sendable {
+    public let query: FactQuery
+    public let parse: @Sendable (FactOutput) throws -> Value
+    public init(_ query: FactQuery, parse: @escaping @Sendable (FactOutput) throws -> Value) {
+        self.query = query; self.parse = parse
+    }
+}
+
+public enum FactError: Error, CustomStringConvertible, Sendable {
+    case missing(String)
+    case unparsable(key: String, detail: String)
+    public var description: String {
+        switch self {
+        case let .missing(k): "fact \(k) was not probed (engine bug: the step must list it in `facts`)"
+        case let .unparsable(k, d): "cannot understand the host's answer for \(k): \(d)"
+        }
+    }
+}
+
+/// The answers gathered for a host, keyed by query key.
+public struct FactSet: Sendable {
+    public var outputs: [String: FactOutput]
+    public init(_ outputs: [String: FactOutput] = [:]) { self.outputs = outputs }
+    public subscript<V>(_ probe: Probe<V>) -> V {
+        get throws {
+            guard let out = outputs[probe.query.key] else { throw FactError.missing(probe.query.key) }
+            return try probe.parse(out)
+        }
+    }
+    public func has(_ key: String) -> Bool { outputs[key] != nil }
+    public mutating func merge(_ other: FactSet) { outputs.merge(other.outputs) { _, new in new } }
+}
+
+/// Which facts an applied step may have changed, so the engine re-probes them (apply) or
+/// marks later plans as depending on it (dry-run).
+public enum FactScope: Sendable, Hashable {
+    case keys(Set<String>)
+    /// Package installs and arbitrary commands may change anything.
+    case everything
+
+    public func overlaps(_ keys: [String]) -> Bool {
+        switch self {
+        case .everything: return !keys.filter { $0 != SystemProbe.key }.isEmpty
+        case let .keys(mine): return keys.contains { mine.contains($0) }
+        }
+    }
+}
+
+/// Builds one shell script asking many questions, and splits its output back into answers.
+/// Each answer is framed by a random boundary, so file contents cannot forge a frame
+/// (contents are base64-encoded anyway).
+public struct FactBatch: Sendable {
+    public let queries: [FactQuery]
+    public let boundary: String
+
+    public init(_ queries: [FactQuery], boundary: String = "CCRUN-" + UUID().uuidString) {
+        var seen = Set<String>()
+        self.queries = queries.filter { q in
+            guard case .shell = q.kind else { return false }
+            return seen.insert(q.key).inserted
+        }
+        self.boundary = boundary
+    }
+
+    public var script: String {
+        var s = ""
+        for (i, q) in queries.enumerated() {
+            guard case let .shell(snippet) = q.kind else { continue }
+            s += "printf '%s begin \(i)\\n' \(boundary)\n(\n\(snippet)\n) </dev/null 2>/dev/null\nccrun_rc=$?\nprintf '\\n%s end \(i) %d\\n' \(boundary) $ccrun_rc\n"
+        }
+        return s
+    }
+
+    public func parse(_ output: String) throws -> FactSet {
+        var result: [String: FactOutput] = [:]
+        var current: Int?
+        var buffer: [Substring] = []
+        for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line.hasPrefix(boundary + " ") {
+                let words = line.split(separator: " ")
+                if words.count >= 3, words[1] == "begin", let i = Int(words[2]) {
+                    current = i; buffer = []
+                } else if words.count >= 4, words[1] == "end", let i = Int(words[2]), let rc = Int32(words[3]), i == current, i < queries.count {
+                    // The end marker is preceded by a newline we added.
+                    var text = buffer.joined(separator: "\n")
+                    if text.hasSuffix("\n") { text.removeLast() }
+                    result[queries[i].key] = FactOutput(stdout: text, status: rc)
+                    current = nil
+                }
+            } else if current != nil {
+                buffer.append(line)
+            }
+        }
+        for q in queries where result[q.key] == nil {
+            throw FactError.unparsable(key: q.key, detail: "no answer in the probe output (the probe script was cut short?)")
+        }
+        return FactSet(result)
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+/// One line of a run's journal (JSON Lines). Written before (`intent`, with undo data) and
+/// after (`done`) every apply, on the target and locally. Holds no secret: undo data is built
+/// from `UndoAction`, whose file contents are only those of secret-free files.
+public struct JournalRecord: Codable, Sendable, Hashable {
+    public enum Kind: String, Codable, Sendable {
+        case run, intent, done, finished, undone, rolledBack
+    }
+    public var kind: Kind
+    public var runId: String
+    public var host: String
+    public var at: String
+    public var runbook: String?
+    public var mode: String?
+    public var stepId: String?
+    public var index: Int?
+    public var fingerprint: String?
+    public var description: String?
+    public var undo: [UndoAction]?
+    public var status: String?
+
+    public init(kind: Kind, runId: String, host: String, runbook: String? = nil, mode: String? = nil, stepId: String? = nil,
+                index: Int? = nil, fingerprint: String? = nil, description: String? = nil, undo: [UndoAction]? = nil, status: String? = nil) {
+        self.kind = kind; self.runId = runId; self.host = host; self.at = JournalRecord.timestamp()
+        self.runbook = runbook; self.mode = mode; self.stepId = stepId; self.index = index
+        self.fingerprint = fingerprint; self.description = description; self.undo = undo; self.status = status
+    }
+
+    static func timestamp() -> String {
+        let f = ISO8601DateFormatter(); f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return f.string(from: Date())
+    }
+
+    public func jsonLine() throws -> Data {
+        let e = JSONEncoder(); e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var d = try e.encode(self); d.append(0x0A); return d
+    }
+
+    public static func parse(_ data: Data) -> [JournalRecord] {
+        let d = JSONDecoder()
+        return data.split(separator: 0x0A).compactMap { try? d.decode(JournalRecord.self, from: Data($0)) }
+    }
+}
+
+/// New run ids sort by time: 20261125T120301Z-3f9a.
+public enum RunID {
+    public static func make(date: Date = Date()) -> String {
+        let f = DateFormatter(); f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC")
+        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        return f.string(from: date) + "-" + UUID().uuidString.prefix(8).lowercased()
+    }
+}
+
+/// What a journal says about one run on one host.
+public struct RunHistory: Sendable {
+    public var records: [JournalRecord]
+    public init(_ records: [JournalRecord]) { self.records = records }
+
+    public var runId: String? { records.first?.runId }
+    public var runbook: String? { records.first(where: { $0.runbook != nil })?.runbook }
+    public var isFinished: Bool { records.contains { $0.kind == .finished } }
+    public var isRolledBack: Bool { records.contains { $0.kind == .rolledBack } }
+    public var hasIntents: Bool { records.contains { $0.kind == .intent } }
+    public var doneSteps: Set<String> { Set(records.filter { $0.kind == .done }.compactMap(\.stepId)) }
+    public var undoneSteps: Set<String> { Set(records.filter { $0.kind == .undone }.compactMap(\.stepId)) }
+    /// The first intent per step: its undo data describes the state before the run touched it,
+    /// even when the step was retried after a resume.
+    public var firstIntents: [JournalRecord] {
+        var seen = Set<String>(); var out: [JournalRecord] = []
+        for r in records where r.kind == .intent { if let s = r.stepId, seen.insert(s).inserted { out.append(r) } }
+        return out
+    }
+    public func firstIntent(for stepId: String) -> JournalRecord? { firstIntents.first { $0.stepId == stepId } }
+
+    /// Merges two copies of a journal (target and local), keeping each record once, in time order.
+    public static func merged(_ a: [JournalRecord], _ b: [JournalRecord]) -> RunHistory {
+        var seen = Set<JournalRecord>(); var out: [JournalRecord] = []
+        for r in (a + b).sorted(by: { $0.at < $1.at }) where seen.insert(r).inserted { out.append(r) }
+        return RunHistory(out)
+    }
+}
+
+/// The controller's copy of the journals: `<dir>/<host>/<run-id>.jsonl`, fsync'd per record.
+public struct LocalJournal: Sendable {
+    public let directory: URL
+    public init(directory: URL) { self.directory = directory }
+
+    /// $CCRUN_STATE_DIR, else $XDG_STATE_HOME/ccrun, else ~/.local/state/ccrun.
+    public static func defaultDirectory() -> URL {
+        let env = ProcessInfo.processInfo.environment
+        if let d = env["CCRUN_STATE_DIR"], !d.isEmpty { return URL(fileURLWithPath: d) }
+        if let x = env["XDG_STATE_HOME"], !x.isEmpty { return URL(fileURLWithPath: x).appendingPathComponent("ccrun") }
+        return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".local/state/ccrun")
+    }
+
+    static func safe(_ name: String) -> String { name.replacingOccurrences(of: "/", with: "_") }
+
+    func file(host: String, runId: String) -> URL {
+        directory.appendingPathComponent(Self.safe(host)).appendingPathComponent(Self.safe(runId) + ".jsonl")
+    }
+
+    public func append(_ record: JournalRecord) throws {
+        let url = file(host: record.host, runId: record.runId)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        if !FileManager.default.fileExists(atPath: url.path) {
+            FileManager.default.createFile(atPath: url.path, contents: nil, attributes: [.posixPermissions: 0o600])
+        }
+        let h = try FileHandle(forWritingTo: url)
+        defer { try? h.close() }
+        try h.seekToEnd()
+        try h.write(contentsOf: record.jsonLine())
+        try h.synchronize()
+    }
+
+    public func history(host: String, runId: String) -> RunHistory {
+        RunHistory(JournalRecord.parse((try? Data(contentsOf: file(host: host, runId: runId))) ?? Data()))
+    }
+
+    /// All runs recorded for a host, newest first.
+    public func runs(host: String) -> [RunHistory] {
+        let dir = directory.appendingPathComponent(Self.safe(host))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".jsonl") }.sorted(by: >).map {
+            RunHistory(JournalRecord.parse((try? Data(contentsOf: dir.appendingPathComponent($0))) ?? Data()))
+        }.filter { $0.runId != nil }
+    }
+}
+
+/// The target's copy: `/var/lib/ccrun/journal/<run-id>.jsonl`, appended through the host and
+/// fsync'd there (`sync FILE`) before the engine goes on.
+public struct TargetPaths: Sendable {
+    public let stateDirectory: String
+    public init(stateDirectory: String = "/var/lib/ccrun") { self.stateDirectory = stateDirectory }
+    public var lock: String { stateDirectory + "/lock" }
+    public var journalDirectory: String { stateDirectory + "/journal" }
+    public func journal(_ runId: String) -> String { journalDirectory + "/\(runId).jsonl" }
+    public func backupDirectory(_ runId: String) -> String { stateDirectory + "/backup/\(runId)" }
+    public var lastRun: String { stateDirectory + "/last-run" }
+
+    /// A script appending the records on stdin to the run's journal and syncing it.
+    public func appendScript(runId: String) -> String {
+        let j = Shell.quote(journal(runId)), d = Shell.quote(journalDirectory)
+        return "umask 077; mkdir -p \(d) && cat >> \(j) && sync \(j) && printf '%s\\n' \(Shell.quote(runId)) > \(Shell.quote(lastRun))"
+    }
+}

@@ -1,0 +1,197 @@
+import Foundation
+
+/// A shell script an action runs on the target. Secrets never appear in `script`: they are
+/// written, one per line, to the script's stdin, where the script reads them
+/// (`IFS= read -r CCRUN_SECRET_1`).
+public struct ShellAction: Sendable, Hashable {
+    public var summary: String
+    public var script: String
+    public var stdinSecrets: [Secret]
+    public init(_ summary: String, script: String, stdinSecrets: [Secret] = []) {
+        self.summary = summary; self.script = script; self.stdinSecrets = stdinSecrets
+    }
+}
+
+/// Bytes to place at a path with mode and owner: sent under a temporary name, chowned,
+/// chmoded, then renamed over the path, so readers never see a half-written file.
+public struct UploadAction: Sendable, Hashable {
+    public var path: String
+    public var content: SecretText?
+    public var bytes: Data?
+    public var mode: String
+    public var owner: String
+    public var group: String
+
+    public init(path: String, text: SecretText, mode: String, owner: String, group: String) {
+        self.path = path; content = text; bytes = nil; self.mode = mode; self.owner = owner; self.group = group
+    }
+    public init(path: String, bytes: Data, mode: String, owner: String, group: String) {
+        self.path = path; content = nil; self.bytes = bytes; self.mode = mode; self.owner = owner; self.group = group
+    }
+    public func payload() -> Data { bytes ?? Data((content?.revealed() ?? "").utf8) }
+    public var temporaryPath: String {
+        let url = URL(fileURLWithPath: path)
+        return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).ccrun-tmp").path
+    }
+    /// The command run after the bytes landed at `temporaryPath`.
+    public var finishScript: String {
+        let t = Shell.quote(temporaryPath)
+        return "chown \(Shell.quote(owner + ":" + group)) \(t) && chmod \(mode) \(t) && mv -f \(t) \(Shell.quote(path))"
+    }
+    public var masksContent: Bool { content?.containsSecrets ?? false }
+}
+
+/// A script run against a database from the controller through MariaDB Connector/C.
+public struct SQLAction: Sendable, Hashable {
+    public var endpoint: DatabaseEndpoint
+    public var script: SecretText
+    public init(endpoint: DatabaseEndpoint, script: SecretText) { self.endpoint = endpoint; self.script = script }
+}
+
+/// One thing apply does. A plan is a list of these; apply executes exactly them.
+public enum Action: Sendable, Hashable {
+    case shell(ShellAction)
+    case upload(UploadAction)
+    case sql(SQLAction)
+
+    /// Human-readable, secret-free line for reports.
+    public var summary: String {
+        switch self {
+        case let .shell(a): a.summary
+        case let .upload(u): "write \(u.path) (\(u.payload().count) bytes, mode \(u.mode), \(u.owner):\(u.group))"
+        case let .sql(s): "run SQL on \(s.endpoint): \(s.script.masked.prefix(200))"
+        }
+    }
+
+    /// The command lines as the target sees them (secrets masked). Host-free tests compare these.
+    public var commands: [String] {
+        switch self {
+        case let .shell(a): [a.script]
+        case let .upload(u): ["upload \(u.payload().count) bytes sha256=\(SHA256Digest.hex(u.payload())) to \(u.temporaryPath) mode \(u.mode)", u.finishScript]
+        case let .sql(s): ["sql \(s.endpoint): \(s.script.masked)"]
+        }
+    }
+}
+
+/// What previous state looked like, captured before apply, so rollback can put it back.
+public struct FileSnapshot: Codable, Sendable, Hashable {
+    public var mode: String
+    public var owner: String
+    public var group: String
+    public var sha256: String?
+    /// Content inline (base64) for small, secret-free files.
+    public var contentBase64: String?
+    /// Or a copy kept on the target (large files, files holding secrets: never in the journal).
+    public var backupPath: String?
+    public init(mode: String, owner: String, group: String, sha256: String?, contentBase64: String?, backupPath: String?) {
+        self.mode = mode; self.owner = owner; self.group = group; self.sha256 = sha256
+        self.contentBase64 = contentBase64; self.backupPath = backupPath
+    }
+}
+
+/// Undo data recorded in the journal *before* a step applies. Never holds a secret.
+public enum UndoAction: Codable, Sendable, Hashable {
+    /// Put a file back as it was; `previous == nil` means the run created it: remove it.
+    case restoreFile(path: String, previous: FileSnapshot?)
+    /// The run created this directory: remove it (only if empty of anything else).
+    case removeDirectory(path: String)
+    /// The run changed a directory's mode/owner.
+    case restoreDirectory(path: String, mode: String, owner: String, group: String)
+    /// Purge what the host has now that it did not have before (the package and what it pulled in).
+    case purgePackages(manager: PackageManager, requested: [String], installedBefore: [String])
+    /// The run mounted this: unmount it.
+    case unmount(mountPoint: String)
+    /// A user-supplied undo command.
+    case runScript(summary: String, script: String)
+    /// A user-supplied undo SQL script (secret-free) against a database named by endpoint.
+    case runSQL(endpoint: String, script: String)
+    /// Cannot be undone; rollback reports it.
+    case irreversible(reason: String)
+
+    public var summary: String {
+        switch self {
+        case let .restoreFile(p, prev): prev == nil ? "remove \(p) (created by the run)" : "restore \(p) (mode \(prev!.mode), \(prev!.owner):\(prev!.group))"
+        case let .removeDirectory(p): "remove directory \(p)"
+        case let .restoreDirectory(p, m, o, g): "restore \(p) to mode \(m), \(o):\(g)"
+        case let .purgePackages(m, r, _): "purge \(r.joined(separator: " ")) and what it pulled in (\(m.rawValue))"
+        case let .unmount(p): "unmount \(p)"
+        case let .runScript(s, _): s
+        case let .runSQL(e, _): "run undo SQL on \(e)"
+        case let .irreversible(r): "IRREVERSIBLE: \(r)"
+        }
+    }
+}
+
+/// A step's answer to "what would you do on this host?"
+public enum Plan: Sendable {
+    case satisfied
+    case change(Change)
+    /// The state cannot be known until an earlier step applies (e.g. a service a package creates).
+    case dependsOnEarlierChange(String)
+
+    public var change: Change? { if case let .change(c) = self { c } else { nil } }
+    public var isSatisfied: Bool { if case .satisfied = self { true } else { false } }
+}
+
+public struct Change: Sendable {
+    public var actions: [Action]
+    /// A unified diff (files) or a short description of the difference; secrets masked.
+    public var diff: String?
+    public var undo: [UndoAction]
+    public init(actions: [Action], diff: String? = nil, undo: [UndoAction]) {
+        self.actions = actions; self.diff = diff; self.undo = undo
+    }
+    public var commands: [String] { actions.flatMap(\.commands) }
+}
+
+/// Whether a step's effect can be taken back.
+public enum Reversibility: Sendable, Hashable {
+    case reversible
+    case irreversible(String)
+}
+
+/// What the engine tells a step while planning.
+public struct PlanContext: Sendable {
+    /// True when an earlier step of this run would change (dry-run) something this step's facts
+    /// describe: its facts are then the state *before* that change.
+    public var earlierChangePending: Bool
+    /// Where large or secret-bearing previous contents are copied on the target for undo.
+    public var backupDirectory: String
+    public init(earlierChangePending: Bool = false, backupDirectory: String = "/var/lib/ccrun/backup/RUN") {
+        self.earlierChangePending = earlierChangePending; self.backupDirectory = backupDirectory
+    }
+}
+
+/// A step of a runbook: a value that names the facts it needs and computes, from them,
+/// one plan. Apply executes exactly the plan's actions (check and apply share one path, so a
+/// dry-run cannot lie); the undo data in the plan is journalled before apply.
+public protocol Step: Sendable {
+    /// Stable identifier, unique within a runbook (journal key).
+    var id: String { get }
+    /// Reads like the guide's line.
+    var description: String { get }
+    /// The probes this step's plan reads.
+    var facts: [FactQuery] { get }
+    /// What applying it may change (re-probed afterwards; later dry-run plans marked).
+    var affects: FactScope { get }
+    var reversibility: Reversibility { get }
+    /// Secrets this step carries, so reports can scrub them from anything read back.
+    var secrets: [Secret] { get }
+    /// A hash of the parameters (secrets excluded): the journal notices a changed runbook.
+    var fingerprint: String { get }
+    func plan(_ facts: FactSet, context: PlanContext) throws -> Plan
+}
+
+public extension Step {
+    var reversibility: Reversibility { .reversible }
+    var secrets: [Secret] { [] }
+    var fingerprint: String { SHA256Digest.hex(String(describing: self)) }
+    /// Facts with the system facts every step may consult.
+    var allFacts: [FactQuery] { [SystemProbe.probe.query] + facts }
+}
+
+/// A step refused to plan: the host is in a state it will not touch without being told.
+public struct StepRefusal: Error, CustomStringConvertible, Sendable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}

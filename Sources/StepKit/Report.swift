@@ -1,0 +1,101 @@
+import Foundation
+
+public enum StepState: String, Codable, Sendable {
+    case ok, changed
+    case wouldChange = "would change"
+    case depends, failed
+    /// Not reached: an earlier step failed on this host.
+    case skipped
+}
+
+public struct StepReport: Codable, Sendable {
+    public var index: Int
+    public var id: String
+    public var description: String
+    public var state: StepState
+    public var seconds: Double
+    public var diff: String?
+    public var actions: [String]
+    public var undo: [String]
+    public var message: String?
+    public var irreversible: Bool
+}
+
+public struct HostReport: Codable, Sendable {
+    public var host: String
+    public var runId: String
+    public var mode: String
+    public var steps: [StepReport]
+    public var error: String?
+    public var seconds: Double
+    /// Script runs and transfers sent to the host (an audit of a configured host is ~2).
+    public var roundTrips: Int
+
+    public var failed: Bool { error != nil || steps.contains { $0.state == .failed } }
+    public var pending: Bool { steps.contains { $0.state == .wouldChange || $0.state == .depends } }
+    public func count(_ s: StepState) -> Int { steps.filter { $0.state == s }.count }
+}
+
+public struct RunReport: Codable, Sendable {
+    public var runbook: String
+    public var runId: String
+    public var mode: String
+    public var hosts: [HostReport]
+
+    /// 0 nothing to change (or applied), 2 changes pending (dry-run), 1 error:
+    /// terraform plan -detailed-exitcode's convention.
+    public var exitCode: Int32 {
+        if hosts.contains(where: \.failed) { return 1 }
+        if mode == RunOptions.Mode.dryRun.rawValue, hosts.contains(where: \.pending) { return 2 }
+        return 0
+    }
+
+    public func json() throws -> String {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+}
+
+/// Renders reports for a terminal: one line per step, diffs indented, a summary per host.
+/// Colour only when asked (the CLI asks on a TTY without NO_COLOR).
+public struct ReportPrinter: Sendable {
+    public var colour: Bool
+    public var showDiffs: Bool
+    public init(colour: Bool, showDiffs: Bool = true) { self.colour = colour; self.showDiffs = showDiffs }
+
+    public static func wantsColour(isTTY: Bool, environment: [String: String] = ProcessInfo.processInfo.environment) -> Bool {
+        isTTY && environment["NO_COLOR"] == nil && environment["TERM"] != "dumb"
+    }
+
+    func paint(_ s: String, _ code: String) -> String { colour ? "\u{1B}[\(code)m\(s)\u{1B}[0m" : s }
+
+    func colourCode(_ state: StepState) -> String {
+        switch state {
+        case .ok: "32"; case .changed: "33"; case .wouldChange: "36"; case .depends: "35"; case .failed: "31"; case .skipped: "90"
+        }
+    }
+
+    public func line(host: String, _ r: StepReport) -> String {
+        let state = r.state.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+        let ms = String(format: "%6.0f ms", r.seconds * 1000)
+        var out = "\(host): \(paint(state, colourCode(r.state))) \(r.description)  \(paint(ms, "90"))"
+        if let m = r.message { out += "\n    " + paint(m, r.state == .failed ? "31" : "90") }
+        if showDiffs, let d = r.diff, !d.isEmpty, r.state != .ok {
+            for l in d.split(separator: "\n", omittingEmptySubsequences: false).dropLast(d.hasSuffix("\n") ? 1 : 0) {
+                let code = l.hasPrefix("+") ? "32" : l.hasPrefix("-") ? "31" : l.hasPrefix("@@") ? "36" : "0"
+                out += "\n    " + paint(String(l), code)
+            }
+        }
+        return out
+    }
+
+    public func summary(_ h: HostReport) -> String {
+        var parts: [String] = []
+        for s in [StepState.ok, .changed, .wouldChange, .depends, .failed, .skipped] where h.count(s) > 0 {
+            parts.append(paint("\(h.count(s)) \(s.rawValue)", colourCode(s)))
+        }
+        var out = "\(h.host): " + (parts.isEmpty ? "no steps" : parts.joined(separator: ", ")) + String(format: " in %.3f s (%d round trips, run %@)", h.seconds, h.roundTrips, h.runId)
+        if let e = h.error { out += "\n\(h.host): " + paint("error: \(e)", "31") }
+        return out
+    }
+}

@@ -1,0 +1,364 @@
+import Foundation
+
+/// An ordered list of steps with a name (recorded in the journal, so `resume` finds it again).
+public struct Runbook: Sendable {
+    public let name: String
+    public let steps: [any Step]
+    public init(_ name: String, steps: [any Step]) {
+        self.name = name; self.steps = steps
+    }
+    /// Every secret any step carries: scrubbed from everything reported.
+    public var secrets: [Secret] { steps.flatMap(\.secrets) }
+
+    /// Step ids must be unique: the journal is keyed by them.
+    public func validate() throws {
+        var seen = Set<String>()
+        for s in steps where !seen.insert(s.id).inserted {
+            throw StepRefusal("runbook \(name) has two steps with id \(s.id): give one of them a distinct path or id")
+        }
+    }
+}
+
+public struct RunOptions: Sendable {
+    public enum Mode: String, Codable, Sendable { case apply, dryRun = "dry-run" }
+    public var mode: Mode
+    public var runId: String
+    public var target: TargetPaths
+    public var journal: LocalJournal?
+    public var parallel: Int
+    public var probeTimeout: Duration
+    public var actionTimeout: Duration
+    /// Continue the recorded run `runId` instead of starting afresh.
+    public var resume: Bool
+    /// Lock owner identity; nil means this process.
+    public var owner: LockOwner?
+    public var sql: any SQLExecutor
+
+    public init(mode: Mode = .apply, runId: String = RunID.make(), target: TargetPaths = TargetPaths(), journal: LocalJournal? = nil,
+                parallel: Int = 8, probeTimeout: Duration = .seconds(120), actionTimeout: Duration = .seconds(1800),
+                resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = MariaDBExecutor()) {
+        self.mode = mode; self.runId = runId; self.target = target; self.journal = journal; self.parallel = parallel
+        self.probeTimeout = probeTimeout; self.actionTimeout = actionTimeout; self.resume = resume; self.owner = owner; self.sql = sql
+    }
+    var lockOwner: LockOwner { owner ?? LockOwner.current(runId: runId) }
+}
+
+/// A host to run on, connected lazily (and in parallel with others).
+public struct HostTarget: Sendable {
+    public let name: String
+    public let connect: @Sendable () async throws -> any RemoteHost
+    public init(name: String, connect: @escaping @Sendable () async throws -> any RemoteHost) { self.name = name; self.connect = connect }
+    public init(_ host: any RemoteHost) { name = host.name; connect = { host } }
+}
+
+/// Counts what is sent to a host, for reports and the speed budget.
+final class CountingHost: RemoteHost, @unchecked Sendable {
+    // The counter is touched only from the one task running this host's steps; the lock makes
+    // that assumption harmless if it is ever broken.
+    private let lock = NSLock()
+    private var count = 0
+    let inner: any RemoteHost
+    init(_ inner: any RemoteHost) { self.inner = inner }
+    var name: String { inner.name }
+    var roundTrips: Int { lock.withLock { count } }
+    private func bump() { lock.withLock { count += 1 } }
+    func run(_ script: String, stdin: Data?, timeout: Duration?) async throws -> ScriptResult {
+        bump(); return try await inner.run(script, stdin: stdin, timeout: timeout)
+    }
+    func upload(_ data: Data, to path: String, mode: UInt16) async throws { bump(); try await inner.upload(data, to: path, mode: mode) }
+    func readFile(_ path: String) async throws -> Data { bump(); return try await inner.readFile(path) }
+}
+
+/// Runs a runbook on hosts: probes, plans, and (in apply mode) journals and applies.
+public struct Runner: Sendable {
+    public let runbook: Runbook
+    public let options: RunOptions
+
+    public init(runbook: Runbook, options: RunOptions) { self.runbook = runbook; self.options = options }
+
+    /// Runs on every host, at most `options.parallel` at once. `onStep` sees each step's report
+    /// as soon as it is known (for live output).
+    public func run(_ hosts: [HostTarget], onStep: @escaping @Sendable (String, StepReport) -> Void = { _, _ in }) async -> RunReport {
+        var reports: [HostReport] = []
+        await withTaskGroup(of: (Int, HostReport).self) { group in
+            var next = 0
+            func launch() {
+                let i = next, target = hosts[i]; next += 1
+                group.addTask {
+                    let start = ContinuousClock.now
+                    do {
+                        let host = try await target.connect()
+                        return (i, await self.run(on: host, onStep: onStep))
+                    } catch {
+                        return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode.rawValue, steps: [],
+                                              error: SecretScrubber(runbook.secrets).scrub("\(error)"), seconds: start.duration(to: .now).seconds, roundTrips: 0))
+                    }
+                }
+            }
+            while next < hosts.count && next < max(1, options.parallel) { launch() }
+            var collected: [(Int, HostReport)] = []
+            for await r in group {
+                collected.append(r)
+                if next < hosts.count { launch() }
+            }
+            reports = collected.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode.rawValue, hosts: reports)
+    }
+
+    public func run(on host: any RemoteHost, onStep: @escaping @Sendable (String, StepReport) -> Void = { _, _ in }) async -> HostReport {
+        let counting = CountingHost(host)
+        let run = HostRun(runbook: runbook, options: options, host: counting, onStep: onStep)
+        return await run.execute()
+    }
+}
+
+extension Duration {
+    var seconds: Double { Double(components.seconds) + Double(components.attoseconds) / 1e18 }
+}
+
+/// One runbook on one host. Lives inside one task.
+final class HostRun {
+    let runbook: Runbook
+    let options: RunOptions
+    let host: CountingHost
+    let onStep: @Sendable (String, StepReport) -> Void
+    let scrubber: SecretScrubber
+    let paths: TargetPaths
+    var facts = FactSet()
+    var history = RunHistory([])
+    var remoteJournalStarted = false
+    var reports: [StepReport] = []
+
+    init(runbook: Runbook, options: RunOptions, host: CountingHost, onStep: @escaping @Sendable (String, StepReport) -> Void) {
+        self.runbook = runbook; self.options = options; self.host = host; self.onStep = onStep
+        scrubber = SecretScrubber(runbook.secrets); paths = options.target
+    }
+
+    var isApply: Bool { options.mode == .apply }
+
+    func execute() async -> HostReport {
+        let start = ContinuousClock.now
+        var hostError: String?
+        var locked = false
+        do {
+            try runbook.validate()
+            let allQueries = runbook.steps.flatMap(\.allFacts)
+            if isApply {
+                if options.resume { try await loadHistory() }
+                try journalLocal(JournalRecord(kind: .run, runId: options.runId, host: host.name, runbook: runbook.name, mode: options.mode.rawValue))
+                facts = try await lockAndProbe(allQueries)
+                locked = true
+            } else {
+                facts = try await probe(allQueries)
+            }
+            try await runSteps()
+        } catch {
+            hostError = scrubber.scrub("\(error)")
+        }
+        if isApply && locked {
+            let failed = hostError != nil || reports.contains { $0.state == .failed }
+            await finish(failed: failed)
+        }
+        // Steps never reached are reported as skipped.
+        for i in reports.count..<runbook.steps.count {
+            let s = runbook.steps[i]
+            report(StepReport(index: i, id: s.id, description: scrubber.scrub(s.description), state: .skipped, seconds: 0, diff: nil,
+                              actions: [], undo: [], message: nil, irreversible: s.reversibility != .reversible))
+        }
+        return HostReport(host: host.name, runId: options.runId, mode: options.mode.rawValue, steps: reports, error: hostError,
+                          seconds: start.duration(to: .now).seconds, roundTrips: host.roundTrips)
+    }
+
+    func report(_ r: StepReport) { reports.append(r); onStep(host.name, r) }
+
+    // MARK: facts
+
+    func probe(_ queries: [FactQuery], prefix: String? = nil) async throws -> FactSet {
+        let batch = FactBatch(queries)
+        var result = FactSet()
+        if !batch.queries.isEmpty || prefix != nil {
+            let script = prefix.map { $0 + "\nif [ \"$ccrun_locked\" = 1 ]; then\n" + batch.script + "\nfi" } ?? batch.script
+            let out = try await host.run(script, stdin: nil, timeout: options.probeTimeout)
+            if let prefix = prefix, !prefix.isEmpty { lastPrefixOutput = out.stdoutText }
+            if prefix == nil || TargetLock.parse(out.stdoutText).acquired {
+                do { result = try batch.parse(out.stdoutText) } catch {
+                    throw HostError.protocolError(host: host.name, detail: "\(error); stderr: \(scrubber.scrub(out.stderrText.suffix(500).description))")
+                }
+            }
+        }
+        for q in queries {
+            guard case let .sql(endpoint, sql) = q.kind, !result.has(q.key) else { continue }
+            do {
+                let rows = try options.sql.execute(sql, on: endpoint)
+                result.outputs[q.key] = FactOutput(stdout: "\(rows.count)", status: 0)
+            } catch {
+                throw StepRefusal(scrubber.scrub("\(error)"))
+            }
+        }
+        return result
+    }
+    var lastPrefixOutput = ""
+
+    func lockAndProbe(_ queries: [FactQuery]) async throws -> FactSet {
+        let lock = TargetLock(paths: paths, owner: options.lockOwner)
+        let prefix = lock.acquireScript + "\nccrun_locked=0; [ \"$(head -n1 \(Shell.quote(paths.lock)) 2>/dev/null)\" = \(Shell.quote("run=" + options.runId)) ] && grep -qx \(Shell.quote("pid=\(options.lockOwner.pid)")) \(Shell.quote(paths.lock)) && ccrun_locked=1"
+        let result = try await probe(queries, prefix: prefix)
+        let parsed = TargetLock.parse(lastPrefixOutput)
+        if parsed.acquired { return result }
+        guard let info = parsed.info else {
+            throw HostError.protocolError(host: host.name, detail: "cannot create the lock \(paths.lock) (is \(paths.stateDirectory) writable? is sudo needed?)")
+        }
+        guard info.isStale(for: options.lockOwner) else { throw LockError.held(host: host.name, by: info, path: paths.lock) }
+        let out = try await host.run(lock.takeoverScript, stdin: Data(info.raw.utf8), timeout: options.probeTimeout)
+        guard out.stdoutText.hasPrefix(TargetLock.acquired) else { throw LockError.lost(host: host.name) }
+        return try await probe(queries)
+    }
+
+    // MARK: journal
+
+    func loadHistory() async throws {
+        let local = options.journal?.history(host: host.name, runId: options.runId).records ?? []
+        var remote: [JournalRecord] = []
+        if let data = try? await host.readFile(paths.journal(options.runId)) { remote = JournalRecord.parse(data) }
+        history = RunHistory.merged(local, remote)
+        remoteJournalStarted = !remote.isEmpty
+    }
+
+    func journalLocal(_ r: JournalRecord) throws { try options.journal?.append(r) }
+
+    func journalRemote(_ records: [JournalRecord]) async throws {
+        var data = Data()
+        for r in records { data.append(try r.jsonLine()) }
+        let out = try await host.run(paths.appendScript(runId: options.runId), stdin: data, timeout: options.probeTimeout)
+        guard out.exitStatus == 0 else {
+            throw HostError.commandFailed(host: host.name, what: "writing the journal \(paths.journal(options.runId))", status: out.exitStatus, stderr: out.stderrText)
+        }
+        remoteJournalStarted = true
+    }
+
+    func record(_ r: JournalRecord) async throws {
+        try journalLocal(r)
+        try await journalRemote([r])
+    }
+
+    func finish(failed: Bool) async {
+        let lock = TargetLock(paths: paths, owner: options.lockOwner)
+        var script = lock.releaseScript
+        var stdin: Data?
+        if !failed {
+            let fin = JournalRecord(kind: .finished, runId: options.runId, host: host.name, status: "ok")
+            try? journalLocal(fin)
+            if remoteJournalStarted, let line = try? fin.jsonLine() {
+                script = paths.appendScript(runId: options.runId) + "\n" + script
+                stdin = line
+            }
+        }
+        _ = try? await host.run(script, stdin: stdin, timeout: options.probeTimeout)
+    }
+
+    // MARK: steps
+
+    func runSteps() async throws {
+        var pending: [FactScope] = []
+        let context = PlanContext(earlierChangePending: false, backupDirectory: paths.backupDirectory(options.runId))
+        for (i, step) in runbook.steps.enumerated() {
+            let start = ContinuousClock.now
+            var rep = StepReport(index: i, id: step.id, description: scrubber.scrub(step.description), state: .ok, seconds: 0,
+                                 diff: nil, actions: [], undo: [], message: nil, irreversible: step.reversibility != .reversible)
+            do {
+                let needed = step.allFacts.filter { !facts.has($0.key) }
+                if !needed.isEmpty { facts.merge(try await probe(needed)) }
+                var ctx = context
+                ctx.earlierChangePending = !isApply && pending.contains { $0.overlaps(step.facts.map(\.key)) }
+                let plan = try step.plan(facts, context: ctx)
+                switch plan {
+                case .satisfied:
+                    if isApply, history.firstIntent(for: step.id) != nil, !history.doneSteps.contains(step.id) {
+                        // Applied before an interruption, journal record lost: record it now.
+                        try await record(JournalRecord(kind: .done, runId: options.runId, host: host.name, stepId: step.id, index: i, status: "found applied on resume"))
+                        rep.message = "found already applied (resumed run)"
+                    }
+                case let .dependsOnEarlierChange(why):
+                    rep.state = isApply ? .failed : .depends
+                    rep.message = scrubber.scrub(why)
+                    if !isApply { pending.append(step.affects) }
+                case let .change(change):
+                    rep.diff = change.diff.map(scrubber.scrub)
+                    rep.actions = change.actions.map { scrubber.scrub($0.summary) }
+                    let undo = history.firstIntent(for: step.id)?.undo ?? change.undo
+                    rep.undo = undo.map(\.summary)
+                    if isApply {
+                        try await apply(step, index: i, change: change, undo: undo)
+                        rep.state = .changed
+                        try await verify(step)
+                    } else {
+                        rep.state = .wouldChange
+                        pending.append(step.affects)
+                    }
+                }
+            } catch {
+                rep.state = .failed
+                rep.message = scrubber.scrub("\(error)")
+            }
+            rep.seconds = start.duration(to: .now).seconds
+            report(rep)
+            if rep.state == .failed && isApply { return }
+        }
+    }
+
+    func apply(_ step: any Step, index: Int, change: Change, undo: [UndoAction]) async throws {
+        try await record(JournalRecord(kind: .intent, runId: options.runId, host: host.name, stepId: step.id, index: index,
+                                       fingerprint: step.fingerprint, description: scrubber.scrub(step.description), undo: undo))
+        for action in change.actions { try await ActionExecutor(host: host, sql: options.sql, scrubber: scrubber, timeout: options.actionTimeout).execute(action) }
+        try await record(JournalRecord(kind: .done, runId: options.runId, host: host.name, stepId: step.id, index: index, status: "changed"))
+        invalidate(step.affects)
+    }
+
+    func invalidate(_ scope: FactScope) {
+        switch scope {
+        case .everything: facts.outputs = facts.outputs.filter { $0.key == SystemProbe.key }
+        case let .keys(keys): for k in keys { facts.outputs[k] = nil }
+        }
+    }
+
+    /// Terraform's "empty plan after apply", for free: re-probe and re-plan; a step that still
+    /// wants to change did not do what it said.
+    func verify(_ step: any Step) async throws {
+        guard !step.facts.isEmpty else { return }   // nothing to observe (unguarded command, SQL without `unless`)
+        let needed = step.allFacts.filter { !facts.has($0.key) }
+        if !needed.isEmpty { facts.merge(try await probe(needed)) }
+        let again = try step.plan(facts, context: PlanContext(backupDirectory: paths.backupDirectory(options.runId)))
+        if !again.isSatisfied {
+            throw StepRefusal("applied, but the host still does not match: \(again.change?.actions.map(\.summary).joined(separator: "; ") ?? "\(again)")")
+        }
+    }
+}
+
+/// Executes plan actions on a host: the single path both apply and rollback use.
+struct ActionExecutor {
+    let host: any RemoteHost
+    let sql: any SQLExecutor
+    let scrubber: SecretScrubber
+    let timeout: Duration
+
+    func execute(_ action: Action) async throws {
+        switch action {
+        case let .shell(a):
+            let stdin = a.stdinSecrets.isEmpty ? nil : Data(a.stdinSecrets.map { $0.reveal() + "\n" }.joined().utf8)
+            try await run(a.script, stdin: stdin, what: a.summary)
+        case let .upload(u):
+            try await host.upload(u.payload(), to: u.temporaryPath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
+            try await run(u.finishScript, stdin: nil, what: "installing \(u.path)")
+        case let .sql(s):
+            _ = try sql.execute(s.script, on: s.endpoint)
+        }
+    }
+
+    func run(_ script: String, stdin: Data?, what: String) async throws {
+        let out = try await host.run(script, stdin: stdin, timeout: timeout)
+        guard out.exitStatus == 0 else {
+            throw HostError.commandFailed(host: host.name, what: scrubber.scrub(what), status: out.exitStatus, stderr: scrubber.scrub(out.stderrText))
+        }
+    }
+}

@@ -1,0 +1,110 @@
+import CMariaDB
+import Foundation
+
+/// Where and as whom to reach a MySQL/MariaDB server. The password is a `Secret`: the
+/// description shows user@host:port/db only.
+public struct DatabaseEndpoint: Sendable, Hashable, CustomStringConvertible {
+    public var host: String
+    public var port: Int
+    public var user: String
+    public var password: Secret
+    public var database: String?
+    public init(host: String, port: Int = 3306, user: String, password: Secret, database: String? = nil) {
+        self.host = host; self.port = port; self.user = user; self.password = password; self.database = database
+    }
+    public var description: String { "\(user)@\(host):\(port)" + (database.map { "/\($0)" } ?? "") }
+}
+
+/// Runs SQL from the controller. A protocol so tests can use a fake and the engine does not
+/// care which client library sits below.
+public protocol SQLExecutor: Sendable {
+    /// Runs `sql` (one or more statements); returns the rows of the last result set.
+    func execute(_ sql: SecretText, on endpoint: DatabaseEndpoint) throws -> [[String?]]
+}
+
+public enum SQLError: Error, CustomStringConvertible, Sendable {
+    case connect(String, String)
+    case statement(String, String)
+    public var description: String {
+        switch self {
+        case let .connect(ep, m): "cannot connect to MySQL/MariaDB \(ep): \(m)"
+        case let .statement(ep, m): "SQL failed on \(ep): \(m)"
+        }
+    }
+}
+
+/// MariaDB Connector/C. Each call opens its own connection (steps are few; no shared handle
+/// crosses threads). The password reaches only `mysql_real_connect`. Error messages are
+/// scrubbed of the script's secrets, since a server may echo a failing statement.
+public struct MariaDBExecutor: SQLExecutor {
+    public init() {}
+
+    public func execute(_ sql: SecretText, on endpoint: DatabaseEndpoint) throws -> [[String?]] {
+        let scrub = SecretScrubber(sql.secrets + [endpoint.password])
+        guard let h = mysql_init(nil) else { throw SQLError.connect(endpoint.description, "mysql_init failed") }
+        defer { mysql_close(h) }
+        var timeout: UInt32 = 10
+        mysql_options(h, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
+        mysql_options(h, MYSQL_OPT_READ_TIMEOUT, &timeout)
+        let flags = UInt(CLIENT_MULTI_STATEMENTS) | UInt(CLIENT_MULTI_RESULTS)
+        guard mysql_real_connect(h, endpoint.host, endpoint.user, endpoint.password.reveal(), endpoint.database,
+                                 UInt32(endpoint.port), nil, flags) != nil else {
+            throw SQLError.connect(endpoint.description, scrub.scrub(String(cString: mysql_error(h))))
+        }
+        let text = sql.revealed()
+        let rc = text.withCString { mysql_real_query(h, $0, UInt(strlen($0))) }
+        if rc != 0 { throw SQLError.statement(endpoint.description, scrub.scrub(String(cString: mysql_error(h)))) }
+        var rows: [[String?]] = []
+        while true {
+            if let res = mysql_store_result(h) {
+                rows = []
+                let n = Int(mysql_num_fields(res))
+                while let row = mysql_fetch_row(res) {
+                    rows.append((0..<n).map { i in row[i].map { String(cString: $0) } })
+                }
+                mysql_free_result(res)
+            } else if mysql_field_count(h) != 0 {
+                throw SQLError.statement(endpoint.description, scrub.scrub(String(cString: mysql_error(h))))
+            }
+            let next = mysql_next_result(h)
+            if next == -1 { break }
+            if next > 0 { throw SQLError.statement(endpoint.description, scrub.scrub(String(cString: mysql_error(h)))) }
+        }
+        return rows
+    }
+}
+
+/// An SQL script against MySQL/MariaDB, run from the controller through Connector/C.
+/// Satisfied when the `unless` query returns at least one row. Secrets in the script are
+/// masked in every report and never in a command line. Undo runs `undoSQL` (secret-free)
+/// when given; otherwise the step is irreversible.
+public struct SQLScript: Step {
+    public let id: String
+    public let description: String
+    public let database: DatabaseEndpoint
+    public let script: SecretText
+    public let unless: SecretText?
+    public let undoSQL: String?
+
+    public init(id: String, _ description: String, on database: DatabaseEndpoint, script: SecretText,
+                unless: SecretText? = nil, undo: String? = nil) {
+        self.id = "sql:" + id; self.description = description; self.database = database
+        self.script = script; self.unless = unless; self.undoSQL = undo
+    }
+
+    var unlessQuery: FactQuery? { unless.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
+    public var facts: [FactQuery] { unlessQuery.map { [$0] } ?? [] }
+    public var affects: FactScope { .keys(Set(facts.map(\.key))) }
+    public var secrets: [Secret] { script.secrets + (unless?.secrets ?? []) + [database.password] }
+    public var reversibility: Reversibility { undoSQL == nil ? .irreversible("no undo SQL for \(id)") : .reversible }
+
+    public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
+        if let q = unlessQuery {
+            guard let out = facts.outputs[q.key] else { throw FactError.missing(q.key) }
+            if out.status == 0, (Int(out.stdout) ?? 0) > 0 { return .satisfied }
+        }
+        return .change(Change(actions: [.sql(SQLAction(endpoint: database, script: script))],
+                              diff: "SQL on \(database):\n\(script.masked)\n",
+                              undo: [undoSQL.map { .runSQL(endpoint: database.description, script: $0) } ?? .irreversible(reason: "no undo SQL given for \(id)")]))
+    }
+}

@@ -1,0 +1,213 @@
+import Foundation
+
+public enum PackageManager: String, Codable, Sendable, CaseIterable { case apt, dnf, yum }
+public enum InitSystem: String, Codable, Sendable { case systemd, sysv }
+
+/// Distribution, package manager, init system and tools present: probed once per host per run.
+public struct SystemFacts: Sendable, Hashable {
+    public var distribution: String
+    public var version: String
+    public var tools: Set<String>
+    public var initSystem: InitSystem
+    public var bootID: String
+
+    public init(distribution: String, version: String, tools: Set<String>, initSystem: InitSystem, bootID: String = "") {
+        self.distribution = distribution; self.version = version; self.tools = tools
+        self.initSystem = initSystem; self.bootID = bootID
+    }
+
+    /// apt on Debian-likes; dnf before yum on RPM systems.
+    public var packageManager: PackageManager? {
+        if tools.contains("apt-get") { return .apt }
+        if tools.contains("dnf") { return .dnf }
+        if tools.contains("yum") { return .yum }
+        return nil
+    }
+
+    public static func debian(init initSystem: InitSystem = .sysv) -> SystemFacts {
+        SystemFacts(distribution: "debian", version: "12", tools: Set(["apt-get", "dpkg-query", "update-rc.d", "service", "blkid", "mkfs.ext4", "sha256sum", "bash"]).union(initSystem == .systemd ? ["systemctl"] : []), initSystem: initSystem)
+    }
+    public static func centos(_ pm: PackageManager = .yum, init initSystem: InitSystem = .sysv) -> SystemFacts {
+        SystemFacts(distribution: "centos", version: pm == .yum ? "6" : "8", tools: Set([pm.rawValue, "rpm", "chkconfig", "service", "blkid", "mkfs.ext4", "sha256sum", "bash"]).union(initSystem == .systemd ? ["systemctl"] : []), initSystem: initSystem)
+    }
+}
+
+public enum SystemProbe {
+    public static let key = "system"
+    static let tools = ["apt-get", "dpkg-query", "dnf", "yum", "rpm", "systemctl", "chkconfig", "update-rc.d", "service", "bash", "blkid", "mkfs.ext4", "sha256sum", "base64"]
+    public static let probe = Probe<SystemFacts>(FactQuery(key: key, script: """
+        if [ -r /etc/os-release ]; then . /etc/os-release; fi
+        echo "id=${ID:-unknown}"; echo "version=${VERSION_ID:-}"
+        for t in \(tools.joined(separator: " ")); do command -v "$t" >/dev/null 2>&1 && echo "has=$t"; done
+        if [ -d /run/systemd/system ]; then echo init=systemd; else echo init=sysv; fi
+        echo "boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+        """)) { out in
+        var f = SystemFacts(distribution: "unknown", version: "", tools: [], initSystem: .sysv)
+        for line in out.lines {
+            guard let eq = line.firstIndex(of: "=") else { continue }
+            let k = line[..<eq], v = String(line[line.index(after: eq)...])
+            switch k {
+            case "id": f.distribution = v
+            case "version": f.version = v
+            case "has": f.tools.insert(v)
+            case "init": f.initSystem = v == "systemd" ? .systemd : .sysv
+            case "boot": f.bootID = v
+            default: break
+            }
+        }
+        return f
+    }
+}
+
+/// What is at a path.
+public struct FileState: Sendable, Hashable {
+    public enum Kind: String, Sendable, Codable { case file, directory, symlink, other }
+    public var kind: Kind
+    public var mode: String      // octal, e.g. "644"
+    public var owner: String
+    public var group: String
+    public var size: Int
+    public var sha256: String?
+    /// Contents (only for regular files within the probe's size limit).
+    public var content: Data?
+
+    public init(kind: Kind, mode: String, owner: String, group: String, size: Int = 0, sha256: String? = nil, content: Data? = nil) {
+        self.kind = kind; self.mode = mode; self.owner = owner; self.group = group
+        self.size = size; self.sha256 = sha256; self.content = content
+    }
+    public static func file(_ content: String, mode: String = "644", owner: String = "root", group: String = "root") -> FileState {
+        let d = Data(content.utf8)
+        return FileState(kind: .file, mode: mode, owner: owner, group: group, size: d.count, sha256: SHA256Digest.hex(d), content: d)
+    }
+    public static func directory(mode: String = "755", owner: String = "root", group: String = "root") -> FileState {
+        FileState(kind: .directory, mode: mode, owner: owner, group: group)
+    }
+}
+
+public enum FileProbe {
+    /// Largest file whose content is read back for diffs and undo (bigger files: hash only).
+    public static let contentLimit = 1 << 20
+
+    public static func key(_ path: String, content: Bool) -> String { (content ? "file+content:" : "file:") + path }
+
+    public static func probe(_ path: String, content: Bool = true) -> Probe<FileState?> {
+        let p = Shell.quote(path)
+        let contentPart = content ? """
+            if [ "$s" -le \(contentLimit) ]; then printf 'content '; base64 -w0 \(p); echo; fi
+            """ : ""
+        return Probe(FactQuery(key: key(path, content: content), script: """
+            if [ -L \(p) ] || [ -e \(p) ]; then
+            printf 'stat %s\\n' "$(stat -c '%F|%a|%U|%G|%s' \(p))"
+            if [ -f \(p) ] && [ ! -L \(p) ]; then
+            s=$(stat -c %s \(p)); printf 'sha256 %s\\n' "$(sha256sum < \(p) | cut -d' ' -f1)"
+            \(contentPart)
+            fi
+            else echo absent; fi
+            """)) { out in try parse(out, key: key(path, content: content)) }
+    }
+
+    static func parse(_ out: FactOutput, key: String) throws -> FileState? {
+        var state: FileState?
+        for line in out.lines {
+            if line == "absent" { return nil }
+            if line.hasPrefix("stat ") {
+                let f = line.dropFirst(5).split(separator: "|", omittingEmptySubsequences: false).map(String.init)
+                guard f.count == 5 else { throw FactError.unparsable(key: key, detail: String(line)) }
+                let kind: FileState.Kind = f[0].hasPrefix("regular") ? .file : f[0] == "directory" ? .directory : f[0] == "symbolic link" ? .symlink : .other
+                state = FileState(kind: kind, mode: f[1], owner: f[2], group: f[3], size: Int(f[4]) ?? 0)
+            } else if line.hasPrefix("sha256 ") {
+                state?.sha256 = String(line.dropFirst(7))
+            } else if line.hasPrefix("content ") {
+                state?.content = Data(base64Encoded: String(line.dropFirst(8))) ?? Data()
+            } else if line == "content" {
+                state?.content = Data()
+            }
+        }
+        guard let state else { throw FactError.unparsable(key: key, detail: "no stat line") }
+        return state
+    }
+}
+
+/// Installed package names, per package database present on the host.
+public struct InstalledPackages: Sendable, Hashable {
+    public var dpkg: Set<String>?
+    public var rpm: Set<String>?
+    public init(dpkg: Set<String>? = nil, rpm: Set<String>? = nil) { self.dpkg = dpkg; self.rpm = rpm }
+    public func names(for manager: PackageManager) -> Set<String> {
+        (manager == .apt ? dpkg : rpm) ?? []
+    }
+}
+
+public enum PackagesProbe {
+    public static let key = "packages"
+    public static let probe = Probe<InstalledPackages>(FactQuery(key: key, script: """
+        if command -v dpkg-query >/dev/null 2>&1; then echo '[dpkg]'; dpkg-query -W -f='${Status}|${Package}\\n' | sed -n 's/^install ok installed|//p'; fi
+        if command -v rpm >/dev/null 2>&1; then echo '[rpm]'; rpm -qa --qf '%{NAME}\\n' 2>/dev/null; fi
+        """)) { out in
+        var result = InstalledPackages()
+        var section = ""
+        for line in out.lines {
+            if line == "[dpkg]" { section = "dpkg"; result.dpkg = result.dpkg ?? [] ; continue }
+            if line == "[rpm]" { section = "rpm"; result.rpm = result.rpm ?? []; continue }
+            if section == "dpkg" { result.dpkg?.insert(String(line)) } else if section == "rpm" { result.rpm?.insert(String(line)) }
+        }
+        return result
+    }
+}
+
+/// A mounted file system, from /proc/mounts.
+public struct MountEntry: Sendable, Hashable {
+    public var device: String, mountPoint: String, type: String
+    public init(device: String, mountPoint: String, type: String) { self.device = device; self.mountPoint = mountPoint; self.type = type }
+}
+
+public enum MountsProbe {
+    public static let key = "mounts"
+    public static let probe = Probe<[MountEntry]>(FactQuery(key: key, script: "cat /proc/mounts")) { out in
+        out.lines.compactMap { line in
+            let f = line.split(separator: " ")
+            guard f.count >= 3 else { return nil }
+            return MountEntry(device: unescapeOctal(String(f[0])), mountPoint: unescapeOctal(String(f[1])), type: String(f[2]))
+        }
+    }
+    /// /proc/mounts and fstab escape spaces as \040.
+    static func unescapeOctal(_ s: String) -> String {
+        s.replacingOccurrences(of: "\\040", with: " ").replacingOccurrences(of: "\\011", with: "\t")
+    }
+}
+
+/// What a block device holds.
+public enum BlockDeviceState: Sendable, Hashable {
+    case missing
+    case filesystem(String)
+    /// No recognised file system but non-zero bytes at its start (partition table, data...).
+    case unknownData
+    case blank
+}
+
+public enum BlockDeviceProbe {
+    public static func probe(_ device: String) -> Probe<BlockDeviceState> {
+        let d = Shell.quote(device)
+        return Probe(FactQuery(key: "blockdev:" + device, script: """
+            if [ ! -e \(d) ]; then echo missing; exit 0; fi
+            t=$(blkid -p -o value -s TYPE \(d) 2>/dev/null)
+            if [ -n "$t" ]; then echo "fs $t"; exit 0; fi
+            n=$(head -c 1048576 \(d) | tr -d '\\000' | wc -c)
+            if [ "$n" -gt 0 ]; then echo data; else echo blank; fi
+            """)) { out in
+            let line = out.lines.first.map(String.init) ?? ""
+            if line == "missing" { return .missing }
+            if line.hasPrefix("fs ") { return .filesystem(String(line.dropFirst(3))) }
+            if line == "data" { return .unknownData }
+            if line == "blank" { return .blank }
+            throw FactError.unparsable(key: "blockdev:" + device, detail: line)
+        }
+    }
+}
+
+/// Exit status of a read-only condition command (for guarded commands' `unless`).
+public enum ConditionProbe {
+    public static func probe(_ command: String) -> Probe<Bool> {
+        Probe(FactQuery(key: "cond:" + command, script: command)) { $0.status == 0 }
+    }
+}

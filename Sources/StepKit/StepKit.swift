@@ -1,1 +1,0 @@
-// StepKit module: see Package.swift for its role.

@@ -1,0 +1,210 @@
+import Foundation
+
+/// How "the service answers" is checked: not by an init script's exit status (which can be 0
+/// while nothing serves) but by what the service does.
+public enum ServiceCheck: Sendable, Hashable {
+    /// Something accepts TCP connections on this port on the host.
+    case tcpPort(Int, host: String = "127.0.0.1")
+    /// The pid in this file is alive.
+    case pidFile(String)
+    /// This read-only command exits 0.
+    case command(String)
+
+    var script: String {
+        switch self {
+        case let .tcpPort(port, host):
+            // bash's /dev/tcp connects for real; without bash, look for a listener in /proc/net/tcp*.
+            let hex = String(format: "%04X", port)
+            return "if command -v bash >/dev/null 2>&1; then timeout 3 bash -c 'exec 3<>/dev/tcp/\(host)/\(port)' 2>/dev/null; else cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4==\"0A\" && $2 ~ /:\(hex)$/ {f=1} END {exit !f}'; fi"
+        case let .pidFile(f):
+            return "[ -r \(Shell.quote(f)) ] && kill -0 \"$(cat \(Shell.quote(f)))\" 2>/dev/null"
+        case let .command(c):
+            return c
+        }
+    }
+    var summary: String {
+        switch self {
+        case let .tcpPort(p, h): "port \(p) on \(h) answers"
+        case let .pidFile(f): "pid in \(f) is alive"
+        case let .command(c): "`\(c)` succeeds"
+        }
+    }
+}
+
+/// Which tool manages services on the host, chosen from probed facts.
+public enum ServiceTool: String, Codable, Sendable {
+    case systemctl, updateRcd = "update-rc.d", chkconfig
+
+    static func choose(_ system: SystemFacts) throws -> ServiceTool {
+        if system.initSystem == .systemd, system.tools.contains("systemctl") { return .systemctl }
+        if system.tools.contains("update-rc.d") { return .updateRcd }
+        if system.tools.contains("chkconfig") { return .chkconfig }
+        throw StepRefusal("no service manager found (systemctl, update-rc.d or chkconfig)")
+    }
+
+    func start(_ n: String) -> String { self == .systemctl ? "systemctl start \(Shell.quote(n))" : "service \(Shell.quote(n)) start" }
+    func stop(_ n: String) -> String { self == .systemctl ? "systemctl stop \(Shell.quote(n))" : "service \(Shell.quote(n)) stop" }
+    func restart(_ n: String) -> String { self == .systemctl ? "systemctl restart \(Shell.quote(n))" : "service \(Shell.quote(n)) restart" }
+    func enable(_ n: String) -> String {
+        let q = Shell.quote(n)
+        switch self {
+        case .systemctl: return "systemctl enable \(q)"
+        case .updateRcd: return "update-rc.d \(q) defaults >/dev/null && update-rc.d \(q) enable"
+        case .chkconfig: return "chkconfig --add \(q) && chkconfig \(q) on"
+        }
+    }
+    /// Back to disabled. `hadLinks` false: the links did not exist before, so remove them entirely.
+    func disable(_ n: String, hadLinks: Bool) -> String {
+        let q = Shell.quote(n)
+        switch self {
+        case .systemctl: return "systemctl disable \(q)"
+        case .updateRcd: return hadLinks ? "update-rc.d \(q) disable" : "update-rc.d -f \(q) remove"
+        case .chkconfig: return hadLinks ? "chkconfig \(q) off" : "chkconfig \(q) off && chkconfig --del \(q)"
+        }
+    }
+}
+
+/// What the host says about a service.
+public struct ServiceState: Sendable, Hashable {
+    public var sysvScript = false
+    public var systemdLoad: String?
+    public var systemdActive: String?
+    public var systemdEnabled: String?
+    public var sysvStatus: Int32?
+    public var rcStartLinks: [String] = []
+    public var rcAnyLinks: [String] = []
+    public var chkconfig: String?
+    public var answers: Bool?
+    public init() {}
+
+    public var exists: Bool { sysvScript || systemdLoad == "loaded" }
+    public var statusSaysRunning: Bool { systemdActive == "active" || sysvStatus == 0 }
+}
+
+public enum ServiceProbe {
+    public static func probe(_ name: String, check: ServiceCheck?) -> Probe<ServiceState> {
+        let q = Shell.quote(name)
+        let checkKey = check.map { "|\($0)" } ?? ""
+        return Probe(FactQuery(key: "service:\(name)\(checkKey)", script: """
+            [ -x /etc/init.d/\(q) ] && echo sysv-script
+            if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+            echo "systemd-load $(systemctl show -p LoadState --value \(q).service 2>/dev/null)"
+            echo "systemd-active $(systemctl is-active \(q).service 2>/dev/null)"
+            echo "systemd-enabled $(systemctl is-enabled \(q).service 2>/dev/null)"
+            elif [ -x /etc/init.d/\(q) ]; then
+            timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1; echo "sysv-status $?"
+            fi
+            for l in /etc/rc[2345].d/S[0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-start $l"; done
+            for l in /etc/rc[0-6S].d/[SK][0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-link $l"; done
+            command -v chkconfig >/dev/null 2>&1 && chkconfig --list \(q) 2>/dev/null | sed 's/^/chkconfig /'
+            \(check.map { "if ( \($0.script) ) >/dev/null 2>&1; then echo answers-yes; else echo answers-no; fi" } ?? "")
+            true
+            """)) { out in parse(out) }
+    }
+
+    public static func parse(_ out: FactOutput) -> ServiceState {
+        var s = ServiceState()
+        for line in out.lines {
+            let (k, v) = line.firstIndex(of: " ").map { (String(line[..<$0]), String(line[line.index(after: $0)...])) } ?? (String(line), "")
+            switch k {
+            case "sysv-script": s.sysvScript = true
+            case "systemd-load": s.systemdLoad = v
+            case "systemd-active": s.systemdActive = v
+            case "systemd-enabled": s.systemdEnabled = v
+            case "sysv-status": s.sysvStatus = Int32(v)
+            case "rc-start": s.rcStartLinks.append(v)
+            case "rc-link": s.rcAnyLinks.append(v)
+            case "chkconfig": s.chkconfig = v
+            case "answers-yes": s.answers = true
+            case "answers-no": s.answers = false
+            default: break
+            }
+        }
+        return s
+    }
+}
+
+/// A service running, where running means it answers (`check`) when one is given.
+public struct ServiceRunning: Step {
+    public let name: String
+    public let check: ServiceCheck?
+    /// How long apply waits for the service to answer after starting it.
+    public let waitSeconds: Int
+    public let description: String
+
+    public init(_ name: String, answers check: ServiceCheck? = nil, waitSeconds: Int = 15, description: String? = nil) {
+        self.name = name; self.check = check; self.waitSeconds = waitSeconds
+        self.description = description ?? "service \(name) running" + (check.map { " (\($0.summary))" } ?? "")
+    }
+
+    public var id: String { "running:\(name)" }
+    var probe: Probe<ServiceState> { ServiceProbe.probe(name, check: check) }
+    public var facts: [FactQuery] { [SystemProbe.probe.query, probe.query] }
+    public var affects: FactScope { .keys([probe.query.key]) }
+
+    public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
+        let system = try facts[SystemProbe.probe]
+        let state = try facts[probe]
+        guard state.exists else {
+            if context.earlierChangePending { return .dependsOnEarlierChange("service \(name) does not exist yet; an earlier step (e.g. a package install) is expected to create it") }
+            throw StepRefusal("service \(name) does not exist on this host (no /etc/init.d/\(name) and no systemd unit)")
+        }
+        let tool = try ServiceTool.choose(system)
+        let running = check != nil ? state.answers == true : state.statusSaysRunning
+        if running { return .satisfied }
+        let command = state.statusSaysRunning ? tool.restart(name) : tool.start(name)
+        let verb = state.statusSaysRunning ? "restart" : "start"
+        var script = command
+        if let check {
+            let polls = max(1, waitSeconds * 5)
+            script += "\ni=0; while ! ( \(check.script) ) >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge \(polls) ]; then echo \(Shell.quote("\(name) was started but \(check.summary) is false after \(waitSeconds)s")) >&2; exit 1; fi; sleep 0.2; done"
+        }
+        let why = state.statusSaysRunning ? "status says running but \(check?.summary ?? "it") is false" : "stopped"
+        return .change(Change(actions: [.shell(ShellAction("\(verb) \(name)", script: script))],
+                              diff: "service \(name): \(why) -> running\n",
+                              undo: state.statusSaysRunning ? [] : [.runScript(summary: "stop \(name)", script: tool.stop(name))]))
+    }
+}
+
+/// A service enabled at boot (systemd, update-rc.d or chkconfig, as probed; sysv scripts on a
+/// systemd host go through systemctl, which hands them to the sysv tools).
+public struct ServiceEnabled: Step {
+    public let name: String
+    public let description: String
+
+    public init(_ name: String, description: String? = nil) {
+        self.name = name
+        self.description = description ?? "service \(name) enabled at boot"
+    }
+
+    public var id: String { "enabled:\(name)" }
+    var probe: Probe<ServiceState> { ServiceProbe.probe(name, check: nil) }
+    public var facts: [FactQuery] { [SystemProbe.probe.query, probe.query] }
+    public var affects: FactScope { .keys([probe.query.key]) }
+
+    static func isEnabled(_ s: ServiceState, tool: ServiceTool) -> Bool {
+        switch tool {
+        case .systemctl:
+            if s.systemdEnabled == "enabled" { return true }
+            // sysv scripts seen through systemd-sysv-generator: the rc links decide.
+            return s.systemdEnabled == "generated" && !s.rcStartLinks.isEmpty || (s.systemdEnabled == nil && !s.rcStartLinks.isEmpty)
+        case .updateRcd: return !s.rcStartLinks.isEmpty
+        case .chkconfig: return s.chkconfig.map { $0.contains("3:on") } ?? false
+        }
+    }
+
+    public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
+        let system = try facts[SystemProbe.probe]
+        let state = try facts[probe]
+        guard state.exists else {
+            if context.earlierChangePending { return .dependsOnEarlierChange("service \(name) does not exist yet; an earlier step is expected to create it") }
+            throw StepRefusal("service \(name) does not exist on this host")
+        }
+        let tool = try ServiceTool.choose(system)
+        if ServiceEnabled.isEnabled(state, tool: tool) { return .satisfied }
+        let hadLinks = tool == .chkconfig ? state.chkconfig != nil : !state.rcAnyLinks.isEmpty
+        return .change(Change(actions: [.shell(ShellAction("enable \(name) at boot (\(tool.rawValue))", script: tool.enable(name)))],
+                              diff: "service \(name): disabled -> enabled at boot\n",
+                              undo: [.runScript(summary: "disable \(name) at boot", script: tool.disable(name, hadLinks: hadLinks))]))
+    }
+}
