@@ -1,1 +1,161 @@
-// TunerServer module: see Package.swift for its role.
+import Logging
+import NIOCore
+import NIOPosix
+import Store
+import Synchronization
+
+/// `ccr serve`'s engine: accepts CCExtractor tuners, archives and stores their captions, serves
+/// `/metrics`, and beats the node's heartbeat in the store.
+public final class TunerServer: Sendable {
+    public let configuration: ServerConfiguration
+    public let metrics: ServerMetrics
+    /// The port tuners connect to (the real one when the configuration said 0).
+    public let port: Int
+    /// The metrics HTTP port, when enabled.
+    public let metricsPort: Int?
+    /// This run's node id in the store, when there is a store.
+    public let nodeID: Int64?
+
+    private let group: MultiThreadedEventLoopGroup
+    private let serverChannel: any Channel
+    private let metricsChannel: (any Channel)?
+    private let context: ServerContext
+    private let store: (any CaptionStore)?
+    private let background: Mutex<[Task<Void, Never>]>
+    private let stopped = Mutex(false)
+    private let logger: Logger
+
+    /// Starts listening. `store` nil runs archive-only. The store is closed by `shutdown()`.
+    public static func start(configuration: ServerConfiguration, store: (any CaptionStore)?, logger: Logger) async throws -> TunerServer {
+        let metrics = ServerMetrics()
+        var nodeID: Int64?
+        var writer: StoreWriter?
+        if let store {
+            let id = try await store.registerNode(hostname: configuration.nodeName)
+            nodeID = id
+            writer = StoreWriter(store: store, nodeID: id, logger: logger, metrics: metrics)
+        }
+        let threads = configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        let registry = ConnectionRegistry()
+        let context = ServerContext(configuration: configuration, metrics: metrics, logger: logger, storeWriter: writer, registry: registry)
+        let counter = ConnectionCounter()
+        do {
+            let bootstrap = ServerBootstrap(group: group)
+                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .childChannelOption(.socketOption(.so_keepalive), value: 1)
+                // ccr-memory.md: NIO keeps each connection's last receive buffer; a small fixed
+                // one and one message per read keep a tuner's cost at a few KB.
+                .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: configuration.receiveBufferSize))
+                .childChannelOption(.maxMessagesPerRead, value: 1)
+                .childChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(TunerChannelHandler(shared: context, connection: counter.next()))
+                    }
+                }
+            let serverChannel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+            var metricsChannel: (any Channel)?
+            if let metricsPort = configuration.metricsPort {
+                metricsChannel = try await ServerBootstrap(group: group)
+                    .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                    .childChannelInitializer { channel in
+                        channel.eventLoop.makeCompletedFuture {
+                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: { metrics.render() }))
+                        }
+                    }
+                    .bind(host: configuration.metricsHost, port: metricsPort).get()
+            }
+            let server = TunerServer(configuration: configuration, metrics: metrics, group: group, serverChannel: serverChannel,
+                                     metricsChannel: metricsChannel, context: context, store: store, nodeID: nodeID, logger: logger)
+            server.startBackground(writer: writer)
+            logger.info("ccr serve: listening for tuners", metadata: [
+                "address": "\(configuration.host):\(server.port)",
+                "metrics": "\(server.metricsPort.map { "\(configuration.metricsHost):\($0)" } ?? "off")",
+                "archive": "\(configuration.archiveDirectory)",
+                "store": "\(configuration.store.map { "\($0)" } ?? "none")",
+                "password": "\(configuration.password == nil ? "none" : "required")",
+            ])
+            return server
+        } catch {
+            try? await group.shutdownGracefully()
+            throw error
+        }
+    }
+
+    private init(configuration: ServerConfiguration, metrics: ServerMetrics, group: MultiThreadedEventLoopGroup, serverChannel: any Channel,
+                 metricsChannel: (any Channel)?, context: ServerContext, store: (any CaptionStore)?, nodeID: Int64?, logger: Logger) {
+        self.configuration = configuration
+        self.metrics = metrics
+        self.group = group
+        self.serverChannel = serverChannel
+        self.metricsChannel = metricsChannel
+        self.context = context
+        self.store = store
+        self.nodeID = nodeID
+        self.logger = logger
+        self.port = serverChannel.localAddress?.port ?? configuration.port
+        self.metricsPort = metricsChannel?.localAddress?.port
+        self.background = Mutex([])
+    }
+
+    private func startBackground(writer: StoreWriter?) {
+        var tasks: [Task<Void, Never>] = []
+        if let writer {
+            tasks.append(Task { await writer.run() })
+        }
+        if let store, let nodeID {
+            let interval = configuration.heartbeatInterval
+            let metrics = self.metrics
+            let logger = self.logger
+            tasks.append(Task {
+                while !Task.isCancelled {
+                    do {
+                        try await store.heartbeat(nodeID: nodeID)
+                    } catch {
+                        logger.warning("heartbeat failed", metadata: ["error": "\(error)"])
+                    }
+                    let depth = await store.spoolDepth()
+                    let queued = writer?.queuedCount ?? 0
+                    metrics.update {
+                        $0.spoolDepth = depth
+                        $0.storeQueueDepth = queued
+                    }
+                    try? await Task.sleep(for: .milliseconds(Int(interval * 1000)))
+                }
+            })
+        }
+        background.withLock { $0 = tasks }
+    }
+
+    /// Graceful stop (SIGTERM): stop accepting, close every tuner connection (each finishes its
+    /// decoder and flushes its archive files), write what is queued for the store, close it.
+    public func shutdown() async {
+        let first = stopped.withLock { s -> Bool in
+            defer { s = true }
+            return !s
+        }
+        guard first else { return }
+        logger.info("ccr serve: shutting down", metadata: ["tuners": "\(context.registry.count)"])
+        try? await serverChannel.close()
+        if let metricsChannel { try? await metricsChannel.close() }
+        for channel in context.registry.all {
+            try? await channel.close()
+        }
+        let tasks = background.withLock { $0 }
+        // The heartbeat loop goes first; then the store writer drains its queue and ends.
+        if tasks.count > 1 { tasks[1].cancel() }
+        context.storeWriter?.finish()
+        if let first = tasks.first { await first.value }
+        if tasks.count > 1 { await tasks[1].value }
+        if let store { await store.close() }
+        try? await group.shutdownGracefully()
+        logger.info("ccr serve: stopped")
+    }
+}
+
+/// Connection numbers (logs, archive names, store keys), unique within the process.
+final class ConnectionCounter: Sendable {
+    private let value = Atomic<Int>(0)
+    func next() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }
+}

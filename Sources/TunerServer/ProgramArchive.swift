@@ -1,0 +1,170 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The kinds of file archived for each program.
+public enum ArchiveFileKind: Int, CaseIterable, Sendable {
+    case srt, txt, ttxt, bin
+
+    public var fileExtension: String {
+        switch self {
+        case .srt: "srt"
+        case .txt: "txt"
+        case .ttxt: "ttxt"
+        case .bin: "bin"
+        }
+    }
+}
+
+/// Where archived files go: `ROOT/YYYY/MM/DD/<tuner>/<HHMMSS>-<program-slug>.<ext>` with the
+/// program's start in UTC, so a person browsing the NFS share finds a day, a tuner, a program.
+public struct ArchiveLayout: Sendable {
+    public let root: String
+
+    public init(root: String) {
+        self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+    }
+
+    /// The directory of a tuner's programs that started on `startedAt`'s UTC day.
+    public func directory(tuner: String, startedAt: UTCTime) -> String {
+        "\(root)/\(startedAt.year)/\(pad2(startedAt.month))/\(pad2(startedAt.day))/\(tuner)"
+    }
+
+    /// Path without extension.
+    public func basePath(tuner: String, startedAt: UTCTime, slug: String, sequence: Int) -> String {
+        let stem = "\(pad2(startedAt.hour))\(pad2(startedAt.minute))\(pad2(startedAt.second))-\(slug)"
+        return directory(tuner: tuner, startedAt: startedAt) + "/" + (sequence > 1 ? "\(stem)-\(sequence)" : stem)
+    }
+}
+
+/// Broken-down UTC wall-clock time (without Foundation: the server process keeps its footprint small).
+public struct UTCTime: Sendable, Equatable {
+    public var year, month, day, hour, minute, second: Int
+
+    public init(year: Int, month: Int, day: Int, hour: Int, minute: Int, second: Int) {
+        (self.year, self.month, self.day, self.hour, self.minute, self.second) = (year, month, day, hour, minute, second)
+    }
+
+    public init(secondsSinceEpoch: Int) {
+        var t = time_t(secondsSinceEpoch)
+        var parts = tm()
+        gmtime_r(&t, &parts)
+        self.init(year: Int(parts.tm_year) + 1900, month: Int(parts.tm_mon) + 1, day: Int(parts.tm_mday),
+                  hour: Int(parts.tm_hour), minute: Int(parts.tm_min), second: Int(parts.tm_sec))
+    }
+
+    public static func now() -> UTCTime {
+        UTCTime(secondsSinceEpoch: Int(time(nil)))
+    }
+}
+
+@inline(__always) func pad2(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+
+/// Why archiving failed; the message names the file and the system's reason.
+public struct ArchiveError: Error, Sendable, CustomStringConvertible {
+    public let path: String
+    public let operation: String
+    public let errno: Int32
+
+    public var description: String {
+        "archive: cannot \(operation) \(path): \(String(cString: strerror(errno)))"
+    }
+}
+
+/// One program's archive files, written append-only.
+///
+/// Files are open only while a flush writes to them (open, write, close): with 10,000 tuners and
+/// four files each, keeping them open would exhaust the descriptor limit. Data waits in small
+/// per-file buffers until `flush()`; a `kill -9` therefore loses at most what was not flushed
+/// yet, and every file on disk is a prefix of what it would have become (whole cues, whole records).
+public struct ProgramFiles: Sendable {
+    public private(set) var basePath: String
+    public let directory: String
+    private var pending: [[UInt8]] = Array(repeating: [], count: ArchiveFileKind.allCases.count)
+    private var directoryCreated = false
+
+    public init(basePath: String, directory: String) {
+        self.basePath = basePath
+        self.directory = directory
+    }
+
+    public func path(_ kind: ArchiveFileKind) -> String { basePath + "." + kind.fileExtension }
+
+    public mutating func append<C: Collection<UInt8>>(_ kind: ArchiveFileKind, _ bytes: C) {
+        pending[kind.rawValue].append(contentsOf: bytes)
+    }
+
+    public mutating func append(_ kind: ArchiveFileKind, _ text: String) {
+        pending[kind.rawValue].append(contentsOf: text.utf8)
+    }
+
+    /// Bytes waiting to be written.
+    public var pendingByteCount: Int { pending.reduce(0) { $0 + $1.count } }
+
+    public func pendingByteCount(_ kind: ArchiveFileKind) -> Int { pending[kind.rawValue].count }
+
+    /// Writes every waiting buffer to its file. On error the unwritten data stays pending.
+    public mutating func flush() throws(ArchiveError) {
+        for kind in ArchiveFileKind.allCases where !pending[kind.rawValue].isEmpty {
+            if !directoryCreated {
+                try makeDirectories(directory)
+                directoryCreated = true
+            }
+            try appendToFile(path(kind), pending[kind.rawValue])
+            // Release the buffer's memory: a tuner's next cue may be minutes away.
+            pending[kind.rawValue] = []
+        }
+    }
+
+    /// Moves the files written so far to a new base path (the program got its name).
+    public mutating func rename(to newBase: String) throws(ArchiveError) {
+        guard newBase != basePath else { return }
+        for kind in ArchiveFileKind.allCases where access(path(kind), F_OK) == 0 {
+            let target = newBase + "." + kind.fileExtension
+            if Glibc.rename(path(kind), target) != 0 {
+                throw ArchiveError(path: target, operation: "rename to", errno: errno)
+            }
+        }
+        basePath = newBase
+    }
+
+    /// True when any of the program's files exists at `base`.
+    public static func exists(base: String) -> Bool {
+        ArchiveFileKind.allCases.contains { access(base + "." + $0.fileExtension, F_OK) == 0 }
+    }
+}
+
+private func appendToFile(_ path: String, _ bytes: [UInt8]) throws(ArchiveError) {
+    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    guard fd >= 0 else { throw ArchiveError(path: path, operation: "open", errno: errno) }
+    defer { close(fd) }
+    var written = 0
+    var failure: Int32 = 0
+    bytes.withUnsafeBytes { raw in
+        while written < raw.count {
+            let n = write(fd, raw.baseAddress! + written, raw.count - written)
+            if n < 0 {
+                if errno == EINTR { continue }
+                failure = errno
+                return
+            }
+            written += n
+        }
+    }
+    if failure != 0 { throw ArchiveError(path: path, operation: "write", errno: failure) }
+}
+
+/// `mkdir -p`.
+func makeDirectories(_ path: String) throws(ArchiveError) {
+    if path.isEmpty { return }
+    var st = stat()
+    if stat(path, &st) == 0 { return }
+    if let slash = path.lastIndex(of: "/"), slash != path.startIndex {
+        try makeDirectories(String(path[..<slash]))
+    }
+    if mkdir(path, 0o755) != 0 && errno != EEXIST {
+        throw ArchiveError(path: path, operation: "create directory", errno: errno)
+    }
+}

@@ -1,0 +1,56 @@
+/// Decides where one program ends and the next begins, from the XDS program names a tuner sends.
+///
+/// The rule (issue 4): a new program starts when the program name changes from one name to
+/// another. The first name after none names the program already being recorded; it does not
+/// split it (a tuner connects mid-program and learns its name some seconds later). The same name
+/// rebroadcast changes nothing.
+public struct ProgramTracker: Sendable {
+    public enum Decision: Equatable, Sendable {
+        /// Same program, nothing to do.
+        case unchanged
+        /// The current (so far unnamed) program gets its name.
+        case nameCurrent(String)
+        /// The current program ends; a new one with this name begins.
+        case startNew(String)
+    }
+
+    public private(set) var currentName: String?
+
+    public init(currentName: String? = nil) { self.currentName = currentName }
+
+    public mutating func observe(programName raw: String) -> Decision {
+        let name = raw.trimmingWhitespace()
+        guard !name.isEmpty else { return .unchanged }
+        switch currentName {
+        case nil:
+            currentName = name
+            return .nameCurrent(name)
+        case name?:
+            return .unchanged
+        default:
+            currentName = name
+            return .startNew(name)
+        }
+    }
+}
+
+/// File-name-safe form of a program name: lowercase ASCII letters and digits joined by single
+/// dashes, at most 60 characters ("Tudors, The: Episode 208" -> "tudors-the-episode-208").
+public func programSlug(_ name: String?) -> String {
+    guard let name else { return "unnamed" }
+    var out = ""
+    var pendingDash = false
+    for scalar in name.unicodeScalars {
+        let lower = scalar.properties.lowercaseMapping
+        if lower.count == 1, let c = lower.unicodeScalars.first, c.isASCII,
+           (c >= "a" && c <= "z") || (c >= "0" && c <= "9") {
+            if pendingDash && !out.isEmpty { out.append("-") }
+            pendingDash = false
+            out.unicodeScalars.append(c)
+            if out.count >= 60 { break }
+        } else {
+            pendingDash = true
+        }
+    }
+    return out.isEmpty ? "unnamed" : out
+}

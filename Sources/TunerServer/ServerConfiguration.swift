@@ -1,0 +1,175 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import Store
+
+/// Everything `ccr serve` needs. The defaults are the "no configuration at all" mode: tuners on
+/// port 3030, SQLite and the archive under the current directory, metrics on 9330 (loopback).
+public struct ServerConfiguration: Sendable {
+    /// Address and port tuners connect to (port 0: any free port, for tests).
+    public var host = "0.0.0.0"
+    public var port = 3030
+    /// The tuners' shared password (`-tcppassword`); nil accepts any.
+    public var password: String?
+    /// Tuners served at once; more are answered CONN_LIMIT and closed.
+    public var maxTuners = 10_000
+    public var archiveDirectory = "archive"
+    /// Seconds a tuner may take to send its PASSWORD block.
+    public var handshakeTimeout: Double = 15
+    /// Seconds of silence after which a tuner is considered gone. CCExtractor sends data
+    /// continuously (and PING every 3 s when idle on live input), so a minute is generous.
+    public var idleTimeout: Double = 120
+    /// How often buffered archive data is written out.
+    public var flushInterval: Double = 2
+    /// Archive bytes buffered per tuner before an early flush.
+    public var flushThreshold = 4096
+    /// Seconds between the 0x02 answer to a wrong password and the close (slows guessing).
+    public var wrongPasswordDelay: Double = 1
+    /// Metrics HTTP listener; port nil disables it.
+    public var metricsHost = "127.0.0.1"
+    public var metricsPort: Int? = 9330
+    /// Name of this node in logs and in the store (defaults to the host name).
+    public var nodeName: String = ServerConfiguration.hostName()
+    /// nil: no database (archive only; used by benchmarks and some tests).
+    public var store: StoreConfiguration? = .sqlite(path: "ccr.sqlite")
+    public var spoolDirectory: String? = "spool"
+    /// Seconds between heartbeats of this node in the store.
+    public var heartbeatInterval: Double = 5
+    /// Event loop threads (0: one per core).
+    public var eventLoopThreads = 0
+    /// Receive buffer per read: small on purpose (ccr-memory.md: a tuner sends ~200 bytes/s and
+    /// NIO keeps each connection's last buffer).
+    public var receiveBufferSize = 256
+
+    public init() {}
+
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "localhost" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The defaults, with the tuners' password from `CCR_TUNER_PASSWORD` when set.
+    public static func defaultsWithEnvironment(_ environment: [String: String]) -> ServerConfiguration {
+        var c = ServerConfiguration()
+        if let p = environment["CCR_TUNER_PASSWORD"], !p.isEmpty { c.password = p }
+        return c
+    }
+
+    /// Settings known in each section, for the unknown-key check.
+    static let knownKeys: [String: Set<String>] = [
+        "server": ["listen", "port", "password", "max_tuners", "handshake_timeout", "idle_timeout", "wrong_password_delay", "node_name", "threads"],
+        "archive": ["dir", "flush_interval", "flush_bytes"],
+        "metrics": ["listen", "port"],
+        "database": ["driver", "path", "host", "port", "user", "password", "name", "spool_dir", "heartbeat_interval"],
+    ]
+
+    /// Reads an INI config file (see docs/ccr.md); `environment` supplies `CCR_TUNER_PASSWORD` and
+    /// `CCR_DB_PASSWORD`, which win over the file. A file holding a password must not be
+    /// readable by group or others.
+    public static func load(path: String, environment: [String: String]) throws -> ServerConfiguration {
+        let text: String
+        do { text = try readTextFile(path) } catch { throw ConfigurationError.unreadable(path: path, reason: error) }
+        let ini = try IniFile(text: text, source: path)
+        if let (key, entry) = ini.unknownKeys(known: knownKeys).first {
+            throw IniError.unknownKey(source: path, line: entry.line, key: key)
+        }
+        var c = ServerConfiguration()
+        if let v = ini.string("server", "listen") { c.host = v }
+        if let v = try ini.int("server", "port", in: 0...65_535) { c.port = v }
+        if let v = try ini.int("server", "max_tuners", in: 1...1_000_000) { c.maxTuners = v }
+        if let v = try ini.double("server", "handshake_timeout", in: 0.1...3600) { c.handshakeTimeout = v }
+        if let v = try ini.double("server", "idle_timeout", in: 1...86_400) { c.idleTimeout = v }
+        if let v = try ini.double("server", "wrong_password_delay", in: 0...60) { c.wrongPasswordDelay = v }
+        if let v = ini.string("server", "node_name"), !v.isEmpty { c.nodeName = v }
+        if let v = try ini.int("server", "threads", in: 0...256) { c.eventLoopThreads = v }
+        if let v = ini.string("archive", "dir") { c.archiveDirectory = v }
+        if let v = try ini.double("archive", "flush_interval", in: 0.05...600) { c.flushInterval = v }
+        if let v = try ini.int("archive", "flush_bytes", in: 0...(1 << 20)) { c.flushThreshold = v }
+        if let v = ini.string("metrics", "listen") { c.metricsHost = v }
+        if let e = ini.entry("metrics", "port") {
+            if e.value == "off" {
+                c.metricsPort = nil
+            } else {
+                guard let v = Int(e.value), (0...65_535).contains(v) else {
+                    throw IniError.badValue(source: path, line: e.line, key: "metrics.port", "expected a port number, or `off`")
+                }
+                c.metricsPort = v
+            }
+        }
+        if let v = ini.string("database", "spool_dir") { c.spoolDirectory = v.isEmpty ? nil : v }
+        if let v = try ini.double("database", "heartbeat_interval", in: 0.1...3600) { c.heartbeatInterval = v }
+
+        let filePasswords = ["server", "database"].compactMap { s in ini.entry(s, "password").map { (s, $0) } }
+        if let (section, entry) = filePasswords.first, let mode = fileMode(path), mode & 0o077 != 0 {
+            throw ConfigurationError.secretsReadableByOthers(path: path, line: entry.line, key: "\(section).password", mode: mode)
+        }
+        c.password = environment["CCR_TUNER_PASSWORD"] ?? ini.string("server", "password")
+        if c.password?.isEmpty == true { c.password = nil }
+
+        let driver = ini.string("database", "driver") ?? "sqlite"
+        switch driver {
+        case "sqlite":
+            c.store = .sqlite(path: ini.string("database", "path") ?? "ccr.sqlite")
+        case "mysql", "mariadb":
+            guard let host = ini.string("database", "host"), let user = ini.string("database", "user") else {
+                throw ConfigurationError.missing(path: path, what: "[database] host and user (driver = \(driver))")
+            }
+            let port = try ini.int("database", "port", in: 1...65_535) ?? 3306
+            let password = environment["CCR_DB_PASSWORD"] ?? ini.string("database", "password") ?? ""
+            c.store = .mysql(host: host, port: port, user: user, password: DatabasePassword(password),
+                             database: ini.string("database", "name") ?? "ccr")
+        case "none":
+            c.store = nil
+        default:
+            let line = ini.entry("database", "driver")?.line ?? 0
+            throw IniError.badValue(source: path, line: line, key: "database.driver", "expected sqlite, mysql, mariadb or none, got `\(driver)`")
+        }
+        return c
+    }
+}
+
+public enum ConfigurationError: Error, Sendable, CustomStringConvertible {
+    case unreadable(path: String, reason: any Error)
+    case secretsReadableByOthers(path: String, line: Int, key: String, mode: UInt32)
+    case missing(path: String, what: String)
+
+    public var description: String {
+        switch self {
+        case .unreadable(let path, let reason):
+            "cannot read config \(path): \(reason)"
+        case .secretsReadableByOthers(let path, let line, let key, let mode):
+            "\(path):\(line): \(key) is set but the file's mode is \(String(mode, radix: 8)); run `chmod 600 \(path)` (or pass the password in the environment)"
+        case .missing(let path, let what):
+            "\(path): missing \(what)"
+        }
+    }
+}
+
+struct SystemError: Error, CustomStringConvertible {
+    let code: Int32
+    var description: String { String(cString: strerror(code)) }
+}
+
+func readTextFile(_ path: String) throws -> String {
+    let fd = open(path, O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { throw SystemError(code: errno) }
+    defer { close(fd) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress, 4096) }
+        if n < 0 { if errno == EINTR { continue }; throw SystemError(code: errno) }
+        if n == 0 { break }
+        bytes += chunk[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+func fileMode(_ path: String) -> UInt32? {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return nil }
+    return UInt32(st.st_mode) & 0o777
+}

@@ -1,0 +1,149 @@
+import Logging
+import Store
+import Synchronization
+
+/// What the tuner connections ask the store to record, keyed by this process's own connection
+/// and program numbers (the store's ids arrive later, asynchronously).
+enum StoreCommand: Sendable {
+    case connected(connection: Int, TunerConnection)
+    case disconnected(connection: Int, at: Int64)
+    case programStarted(connection: Int, program: Int, at: Int64, name: String?)
+    case programRenamed(program: Int, name: String)
+    case programEnded(program: Int, at: Int64)
+    case line(connection: Int, program: Int, startMs: Int64, endMs: Int64, mode: String, text: String, capturedAt: Int64)
+    case xds(connection: Int, program: Int, atMs: Int64, kind: String, value: String)
+}
+
+/// Feeds the store from the event loops without ever blocking them.
+///
+/// Event loops append commands to a queue (a mutex-protected array); one task drains it in
+/// order, so each tuner's commands reach the store in the order they happened, and runs of
+/// caption lines become one `appendLines` transaction. The store itself spools during a
+/// database outage, so the queue only holds what arrived since the last drain.
+final class StoreWriter: Sendable {
+    private let store: any CaptionStore
+    private let logger: Logger
+    private let metrics: ServerMetrics
+    private let queue = Mutex<[StoreCommand]>([])
+    private let wakeup: AsyncStream<Void>.Continuation
+    private let signals: AsyncStream<Void>
+    private let ids = Mutex(IDs())
+
+    private struct IDs {
+        var tuners: [Int: Int64] = [:]
+        var programs: [Int: Int64] = [:]
+    }
+
+    let nodeID: Int64
+
+    init(store: any CaptionStore, nodeID: Int64, logger: Logger, metrics: ServerMetrics) {
+        self.store = store
+        self.nodeID = nodeID
+        self.logger = logger
+        self.metrics = metrics
+        (signals, wakeup) = AsyncStream<Void>.makeStream(bufferingPolicy: .bufferingNewest(1))
+    }
+
+    /// Called on event loops: O(1), no await.
+    func enqueue(_ command: StoreCommand) {
+        let depth = queue.withLock { q -> Int in
+            q.append(command)
+            return q.count
+        }
+        if depth == 1 { wakeup.yield() }
+    }
+
+    /// Commands waiting in memory (a metric).
+    var queuedCount: Int { queue.withLock { $0.count } }
+
+    /// Stops taking new wakeups; `run()` returns after writing what is queued.
+    func finish() { wakeup.finish() }
+
+    /// The drain loop; run it in a task for the server's lifetime.
+    func run() async {
+        for await _ in signals {
+            await drain()
+        }
+        await drain()
+    }
+
+    private func drain() async {
+        while true {
+            let batch = queue.withLock { q -> [StoreCommand] in
+                let taken = q
+                q = []
+                return taken
+            }
+            if batch.isEmpty { return }
+            var lines: [CaptionLineInput] = []
+            var xds: [XDSItemInput] = []
+            for command in batch {
+                switch command {
+                case .line(let c, let p, let s, let e, let mode, let text, let at):
+                    guard let tuner = tunerID(c), let program = programID(p) else { continue }
+                    lines.append(CaptionLineInput(programID: program, tunerID: tuner, startMs: s, endMs: e, mode: mode, text: text, capturedAt: at))
+                case .xds(let c, let p, let at, let kind, let value):
+                    guard let tuner = tunerID(c), let program = programID(p) else { continue }
+                    xds.append(XDSItemInput(programID: program, tunerID: tuner, atMs: at, kind: kind, value: value))
+                default:
+                    // Keep order: what was batched so far goes first.
+                    await flush(&lines, &xds)
+                    await execute(command)
+                }
+            }
+            await flush(&lines, &xds)
+        }
+    }
+
+    private func flush(_ lines: inout [CaptionLineInput], _ xds: inout [XDSItemInput]) async {
+        if !lines.isEmpty {
+            await attempt("append \(lines.count) caption lines") { try await store.appendLines(lines) }
+            lines = []
+        }
+        if !xds.isEmpty {
+            await attempt("record \(xds.count) XDS items") { try await store.recordXDS(xds) }
+            xds = []
+        }
+    }
+
+    private func tunerID(_ connection: Int) -> Int64? { ids.withLock { $0.tuners[connection] } }
+    private func programID(_ program: Int) -> Int64? { ids.withLock { $0.programs[program] } }
+
+    private func execute(_ command: StoreCommand) async {
+        switch command {
+        case .connected(let c, var connection):
+            connection.nodeID = nodeID
+            let snapshot = connection
+            if let id = await attempt("record tuner connection", { try await store.tunerConnected(snapshot) }) {
+                ids.withLock { $0.tuners[c] = id }
+            }
+        case .disconnected(let c, let at):
+            guard let tuner = ids.withLock({ $0.tuners.removeValue(forKey: c) }) else { return }
+            await attempt("record tuner disconnection") { try await store.tunerDisconnected(tunerID: tuner, at: at) }
+        case .programStarted(let c, let p, let at, let name):
+            guard let tuner = tunerID(c) else { return }
+            if let id = await attempt("record program start", { try await store.programStarted(tunerID: tuner, startedAt: at, name: name) }) {
+                ids.withLock { $0.programs[p] = id }
+            }
+        case .programRenamed(let p, let name):
+            guard let program = programID(p) else { return }
+            await attempt("record program name") { try await store.programRenamed(programID: program, name: name) }
+        case .programEnded(let p, let at):
+            guard let program = ids.withLock({ $0.programs.removeValue(forKey: p) }) else { return }
+            await attempt("record program end") { try await store.programEnded(programID: program, endedAt: at) }
+        case .line, .xds:
+            break
+        }
+    }
+
+    @discardableResult
+    private func attempt<T: Sendable>(_ what: String, _ body: () async throws -> T) async -> T? {
+        do {
+            return try await body()
+        } catch {
+            metrics.update { $0.storeErrors += 1 }
+            logger.error("store: cannot \(what)", metadata: ["error": "\(error)"])
+            return nil
+        }
+    }
+}

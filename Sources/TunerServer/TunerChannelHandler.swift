@@ -1,0 +1,284 @@
+import Captions
+import Logging
+import NIOCore
+import Store
+
+/// What all tuner connections of one server share.
+final class ServerContext: Sendable {
+    let configuration: ServerConfiguration
+    let settings: SessionSettings
+    let metrics: ServerMetrics
+    let logger: Logger
+    let storeWriter: StoreWriter?
+    let registry: ConnectionRegistry
+
+    init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger, storeWriter: StoreWriter?, registry: ConnectionRegistry) {
+        self.configuration = configuration
+        self.settings = SessionSettings(password: configuration.password,
+                                        layout: ArchiveLayout(root: configuration.archiveDirectory),
+                                        flushThreshold: configuration.flushThreshold)
+        self.metrics = metrics
+        self.logger = logger
+        self.storeWriter = storeWriter
+        self.registry = registry
+    }
+}
+
+/// One tuner connection on an event loop: feeds its bytes to a `TunerSession`, answers PING,
+/// enforces the password, the connection limit and the idle timeout, flushes the archive on a
+/// timer, and forwards what the store must know.
+///
+/// It reads everything as fast as it arrives and never pauses reading: CCExtractor's client
+/// drops data when the server is slow. Decoding is cheap (a tuner sends ~1 KB/s) and archive
+/// writes are batched (one open/write/close per file every `flushInterval`), so the work stays on
+/// the event loop.
+final class TunerChannelHandler: ChannelInboundHandler {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    private let shared: ServerContext
+    private let connection: Int
+    private var session: TunerSession
+    private var context: ChannelHandlerContext?
+    private var timer: RepeatedTask?
+    private var lastRead: NIODeadline = .now()
+    private var holdsSlot = false
+    private var closing = false
+    private var closeReason: String?
+    private var peer = ""
+    private var storeConnected = false
+    private var program = 0
+    /// Last value per XDS kind (hashes), so rebroadcasts are not stored again and again.
+    private var lastXDS: [UInt8: Int] = [:]
+
+    init(shared: ServerContext, connection: Int) {
+        self.shared = shared
+        self.connection = connection
+        self.session = TunerSession(tuner: "tuner-\(connection)", settings: shared.settings)
+    }
+
+    private var logger: Logger {
+        var l = shared.logger
+        l[metadataKey: "tuner"] = "\(connection)"
+        l[metadataKey: "peer"] = "\(peer)"
+        return l
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        guard shared.registry.add(context.channel, limit: shared.configuration.maxTuners) else {
+            shared.metrics.update { $0.connectionLimitRejections += 1 }
+            logger.warning("connection limit reached (\(shared.configuration.maxTuners) tuners): refusing")
+            closing = true
+            var buffer = context.channel.allocator.buffer(capacity: 13)
+            buffer.writeBytes(BlockCommand.connectionLimit.block())
+            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { [channel = context.channel] _ in
+                channel.close(promise: nil)
+            }
+            return
+        }
+        holdsSlot = true
+        shared.metrics.update {
+            $0.connectedTuners += 1
+            $0.connectionsTotal += 1
+        }
+        logger.info("tuner connected")
+        lastRead = .now()
+        let tick = TimeAmount.milliseconds(Int64(shared.configuration.flushInterval * 1000))
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+            bound.value.onTimer()
+        }
+        context.fireChannelActive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard !closing else { return }
+        lastRead = .now()
+        let count = buffer.readableBytes
+        var events = 0
+        do throws(SessionClose) {
+            try buffer.withUnsafeReadableBytes { (raw) throws(SessionClose) in
+                try session.receive(raw) { event in
+                    events += 1
+                    handle(event, context: context)
+                }
+            }
+        } catch {
+            shared.metrics.update {
+                $0.bytesReceived += count
+                if error.kind != .password { $0.decodeErrors += 1 }
+            }
+            if error.kind != .password || closeReason == nil {
+                close(context: context, reason: error.kind.rawValue, message: error.reason)
+            }
+            return
+        }
+        let records = session.recordCount
+        shared.metrics.update {
+            $0.bytesReceived += count
+            $0.recordsDecoded += records - recordsCounted
+        }
+        recordsCounted = records
+        if session.flushIsDue { flush() }
+    }
+
+    private var recordsCounted = 0
+
+    private func handle(_ event: SessionEvent, context: ChannelHandlerContext) {
+        switch event {
+        case .reply(let bytes):
+            var buffer = context.channel.allocator.buffer(capacity: bytes.count)
+            buffer.writeBytes(bytes)
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+        case .wrongPassword:
+            shared.metrics.update { $0.wrongPasswords += 1 }
+            closing = true
+            closeReason = "password"
+            logger.warning("wrong password: answering 0x02 and closing")
+            var buffer = context.channel.allocator.buffer(capacity: 1)
+            buffer.writeInteger(UInt8(0x02))
+            context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
+            let delay = TimeAmount.milliseconds(Int64(shared.configuration.wrongPasswordDelay * 1000))
+            let channel = context.channel
+            context.eventLoop.scheduleTask(in: delay) { channel.close(promise: nil) }
+        case .described(let text):
+            logger.info("tuner described itself", metadata: ["description": "\(text)"])
+            connectInStore(description: text)
+        case .streamStarted:
+            connectInStore(description: nil)
+        case .programStarted(let name, let at):
+            program += 1
+            shared.storeWriter?.enqueue(.programStarted(connection: connection, program: globalProgram, at: at, name: name))
+            logger.info("program started", metadata: ["program": "\(name ?? "(unnamed)")"])
+        case .programNamed(let name):
+            shared.storeWriter?.enqueue(.programRenamed(program: globalProgram, name: name))
+            logger.info("program named", metadata: ["program": "\(name)"])
+        case .programEnded(let at):
+            shared.storeWriter?.enqueue(.programEnded(program: globalProgram, at: at))
+        case .cue(let cue, _):
+            guard !cue.lines.isEmpty else { return }
+            shared.metrics.update { $0.captionLines += 1 }
+            shared.storeWriter?.enqueue(.line(connection: connection, program: globalProgram, startMs: cue.start, endMs: cue.end,
+                                              mode: storeMode(cue.mode), text: cue.plainText, capturedAt: wallClockMilliseconds()))
+        case .xds(let xds):
+            guard let (kind, value) = storeXDS(xds.content) else { return }
+            let key = xdsKey(xds.content)
+            guard lastXDS[key] != value.hashValue else { return }
+            lastXDS[key] = value.hashValue
+            shared.storeWriter?.enqueue(.xds(connection: connection, program: globalProgram, atMs: xds.start, kind: kind, value: value))
+        case .archiveFailed(let error):
+            shared.metrics.update { $0.archiveErrors += 1 }
+            logger.error("archive write failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Program numbers unique in this process: connection in the high bits, program below.
+    private var globalProgram: Int { connection << 20 | program }
+
+    private func connectInStore(description: String?) {
+        guard !storeConnected, let writer = shared.storeWriter else { return }
+        storeConnected = true
+        let address = context?.remoteAddress
+        writer.enqueue(.connected(connection: connection, TunerConnection(
+            nodeID: 0, address: address?.ipAddress ?? "", port: address?.port ?? 0,
+            description: description.flatMap { $0.isEmpty ? nil : $0 }, connectedAt: wallClockMilliseconds())))
+    }
+
+    private func onTimer() {
+        guard let context, !closing else { return }
+        flush()
+        let limit = session.isAuthenticated ? shared.configuration.idleTimeout : shared.configuration.handshakeTimeout
+        let silent = NIODeadline.now() - lastRead
+        if silent > .milliseconds(Int64(limit * 1000)) {
+            close(context: context, reason: SessionClose.Kind.idle.rawValue,
+                  message: session.isAuthenticated ? "no data for \(Int(limit)) s" : "no PASSWORD block within \(Int(limit)) s of connecting")
+        }
+    }
+
+    private func flush() {
+        guard let context else { return }
+        session.flush { handle($0, context: context) }
+    }
+
+    private func close(context: ChannelHandlerContext, reason: String, message: String) {
+        guard !closing else { return }
+        closing = true
+        closeReason = reason
+        logger.warning("closing tuner connection: \(message)", metadata: ["reason": "\(reason)"])
+        context.close(promise: nil)
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        timer = nil
+        if holdsSlot {
+            holdsSlot = false
+            if closeReason == nil && !session.isAtBlockBoundary {
+                closeReason = "truncated"
+                logger.warning("tuner connection ended \(session.positionDescription)")
+            }
+            session.finish { handle($0, context: context) }
+            if storeConnected {
+                shared.storeWriter?.enqueue(.disconnected(connection: connection, at: wallClockMilliseconds()))
+            }
+            let reason = closeReason ?? "eof"
+            shared.metrics.update {
+                $0.connectedTuners -= 1
+                $0.closedByReason[reason, default: 0] += 1
+            }
+            shared.registry.remove(context.channel)
+            logger.info("tuner disconnected", metadata: ["reason": "\(reason)", "bytes": "\(session.bytesReceived)"])
+        }
+        context.fireChannelInactive()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if closeReason == nil { closeReason = "error" }
+        logger.warning("tuner connection error: \(error)")
+        context.close(promise: nil)
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+}
+
+func storeMode(_ mode: CaptionMode) -> String {
+    switch mode {
+    case .popOn: "pop-on"
+    case .rollUp2, .rollUp3, .rollUp4: "roll-up"
+    case .paintOn: "paint-on"
+    case .text: "text"
+    }
+}
+
+func xdsKey(_ content: XDSContent) -> UInt8 {
+    switch content {
+    case .programName: 1
+    case .programType: 2
+    case .lengthElapsed: 3
+    case .networkName: 4
+    case .callLetters: 5
+    case .contentAdvisory: 6
+    case .other: 7
+    }
+}
+
+/// The XDS items worth keeping in the store (kind, value); nil for the rest.
+func storeXDS(_ content: XDSContent) -> (String, String)? {
+    switch content {
+    case .programName(let n): ("program-name", n)
+    case .programType(let t): ("program-type", t.joined(separator: ", "))
+    case .lengthElapsed(let length, _): ("program-length-minutes", String(length))
+    case .networkName(let n): ("network-name", n)
+    case .callLetters(let c): ("call-letters", c)
+    case .contentAdvisory(let a): ("content-advisory", a)
+    case .other: nil
+    }
+}

@@ -1,0 +1,286 @@
+import Captions
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// What a session tells the code around it (the NIO handler, the store).
+public enum SessionEvent: Sendable {
+    /// Bytes to send back to the tuner (the PING answer).
+    case reply([UInt8])
+    /// The password was wrong: answer 0x02, wait, close.
+    case wrongPassword
+    /// The tuner described itself (CC_DESC).
+    case described(String)
+    /// A decoded caption cue, in the program `programName` (nil while unnamed).
+    case cue(Cue, programName: String?)
+    /// An XDS packet (program name, network, ...).
+    case xds(XDSEvent)
+    /// The tuner sent a valid BIN_HEADER: captions follow.
+    case streamStarted
+    /// A program began (the first one, or after a split); `name` is nil until XDS names it.
+    /// Wall-clock start in ms since the epoch.
+    case programStarted(name: String?, at: Int64)
+    /// The current program got its first name.
+    case programNamed(String)
+    /// The current program ended (split, or the connection closed).
+    case programEnded(at: Int64)
+    /// Archive files could not be written (the session keeps going; the store still gets lines).
+    case archiveFailed(ArchiveError)
+}
+
+/// Why a session ended a connection: logged, and counted in the metrics by `kind`.
+public struct SessionClose: Error, Sendable, CustomStringConvertible {
+    public enum Kind: String, Sendable { case framing, protocolOrder, badHeader, badRecord, password, idle }
+    public let kind: Kind
+    public let reason: String
+    public var description: String { reason }
+}
+
+/// Settings one tuner's session needs.
+public struct SessionSettings: Sendable {
+    /// The tuners' password; nil accepts any PASSWORD block (or none).
+    public var password: String?
+    public var layout: ArchiveLayout
+    /// Bytes buffered for the archive before a flush is due without waiting for the timer.
+    public var flushThreshold: Int
+    /// Pending archive bytes kept when writes keep failing; beyond it, they are dropped.
+    public var maxPendingArchiveBytes: Int
+
+    public init(password: String?, layout: ArchiveLayout, flushThreshold: Int = 4096, maxPendingArchiveBytes: Int = 256 * 1024) {
+        self.password = password
+        self.layout = layout
+        self.flushThreshold = flushThreshold
+        self.maxPendingArchiveBytes = maxPendingArchiveBytes
+    }
+}
+
+/// One tuner's connection, without any networking: bytes in, events out.
+///
+/// framer -> (PASSWORD/CC_DESC/BIN_HEADER checks) -> record assembler -> decoder -> program
+/// tracker -> archive writers. Kept as a value with everything allocated on demand, because
+/// 10,000 of them live at once (ccr-memory.md).
+public struct TunerSession: Sendable {
+    private enum Phase: Sendable { case start, authenticated, streaming }
+
+    /// The tuner's folder name in the archive (settable until its first program starts).
+    public private(set) var tuner: String
+    private let settings: SessionSettings
+    private var framer = BlockFramer()
+    private var phase: Phase = .start
+    /// Data of the small block being read (PASSWORD, CC_DESC, BIN_HEADER); empty otherwise.
+    private var smallBlock: [UInt8] = []
+    private var assembler = RCWTRecordAssembler(maxTriplets: 1024)
+    private var decoder: CaptionDecoder?
+    private var tracker = ProgramTracker()
+    private var program: ProgramRecording?
+    /// Wall-clock milliseconds since the epoch (a parameter so tests can pin program start times).
+    private var now: @Sendable () -> Int64
+    public private(set) var description: String = ""
+    public private(set) var recordCount = 0
+    public private(set) var bytesReceived = 0
+
+    public init(tuner: String, settings: SessionSettings, clock: @escaping @Sendable () -> Int64 = wallClockMilliseconds) {
+        self.tuner = tuner
+        self.settings = settings
+        self.now = clock
+    }
+
+    /// True once the tuner proved it knows the password (or none is required and it spoke).
+    public var isAuthenticated: Bool { phase != .start }
+    public var isAtBlockBoundary: Bool { framer.isAtBlockBoundary }
+    public var positionDescription: String { framer.positionDescription }
+    public var currentProgramName: String? { program?.name }
+    /// Base path (without extension) of the program being recorded, if any.
+    public var currentArchiveBase: String? { program?.files.basePath }
+    public var pendingArchiveBytes: Int { program?.pendingByteCount ?? 0 }
+    public var flushIsDue: Bool { pendingArchiveBytes >= settings.flushThreshold }
+
+    /// Feeds received bytes. Throws `SessionClose` when the connection must end.
+    public mutating func receive<C: Collection<UInt8>>(_ bytes: C, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
+        bytesReceived += bytes.count
+        // The framer is a few bytes of plain state: work on a copy so the callback may mutate self.
+        var working = framer
+        defer { framer = working }
+        do {
+            try working.feed(bytes) { event in try self.handle(event, emit) }
+        } catch let error as SessionClose {
+            throw error
+        } catch let error as FramingError {
+            throw SessionClose(kind: .framing, reason: error.description)
+        } catch {
+            throw SessionClose(kind: .framing, reason: "\(error)")
+        }
+    }
+
+    private mutating func handle<B: Collection<UInt8>>(_ event: FrameEvent<B>, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
+        switch event {
+        case .begin(let command, _):
+            if phase == .start, command != .password, settings.password != nil {
+                throw SessionClose(kind: .password, reason: "\(command) block before PASSWORD on a server that requires one")
+            }
+            if command == .binData, phase != .streaming {
+                throw SessionClose(kind: .protocolOrder, reason: "BIN_DATA before BIN_HEADER: the stream has no RCWT header")
+            }
+            smallBlock.removeAll()
+        case .payload(let command, let bytes):
+            switch command {
+            case .binData:
+                try receiveRecords(bytes, emit)
+            case .password, .ccDescription, .binHeader:
+                smallBlock.append(contentsOf: bytes)
+            default:
+                break // EPG_DATA and PING data are not used.
+            }
+        case .end(let command):
+            try finishBlock(command, emit)
+        }
+    }
+
+    private mutating func finishBlock(_ command: BlockCommand, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
+        defer { smallBlock = [] }
+        switch command {
+        case .password:
+            if let expected = settings.password, !constantTimeEqual(smallBlock, Array(expected.utf8)) {
+                emit(.wrongPassword)
+                throw SessionClose(kind: .password, reason: "wrong password")
+            }
+            if phase == .start { phase = .authenticated }
+        case .ccDescription:
+            if phase == .start { phase = .authenticated }
+            description = String(decoding: smallBlock.prefix(256), as: UTF8.self)
+            // A described tuner's archive folder is named after its description (a person
+            // browsing looks for "wabc-hd", not for a connection number).
+            if program == nil, programSlug(description) != "unnamed" { tuner = programSlug(description) }
+            emit(.described(description))
+        case .binHeader:
+            do {
+                try RCWTRecordAssembler.validateHeader(smallBlock)
+            } catch {
+                throw SessionClose(kind: .badHeader, reason: "BIN_HEADER: \(error)")
+            }
+            if phase != .streaming {
+                phase = .streaming
+                decoder = CaptionDecoder(options: DecoderOptions(channel: .cc1, xds: true))
+                emit(.streamStarted)
+            }
+        case .ping:
+            if phase == .start { phase = .authenticated }
+            emit(.reply([BlockCommand.ping.rawValue]))
+        case .epgData:
+            if phase == .start { phase = .authenticated }
+        default:
+            break
+        }
+    }
+
+    private mutating func receiveRecords<B: Collection<UInt8>>(_ bytes: B, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
+        // Move the assembler out (not copy: its partial-record buffer must stay uniquely owned)
+        // so the callback may mutate self.
+        var working = assembler
+        assembler = RCWTRecordAssembler(maxTriplets: 0)
+        defer { assembler = working }
+        do {
+            try working.append(bytes) { (record: RCWTRecord) throws(RCWTError) in
+                self.process(record, emit)
+            }
+        } catch {
+            throw SessionClose(kind: .badRecord, reason: "BIN_DATA: \(error)")
+        }
+    }
+
+    private mutating func process(_ record: RCWTRecord, _ emit: (SessionEvent) -> Void) {
+        recordCount += 1
+        if program == nil { beginProgram(name: tracker.currentName, emit) }
+        program!.record(record.bytes)
+        // take(): the decoder's screens must stay uniquely owned or every record would copy them.
+        guard var decoder = decoder.take() else { return }
+        let events = decoder.decode(record)
+        self.decoder = decoder
+        for event in events { deliver(event, emit) }
+    }
+
+    private mutating func deliver(_ event: CaptionEvent, _ emit: (SessionEvent) -> Void) {
+        if case .xds(let xds) = event, let name = xds.programName {
+            switch tracker.observe(programName: name) {
+            case .unchanged:
+                break
+            case .nameCurrent(let n):
+                do throws(ArchiveError) {
+                    try program?.name(n, layout: settings.layout, tuner: tuner)
+                } catch {
+                    emit(.archiveFailed(error))
+                }
+                emit(.programNamed(n))
+            case .startNew(let n):
+                closeProgram(emit)
+                beginProgram(name: n, emit)
+            }
+        }
+        if program == nil { beginProgram(name: tracker.currentName, emit) }
+        program!.write(event)
+        switch event {
+        case .cue(let cue): emit(.cue(cue, programName: program?.name))
+        case .xds(let xds): emit(.xds(xds))
+        }
+    }
+
+    private mutating func beginProgram(name: String?, _ emit: (SessionEvent) -> Void) {
+        let at = now()
+        program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name,
+                                   startedAt: UTCTime(secondsSinceEpoch: Int(at / 1000)))
+        emit(.programStarted(name: name, at: at))
+    }
+
+    private mutating func closeProgram(_ emit: (SessionEvent) -> Void) {
+        guard var current = program.take() else { return }
+        current.finishWriters()
+        do throws(ArchiveError) { try current.flush() } catch { emit(.archiveFailed(error)) }
+        emit(.programEnded(at: now()))
+    }
+
+    /// Writes buffered archive data to disk (called on a timer and when `flushIsDue`).
+    public mutating func flush(_ emit: (SessionEvent) -> Void) {
+        guard program != nil else { return }
+        do throws(ArchiveError) {
+            try program!.flush()
+        } catch {
+            emit(.archiveFailed(error))
+            if program!.pendingByteCount > settings.maxPendingArchiveBytes {
+                // The disk has been failing for a while: keep the process alive, drop this backlog.
+                let (name, started) = (program!.name, program!.startedAt)
+                program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name, startedAt: started)
+            }
+        }
+    }
+
+    /// End of the connection: the decoder's last cue, the writers' trailers, a final flush.
+    public mutating func finish(_ emit: (SessionEvent) -> Void) {
+        if var decoder = decoder.take() {
+            let events = decoder.finish()
+            for event in events { deliver(event, emit) }
+        }
+        closeProgram(emit)
+    }
+}
+
+/// Milliseconds since the Unix epoch, from the system clock.
+@Sendable public func wallClockMilliseconds() -> Int64 {
+    var ts = timespec()
+    clock_gettime(CLOCK_REALTIME, &ts)
+    return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+}
+
+/// Compares secrets in time that depends only on their lengths, so that a tuner cannot learn
+/// the password byte by byte from response times.
+public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var diff: UInt = a.count == b.count ? 0 : 1
+    let n = max(a.count, b.count)
+    for i in 0..<n {
+        let x = i < a.count ? a[i] : 0
+        let y = i < b.count ? b[i] : 0
+        diff |= UInt(x ^ y)
+    }
+    return diff == 0
+}
