@@ -1,6 +1,73 @@
-/// Decodes RCWT records into caption cues and XDS events (CEA-608, one channel).
+/// Decodes RCWT records into caption cues and XDS events, like `ccextractor -in=bin -1`.
+///
+/// Feed records in stream order with `decode(_:)`, and call `finish()` once at the end of the
+/// stream. Events come out in the order CCExtractor writes them. Timing follows CCExtractor:
+/// the n-th caption pair of a field within a record is timed `n * 1001/30` ms after the record,
+/// a screen ends when the next one starts, and the last screen ends one frame plus a third of a
+/// second (per pending pair) after the last record.
+///
+/// Memory: a decoder with nothing on screen holds a few hundred bytes; screen memories are
+/// allocated when their channel first writes, which is why 10,000 of them fit in a server.
 public struct CaptionDecoder: Sendable {
     public let options: DecoderOptions
+
+    private var cc: CEA608Decoder?
+    private var xds: XDSDecoder?
+    private var inXDSMode = false
+    private var xdsStart: Int64 = -1
+
+    // Timing, as CCExtractor derives it from RCWT timestamps.
+    private var ftsNow: Int64 = 0
+    private var ftsMax: Int64 = 0
+    private var ftsOffset: Int64 = 0
+    private var minTimestamp: Int64 = 0
+    private var lastTimestamp: Int64?
+    private var cbField1 = 0
+    private var cbField2 = 0
+    private var cb708 = 0
+    private var finished = false
+
+    /// Output waiting for its timing to be known (CCExtractor's `cc_subtitle` per output run).
+    private struct Pending: Sendable {
+        var start: Int64
+        var end: Int64
+        var assigned: Bool
+        var payload: Payload
+    }
+    private enum Payload: Sendable {
+        case screen(CaptionMode, [String])
+        case lines(CaptionMode, [String])
+        case xds(XDSContent, [String])
+    }
+    private struct Queue: Sendable {
+        var items: [Pending] = []
+        var gotOutput = false
+
+        mutating func add(start: Int64, end: Int64, _ payload: Payload) {
+            items.append(Pending(start: 0, end: 0, assigned: false, payload: payload))
+            if start == end && gotOutput { gotOutput = false }
+            if start < end {
+                var skip = 0
+                while skip < items.count && items[skip].assigned { skip += 1 }
+                let n = items.count - skip
+                let step = (end - start) / Int64(n)
+                for k in 0..<n {
+                    items[skip + k].start = start + step * Int64(k)
+                    items[skip + k].end = start + step * Int64(k + 1)
+                    items[skip + k].assigned = true
+                }
+                gotOutput = true
+            }
+        }
+
+        mutating func addTimed(start: Int64, end: Int64, _ payload: Payload) {
+            items.append(Pending(start: start, end: end, assigned: start != 0, payload: payload))
+            gotOutput = true
+        }
+    }
+    private var screenQueue = Queue()
+    private var transcriptQueue = Queue()
+    private var scratch: [CEA608Decoder.Output] = []
 
     public init(options: DecoderOptions = .init()) {
         self.options = options
@@ -8,11 +75,182 @@ public struct CaptionDecoder: Sendable {
 
     /// Decodes one record; returns the events it completes.
     public mutating func decode(_ record: RCWTRecord) -> [CaptionEvent] {
-        []
+        var events: [CaptionEvent] = []
+        decode(record) { events.append($0) }
+        return events
     }
 
-    /// End of stream: returns what is still on screen as a final cue.
-    public mutating func finish() -> [CaptionEvent] {
-        []
+    /// Decodes one record, calling `emit` for each completed event (no intermediate array).
+    public mutating func decode(_ record: RCWTRecord, emit: (CaptionEvent) -> Void) {
+        guard !finished else { return }
+        setTime(record.timestamp)
+        for t in record.triplets { triplet(t) }
+        flushQueues(emit)
     }
+
+    /// End of stream: writes what is still displayed and returns the last events.
+    public mutating func finish() -> [CaptionEvent] {
+        var events: [CaptionEvent] = []
+        finish { events.append($0) }
+        return events
+    }
+
+    public mutating func finish(emit: (CaptionEvent) -> Void) {
+        guard !finished else { return }
+        finished = true
+        // CCExtractor ends a file by moving the clock one frame past the last one, plus a third
+        // of a second per caption pair counted in the last frame, then erasing the screen.
+        var global = ftsMax + 33
+        if cbField1 != 0 { global += Int64(cbField1) * 1001 / 3 } else if cbField2 != 0 { global += Int64(cbField2) * 1001 / 3 } else { global += Int64(cb708) * 1001 / 3 }
+        if cc != nil {
+            scratch.removeAll(keepingCapacity: true)
+            cc!.flush(fts: global, out: &scratch)
+            enqueue(scratch)
+        }
+        flushQueues(emit)
+        // Anything still waiting for a time is dropped, as CCExtractor does.
+    }
+
+    /// The last XDS program name seen (current class), if any.
+    public var currentProgramName: String? { xds?.currentProgramName }
+
+    // MARK: timing
+
+    private mutating func setTime(_ ts: Int64) {
+        if let last = lastTimestamp {
+            // CCExtractor treats a jump of 5 s or more forward (or 1 s back) as a new time base
+            // that continues from the previous frame.
+            let dif = (ts - last) / 1000
+            if dif < 0 || dif >= 5 {
+                ftsOffset = ftsNow
+                minTimestamp = ts
+            }
+        } else {
+            minTimestamp = 0
+        }
+        lastTimestamp = ts
+        ftsNow = ts - minTimestamp + ftsOffset
+        if ftsNow > ftsMax { ftsMax = ftsNow }
+        cbField1 = 0; cbField2 = 0; cb708 = 0
+    }
+
+    @inline(__always) private func fts(field: Int) -> Int64 {
+        ftsNow + Int64(field == 1 ? cbField1 : cbField2) * 1001 / 30
+    }
+
+    // MARK: triplets
+
+    private mutating func triplet(_ t: CCTriplet) {
+        let type = t.info & 0x03
+        let valid = t.info & 0x04 != 0
+        // Padding (0x80 0x80 with the standard marker bits) is skipped without counting.
+        if (t.info == 0xFA || t.info == 0xFC || t.info == 0xFD) && t.data1 & 0x7F == 0 && t.data2 & 0x7F == 0 { return }
+        guard valid || type == 3 else { return }
+        switch type {
+        case 0:
+            if options.channel.field == 1 { pair(t.data1, t.data2, field: 1) }
+            cbField1 += 1
+        case 1:
+            if options.channel.field == 2 || options.xds { pair(t.data1, t.data2, field: 2) }
+            cbField2 += 1
+        default:
+            cb708 += 1
+        }
+    }
+
+    private mutating func pair(_ b1: UInt8, _ b2: UInt8, field: Int) {
+        var d1 = b1, d2 = b2
+        if options.checkParity {
+            if !Self.oddParity(d2) { return }
+            if !Self.oddParity(d1) { d1 = 0x7F }
+        }
+        d1 &= 0x7F; d2 &= 0x7F
+        if d1 == 0 && d2 == 0 { return }
+        let hasContext = field == options.channel.field
+        let fieldTwo = field == 2
+        let now = fts(field: field)
+        if hasContext && cc == nil {
+            cc = CEA608Decoder(channel: options.channel.dataChannel + 1, field: field)
+        }
+        if d1 >= 0x01 && d1 <= 0x0E && fieldTwo {
+            if hasContext { cc!.channel = 3 }
+            if !inXDSMode {
+                xdsStart = now
+                inXDSMode = true
+            }
+        }
+        if d1 == 0x0F && inXDSMode && fieldTwo {
+            inXDSMode = false
+            endOfXDS(checksum: d2, at: now)
+            if hasContext { cc!.channel = cc!.newChannel }
+            return
+        }
+        if d1 >= 0x10 && d1 <= 0x1F {
+            if fieldTwo { inXDSMode = false }
+            guard hasContext else { return }
+            scratch.removeAll(keepingCapacity: true)
+            cc!.controlPair(d1, d2, fts: now, out: &scratch)
+            if !scratch.isEmpty { enqueue(scratch) }
+        } else {
+            if inXDSMode && fieldTwo {
+                if options.xds {
+                    if xds == nil { xds = XDSDecoder() }
+                    xds!.bytes(d1, d2)
+                }
+                return
+            }
+            guard hasContext else { return }
+            cc!.characterPair(d1, d2, fts: now)
+        }
+    }
+
+    private mutating func endOfXDS(checksum: UInt8, at now: Int64) {
+        guard options.xds, xds != nil, let result = xds!.end(checksum: checksum) else { return }
+        transcriptQueue.addTimed(start: xdsStart, end: now, .xds(result.content, result.lines))
+    }
+
+    private mutating func enqueue(_ outputs: [CEA608Decoder.Output]) {
+        for o in outputs {
+            switch o {
+            case .screen(let s, let e, let mode, let rows):
+                screenQueue.add(start: s, end: e, .screen(mode, rows))
+            case .lines(let s, let e, let mode, let texts):
+                transcriptQueue.add(start: s, end: e, .lines(mode, texts))
+            }
+        }
+    }
+
+    private mutating func flushQueues(_ emit: (CaptionEvent) -> Void) {
+        if screenQueue.gotOutput {
+            for p in screenQueue.items {
+                guard case .screen(let mode, let rows) = p.payload, !rows.isEmpty else { continue }
+                emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: rows, lines: [])))
+            }
+            screenQueue.items.removeAll(keepingCapacity: true)
+            screenQueue.gotOutput = false
+        }
+        if transcriptQueue.gotOutput {
+            for p in transcriptQueue.items {
+                switch p.payload {
+                case .lines(let mode, let texts):
+                    // CCExtractor skips rows whose start time is unknown (-1).
+                    guard p.start != -1, !texts.isEmpty else { continue }
+                    let lines = texts.map { TranscriptLine(start: p.start, end: p.end, mode: mode, text: $0) }
+                    emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: [], lines: lines)))
+                case .xds(let content, let lines):
+                    emit(.xds(XDSEvent(start: p.start, end: p.end, content: content, lines: lines)))
+                case .screen:
+                    break
+                }
+            }
+            transcriptQueue.items.removeAll(keepingCapacity: true)
+            transcriptQueue.gotOutput = false
+        }
+        if screenQueue.items.isEmpty && transcriptQueue.items.isEmpty {
+            if screenQueue.items.capacity > 8 { screenQueue.items = [] }
+            if transcriptQueue.items.capacity > 8 { transcriptQueue.items = [] }
+        }
+    }
+
+    @inline(__always) static func oddParity(_ b: UInt8) -> Bool { b.nonzeroBitCount & 1 == 1 }
 }

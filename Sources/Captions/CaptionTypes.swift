@@ -15,10 +15,15 @@ public struct DecoderOptions: Sendable, Hashable {
     public var channel: CaptionChannel
     /// Decode XDS (field 2) and report it as `CaptionEvent.xds`.
     public var xds: Bool
+    /// Check odd parity (drop a pair whose second byte fails, replace a failing first byte by a
+    /// solid block). CCExtractor does not check parity on `.bin` input, so neither do we by
+    /// default: enabling it can change output for streams with corrupt bytes.
+    public var checkParity: Bool
 
-    public init(channel: CaptionChannel = .cc1, xds: Bool = false) {
+    public init(channel: CaptionChannel = .cc1, xds: Bool = false, checkParity: Bool = false) {
         self.channel = channel
         self.xds = xds
+        self.checkParity = checkParity
     }
 }
 
