@@ -88,6 +88,20 @@ public struct CaptionDecoder: Sendable {
         flushQueues(emit)
     }
 
+    /// Decodes one record given as raw triplet bytes (3 per triplet), without building an
+    /// `RCWTRecord`: the fast path for whole files and for servers that already hold the bytes.
+    public mutating func decode(timestamp: Int64, tripletBytes: UnsafeBufferPointer<UInt8>, emit: (CaptionEvent) -> Void) {
+        guard !finished else { return }
+        setTime(timestamp)
+        var i = 0
+        let n = tripletBytes.count - tripletBytes.count % 3
+        while i < n {
+            triplet(CCTriplet(info: tripletBytes[i], data1: tripletBytes[i + 1], data2: tripletBytes[i + 2]))
+            i += 3
+        }
+        flushQueues(emit)
+    }
+
     /// End of stream: writes what is still displayed and returns the last events.
     public mutating func finish() -> [CaptionEvent] {
         var events: [CaptionEvent] = []

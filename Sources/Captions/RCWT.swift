@@ -88,7 +88,7 @@ public enum RCWTHeader {
     /// program bytes are informative only (other writers put their own id there).
     public static func validate<C: Collection>(_ header: C) throws(RCWTError) where C.Element == UInt8 {
         let h = Array(header.prefix(16))
-        guard header.count == count, h[0] == 0xCC, h[1] == 0xCC, h[2] == 0xED, h[6] == 0x00, h[7] == 0x01 else {
+        guard header.count == count, h.count == count, h[0] == 0xCC, h[1] == 0xCC, h[2] == 0xED, h[6] == 0x00, h[7] == 0x01 else {
             throw .badHeader(h)
         }
     }
@@ -107,6 +107,32 @@ public struct RCWTFileReader: Sendable {
         var out: [RCWTRecord] = []
         try forEachRecord { out.append($0) }
         return out
+    }
+
+    /// Calls `body` with each record's timestamp and raw triplet bytes, allocating nothing.
+    /// Throws on a bad header or a record cut short (after the complete records were visited).
+    public func forEachRawRecord(_ body: (Int64, UnsafeBufferPointer<UInt8>) -> Void) throws(RCWTError) {
+        try RCWTHeader.validate(bytes.prefix(RCWTHeader.count))
+        var failure: RCWTError?
+        bytes.withUnsafeBufferPointer { buf in
+            var i = RCWTHeader.count
+            let end = buf.count
+            while end - i >= 10 {
+                var ts: UInt64 = 0
+                for k in 0..<8 { ts |= UInt64(buf[i + k]) << (8 * UInt64(k)) }
+                let n = Int(buf[i + 8]) | Int(buf[i + 9]) << 8
+                let size = 10 + 3 * n
+                guard end - i >= size else { break }
+                body(Int64(bitPattern: ts), UnsafeBufferPointer(rebasing: buf[(i + 10)..<(i + size)]))
+                i += size
+            }
+            if i < end {
+                let need: Int
+                if end - i < 10 { need = 10 - (end - i) } else { need = 10 + 3 * (Int(buf[i + 8]) | Int(buf[i + 9]) << 8) - (end - i) }
+                failure = .truncatedRecord(offset: i, needed: need)
+            }
+        }
+        if let failure { throw failure }
     }
 
     /// Calls `body` with each record in order, without keeping them all (for large files).

@@ -1,23 +1,47 @@
 /// Formats stream times as CCExtractor does: `HH:MM:SS,mmm`.
 public enum CaptionTime {
     public static func format(_ ms: Int64) -> String {
-        let v = max(ms, 0)
-        let h = v / 3_600_000, m = (v / 60_000) % 60, s = (v / 1000) % 60, f = v % 1000
-        return pad(h, 2) + ":" + pad(m, 2) + ":" + pad(s, 2) + "," + pad(f, 3)
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(12)
+        append(ms, to: &bytes)
+        return String(decoding: bytes, as: UTF8.self)
     }
 
-    private static func pad(_ v: Int64, _ width: Int) -> String {
-        let s = String(v)
-        return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
+    /// Appends `HH:MM:SS,mmm` (hours widen past 99, negative times clamp to 0).
+    public static func append(_ ms: Int64, to out: inout [UInt8]) {
+        let v = max(ms, 0)
+        let h = v / 3_600_000, m = (v / 60_000) % 60, s = (v / 1000) % 60, f = v % 1000
+        if h >= 100 { out.append(contentsOf: String(h).utf8) } else { two(h, &out) }
+        out.append(UInt8(ascii: ":")); two(m, &out)
+        out.append(UInt8(ascii: ":")); two(s, &out)
+        out.append(UInt8(ascii: ","))
+        out.append(UInt8(48 + f / 100)); out.append(UInt8(48 + (f / 10) % 10)); out.append(UInt8(48 + f % 10))
+    }
+
+    @inline(__always) private static func two(_ v: Int64, _ out: inout [UInt8]) {
+        out.append(UInt8(48 + v / 10)); out.append(UInt8(48 + v % 10))
     }
 }
 
 /// An incremental writer: feed it events in order, append what it returns to the output.
+///
+/// Writers are small values (an archive per program keeps one per format) and write UTF-8
+/// bytes with CRLF line ends, like CCExtractor.
 public protocol CaptionWriter: Sendable {
+    /// Appends the output for this event (possibly nothing).
+    mutating func append(_ event: CaptionEvent, to out: inout [UInt8])
+}
+
+extension CaptionWriter {
     /// Text to append for this event (possibly empty).
-    mutating func write(_ event: CaptionEvent) -> String
-    /// Text to append at the end of the output (possibly empty).
-    mutating func finish() -> String
+    public mutating func write(_ event: CaptionEvent) -> String {
+        var b: [UInt8] = []
+        append(event, to: &b)
+        return String(decoding: b, as: UTF8.self)
+    }
+
+    /// Text to append at the end of the output (none of CCExtractor's formats has a trailer).
+    public mutating func finish() -> String { "" }
 }
 
 /// SubRip, like `ccextractor -out=srt`: numbered from 1 per writer, CRLF, rows not trimmed,
@@ -27,31 +51,27 @@ public struct SRTWriter: CaptionWriter {
 
     public init(firstNumber: Int = 1) { nextNumber = firstNumber }
 
-    public mutating func write(_ event: CaptionEvent) -> String {
-        guard case .cue(let cue) = event, !cue.rows.isEmpty else { return "" }
-        var s = String(nextNumber) + "\r\n"
+    public mutating func append(_ event: CaptionEvent, to b: inout [UInt8]) {
+        guard case .cue(let cue) = event, !cue.rows.isEmpty else { return }
+        b.append(contentsOf: String(nextNumber).utf8); b.append(13); b.append(10)
         nextNumber += 1
-        s += CaptionTime.format(cue.start) + " --> " + CaptionTime.format(cue.end - 1) + "\r\n"
-        for row in cue.rows { s += row + "\r\n" }
-        s += "\r\n"
-        return s
+        CaptionTime.append(cue.start, to: &b)
+        b.append(contentsOf: " --> ".utf8)
+        CaptionTime.append(cue.end - 1, to: &b)
+        b.append(13); b.append(10)
+        for row in cue.rows { b.append(contentsOf: row.utf8); b.append(13); b.append(10) }
+        b.append(13); b.append(10)
     }
-
-    public mutating func finish() -> String { "" }
 }
 
 /// Plain transcript, like `ccextractor -out=txt`: one line per caption row, no times.
 public struct TXTWriter: CaptionWriter {
     public init() {}
 
-    public mutating func write(_ event: CaptionEvent) -> String {
-        guard case .cue(let cue) = event else { return "" }
-        var s = ""
-        for line in cue.lines { s += line.text + "\r\n" }
-        return s
+    public mutating func append(_ event: CaptionEvent, to b: inout [UInt8]) {
+        guard case .cue(let cue) = event else { return }
+        for line in cue.lines { b.append(contentsOf: line.text.utf8); b.append(13); b.append(10) }
     }
-
-    public mutating func finish() -> String { "" }
 }
 
 /// Timed transcript, like `ccextractor -out=ttxt [-xds]`: `start|end|MODE|text`.
@@ -61,22 +81,24 @@ public struct TTXTWriter: CaptionWriter {
 
     public init(includeXDS: Bool = true) { self.includeXDS = includeXDS }
 
-    public mutating func write(_ event: CaptionEvent) -> String {
-        var s = ""
+    public mutating func append(_ event: CaptionEvent, to b: inout [UInt8]) {
         switch event {
         case .cue(let cue):
             for line in cue.lines {
-                s += CaptionTime.format(line.start) + "|" + CaptionTime.format(line.end) + "|" + line.mode.rawValue + "|" + line.text + "\r\n"
+                CaptionTime.append(line.start, to: &b); b.append(UInt8(ascii: "|"))
+                CaptionTime.append(line.end, to: &b); b.append(UInt8(ascii: "|"))
+                b.append(contentsOf: line.mode.rawValue.utf8); b.append(UInt8(ascii: "|"))
+                b.append(contentsOf: line.text.utf8); b.append(13); b.append(10)
             }
         case .xds(let x):
-            guard includeXDS else { return "" }
-            let prefix = CaptionTime.format(x.start) + "|" + CaptionTime.format(x.end) + "|XDS|"
-            for line in x.lines { s += prefix + line + "\r\n" }
+            guard includeXDS else { return }
+            for line in x.lines {
+                CaptionTime.append(x.start, to: &b); b.append(UInt8(ascii: "|"))
+                CaptionTime.append(x.end, to: &b); b.append(contentsOf: "|XDS|".utf8)
+                b.append(contentsOf: line.utf8); b.append(13); b.append(10)
+            }
         }
-        return s
     }
-
-    public mutating func finish() -> String { "" }
 }
 
 /// One-shot decoding of a whole recording, like one `ccextractor` run.
@@ -85,26 +107,31 @@ public enum CaptionFile {
     public static func render<S: Sequence>(records: S, format: CaptionFormat, xds: Bool = false, channel: CaptionChannel = .cc1) -> String where S.Element == RCWTRecord {
         var decoder = CaptionDecoder(options: DecoderOptions(channel: channel, xds: xds && format == .ttxt))
         var writer = makeWriter(format, xds: xds)
-        var out = ""
+        var out: [UInt8] = []
         for record in records {
-            for event in decoder.decode(record) { out += writer.write(event) }
+            decoder.decode(record) { writer.append($0, to: &out) }
         }
-        for event in decoder.finish() { out += writer.write(event) }
-        out += writer.finish()
-        return out
+        decoder.finish { writer.append($0, to: &out) }
+        return String(decoding: out, as: UTF8.self)
     }
 
-    /// Decodes a whole `.bin` file's bytes.
+    /// Decodes a whole `.bin` file's bytes. Like CCExtractor ("Premature end of file"), a
+    /// recording cut inside its last record (e.g. a server killed mid-write) is decoded up to
+    /// that record; only a bad header is an error.
     public static func render(bin bytes: [UInt8], format: CaptionFormat, xds: Bool = false, channel: CaptionChannel = .cc1) throws(RCWTError) -> String {
         var decoder = CaptionDecoder(options: DecoderOptions(channel: channel, xds: xds && format == .ttxt))
         var writer = makeWriter(format, xds: xds)
-        var out = ""
-        try RCWTFileReader(bytes: bytes).forEachRecord { record in
-            for event in decoder.decode(record) { out += writer.write(event) }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        do {
+            try RCWTFileReader(bytes: bytes).forEachRawRecord { ts, triplets in
+                decoder.decode(timestamp: ts, tripletBytes: triplets) { writer.append($0, to: &out) }
+            }
+        } catch {
+            if case .badHeader = error { throw error }
         }
-        for event in decoder.finish() { out += writer.write(event) }
-        out += writer.finish()
-        return out
+        decoder.finish { writer.append($0, to: &out) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// A writer for `format`.

@@ -1,57 +1,77 @@
 /// Extended Data Services (CEA-608 field 2): packets assembled across interleaved classes,
 /// checked by checksum, and turned into typed content plus CCExtractor's ttxt wording.
 struct XDSDecoder: Sendable {
-    private struct Packet: Sendable {
-        var inUse = false
-        var packetClass: Int = -1
-        var type: Int = -1
-        var bytes: [UInt8] = []
-    }
-
     /// CCExtractor keeps 9 packet buffers; more interleaved packets than that are dropped.
     private static let bufferCount = 9
-    private var buffers: [Packet] = []
+    /// Bytes kept per packet: 34 data bytes plus the end code.
+    private static let packetSize = 36
+    /// Packet storage, allocated on the first XDS byte: `bufferCount` slots of `packetSize`.
+    private var storage: [UInt8] = []
+    private var used: [UInt8] = []
+    private var classes: [Int8] = []
+    private var types: [Int16] = []
+    private var inUse: UInt16 = 0
     private var current = -1
-    /// Last content-advisory / CGMS bytes (kept only to mirror CCExtractor's "changed" logic).
+    /// The last program name of the current program (class "current").
     private(set) var currentProgramName: String?
 
     init() {}
 
+    @inline(__always) private func isInUse(_ i: Int) -> Bool { inUse & (1 << UInt16(i)) != 0 }
+
+    private mutating func reset(_ i: Int) {
+        inUse &= ~(1 << UInt16(i))
+        classes[i] = -1
+        types[i] = -1
+        used[i] = 0
+    }
+
     /// Start or continue code (hi 0x01...0x0E) or data pair while in XDS mode.
     mutating func bytes(_ hi: UInt8, _ lo: UInt8) {
-        if buffers.isEmpty { buffers = Array(repeating: Packet(), count: Self.bufferCount) }
+        if storage.isEmpty {
+            storage = [UInt8](repeating: 0, count: Self.bufferCount * Self.packetSize)
+            used = [UInt8](repeating: 0, count: Self.bufferCount)
+            classes = [Int8](repeating: -1, count: Self.bufferCount)
+            types = [Int16](repeating: -1, count: Self.bufferCount)
+        }
         if hi >= 0x01 && hi <= 0x0F {
-            let cls = Int(hi - 1) / 2
+            let cls = Int8((hi - 1) / 2)
             let isNew = hi % 2 == 1
             var matching = -1, firstFree = -1
-            for i in 0..<buffers.count {
-                if buffers[i].inUse && buffers[i].packetClass == cls && buffers[i].type == Int(lo) { matching = i; break }
-                if firstFree == -1 && !buffers[i].inUse { firstFree = i }
+            for i in 0..<Self.bufferCount {
+                if isInUse(i) && classes[i] == cls && types[i] == Int16(lo) { matching = i; break }
+                if firstFree == -1 && !isInUse(i) { firstFree = i }
             }
             if matching == -1 && firstFree == -1 { current = -1; return }
             current = matching != -1 ? matching : firstFree
-            if isNew || !buffers[current].inUse {
-                buffers[current] = Packet(inUse: true, packetClass: cls, type: Int(lo), bytes: [])
-                buffers[current].bytes.reserveCapacity(36)
+            if isNew || !isInUse(current) {
+                // Whatever was there belonged to an interrupted packet.
+                classes[current] = cls
+                types[current] = Int16(lo)
+                used[current] = 0
+                inUse |= 1 << UInt16(current)
             }
             if !isNew { return } // continue codes are not part of the packet
         } else {
             if (hi > 0 && hi <= 0x1F) || (lo > 0 && lo <= 0x1F) { return } // illegal data
         }
         guard current >= 0 else { return }
-        if buffers[current].bytes.count <= 32 {
-            buffers[current].bytes.append(hi)
-            buffers[current].bytes.append(lo)
+        let u = Int(used[current])
+        if u <= 32 {
+            storage[current * Self.packetSize + u] = hi
+            storage[current * Self.packetSize + u + 1] = lo
+            used[current] = UInt8(u + 2)
         }
     }
 
     /// End code (0x0F, checksum): returns the ttxt lines and content when the packet is good.
     mutating func end(checksum: UInt8) -> (content: XDSContent, lines: [String])? {
-        guard current >= 0, current < buffers.count, buffers[current].inUse else { return nil }
+        guard current >= 0, !storage.isEmpty, isInUse(current) else { return nil }
         let index = current
-        defer { buffers[index] = Packet() }
-        var payload = buffers[index].bytes
-        var cls = buffers[index].packetClass
+        defer { reset(index) }
+        let base = index * Self.packetSize
+        var payload = Array(storage[base..<(base + Int(used[index]))])
+        var cls = Int(classes[index])
         guard payload.count >= 2 else { return nil }
         let type = Int(payload[1])
         payload.append(0x0F)
