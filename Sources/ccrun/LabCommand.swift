@@ -1,10 +1,82 @@
 import ArgumentParser
+import Foundation
 import Lab
 
-/// `ccrun lab up|down|status`: real target hosts for tests, benchmarks and the demo.
+/// `ccrun lab up|down|status|restart-host`: real target hosts for tests, benchmarks and the demo.
 struct LabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
-        abstract: "Bring up, inspect or tear down the lab of target hosts (needs root)."
+        abstract: "Bring up, inspect or tear down the lab of target hosts (needs root).",
+        subcommands: [Up.self, Down.self, Status.self, RestartHost.self]
     )
+
+    /// Options every lab subcommand shares.
+    struct InstanceOptions: ParsableArguments {
+        @Option(help: "Lab instance: main (198.51.100.0/24) or scratch (a second small lab on 198.51.100.192/26).")
+        var instance: String = "main"
+    }
+
+    static func printLog(_ line: String) {
+        FileHandle.standardError.write(Data("lab: \(line)\n".utf8))
+    }
+
+    struct Up: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or repair the lab and write its inventory (idempotent).")
+        @OptionGroup var instance: InstanceOptions
+        @Option(help: "Number of hosts (db, nfs-master, repo-node, web-node, then host5, host6, ...).")
+        var hosts: Int?
+
+        func run() async throws {
+            let start = Date()
+            var spec = try LabSpec.named(instance.instance, hosts: hosts)
+            if hosts == nil, let existing = try? Lab.existing(name: instance.instance) { spec.hostCount = existing.spec.hostCount }
+            let lab = Lab(spec: spec, log: LabCommand.printLog)
+            try lab.up()
+            print(try lab.status())
+            print("inventory: \(spec.inventoryPath)")
+            print(String(format: "lab up in %.1f s", Date().timeIntervalSince(start)))
+        }
+    }
+
+    struct Down: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Stop and remove the lab (keeps the rootfs and package caches unless --purge).")
+        @OptionGroup var instance: InstanceOptions
+        @Flag(help: "Also remove the caches (debootstrap root filesystem, downloaded packages), keys and secrets.")
+        var purge = false
+
+        func run() async throws {
+            let lab = try Lab.existing(name: instance.instance, log: LabCommand.printLog)
+            try lab.down(purge: purge)
+            let left = try lab.leftovers()
+            guard left.isEmpty else {
+                throw ValidationError("lab down left things behind:\n" + left.joined(separator: "\n"))
+            }
+            print("lab \(lab.spec.name) is down")
+        }
+    }
+
+    struct Status: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show each host, its address, sshd and services.")
+        @OptionGroup var instance: InstanceOptions
+
+        func run() async throws {
+            print(try Lab.existing(name: instance.instance).status())
+        }
+    }
+
+    struct RestartHost: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "restart-host",
+            abstract: "Restart one host: kill its PID namespace and start its init again.")
+        @OptionGroup var instance: InstanceOptions
+        @Argument(help: "Host name as in the inventory, e.g. web-node.")
+        var name: String
+
+        func run() async throws {
+            try Lab.existing(name: instance.instance, log: LabCommand.printLog).restartHost(name)
+            print("\(name) restarted")
+        }
+    }
 }

@@ -1,0 +1,72 @@
+import Foundation
+
+/// The inventory file `ccrun lab up` writes (contract: notes/inventory.md). Secrets are not in it,
+/// only paths to 0600 files.
+public struct LabInventoryFile: Codable, Sendable, Equatable {
+    public struct Host: Codable, Sendable, Equatable {
+        public var address: String
+        public var port: Int
+        public var user: String
+        public var identityFile: String
+        public var knownHosts: String
+        public var roles: [String]
+        public var vars: [String: String]
+    }
+
+    public struct SudoUser: Codable, Sendable, Equatable {
+        public var user: String
+        public var identityFile: String
+    }
+
+    public struct Database: Codable, Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var adminUser: String
+        public var adminPasswordFile: String
+    }
+
+    public struct AWS: Codable, Sendable, Equatable {
+        public var endpoint: String
+        public var region: String
+        public var credentialsFile: String
+    }
+
+    public var hosts: [String: Host]
+    public var sudoUser: SudoUser
+    public var database: Database
+    public var nfsServer: String?
+    public var aws: AWS
+    /// The lab's apt repository (`deb [trusted=yes] URL ./`), reachable from the hosts only.
+    public var aptRepository: String?
+
+    public static func load(from path: String) throws -> LabInventoryFile {
+        try JSONDecoder().decode(LabInventoryFile.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+
+    public func encoded() throws -> String {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
+    }
+
+    /// Builds the inventory of a lab described by `spec`.
+    static func make(for spec: LabSpec) -> LabInventoryFile {
+        var hosts: [String: Host] = [:]
+        for (index, name) in spec.hostNames.enumerated() {
+            var vars = ["netns": spec.namespace(of: name), "hostname": name]
+            if spec.blockDeviceHosts.contains(name) { vars["dataDevice"] = "/dev/xvdf" }
+            let role = index < LabSpec.defaultHostNames.count ? name : "fanout"
+            hosts[name] = Host(address: spec.address(ofHostAt: index), port: 22, user: "root",
+                               identityFile: spec.identityFile, knownHosts: spec.knownHostsFile,
+                               roles: [role], vars: vars)
+        }
+        return LabInventoryFile(
+            hosts: hosts,
+            sudoUser: SudoUser(user: "deploy", identityFile: spec.identityFile),
+            database: Database(host: spec.address(ofHostAt: 0), port: spec.mariaDBPort,
+                               adminUser: spec.mariaDBAdminUser, adminPasswordFile: spec.dbPasswordFile),
+            nfsServer: spec.nfsServerHost,
+            aws: AWS(endpoint: spec.motoEndpoint, region: spec.region, credentialsFile: spec.awsCredentialsFile),
+            aptRepository: "http://\(spec.bridgeAddress)/")
+    }
+}

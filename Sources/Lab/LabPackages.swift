@@ -1,0 +1,31 @@
+/// The Debian packages the lab deals with, in one place so they are easy to extend.
+public enum LabPackages {
+    /// Baked into the shared root filesystem (debootstrap `--include`): what every host needs to be
+    /// reachable and administrable, plus python3-minimal for Ansible-style benchmarks.
+    public static let baseSystem: [String] = [
+        "openssh-server", "sudo", "iproute2", "procps", "python3-minimal", "e2fsprogs", "mount",
+        "ca-certificates",
+    ]
+
+    /// Offered by the lab's local apt repository (with their dependency closure): what the runbooks
+    /// install, the runtime libraries a Swift binary built with a static stdlib needs, and `htop` as a
+    /// small harmless package for tests. Add a package here and the next `ccrun lab up` fetches it.
+    public static let repository: [String] = [
+        // NFS (server in userspace, client tools in userspace)
+        "nfs-common", "rpcbind", "nfs-ganesha", "nfs-ganesha-vfs", "libnfs-utils",
+        // web node, database client, tools
+        "apache2", "mariadb-client", "curl", "ca-certificates", "sqlite3", "tzdata",
+        // libraries ccrun/ccr link against
+        "libcurl4", "libssh2-1", "libmariadb3", "libsqlite3-0", "libssl3",
+        // runtime of a Swift binary with static stdlib
+        "libc6", "libstdc++6", "libgcc-s1", "zlib1g",
+        // small harmless packages for tests
+        "htop", "tree",
+    ]
+
+    /// Machine-side Debian packages `ccrun lab up` relies on (CI installs these).
+    public static let machine: [String] = [
+        "debootstrap", "iproute2", "util-linux", "mount", "dpkg-dev", "mariadb-server", "mariadb-client",
+        "openssh-client", "python3", "python3-venv", "python3-pip", "e2fsprogs",
+    ]
+}

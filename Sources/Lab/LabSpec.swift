@@ -1,0 +1,105 @@
+import Foundation
+
+/// Everything that names or places one lab instance: interfaces, namespaces, addresses, paths.
+///
+/// The main lab ("main") is what `ccrun lab up` builds. A second, smaller instance ("scratch")
+/// lives beside it on 198.51.100.192/26 with its own bridge and state directory, so a test can
+/// tear a lab down and check that nothing is left without disturbing tests that use the main lab.
+public struct LabSpec: Sendable, Equatable {
+    public var name: String
+    /// Prefix of network namespaces (`<prefix>-<host>`), veth names and the bridge (`<prefix>0`).
+    public var prefix: String
+    /// First three octets of the lab network.
+    public var network: String = "198.51.100"
+    /// Machine side of the bridge and its prefix length.
+    public var bridgeOctet: Int
+    public var bridgePrefixLength: Int
+    /// Host N (0-based, creation order) gets `network.(firstHostOctet + N)`.
+    public var firstHostOctet: Int
+    public var hostCount: Int
+    /// Where this instance keeps state (keys, secrets, overlays, inventory).
+    public var stateDirectory: String
+    /// Shared caches (debootstrap root filesystem, downloaded .debs); kept by `down`.
+    public var cacheDirectory: String = "/var/cache/ccrun-lab"
+    public var motoPort: Int
+    public var mariaDBPort: Int = 3306
+    /// Hosts that get a loop-backed block device seen as `/dev/xvdf`.
+    public var blockDeviceHosts: Set<String> = ["nfs-master"]
+    public var blockDeviceSize: String = "1G"
+    public var region: String = "us-east-1"
+
+    public static let defaultHostNames = ["db", "nfs-master", "repo-node", "web-node"]
+
+    /// The main lab: bridge `ccrlab0` 198.51.100.1/24, hosts from 198.51.100.10.
+    public static func main(hosts: Int = 4) -> LabSpec {
+        LabSpec(name: "main", prefix: "ccrlab", bridgeOctet: 1, bridgePrefixLength: 24,
+                firstHostOctet: 10, hostCount: hosts, stateDirectory: "/var/lib/ccrun-lab", motoPort: 5055)
+    }
+
+    /// A second small lab for destructive tests: bridge `ccrlabx0` 198.51.100.193/26, hosts from .200.
+    public static func scratch(hosts: Int = 2) -> LabSpec {
+        LabSpec(name: "scratch", prefix: "ccrlabx", bridgeOctet: 193, bridgePrefixLength: 26,
+                firstHostOctet: 200, hostCount: hosts, stateDirectory: "/var/lib/ccrun-lab-scratch", motoPort: 5056)
+    }
+
+    /// Looks an instance up by name (`main` or `scratch`).
+    public static func named(_ name: String, hosts: Int?) throws -> LabSpec {
+        switch name {
+        case "main": return .main(hosts: hosts ?? 4)
+        case "scratch": return .scratch(hosts: hosts ?? 2)
+        default: throw LabError.unknownInstance(name)
+        }
+    }
+
+    // MARK: Derived names
+
+    public var maxHosts: Int { name == "main" ? 180 : 50 }
+
+    public var hostNames: [String] {
+        (0..<hostCount).map { $0 < Self.defaultHostNames.count ? Self.defaultHostNames[$0] : "host\($0 + 1)" }
+    }
+
+    public var bridge: String { "\(prefix)0" }
+    public var bridgeAddress: String { "\(network).\(bridgeOctet)" }
+
+    public func address(ofHostAt index: Int) -> String { "\(network).\(firstHostOctet + index)" }
+
+    public func address(of host: String) -> String? {
+        hostNames.firstIndex(of: host).map { address(ofHostAt: $0) }
+    }
+
+    public func namespace(of host: String) -> String { "\(prefix)-\(host)" }
+    public var namespacePrefix: String { "\(prefix)-" }
+
+    /// Machine-side veth of host index N (kept under the 15-character interface name limit).
+    public func vethOutside(_ index: Int) -> String { "\(prefix)v\(index)" }
+    public func vethInside(_ index: Int) -> String { "\(prefix)p\(index)" }
+
+    public var dbHost: String { hostNames[0] }
+    public var nfsServerHost: String? { hostNames.count > 1 ? hostNames[1] : nil }
+
+    // MARK: Paths
+
+    public var rootfsPath: String { "\(cacheDirectory)/rootfs" }
+    public var debsPath: String { "\(cacheDirectory)/debs" }
+    public var cacheLockPath: String { "\(cacheDirectory)/.lock" }
+    public var hostsDirectory: String { "\(stateDirectory)/hosts" }
+    public func hostDirectory(_ host: String) -> String { "\(hostsDirectory)/\(host)" }
+    public func mergedPath(_ host: String) -> String { "\(hostDirectory(host))/root" }
+    public var sshDirectory: String { "\(stateDirectory)/ssh" }
+    public var identityFile: String { "\(sshDirectory)/id_ed25519" }
+    public var knownHostsFile: String { "\(sshDirectory)/known_hosts" }
+    public var secretsDirectory: String { "\(stateDirectory)/secrets" }
+    public var dbPasswordFile: String { "\(secretsDirectory)/db-admin-password" }
+    public var awsCredentialsFile: String { "\(secretsDirectory)/aws-credentials" }
+    public var inventoryPath: String { "\(stateDirectory)/inventory.json" }
+    public var blockDirectory: String { "\(stateDirectory)/block" }
+    public func blockImage(_ host: String) -> String { "\(blockDirectory)/\(host).img" }
+    public var runDirectory: String { "\(stateDirectory)/run" }
+    public var logDirectory: String { "\(stateDirectory)/log" }
+    public var mariaDBDataDirectory: String { "\(stateDirectory)/mariadb" }
+    public var mariaDBSocket: String { "\(runDirectory)/mariadb/mysqld.sock" }
+    public var lockPath: String { "\(stateDirectory).lock" }
+    public var motoEndpoint: String { "http://127.0.0.1:\(motoPort)" }
+    public var mariaDBAdminUser: String { "admin" }
+}
