@@ -69,10 +69,12 @@ public struct IniFile: Sendable {
     }
 
     /// Keys present in the file that the program does not know: almost always a typo, and a
-    /// typo in a production config should stop the start, not be ignored.
+    /// typo in a production config should stop the start, not be ignored. Only the sections in
+    /// `known` (and keys before any section) are checked: the file is shared by `ccr serve`,
+    /// `ccr web` and `ccr watchdog`, and each reads its own sections.
     public func unknownKeys(known: [String: Set<String>]) -> [(String, Entry)] {
         var out: [(String, Entry)] = []
-        for (section, keys) in sections {
+        for (section, keys) in sections where section.isEmpty || known[section] != nil {
             for (key, entry) in keys where !(known[section]?.contains(key) ?? false) {
                 out.append(("\(section.isEmpty ? "" : "[\(section)] ")\(key)", entry))
             }
