@@ -68,7 +68,16 @@ public enum FactScope: Sendable, Hashable {
     public func overlaps(_ keys: [String]) -> Bool {
         switch self {
         case .everything: return !keys.filter { $0 != SystemProbe.key }.isEmpty
-        case let .keys(mine): return keys.contains { mine.contains($0) }
+        case .keys: return keys.contains { covers($0) }
+        }
+    }
+
+    /// Whether this scope includes a fact key. A key ending in `*` covers every key it prefixes.
+    public func covers(_ key: String) -> Bool {
+        switch self {
+        case .everything: return key != SystemProbe.key
+        case let .keys(mine):
+            return mine.contains(key) || mine.contains { $0.hasSuffix("*") && key.hasPrefix($0.dropLast()) }
         }
     }
 }

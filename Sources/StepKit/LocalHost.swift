@@ -14,21 +14,37 @@ public struct LocalHost: RemoteHost {
         FileManager.default.createFile(atPath: inURL.path, contents: stdin ?? Data(), attributes: [.posixPermissions: 0o600])
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/bin/sh")
-        p.arguments = ["-c", script]
-        p.standardInput = try FileHandle(forReadingFrom: inURL)
-        p.standardOutput = try FileHandle(forWritingTo: outURL)
-        p.standardError = try FileHandle(forWritingTo: errURL)
-        let status: Int32 = try await withCheckedThrowingContinuation { cont in
-            p.terminationHandler = { cont.resume(returning: $0.terminationStatus) }
-            do { try p.run() } catch { p.terminationHandler = nil; cont.resume(throwing: error); return }
-            if let timeout {
-                let pid = p.processIdentifier
-                DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { if p.isRunning { kill(pid, SIGKILL) } }
+        let status = try await LocalHost.spawn(script: script, stdin: inURL.path, stdout: outURL.path, stderr: errURL.path, timeout: timeout)
+        return ScriptResult(stdout: (try? Data(contentsOf: outURL)) ?? Data(), stderr: (try? Data(contentsOf: errURL)) ?? Data(), exitStatus: status)
+    }
+
+    /// posix_spawn of /bin/sh -c, waited for off the cooperative pool. (Foundation's Process
+    /// crashed here when many tests spawned at once.)
+    static func spawn(script: String, stdin: String, stdout: String, stderr: String, timeout: Duration?) async throws -> Int32 {
+        var fa = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&fa)
+        defer { posix_spawn_file_actions_destroy(&fa) }
+        posix_spawn_file_actions_addopen(&fa, 0, stdin, O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&fa, 1, stdout, O_WRONLY | O_TRUNC, 0o600)
+        posix_spawn_file_actions_addopen(&fa, 2, stderr, O_WRONLY | O_TRUNC, 0o600)
+        let args: [UnsafeMutablePointer<CChar>?] = ["/bin/sh", "-c", script].map { (s: String) in strdup(s) } + [nil]
+        let env: [UnsafeMutablePointer<CChar>?] = ProcessInfo.processInfo.environment.map { (k: String, v: String) in strdup("\(k)=\(v)") } + [nil]
+        defer { args.forEach { free($0) }; env.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, "/bin/sh", &fa, nil, args, env)
+        guard rc == 0 else { throw HostError.protocolError(host: "localhost", detail: "cannot start /bin/sh: errno \(rc)") }
+        let child = pid
+        if let timeout {
+            DispatchQueue.global().asyncAfter(deadline: .now() + timeout.seconds) { kill(child, SIGKILL) }
+        }
+        return await withCheckedContinuation { cont in
+            DispatchQueue.global().async {
+                var st: Int32 = 0
+                while waitpid(child, &st, 0) < 0 && errno == EINTR {}
+                let exited = (st & 0x7f) == 0
+                cont.resume(returning: exited ? (st >> 8) & 0xff : 128 + (st & 0x7f))
             }
         }
-        return ScriptResult(stdout: (try? Data(contentsOf: outURL)) ?? Data(), stderr: (try? Data(contentsOf: errURL)) ?? Data(), exitStatus: status)
     }
 
     public func upload(_ data: Data, to path: String, mode: UInt16) async throws {

@@ -316,10 +316,7 @@ final class HostRun {
     }
 
     func invalidate(_ scope: FactScope) {
-        switch scope {
-        case .everything: facts.outputs = facts.outputs.filter { $0.key == SystemProbe.key }
-        case let .keys(keys): for k in keys { facts.outputs[k] = nil }
-        }
+        facts.outputs = facts.outputs.filter { !scope.covers($0.key) }
     }
 
     /// Terraform's "empty plan after apply", for free: re-probe and re-plan; a step that still

@@ -31,7 +31,7 @@ public struct Directory: Step {
     }
     public var facts: [FactQuery] { [probe.query, missingAncestors.query] }
     public var affects: FactScope {
-        .keys(Set(([path] + Directory.ancestors(of: path)).flatMap { FileSupport.keys($0) } + ["missing-ancestors:" + path]))
+        .keys(Set(([path] + Directory.ancestors(of: path)).flatMap { FileSupport.keys($0) } + ["missing-ancestors:*"]))
     }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {

@@ -1,0 +1,50 @@
+import Foundation
+@testable import StepKit
+
+/// Builds the answers a host would print for each probe (pyinfra's fact fixtures), so plan
+/// tests go through the same parsers as real runs.
+struct FactFixtures {
+    var set = FactSet()
+
+    init(system: SystemFacts = .debian()) {
+        var out = "id=\(system.distribution)\nversion=\(system.version)\n"
+        for t in system.tools.sorted() { out += "has=\(t)\n" }
+        out += "init=\(system.initSystem.rawValue)\nboot=b00t\n"
+        set.outputs[SystemProbe.key] = FactOutput(stdout: out, status: 0)
+    }
+
+    static func fileOutput(_ state: FileState?) -> String {
+        guard let s = state else { return "absent" }
+        let kind = s.kind == .file ? "regular file" : s.kind == .directory ? "directory" : "symbolic link"
+        var out = "stat \(kind)|\(s.mode)|\(s.owner)|\(s.group)|\(s.size)\n"
+        if let h = s.sha256 { out += "sha256 \(h)\n" }
+        if let c = s.content { out += "content \(c.base64EncodedString())\n" }
+        return out
+    }
+
+    mutating func file(_ path: String, _ state: FileState?, content: Bool = true) {
+        var st = state
+        if !content { st?.content = nil }
+        set.outputs[FileProbe.key(path, content: content)] = FactOutput(stdout: Self.fileOutput(st), status: 0)
+    }
+
+    mutating func raw(_ key: String, _ stdout: String, status: Int32 = 0) {
+        set.outputs[key] = FactOutput(stdout: stdout, status: status)
+    }
+
+    mutating func packages(dpkg: [String]? = nil, rpm: [String]? = nil) {
+        var out = ""
+        if let dpkg { out += "[dpkg]\n" + dpkg.joined(separator: "\n") + "\n" }
+        if let rpm { out += "[rpm]\n" + rpm.joined(separator: "\n") + "\n" }
+        raw(PackagesProbe.key, out)
+    }
+
+    func plan(_ step: any Step, pending: Bool = false) throws -> Plan {
+        try step.plan(set, context: PlanContext(earlierChangePending: pending, backupDirectory: "/var/lib/ccrun/backup/R1"))
+    }
+}
+
+extension Plan {
+    var commands: [String] { change?.commands ?? [] }
+    var dependsReason: String? { if case let .dependsOnEarlierChange(r) = self { r } else { nil } }
+}

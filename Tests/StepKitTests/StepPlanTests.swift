@@ -1,0 +1,274 @@
+import Foundation
+import Testing
+@testable import StepKit
+
+@Suite struct LineInFileTests {
+    let fstab = "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n/dev/xvdf /srv ext4 defaults 0 0\n"
+
+    @Test func changedFstabLineIsReplacedNotAppended() throws {
+        var f = FactFixtures()
+        f.file("/etc/fstab", .file(fstab))
+        let step = LineInFile("/etc/fstab", line: "/dev/xvdf /srv ext4 defaults,nofail 0 0", key: .fstabMountPoint)
+        let change = try #require(try f.plan(step).change)
+        guard case let .upload(u) = change.actions.last else { Issue.record("no upload"); return }
+        let text = String(decoding: u.payload(), as: UTF8.self)
+        #expect(text == "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n/dev/xvdf /srv ext4 defaults,nofail 0 0\n")
+        #expect(change.diff?.contains("-/dev/xvdf /srv ext4 defaults 0 0\n+/dev/xvdf /srv ext4 defaults,nofail 0 0\n") == true)
+    }
+
+    @Test func presentLineIsSatisfiedAndMissingLineAppended() throws {
+        var f = FactFixtures()
+        f.file("/etc/fstab", .file(fstab))
+        #expect(try f.plan(LineInFile("/etc/fstab", line: "/dev/xvdf /srv ext4 defaults 0 0", key: .fstabMountPoint)).isSatisfied)
+        let change = try #require(try f.plan(LineInFile("/etc/fstab", line: "nfs:/srv/ccr /mnt/ccr nfs rw 0 0", key: .fstabMountPoint)).change)
+        guard case let .upload(u) = change.actions.last else { Issue.record("no upload"); return }
+        #expect(String(decoding: u.payload(), as: UTF8.self) == fstab + "nfs:/srv/ccr /mnt/ccr nfs rw 0 0\n")
+    }
+
+    @Test func duplicatesOfTheKeyCollapseToOneLine() {
+        let text = "/srv/a host1(rw)\n/srv/b host2(ro)\n/srv/a host3(rw)\n"
+        #expect(LineEditor.edit(text, line: "/srv/a *(rw,sync)", key: .exportPath, present: true) == "/srv/a *(rw,sync)\n/srv/b host2(ro)\n")
+    }
+
+    @Test func absentRemovesEveryLineWithTheKeyAndIgnoresComments() {
+        let text = "# /srv/a old\n/srv/a host1(rw)\n/srv/b host2(ro)\n"
+        #expect(LineEditor.edit(text, line: "/srv/a x", key: .exportPath, present: false) == "# /srv/a old\n/srv/b host2(ro)\n")
+        #expect(LineEditor.edit("/srv/b x\n", line: "/srv/a x", key: .exportPath, present: false) == nil)
+    }
+
+    @Test func missingFileIsCreatedAndRemovedOnUndo() throws {
+        var f = FactFixtures()
+        f.file("/etc/exports", nil)
+        let change = try #require(try f.plan(LineInFile("/etc/exports", line: "/srv *(rw)", key: .exportPath)).change)
+        #expect(change.undo == [.restoreFile(path: "/etc/exports", previous: nil)])
+        #expect(try f.plan(LineInFile("/etc/exports", line: "/srv *(rw)", key: .exportPath, present: false)).isSatisfied)
+    }
+}
+
+@Suite struct DirectoryTests {
+    @Test func absentDirectoryIsCreatedAndUndoRemovesWhatMkdirMade() throws {
+        var f = FactFixtures()
+        f.file("/srv/ccr/data", nil, content: false)
+        f.raw("missing-ancestors:/srv/ccr/data", "/srv/ccr\n")
+        let change = try #require(try f.plan(Directory("/srv/ccr/data", mode: "2775", owner: "ccr", group: "ccr")).change)
+        #expect(change.commands == ["mkdir -p /srv/ccr/data && chown ccr:ccr /srv/ccr/data && chmod 2775 /srv/ccr/data"])
+        #expect(change.undo == [.removeDirectory(path: "/srv/ccr/data"), .removeDirectory(path: "/srv/ccr")])
+    }
+
+    @Test func wrongModeIsFixedAndUndoRestoresIt() throws {
+        var f = FactFixtures()
+        f.file("/srv", .directory(mode: "700"), content: false)
+        f.raw("missing-ancestors:/srv", "")
+        let change = try #require(try f.plan(Directory("/srv")).change)
+        #expect(change.commands == ["chown root:root /srv && chmod 755 /srv"])
+        #expect(change.undo == [.restoreDirectory(path: "/srv", mode: "700", owner: "root", group: "root")])
+        f.file("/srv", .directory(), content: false)
+        #expect(try f.plan(Directory("/srv")).isSatisfied)
+    }
+
+    @Test func aFileInTheWayIsRefused() throws {
+        var f = FactFixtures()
+        f.file("/srv", .file("x"), content: false)
+        f.raw("missing-ancestors:/srv", "")
+        #expect(throws: StepRefusal.self) { try f.plan(Directory("/srv")) }
+    }
+}
+
+@Suite struct PackageTests {
+    @Test func aptInstallsOnlyWhatIsMissingAndRecordsThePreviousSet() throws {
+        var f = FactFixtures(system: .debian())
+        f.packages(dpkg: ["libc6", "nfs-common"])
+        let change = try #require(try f.plan(PackageInstalled(["nfs-common", "nfs-kernel-server"])).change)
+        #expect(change.commands == ["DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold nfs-kernel-server"])
+        #expect(change.undo == [.purgePackages(manager: .apt, requested: ["nfs-kernel-server"], installedBefore: ["libc6", "nfs-common"])])
+        f.packages(dpkg: ["libc6", "nfs-common", "nfs-kernel-server"])
+        #expect(try f.plan(PackageInstalled(["nfs-common", "nfs-kernel-server"])).isSatisfied)
+    }
+
+    @Test func yumAndDnfAreChosenByProbe() throws {
+        var yum = FactFixtures(system: .centos(.yum))
+        yum.packages(rpm: ["glibc"])
+        #expect(try yum.plan(PackageInstalled("nfs-utils")).commands == ["yum install -y -q nfs-utils"])
+        var dnf = FactFixtures(system: .centos(.dnf))
+        dnf.packages(rpm: ["glibc"])
+        let change = try #require(try dnf.plan(PackageInstalled("nfs-utils")).change)
+        #expect(change.commands == ["dnf install -y -q nfs-utils"])
+        #expect(change.undo == [.purgePackages(manager: .dnf, requested: ["nfs-utils"], installedBefore: ["glibc"])])
+        #expect(PackageCommands.purge(["a", "b"], with: .yum) == "yum remove -y -q a b")
+        #expect(PackageCommands.purge(["a"], with: .apt) == "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q a")
+    }
+
+    @Test func noPackageManagerIsRefused() throws {
+        var f = FactFixtures(system: SystemFacts(distribution: "alpine", version: "3", tools: [], initSystem: .sysv))
+        f.packages()
+        #expect(throws: StepRefusal.self) { try f.plan(PackageInstalled("x")) }
+    }
+}
+
+@Suite struct ServiceTests {
+    func service(_ f: inout FactFixtures, _ name: String, check: ServiceCheck? = nil, _ lines: String) {
+        f.raw(ServiceProbe.probe(name, check: check).query.key, lines)
+    }
+
+    @Test func stoppedSysvServiceIsStartedAndMustAnswerOnItsPort() throws {
+        var f = FactFixtures(system: .debian(init: .sysv))
+        service(&f, "ccr", check: .tcpPort(3000), "sysv-script\nsysv-status 3\nanswers-no\n")
+        let change = try #require(try f.plan(ServiceRunning("ccr", answers: .tcpPort(3000), waitSeconds: 2)).change)
+        #expect(change.commands.count == 1)
+        #expect(change.commands[0].hasPrefix("service ccr start\ni=0; while ! ( if command -v bash"))
+        #expect(change.commands[0].contains("/dev/tcp/127.0.0.1/3000"))
+        #expect(change.commands[0].contains("-ge 10 ]"))
+        #expect(change.undo == [.runScript(summary: "stop ccr", script: "service ccr stop")])
+    }
+
+    @Test func statusZeroButNotAnsweringMeansRestartNotOk() throws {
+        // The nfs-kernel-server trap: the script says "running", nothing serves.
+        var f = FactFixtures(system: .debian(init: .sysv))
+        service(&f, "nfs-kernel-server", check: .tcpPort(2049), "sysv-script\nsysv-status 0\nanswers-no\n")
+        let change = try #require(try f.plan(ServiceRunning("nfs-kernel-server", answers: .tcpPort(2049))).change)
+        #expect(change.commands[0].hasPrefix("service nfs-kernel-server restart"))
+        #expect(change.undo.isEmpty)
+        service(&f, "nfs-kernel-server", check: .tcpPort(2049), "sysv-script\nsysv-status 0\nanswers-yes\n")
+        #expect(try f.plan(ServiceRunning("nfs-kernel-server", answers: .tcpPort(2049))).isSatisfied)
+    }
+
+    @Test func systemdUsesSystemctl() throws {
+        var f = FactFixtures(system: .debian(init: .systemd))
+        service(&f, "nginx", "systemd-load loaded\nsystemd-active inactive\nsystemd-enabled disabled\n")
+        #expect(try f.plan(ServiceRunning("nginx")).commands == ["systemctl start nginx"])
+        #expect(try f.plan(ServiceEnabled("nginx")).commands == ["systemctl enable nginx"])
+        service(&f, "nginx", "systemd-load loaded\nsystemd-active active\nsystemd-enabled enabled\n")
+        #expect(try f.plan(ServiceRunning("nginx")).isSatisfied)
+        #expect(try f.plan(ServiceEnabled("nginx")).isSatisfied)
+    }
+
+    @Test func sysvScriptOnSystemdHostIsEnabledThroughSystemctlAndJudgedByRcLinks() throws {
+        var f = FactFixtures(system: .debian(init: .systemd))
+        service(&f, "ccr", "sysv-script\nsystemd-load loaded\nsystemd-active active\nsystemd-enabled generated\n")
+        #expect(try f.plan(ServiceEnabled("ccr")).commands == ["systemctl enable ccr"])
+        service(&f, "ccr", "sysv-script\nsystemd-load loaded\nsystemd-active active\nsystemd-enabled generated\nrc-start /etc/rc2.d/S01ccr\n")
+        #expect(try f.plan(ServiceEnabled("ccr")).isSatisfied)
+    }
+
+    @Test func updateRcdEnableAndUndoRemovesLinksItMade() throws {
+        var f = FactFixtures(system: .debian(init: .sysv))
+        service(&f, "ccr", "sysv-script\nsysv-status 3\n")
+        let change = try #require(try f.plan(ServiceEnabled("ccr")).change)
+        #expect(change.commands == ["update-rc.d ccr defaults >/dev/null && update-rc.d ccr enable"])
+        #expect(change.undo == [.runScript(summary: "disable ccr at boot", script: "update-rc.d -f ccr remove")])
+        service(&f, "ccr", "sysv-script\nsysv-status 3\nrc-link /etc/rc2.d/K01ccr\n")
+        #expect(try f.plan(ServiceEnabled("ccr")).change?.undo == [.runScript(summary: "disable ccr at boot", script: "update-rc.d ccr disable")])
+    }
+
+    @Test func chkconfigCommandLinesOnCentOS() throws {
+        var f = FactFixtures(system: .centos(.yum, init: .sysv))
+        service(&f, "nfs", "sysv-script\nsysv-status 3\nchkconfig nfs            \t0:off\t1:off\t2:off\t3:off\t4:off\t5:off\t6:off\n")
+        let change = try #require(try f.plan(ServiceEnabled("nfs")).change)
+        #expect(change.commands == ["chkconfig --add nfs && chkconfig nfs on"])
+        #expect(change.undo == [.runScript(summary: "disable nfs at boot", script: "chkconfig nfs off")])
+        #expect(try f.plan(ServiceRunning("nfs")).commands == ["service nfs start"])
+        service(&f, "nfs", "sysv-script\nsysv-status 0\nchkconfig nfs 0:off\t1:off\t2:on\t3:on\t4:on\t5:on\t6:off\n")
+        #expect(try f.plan(ServiceEnabled("nfs")).isSatisfied)
+    }
+
+    @Test func missingServiceDependsOnEarlierChangeOrIsRefused() throws {
+        var f = FactFixtures(system: .debian())
+        service(&f, "nfs-kernel-server", "")
+        #expect(try f.plan(ServiceRunning("nfs-kernel-server"), pending: true).dependsReason?.contains("does not exist yet") == true)
+        #expect(throws: StepRefusal.self) { try f.plan(ServiceRunning("nfs-kernel-server")) }
+    }
+}
+
+@Suite struct StorageTests {
+    func device(_ f: inout FactFixtures, _ answer: String) { f.raw("blockdev:/dev/xvdf", answer) }
+
+    @Test func ext4PresentIsSatisfiedBlankIsFormatted() throws {
+        var f = FactFixtures()
+        device(&f, "fs ext4")
+        #expect(try f.plan(FileSystem(on: "/dev/xvdf")).isSatisfied)
+        device(&f, "blank")
+        let change = try #require(try f.plan(FileSystem(on: "/dev/xvdf")).change)
+        #expect(change.commands == ["mkfs -t ext4 -q -F /dev/xvdf"])
+        #expect(change.undo == [.irreversible(reason: "mkfs -t ext4 /dev/xvdf cannot be undone")])
+        #expect(FileSystem(on: "/dev/xvdf").reversibility != .reversible)
+    }
+
+    @Test func otherFileSystemOrDataIsRefusedUnlessForced() throws {
+        var f = FactFixtures()
+        device(&f, "fs xfs")
+        #expect(throws: StepRefusal.self) { try f.plan(FileSystem(on: "/dev/xvdf")) }
+        #expect(try f.plan(FileSystem(on: "/dev/xvdf", force: true)).change?.diff == "/dev/xvdf: xfs -> ext4 (destroys data)\n")
+        device(&f, "data")
+        #expect(throws: StepRefusal.self) { try f.plan(FileSystem(on: "/dev/xvdf")) }
+    }
+
+    @Test func mountWritesFstabLineByMountPointAndMounts() throws {
+        var f = FactFixtures()
+        f.file("/etc/fstab", .file("/dev/xvdf /srv ext4 defaults 0 0\n"))
+        f.raw(MountsProbe.key, "proc /proc proc rw 0 0\n")
+        let step = Mount("/dev/xvdf", at: "/srv", options: "defaults,nofail")
+        let change = try #require(try f.plan(step).change)
+        #expect(change.commands.last == "mount /srv")
+        guard case let .upload(u) = change.actions.first(where: { if case .upload = $0 { true } else { false } }) else { Issue.record("no fstab write"); return }
+        #expect(String(decoding: u.payload(), as: UTF8.self) == "/dev/xvdf /srv ext4 defaults,nofail 0 0\n")
+        #expect(change.undo.first == .unmount(mountPoint: "/srv"))
+        f.file("/etc/fstab", .file("/dev/xvdf /srv ext4 defaults,nofail 0 0\n"))
+        f.raw(MountsProbe.key, "/dev/xvdf /srv ext4 rw,relatime 0 0\n")
+        #expect(try f.plan(step).isSatisfied)
+        f.raw(MountsProbe.key, "/dev/xvdg /srv ext4 rw 0 0\n")
+        #expect(throws: StepRefusal.self) { try f.plan(step) }
+    }
+}
+
+@Suite struct UploadAndCommandTests {
+    @Test func equalChecksumSendsNothing() throws {
+        let bytes = Data((0..<5000).map { UInt8($0 % 251) })
+        var f = FactFixtures()
+        f.file("/usr/local/bin/ccr", FileState(kind: .file, mode: "755", owner: "root", group: "root", size: bytes.count, sha256: SHA256Digest.hex(bytes)), content: false)
+        #expect(try f.plan(Upload(bytes, to: "/usr/local/bin/ccr", mode: "0755")).isSatisfied)
+    }
+
+    @Test func differentChecksumUploadsAndKeepsTheOldBinaryOnTheHost() throws {
+        let bytes = Data("new binary".utf8)
+        var f = FactFixtures()
+        f.file("/usr/local/bin/ccr", FileState(kind: .file, mode: "755", owner: "root", group: "root", size: 3, sha256: "00"), content: false)
+        let change = try #require(try f.plan(Upload(bytes, to: "/usr/local/bin/ccr", mode: "755")).change)
+        #expect(change.commands.first == "mkdir -p /var/lib/ccrun/backup/R1 && chmod 700 /var/lib/ccrun/backup/R1 && cp -p /usr/local/bin/ccr /var/lib/ccrun/backup/R1/%usr%local%bin%ccr")
+        #expect(change.commands.last == "chown root:root /usr/local/bin/.ccr.ccrun-tmp && chmod 755 /usr/local/bin/.ccr.ccrun-tmp && mv -f /usr/local/bin/.ccr.ccrun-tmp /usr/local/bin/ccr")
+    }
+
+    @Test func guardedCommandHonoursCreatesAndUnless() throws {
+        let step = GuardedCommand(id: "schema", "load schema", command: "ccr init-db", creates: "/var/lib/ccr/.initialised", undo: "rm -f /var/lib/ccr/.initialised")
+        var f = FactFixtures()
+        f.file("/var/lib/ccr/.initialised", .file(""), content: false)
+        #expect(try f.plan(step).isSatisfied)
+        f.file("/var/lib/ccr/.initialised", nil, content: false)
+        let change = try #require(try f.plan(step).change)
+        #expect(change.commands == ["( ccr init-db ) || exit $?\n[ -e /var/lib/ccr/.initialised ] || { echo 'the command ran but did not create /var/lib/ccr/.initialised' >&2; exit 1; }"])
+        #expect(change.undo == [.runScript(summary: "undo cmd:schema: rm -f /var/lib/ccr/.initialised", script: "rm -f /var/lib/ccr/.initialised")])
+
+        let u = GuardedCommand(id: "u", "user ccr", command: "useradd ccr", unless: "id ccr")
+        var g = FactFixtures()
+        g.raw("cond:id ccr", "uid=999(ccr)", status: 0)
+        #expect(try g.plan(u).isSatisfied)
+        g.raw("cond:id ccr", "", status: 1)
+        #expect(try g.plan(u).change?.undo == [.irreversible(reason: "no undo command given for cmd:u")])
+    }
+
+    @Test func sqlScriptMasksSecretsAndHonoursUnless() throws {
+        let pw = Secret(label: "ccr-db", value: "PLANTED-sql-pw")
+        let admin = DatabaseEndpoint(host: "198.51.100.10", user: "root", password: Secret(label: "admin", value: "PLANTED-admin"))
+        let step = SQLScript(id: "user", "database user ccr", on: admin,
+                             script: "CREATE USER 'ccr'@'%' IDENTIFIED BY '\(pw)';",
+                             unless: "SELECT 1 FROM mysql.user WHERE user='ccr'", undo: "DROP USER 'ccr'@'%';")
+        var f = FactFixtures()
+        let key = try #require(step.facts.first?.key)
+        f.raw(key, "0")
+        let change = try #require(try f.plan(step).change)
+        let shown = (change.commands + [change.diff ?? ""] + change.actions.map(\.summary) + [step.description, step.fingerprint, "\(step)"]).joined()
+        #expect(!shown.contains("PLANTED"))
+        #expect(shown.contains("IDENTIFIED BY '********(ccr-db)'"))
+        f.raw(key, "1")
+        #expect(try f.plan(step).isSatisfied)
+    }
+}
