@@ -112,7 +112,7 @@ public struct KnownHosts: Sendable {
                     throw TransportError.knownHostsFile(path: path, reason: "cannot create")
                 }
             }
-            let handle = try FileHandle(forWritingTo: url)
+            let handle = try FileHandle(forUpdating: url)
             defer { try? handle.close() }
             let end = try handle.seekToEnd()
             if end > 0 {

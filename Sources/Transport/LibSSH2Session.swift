@@ -27,7 +27,7 @@ final class LibSSH2Session {
     private var lastKeepalive = ContinuousClock.now
     var cancel = CancelFlag()
 
-    private var name: String { target.name == target.host ? target.host : "\(target.name) (\(target.host))" }
+    private var name: String { target.name }
 
     init(target: SSHTarget) {
         self.target = target
@@ -416,12 +416,12 @@ final class LibSSH2Session {
     /// `allowFailure`, in which case it is returned.
     @discardableResult
     private func retry(deadline: ContinuousClock.Instant, stage: String? = nil, timedOut: TransportError? = nil,
-                       allowFailure: Bool = false, _ body: () -> Int32) throws -> Int32 {
+                       allowFailure: Bool = false, line: Int = #line, _ body: () -> Int32) throws -> Int32 {
         while true {
             let rc = body()
             if rc == LibSSH2.eagain {
-                if let timedOut { try waitSocket(deadline: deadline, timedOut: timedOut) }
-                else { try waitSocket(deadline: deadline, stage: stage ?? "SSH") }
+                if let timedOut { try waitSocket(deadline: deadline, timedOut: timedOut, line: line) }
+                else { try waitSocket(deadline: deadline, stage: stage ?? "SSH", line: line) }
                 continue
             }
             if rc < 0 && !allowFailure { throw error(rc, stage: stage ?? "SSH") }
@@ -430,15 +430,15 @@ final class LibSSH2Session {
         }
     }
 
-    private func waitSocket(deadline: ContinuousClock.Instant, stage: String) throws {
+    private func waitSocket(deadline: ContinuousClock.Instant, stage: String, line: Int = #line) throws {
         try waitSocket(deadline: deadline, timedOut: .connectTimeout(host: name, port: target.port, stage: stage,
-                                                                       after: target.connectTimeout))
+                                                                       after: target.connectTimeout), line: line)
     }
 
     /// Waits until the socket is ready in the direction libssh2 is blocked on, the deadline
     /// passes (throws `timedOut`), or the task is cancelled. Sends keepalives while waiting so a
     /// dead link shows up as unacknowledged data (TCP_USER_TIMEOUT).
-    private func waitSocket(deadline: ContinuousClock.Instant, timedOut: TransportError) throws {
+    private func waitSocket(deadline: ContinuousClock.Instant, timedOut: TransportError, line: Int = #line) throws {
         try cancel.check()
         let now = ContinuousClock.now
         if now >= deadline { throw timedOut }
@@ -456,8 +456,14 @@ final class LibSSH2Session {
         if events == 0 { events = Int16(POLLIN) }
         var pfd = pollfd(fd: fd, events: events, revents: 0)
         let slice = min((deadline - now).milliseconds, 250, keepaliveInterval.milliseconds)
-        _ = poll(&pfd, 1, Int32(max(1, slice)))
+        let ready = poll(&pfd, 1, Int32(max(1, slice)))
+        if Self.trace {
+            FileHandle.standardError.write(Data("ssh-trace \(name) line \(line): events \(events) ready \(ready) revents \(pfd.revents) waited \(ContinuousClock.now - now)\n".utf8))
+        }
     }
+
+    /// CCRUN_SSH_TRACE=1 prints every socket wait (for diagnosing stalls).
+    static let trace = ProcessInfo.processInfo.environment["CCRUN_SSH_TRACE"] == "1"
 
     // MARK: errors
 

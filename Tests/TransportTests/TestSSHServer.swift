@@ -5,14 +5,14 @@ import Foundation
 /// client key in authorized_keys, its own log file. Start it with ``withSSHServer(_:)``, which
 /// stops it even when the test fails.
 final class TestSSHServer: @unchecked Sendable {
-    // @unchecked: all stored properties are set once in init; `process` is only read after.
+    // @unchecked: all stored properties are immutable after init.
     let directory: URL
     let port: Int
     let clientKey: String
     let hostPublicKeyLine: String
     let knownHostsPath: String
     let logPath: String
-    private let process: Process
+    private let pid: pid_t
 
     var hostKeyBlob: Data {
         Data(base64Encoded: String(hostPublicKeyLine.split(separator: " ")[1]))!
@@ -66,37 +66,35 @@ final class TestSSHServer: @unchecked Sendable {
             """
             let configPath = directory.appendingPathComponent("sshd_config").path
             try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/usr/sbin/sshd")
-            process.arguments = ["-D", "-f", configPath, "-E", logPath]
-            try process.run()
-            if Self.waitForPort(port, process: process) {
+            let pid = try Shell.spawn("/usr/sbin/sshd", ["-D", "-f", configPath, "-E", logPath],
+                                      outputPath: logPath)
+            if Self.waitForPort(port, pid: pid) {
                 self.port = port
-                self.process = process
+                self.pid = pid
                 let known = directory.appendingPathComponent("known_hosts").path
                 try "[127.0.0.1]:\(port) \(hostPublicKeyLine)\n".write(toFile: known, atomically: true, encoding: .utf8)
                 knownHostsPath = known
                 return
             }
-            process.terminate()
-            process.waitUntilExit()
+            kill(pid, SIGKILL)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
             lastError = TestFailure("sshd did not start on port \(port): \((try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "")")
         }
         throw lastError ?? TestFailure("sshd did not start")
     }
 
     func stop() {
-        if process.isRunning {
-            // Per-connection sshd children keep running after the listener dies; end them too.
-            for child in Self.children(of: process.processIdentifier) { kill(child, SIGKILL) }
-            process.terminate()
-            process.waitUntilExit()
-        }
+        // Per-connection sshd children keep running after the listener dies; end them too.
+        for child in Self.children(of: pid) { kill(child, SIGKILL) }
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         try? FileManager.default.removeItem(at: directory)
     }
 
     /// The per-connection sshd processes (children of the listener).
-    func sessionProcesses() -> [pid_t] { Self.children(of: process.processIdentifier) }
+    func sessionProcesses() -> [pid_t] { Self.children(of: pid) }
 
     static func children(of parent: pid_t) -> [pid_t] {
         guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc") else { return [] }
@@ -127,9 +125,10 @@ final class TestSSHServer: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func waitForPort(_ port: Int, process: Process) -> Bool {
+    static func waitForPort(_ port: Int, pid: pid_t) -> Bool {
         for _ in 0..<100 {
-            guard process.isRunning else { return false }
+            var status: Int32 = 0
+            if waitpid(pid, &status, WNOHANG) == pid { return false }
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
@@ -160,22 +159,38 @@ struct TestFailure: Error, CustomStringConvertible {
     init(_ description: String) { self.description = description }
 }
 
+/// Child processes through posix_spawn and waitpid on their own pid. Foundation's `Process` is
+/// not used: on Linux its exit monitor can block in wait4() on a long-running child (the test sshd)
+/// and then never notice another child's exit.
 enum Shell {
-    /// Runs a program, failing with its output when it exits non-zero.
+    /// Runs a program to completion, failing with its output when it exits non-zero.
     @discardableResult
     static func run(_ path: String, _ arguments: [String]) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: path)
-        process.arguments = arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw TestFailure("\(path) \(arguments.joined(separator: " ")) failed: \(output)")
+        let outputPath = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-shell-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: outputPath) }
+        let pid = try spawn(path, arguments, outputPath: outputPath)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let output = (try? String(contentsOfFile: outputPath, encoding: .utf8)) ?? ""
+        guard status == 0 else {
+            throw TestFailure("\(path) \(arguments.joined(separator: " ")) failed (status \(status)): \(output)")
         }
         return output
+    }
+
+    /// Starts a program with stdin from /dev/null and stdout+stderr appended to `outputPath`.
+    static func spawn(_ path: String, _ arguments: [String], outputPath: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, outputPath, O_WRONLY | O_CREAT | O_APPEND, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        let argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, path, &actions, nil, argv, environ)
+        guard rc == 0 else { throw TestFailure("cannot start \(path): \(String(cString: strerror(rc)))") }
+        return pid
     }
 }
