@@ -68,10 +68,13 @@ struct RootfsCache {
             chroot \(root) apt-get clean
             rm -rf \(root)/var/lib/apt/lists/* \(root)/etc/apt/sources.list.d/*
             mkdir -p \(root)/etc/ccrun-lab \(root)/etc/sudoers.d \(root)/etc/ssh/sshd_config.d
+            ln -sf /proc/self/mounts \(root)/etc/mtab
+            ln -sf ccrun-lab-init \(root)/sbin/init
             """, label: "customize root filesystem \(root)")
         try write(HostFiles.initScript + "\n", to: "\(root)/sbin/ccrun-lab-init", mode: 0o755)
         try write(HostFiles.runlevelScript + "\n", to: "\(root)/sbin/runlevel", mode: 0o755)
         try write(HostFiles.sshdConfig + "\n", to: "\(root)/etc/ssh/sshd_config.d/ccrun-lab.conf", mode: 0o644)
+        try write(HostFiles.ganeshaInitScript + "\n", to: "\(root)/etc/init.d/nfs-ganesha", mode: 0o755)
         try write(HostFiles.sudoers, to: "\(root)/etc/sudoers.d/ccrun-lab-deploy", mode: 0o440)
         try write(stamp + "\n", to: "\(root)/etc/ccrun-lab-rootfs", mode: 0o644)
     }

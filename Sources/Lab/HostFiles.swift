@@ -3,7 +3,7 @@
 /// Kept as text here (not as a separate script directory) so one `ccrun` binary carries the whole lab.
 enum HostFiles {
     /// Bump when the customization of the shared root filesystem changes: the cache is then rebuilt.
-    static let rootfsRevision = "3"
+    static let rootfsRevision = "4"
 
     /// PID 1 of a lab host. It mounts what a booted Debian has (/proc, /sys, a private /dev with
     /// the host's block devices, /run), sets the hostname and runs the `S` scripts of `/etc/rc2.d`
@@ -27,8 +27,21 @@ enum HostFiles {
     ln -s /proc/self/fd/0 /dev/stdin; ln -s /proc/self/fd/1 /dev/stdout; ln -s /proc/self/fd/2 /dev/stderr
     mount -t tmpfs -o mode=1777 tmpfs /dev/shm
     mount -t tmpfs -o mode=0755,size=64m tmpfs /run
-    mkdir -p /run/lock /run/sshd
+    mkdir -p /run/lock /run/sshd /run/sendsigs.omit.d
     chmod 1777 /run/lock
+    # Runtime directories packages declare for systemd-tmpfiles ("d /run/x mode user group").
+    for f in /usr/lib/tmpfiles.d/*.conf /etc/tmpfiles.d/*.conf; do
+      [ -f "$f" ] || continue
+      while read -r type path mode user group rest; do
+        case "$type:$path" in
+          d:/run/*|D:/run/*|d:/var/run/*|D:/var/run/*)
+            mkdir -p "$path"
+            [ "$mode" = "-" ] || chmod "$mode" "$path" 2>/dev/null
+            [ "$user" = "-" ] || chown "$user" "$path" 2>/dev/null
+            [ "$group" = "-" ] || chgrp "$group" "$path" 2>/dev/null ;;
+        esac
+      done < "$f"
+    done
     if [ -f /etc/ccrun-lab/devices ]; then
       while read -r name type major minor; do
         [ -n "$name" ] || continue
@@ -37,7 +50,10 @@ enum HostFiles {
     fi
     hostname "$(cat /etc/hostname)"
     : > /run/utmp
-    for s in /etc/rc2.d/S*; do
+    # rcS.d then rc2.d, like sysvinit. hwclock.sh and procps are skipped: they would set the
+    # machine's clock and kernel-wide sysctls, which a lab host must not touch.
+    for s in /etc/rcS.d/S* /etc/rc2.d/S*; do
+      case "$s" in *hwclock.sh|*procps) continue ;; esac
       [ -x "$s" ] && "$s" start </dev/null
     done
     echo "ccrun-lab-init: $(hostname) up"
@@ -67,6 +83,42 @@ enum HostFiles {
     MaxStartups 200:30:400
     MaxSessions 64
     """
+
+    /// Debian 12's nfs-ganesha ships only systemd units and lab hosts have no systemd, so the
+    /// root filesystem carries this sysv script that starts ganesha.nfsd the way the unit does.
+    /// `update-rc.d nfs-ganesha defaults` enables it like any other service.
+    static let ganeshaInitScript = #"""
+    #!/bin/sh
+    ### BEGIN INIT INFO
+    # Provides:          nfs-ganesha
+    # Required-Start:    $network $remote_fs rpcbind
+    # Required-Stop:     $network $remote_fs
+    # Default-Start:     2 3 4 5
+    # Default-Stop:      0 1 6
+    # Short-Description: NFS server in userspace (ccrun lab stand-in for the systemd unit)
+    ### END INIT INFO
+    DAEMON=/usr/bin/ganesha.nfsd
+    PIDFILE=/run/ganesha/ganesha.pid
+    OPTIONS="-L /var/log/ganesha/ganesha.log -f /etc/ganesha/ganesha.conf -N NIV_EVENT"
+    [ -r /etc/default/nfs-ganesha ] && . /etc/default/nfs-ganesha
+    running() { [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; }
+    case "$1" in
+      start)
+        [ -x "$DAEMON" ] || { echo "nfs-ganesha is not installed"; exit 5; }
+        if running; then echo "nfs-ganesha already running"; exit 0; fi
+        mkdir -p /run/ganesha /var/log/ganesha /var/lib/nfs/ganesha
+        [ -x /etc/init.d/rpcbind ] && /etc/init.d/rpcbind start >/dev/null 2>&1
+        echo "Starting nfs-ganesha"
+        $DAEMON $OPTIONS ;;
+      stop)
+        if running; then kill "$(cat "$PIDFILE")"; for i in 1 2 3 4 5 6 7 8 9 10; do running || break; sleep 1; done; fi
+        rm -f "$PIDFILE"; echo "Stopped nfs-ganesha" ;;
+      restart|force-reload) "$0" stop; "$0" start ;;
+      reload) running && kill -HUP "$(cat "$PIDFILE")" ;;
+      status) if running; then echo "nfs-ganesha is running"; else echo "nfs-ganesha is not running"; exit 3; fi ;;
+      *) echo "Usage: $0 {start|stop|restart|reload|status}"; exit 2 ;;
+    esac
+    """#
 
     static let sudoers = "deploy ALL=(ALL:ALL) NOPASSWD: ALL\n"
 

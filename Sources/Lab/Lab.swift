@@ -54,7 +54,12 @@ public struct Lab: Sendable {
         do {
             let cacheLock = try FileLock(path: spec.cacheLockPath)
             defer { cacheLock.release() }
-            try RootfsCache(spec: spec, shell: shell, log: log).ensure()
+            let rootfs = RootfsCache(spec: spec, shell: shell, log: log)
+            if !rootfs.isCurrent {
+                // Overlays cannot outlive a change of their lower layer: start the hosts afresh.
+                try removeHosts(notIn: [])
+            }
+            try rootfs.ensure()
             try PackageRepositoryCache(spec: spec, shell: shell, log: log).ensure()
         }
         try ensureLabKey()
@@ -132,9 +137,10 @@ public struct Lab: Sendable {
         let dir = spec.hostDirectory(host)
         let merged = spec.mergedPath(host)
         try shell.run("mkdir", ["-p", "\(dir)/upper", "\(dir)/work", merged])
+        // nfs_export (with index) gives the overlay file handles, which ganesha's VFS FSAL needs.
         if !Mounts.isMountPoint(merged) {
             try shell.run("mount", ["-t", "overlay", "overlay", "-o",
-                                    "lowerdir=\(spec.rootfsPath),upperdir=\(dir)/upper,workdir=\(dir)/work", merged])
+                                    "lowerdir=\(spec.rootfsPath),upperdir=\(dir)/upper,workdir=\(dir)/work,index=on,nfs_export=on", merged])
         }
         return !FileManager.default.fileExists(atPath: "\(merged)/etc/ccrun-lab-marker")
     }
@@ -171,6 +177,11 @@ public struct Lab: Sendable {
         let entries = spec.hostNames.enumerated().map { (name: $0.element, address: spec.address(ofHostAt: $0.offset)) }
         try write(HostFiles.hostsFile(entries: entries), to: "\(root)/etc/hosts", mode: 0o644)
         try write(HostFiles.sourcesList(repositoryAddress: spec.bridgeAddress), to: "\(root)/etc/apt/sources.list", mode: 0o644)
+        // The init script is refreshed per host so fixing it never needs a root filesystem rebuild.
+        let initPath = "\(root)/usr/sbin/ccrun-lab-init"
+        if (try? String(contentsOfFile: initPath, encoding: .utf8)) != HostFiles.initScript + "\n" {
+            try write(HostFiles.initScript + "\n", to: initPath, mode: 0o755)
+        }
     }
 
     /// Attaches the host's block image to a loop device and records it for the host's init

@@ -4,7 +4,7 @@ public enum LabPackages {
     /// reachable and administrable, plus python3-minimal for Ansible-style benchmarks.
     public static let baseSystem: [String] = [
         "openssh-server", "sudo", "iproute2", "procps", "python3-minimal", "e2fsprogs", "mount",
-        "ca-certificates",
+        "ca-certificates", "netbase",  // netbase: /etc/services and /etc/protocols, which rpcbind needs
     ]
 
     /// Offered by the lab's local apt repository (with their dependency closure): what the runbooks
