@@ -39,7 +39,15 @@ final class LibSSH2Session {
     // MARK: connect
 
     /// TCP connect, key exchange, host key check, authentication; all within `connectTimeout`.
-    func connect() throws -> (connect: Duration, auth: Duration) {
+    /// What ``connect()`` measured and negotiated.
+    struct ConnectInfo {
+        var connect: Duration
+        var auth: Duration
+        var keyExchange: String
+        var hostKeyType: String
+    }
+
+    func connect() throws -> ConnectInfo {
         guard LibSSH2.initResult == 0 else { throw TransportError.library("libssh2_init failed") }
         let started = ContinuousClock.now
         let deadline = started + target.connectTimeout
@@ -67,7 +75,10 @@ final class LibSSH2Session {
         let connected = ContinuousClock.now - started
         try authenticate(deadline: deadline)
         libssh2_keepalive_config(session, 1, UInt32(max(1, keepaliveInterval.components.seconds)))
-        return (connected, ContinuousClock.now - started - connected)
+        let kex = libssh2_session_methods(session, LIBSSH2_METHOD_KEX).map { String(cString: $0) } ?? "?"
+        let hostKey = libssh2_session_methods(session, LIBSSH2_METHOD_HOSTKEY).map { String(cString: $0) } ?? "?"
+        return ConnectInfo(connect: connected, auth: ContinuousClock.now - started - connected,
+                           keyExchange: kex, hostKeyType: hostKey)
     }
 
     private func verifyHostKey(knownHosts: KnownHosts, knownTypes: [String]) throws {

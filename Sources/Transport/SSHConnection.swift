@@ -13,17 +13,22 @@ public final class SSHConnection: @unchecked Sendable {
     /// Time for TCP connect + key exchange + host key check, and for authentication (measured).
     public let connectDuration: Duration
     public let authDuration: Duration
+    /// The negotiated key exchange (e.g. `curve25519-sha256`) and host key algorithm.
+    public let keyExchangeMethod: String
+    public let hostKeyMethod: String
 
     private let queue: DispatchQueue
     private let session: LibSSH2Session
 
     private init(target: SSHTarget, queue: DispatchQueue, session: LibSSH2Session,
-                 connectDuration: Duration, authDuration: Duration) {
+                 info: LibSSH2Session.ConnectInfo) {
         self.target = target
         self.queue = queue
         self.session = session
-        self.connectDuration = connectDuration
-        self.authDuration = authDuration
+        self.connectDuration = info.connect
+        self.authDuration = info.auth
+        self.keyExchangeMethod = info.keyExchange
+        self.hostKeyMethod = info.hostKeyType
     }
 
     /// Connects, verifies the host key against known_hosts (before any authentication), and
@@ -37,8 +42,8 @@ public final class SSHConnection: @unchecked Sendable {
                     let session = LibSSH2Session(target: target)
                     session.cancel = cancel
                     do {
-                        let times = try session.connect()
-                        continuation.resume(returning: SessionBox(session: session, times: times))
+                        let info = try session.connect()
+                        continuation.resume(returning: SessionBox(session: session, info: info))
                     } catch {
                         session.shutdown()
                         continuation.resume(throwing: error)
@@ -48,8 +53,7 @@ public final class SSHConnection: @unchecked Sendable {
         } onCancel: {
             cancel.cancel()
         }
-        return SSHConnection(target: target, queue: queue, session: box.session,
-                             connectDuration: box.times.connect, authDuration: box.times.auth)
+        return SSHConnection(target: target, queue: queue, session: box.session, info: box.info)
     }
 
     /// Runs `script` on a new channel (through the login shell's `-c`, or `sudo -n -- sh -c` when
@@ -196,7 +200,7 @@ public final class SSHConnection: @unchecked Sendable {
 private struct SessionBox: @unchecked Sendable {
     // @unchecked: created on the queue and, after this hand-over, used only on that queue.
     let session: LibSSH2Session
-    let times: (connect: Duration, auth: Duration)
+    let info: LibSSH2Session.ConnectInfo
 }
 
 /// POSIX shell single-quoting.

@@ -12,6 +12,9 @@ struct ConnectionTests {
             #expect(output.stdoutText == "out\n")
             #expect(output.stderrText == "err\n")
             #expect(output.exitStatus == 7)
+            // curve25519 key exchange and the ed25519 host key were negotiated.
+            #expect(connection.keyExchangeMethod.hasPrefix("curve25519-sha256"))
+            #expect(connection.hostKeyMethod == "ssh-ed25519")
             let ok = try await connection.run("printf '%s' \"$(id -un)\"")
             #expect(ok.stdoutText == "root")
             #expect(ok.exitStatus == 0)
