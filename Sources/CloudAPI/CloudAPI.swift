@@ -1,1 +1,0 @@
-// CloudAPI module: see Package.swift for its role.

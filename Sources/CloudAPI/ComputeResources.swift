@@ -1,0 +1,178 @@
+import Foundation
+
+/// The RDS MySQL instance in cc-db, waited for until available. Its endpoint is an output.
+struct DatabaseResource: CloudResource {
+    let spec: DatabaseSpec
+    var id: String { "rds \(spec.identifier)" }
+    var phase: Phase { .base }
+
+    func observe(_ ctx: CloudContext) async throws -> Observation {
+        guard let db = try await ctx.api.database(spec.identifier) else {
+            return .change(["+ create RDS \(spec.engine) \(spec.identifier) (\(spec.instanceClass), \(spec.allocatedStorage) GiB, user \(spec.masterUser), database \(spec.dbName)) in \(spec.securityGroup)"])
+        }
+        var lines: [String] = []
+        if db.instanceClass != spec.instanceClass { lines.append("~ \(spec.identifier) class \(db.instanceClass) -> \(spec.instanceClass)") }
+        if db.allocatedStorage < spec.allocatedStorage { lines.append("~ \(spec.identifier) storage \(db.allocatedStorage) -> \(spec.allocatedStorage) GiB") }
+        let want = try await ctx.groupId(spec.securityGroup)
+        if want == nil || db.securityGroupIds != [want!] { lines.append("~ \(spec.identifier) security groups -> [\(spec.securityGroup)]") }
+        if db.status != "available", lines.isEmpty { lines.append("~ wait for \(spec.identifier) to become available (now \(db.status))") }
+        return lines.isEmpty ? .satisfied : .change(lines)
+    }
+
+    func apply(_ ctx: CloudContext) async throws -> [String] {
+        let gid = try await ctx.requireGroupId(spec.securityGroup)
+        var done: [String] = []
+        if let db = try await ctx.api.database(spec.identifier) {
+            let cls = db.instanceClass != spec.instanceClass ? spec.instanceClass : nil
+            let storage = db.allocatedStorage < spec.allocatedStorage ? spec.allocatedStorage : nil
+            let groups = db.securityGroupIds != [gid] ? [gid] : nil
+            if cls != nil || storage != nil || groups != nil {
+                try await waitAvailable(ctx)
+                try await ctx.api.modifyDatabase(spec.identifier, instanceClass: cls, allocatedStorage: storage, securityGroupIds: groups)
+                done.append("modified RDS \(spec.identifier)")
+            }
+        } else {
+            do {
+                try await ctx.api.createDatabase(spec, securityGroupId: gid)
+                done.append("created RDS \(spec.identifier)")
+            } catch let e as CloudError where e.code == "DBInstanceAlreadyExists" || e.code == "DBInstanceAlreadyExistsFault" {
+                done.append("RDS \(spec.identifier) already existed")
+            }
+        }
+        try await waitAvailable(ctx)
+        return done
+    }
+
+    func waitAvailable(_ ctx: CloudContext) async throws {
+        let api = ctx.api, ident = spec.identifier
+        try await ctx.wait(for: "RDS \(ident) to be available", seconds: spec.waitSeconds) {
+            let s = try await api.database(ident)?.status ?? "missing"
+            return (s == "available", s)
+        }
+    }
+
+    func destroy(_ ctx: CloudContext) async throws -> [String] {
+        guard let db = try await ctx.api.database(spec.identifier), db.status != "deleting" else { return [] }
+        try await ctx.api.deleteDatabase(spec.identifier)
+        let api = ctx.api, ident = spec.identifier
+        try await ctx.wait(for: "RDS \(ident) to be deleted", seconds: spec.waitSeconds) {
+            let s = try await api.database(ident)?.status
+            return (s == nil, s ?? "gone")
+        }
+        return ["deleted RDS \(spec.identifier)"]
+    }
+}
+
+/// One EC2 instance, found by its Name tag; created with the tag in the same call, so a run
+/// killed right after RunInstances still finds it next time.
+struct InstanceResource: CloudResource {
+    let spec: InstanceSpec
+    var id: String { "instance \(spec.name)" }
+    var phase: Phase { .base }
+
+    func observe(_ ctx: CloudContext) async throws -> Observation {
+        guard let i = try await ctx.instance(spec.name) else {
+            return .change(["+ run instance \(spec.name) (\(spec.imageId), \(spec.instanceType), ip \(spec.privateIp ?? "any"), groups \(spec.groups.joined(separator: ",")))"])
+        }
+        var lines: [String] = []
+        let ids = try await ctx.groupIds()
+        let want = Set(spec.groups.compactMap { ids[$0] })
+        if want.count != spec.groups.count || Set(i.groupIds) != want { lines.append("~ \(spec.name) security groups -> \(spec.groups.joined(separator: ","))") }
+        if i.state == "stopped" || i.state == "stopping" { lines.append("~ \(spec.name) is \(i.state) (ccrun does not start it; start it by hand)") }
+        if let ip = spec.privateIp, i.privateIp != ip {
+            throw CloudError.unexpected("instance \(spec.name) \(i.id) has private IP \(i.privateIp ?? "none"), the inventory says \(ip): a private IP cannot be changed, terminate it or fix the inventory")
+        }
+        return lines.isEmpty ? .satisfied : .change(lines)
+    }
+
+    func apply(_ ctx: CloudContext) async throws -> [String] {
+        let ids = try await ctx.groupIds()
+        let groupIds = try spec.groups.map { g -> String in
+            guard let id = ids[g] else { throw CloudError.unexpected("security group \(g) does not exist") }
+            return id
+        }
+        if let i = try await ctx.instance(spec.name) {
+            if Set(i.groupIds) != Set(groupIds) {
+                try await ctx.api.setInstanceGroups(instanceId: i.id, groupIds: groupIds)
+                return ["set groups of \(spec.name) \(i.id)"]
+            }
+            return []
+        }
+        let newId = try await ctx.api.runInstance(name: spec.name, imageId: spec.imageId, instanceType: spec.instanceType, privateIp: spec.privateIp,
+                                                  groupIds: groupIds, availabilityZone: ctx.blueprint.availabilityZone,
+                                                  keyName: ctx.blueprint.keyName, tags: Blueprint.managedTag)
+        let api = ctx.api, name = spec.name
+        try await ctx.wait(for: "instance \(name) to run", seconds: 900) {
+            let s = try await api.instances(named: name).first?.state ?? "missing"
+            return (s == "running", s)
+        }
+        return ["ran instance \(spec.name) \(newId)"]
+    }
+
+    func destroy(_ ctx: CloudContext) async throws -> [String] {
+        let found = try await ctx.api.instances(named: spec.name)
+        guard !found.isEmpty else { return [] }
+        try await ctx.api.terminateInstances(found.map(\.id))
+        return ["terminated \(spec.name) \(found.map(\.id).joined(separator: ","))"]
+    }
+}
+
+/// The NFS server's data volume, created in the instance's zone and attached as /dev/xvdf.
+struct VolumeResource: CloudResource {
+    let spec: VolumeSpec
+    var id: String { "volume \(spec.name)" }
+    var phase: Phase { .base }
+
+    func observe(_ ctx: CloudContext) async throws -> Observation {
+        let v = try await ctx.api.volumes(named: spec.name).first
+        let inst = try await ctx.instance(spec.instanceName)
+        var lines: [String] = []
+        if v == nil { lines.append("+ create volume \(spec.name) (\(spec.sizeGiB) GiB \(spec.volumeType))") }
+        if let v, v.size < spec.sizeGiB { lines.append("~ volume \(spec.name) is \(v.size) GiB, inventory says \(spec.sizeGiB) (not resized by ccrun)") }
+        let attached = v?.attachments.contains { $0.instanceId == inst?.id && $0.device == spec.device && $0.state != "detaching" } ?? false
+        if !attached { lines.append("+ attach \(spec.name) to \(spec.instanceName) as \(spec.device)") }
+        return lines.isEmpty ? .satisfied : .change(lines)
+    }
+
+    func apply(_ ctx: CloudContext) async throws -> [String] {
+        guard let inst = try await ctx.instance(spec.instanceName) else { throw CloudError.unexpected("instance \(spec.instanceName) does not exist") }
+        var done: [String] = []
+        var v = try await ctx.api.volumes(named: spec.name).first
+        if v == nil {
+            let vid = try await ctx.api.createVolume(name: spec.name, availabilityZone: inst.availabilityZone ?? ctx.blueprint.availabilityZone,
+                                                     sizeGiB: spec.sizeGiB, volumeType: spec.volumeType, tags: Blueprint.managedTag)
+            done.append("created volume \(spec.name) \(vid)")
+            let api = ctx.api, name = spec.name
+            try await ctx.wait(for: "volume \(name) to be available", seconds: 600) {
+                let s = try await api.volumes(named: name).first?.state ?? "missing"
+                return (s == "available" || s == "in-use", s)
+            }
+            v = try await ctx.api.volumes(named: spec.name).first
+        }
+        guard let vol = v else { throw CloudError.unexpected("volume \(spec.name) vanished") }
+        if vol.attachments.contains(where: { $0.instanceId == inst.id && $0.device == spec.device }) { return done }
+        if let other = vol.attachments.first {
+            throw CloudError.unexpected("volume \(spec.name) \(vol.id) is attached to \(other.instanceId) as \(other.device); detach it by hand first")
+        }
+        try await ctx.api.attachVolume(volumeId: vol.id, instanceId: inst.id, device: spec.device)
+        done.append("attached \(spec.name) to \(spec.instanceName) as \(spec.device)")
+        return done
+    }
+
+    func destroy(_ ctx: CloudContext) async throws -> [String] {
+        var done: [String] = []
+        for v in try await ctx.api.volumes(named: spec.name) {
+            if !v.attachments.isEmpty {
+                try await ctx.api.detachVolume(volumeId: v.id)
+                let api = ctx.api, name = spec.name
+                try await ctx.wait(for: "volume \(name) to detach", seconds: 600) {
+                    let s = try await api.volumes(named: name).first { $0.id == v.id }
+                    return (s == nil || s!.attachments.isEmpty, s?.state ?? "gone")
+                }
+            }
+            try await ctx.api.deleteVolume(volumeId: v.id)
+            done.append("deleted volume \(spec.name) \(v.id)")
+        }
+        return done
+    }
+}

@@ -1,0 +1,90 @@
+import Foundation
+import StepKit
+
+/// What a resource finds when it compares the account with the blueprint.
+public enum Observation: Sendable {
+    case satisfied
+    /// The changes apply would make, one line each ("+ tcp 22 from 198.51.100.1/32").
+    case change([String])
+    /// Cannot be known until something else exists (an image of an instance not yet created).
+    case depends(String)
+}
+
+/// When a resource is applied: `base` by `ccrun aws apply`; `images` (images, termination
+/// protection, load balancers, launch configurations, autoscaling) by `ccrun aws images`,
+/// after the host runbooks have configured the instances the images are made from.
+public enum Phase: String, Codable, Sendable, CaseIterable {
+    case base, images
+}
+
+/// Shared state of one run: the API, the blueprint, and ids learned along the way
+/// (group name -> id), so resources refer to each other by name.
+public actor CloudContext {
+    public let api: CloudAPI
+    public let blueprint: Blueprint
+    /// Real sleeps between polls; tests against moto never wait since it answers at once.
+    let log: @Sendable (String) -> Void
+    private var groupIdCache: [String: String]?
+
+    public init(api: CloudAPI, blueprint: Blueprint, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.api = api; self.blueprint = blueprint; self.log = log
+    }
+
+    public func note(_ s: String) { log(s) }
+
+    /// Managed group name -> id for the groups that exist now.
+    public func groupIds() async throws -> [String: String] {
+        if let c = groupIdCache { return c }
+        let names = blueprint.securityGroups.map(\.name)
+        var map: [String: String] = [:]
+        for g in try await api.securityGroups(named: names) where names.contains(g.name) { map[g.name] = g.id }
+        groupIdCache = map
+        return map
+    }
+    public func groupId(_ name: String) async throws -> String? { try await groupIds()[name] }
+    public func requireGroupId(_ name: String) async throws -> String {
+        guard let id = try await groupId(name) else { throw CloudError.unexpected("security group \(name) does not exist yet") }
+        return id
+    }
+    public func forgetGroups() { groupIdCache = nil }
+    public func learnGroup(_ name: String, id: String) { groupIdCache?[name] = id }
+
+    public func instance(_ name: String) async throws -> ObservedInstance? {
+        let found = try await api.instances(named: name)
+        if found.count > 1 {
+            throw CloudError.unexpected("\(found.count) live instances are tagged Name=\(name) (\(found.map(\.id).joined(separator: ", "))): terminate the extra ones; ccrun manages exactly one")
+        }
+        return found.first
+    }
+
+    public func image(_ name: String) async throws -> ObservedImage? { try await api.images(named: name).first }
+
+    /// Polls until `check` says done, every `pollSeconds`, for at most `seconds`.
+    public func wait(for what: String, seconds: Int, _ check: @Sendable () async throws -> (done: Bool, state: String)) async throws {
+        let start = Date()
+        var last = ""
+        while true {
+            let (done, state) = try await check()
+            if done { return }
+            last = state
+            if Date().timeIntervalSince(start) > Double(seconds) { throw CloudError.timedOut(what: what, seconds: seconds, lastState: last) }
+            log("waiting for \(what) (\(state))")
+            try await Task.sleep(nanoseconds: UInt64(blueprint.pollSeconds * 1_000_000_000))
+        }
+    }
+}
+
+/// One typed piece of the deployment: it can say how the account differs from the blueprint,
+/// make it match, and delete what it made. Every method is idempotent and finds its AWS
+/// object by name or Name tag, never by an id remembered from an earlier run, so a killed run
+/// is resumed by simply running again.
+public protocol CloudResource: Sendable {
+    /// Unique, stable: the journal's step id ("security-group cc-web-lb").
+    var id: String { get }
+    var phase: Phase { get }
+    func observe(_ ctx: CloudContext) async throws -> Observation
+    /// Makes the account match; returns what it did, one line each.
+    func apply(_ ctx: CloudContext) async throws -> [String]
+    /// Deletes what exists of it; returns what it deleted (empty when nothing existed).
+    func destroy(_ ctx: CloudContext) async throws -> [String]
+}

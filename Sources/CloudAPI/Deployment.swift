@@ -1,0 +1,257 @@
+import Foundation
+import StepKit
+
+/// One resource's line in a report. States reuse StepKit's `StepState`.
+public struct CloudStepReport: Codable, Sendable {
+    public var id: String
+    public var phase: Phase
+    public var state: StepState
+    public var changes: [String]
+    public var message: String?
+    public var seconds: Double
+}
+
+/// The report of `ccrun aws plan|apply|images|destroy`. Exit codes follow StepKit's
+/// `RunReport`: 0 nothing to change (or applied), 2 changes pending (plan), 1 error.
+public struct CloudRunReport: Codable, Sendable {
+    public var command: String
+    public var runId: String
+    public var mode: String
+    public var resumed: Bool
+    public var steps: [CloudStepReport]
+    public var error: String?
+    public var requests: Int
+    public var seconds: Double
+    public var outputs: DeploymentOutputs?
+
+    public var exitCode: Int32 {
+        if error != nil || steps.contains(where: { $0.state == .failed }) { return 1 }
+        if mode == "plan", steps.contains(where: { $0.state == .wouldChange || $0.state == .depends }) { return 2 }
+        return 0
+    }
+
+    public func json() throws -> String {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+
+    /// Human-readable: one line per resource, its changes indented, then a summary.
+    public func text() -> String {
+        var out: [String] = []
+        if resumed { out.append("aws: resuming run \(runId) (it stopped before finishing)") }
+        for s in steps {
+            out.append("aws: \(s.state.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(s.id)")
+            for c in s.changes { out.append("    \(c)") }
+            if let m = s.message { out.append("    \(m)") }
+        }
+        var counts: [String] = []
+        for st in [StepState.ok, .changed, .wouldChange, .depends, .failed, .skipped] {
+            let n = steps.filter { $0.state == st }.count
+            if n > 0 { counts.append("\(n) \(st.rawValue)") }
+        }
+        out.append("aws \(command): " + (counts.isEmpty ? "nothing" : counts.joined(separator: ", "))
+                   + String(format: " in %.2f s (%d API requests, run %@)", seconds, requests, runId))
+        if let o = outputs, let db = o.databaseEndpoint { out.append("aws: RDS endpoint \(db)") }
+        if let error { out.append("aws: error: \(error)") }
+        return out.joined(separator: "\n")
+    }
+}
+
+/// What later commands need from the account (`ccrun database` reads the RDS endpoint here).
+public struct DeploymentOutputs: Codable, Sendable {
+    public var region: String
+    public var databaseEndpoint: String?
+    public var databaseAddress: String?
+    public var databasePort: Int?
+    public var instances: [String: OutputInstance]
+    public var loadBalancers: [String: String]
+    public var images: [String: String]
+
+    public struct OutputInstance: Codable, Sendable { public var id: String; public var privateIp: String? }
+
+    public static func load(_ path: String) throws -> DeploymentOutputs {
+        guard let d = FileManager.default.contents(atPath: path) else { throw CloudError.unexpected("no outputs at \(path): run ccrun aws apply first") }
+        return try JSONDecoder().decode(DeploymentOutputs.self, from: d)
+    }
+}
+
+/// The whole AWS half of the guide: resources in dependency order, and the plan, apply and
+/// destroy passes over them with a write-ahead journal (StepKit's `LocalJournal`).
+public struct Deployment: Sendable {
+    public let blueprint: Blueprint
+    public let resources: [any CloudResource]
+
+    public init(blueprint: Blueprint) {
+        self.blueprint = blueprint
+        var r: [any CloudResource] = []
+        r += blueprint.securityGroups.map(SecurityGroupResource.init)
+        r += blueprint.securityGroups.map(SecurityGroupRulesResource.init)
+        r.append(DatabaseResource(spec: blueprint.database))
+        r += blueprint.instances.map(InstanceResource.init)
+        r.append(VolumeResource(spec: blueprint.volume))
+        r += blueprint.images.map(ImageResource.init)
+        r.append(TerminationProtectionResource(instanceName: blueprint.protectedInstance))
+        r += blueprint.loadBalancers.map(LoadBalancerResource.init)
+        r += blueprint.autoScaling.map(LaunchConfigurationResource.init)
+        r += blueprint.autoScaling.map(AutoScalingGroupResource.init)
+        resources = r
+    }
+
+    public func resources(in phases: Set<Phase>) -> [any CloudResource] { resources.filter { phases.contains($0.phase) } }
+}
+
+/// Runs a deployment against one account.
+public struct DeploymentRunner: Sendable {
+    public var deployment: Deployment
+    public var client: AWSQueryClient
+    public var journal: LocalJournal
+    public var outputsPath: String
+    public var log: @Sendable (String) -> Void
+    /// Fault injection for the resume test: after this resource's AWS calls, before its
+    /// `done` record, the process kills itself (SIGKILL), exactly like an operator's kill -9.
+    public var crashAfter: String?
+
+    public init(deployment: Deployment, client: AWSQueryClient, journal: LocalJournal, outputsPath: String,
+                crashAfter: String? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
+        self.deployment = deployment; self.client = client; self.journal = journal; self.outputsPath = outputsPath
+        self.crashAfter = crashAfter; self.log = log
+    }
+
+    var journalHost: String { "aws-\(client.connection.region)" }
+    var scrubber: SecretScrubber { SecretScrubber(client.connection.credentials.secrets + deployment.blueprint.secrets) }
+
+    func context() -> CloudContext { CloudContext(api: CloudAPI(client: client), blueprint: deployment.blueprint, log: log) }
+
+    /// Checks the credentials with one read-only call before anything else, so wrong keys
+    /// fail with a clear message and nothing is created.
+    func verifyCredentials() async throws {
+        _ = try await client.callerIdentity()
+    }
+
+    public func plan(phases: Set<Phase>) async -> CloudRunReport {
+        let start = Date()
+        var report = CloudRunReport(command: "plan", runId: RunID.make(), mode: "plan", resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        do {
+            try await verifyCredentials()
+            let ctx = context()
+            for r in deployment.resources(in: phases) {
+                let t = Date()
+                do {
+                    let obs = try await r.observe(ctx)
+                    report.steps.append(step(r, obs, applied: false, seconds: Date().timeIntervalSince(t)))
+                } catch {
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t)))
+                }
+            }
+        } catch { report.error = scrubber.scrub("\(error)") }
+        return await finish(report, start)
+    }
+
+    func step(_ r: any CloudResource, _ obs: Observation, applied: Bool, seconds: Double) -> CloudStepReport {
+        switch obs {
+        case .satisfied: CloudStepReport(id: r.id, phase: r.phase, state: .ok, changes: [], seconds: seconds)
+        case let .change(lines): CloudStepReport(id: r.id, phase: r.phase, state: .wouldChange, changes: lines.map(scrubber.scrub), seconds: seconds)
+        case let .depends(why): CloudStepReport(id: r.id, phase: r.phase, state: .depends, changes: [], message: why, seconds: seconds)
+        }
+    }
+
+    func finish(_ r: CloudRunReport, _ start: Date) async -> CloudRunReport {
+        var r = r
+        r.requests = await client.requestCount
+        r.seconds = Date().timeIntervalSince(start)
+        return r
+    }
+
+    /// Applies the phases in order. A run that stopped before finishing (its journal has no
+    /// `finished` record) is resumed: its run id is reused and every resource is observed
+    /// again, so what the dead run did is found, not redone.
+    public func apply(phases: Set<Phase>, command: String) async -> CloudRunReport {
+        let start = Date()
+        let runbook = "aws-" + command
+        let previous = journal.runs(host: journalHost).first { $0.runbook == runbook }
+        let resume = previous.flatMap { $0.isFinished ? nil : $0.runId }
+        var report = CloudRunReport(command: command, runId: resume ?? RunID.make(), mode: "apply", resumed: resume != nil,
+                                    steps: [], error: nil, requests: 0, seconds: 0)
+        let runId = report.runId
+        do {
+            try await verifyCredentials()
+            try journal.append(JournalRecord(kind: .run, runId: runId, host: journalHost, runbook: runbook, mode: "apply"))
+            let ctx = context()
+            for (index, r) in deployment.resources(in: phases).enumerated() {
+                let t = Date()
+                do {
+                    let obs = try await r.observe(ctx)
+                    guard case let .change(lines) = obs else {
+                        report.steps.append(step(r, obs, applied: false, seconds: Date().timeIntervalSince(t)))
+                        if case .depends = obs { throw CloudError.unexpected("\(r.id) cannot be applied: \(step(r, obs, applied: false, seconds: 0).message ?? "")") }
+                        continue
+                    }
+                    // Write-ahead: the intent (what will change) is on disk before the first call.
+                    try journal.append(JournalRecord(kind: .intent, runId: runId, host: journalHost, stepId: r.id, index: index,
+                                                     description: scrubber.scrub(lines.joined(separator: "; "))))
+                    let done = try await r.apply(ctx)
+                    if crashAfter == r.id { kill(getpid(), SIGKILL) }
+                    try journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index,
+                                                     description: scrubber.scrub(done.joined(separator: "; ")), status: "ok"))
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .changed, changes: (done.isEmpty ? lines : done).map(scrubber.scrub),
+                                                        seconds: Date().timeIntervalSince(t)))
+                } catch {
+                    let msg = scrubber.scrub("\(error)")
+                    try? journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index, description: msg, status: "failed"))
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: msg, seconds: Date().timeIntervalSince(t)))
+                    throw AlreadyReported()
+                }
+            }
+            report.outputs = try await writeOutputs(ctx)
+            try journal.append(JournalRecord(kind: .finished, runId: runId, host: journalHost, status: "ok"))
+        } catch is AlreadyReported {
+            report.error = "stopped at the failed resource; fix the cause and run again (the run resumes)"
+        } catch { report.error = scrubber.scrub("\(error)") }
+        return await finish(report, start)
+    }
+
+    struct AlreadyReported: Error {}
+
+    /// Deletes everything the blueprint describes that exists, in reverse dependency order.
+    /// Keeps going past a failure so one stuck resource does not leave the rest behind.
+    public func destroy() async -> CloudRunReport {
+        let start = Date()
+        var report = CloudRunReport(command: "destroy", runId: RunID.make(), mode: "destroy", resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        do {
+            try await verifyCredentials()
+            try journal.append(JournalRecord(kind: .run, runId: report.runId, host: journalHost, runbook: "aws-destroy", mode: "destroy"))
+            let ctx = context()
+            for r in deployment.resources.reversed() {
+                let t = Date()
+                do {
+                    try journal.append(JournalRecord(kind: .intent, runId: report.runId, host: journalHost, stepId: r.id, description: "delete \(r.id)"))
+                    let done = try await r.destroy(ctx)
+                    try journal.append(JournalRecord(kind: .undone, runId: report.runId, host: journalHost, stepId: r.id, description: done.joined(separator: "; ")))
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: done.isEmpty ? .ok : .changed, changes: done, seconds: Date().timeIntervalSince(t)))
+                } catch {
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t)))
+                }
+            }
+            try journal.append(JournalRecord(kind: .finished, runId: report.runId, host: journalHost, status: "destroyed"))
+            try? FileManager.default.removeItem(atPath: outputsPath)
+        } catch { report.error = scrubber.scrub("\(error)") }
+        return await finish(report, start)
+    }
+
+    func writeOutputs(_ ctx: CloudContext) async throws -> DeploymentOutputs {
+        let api = ctx.api, bp = deployment.blueprint
+        var out = DeploymentOutputs(region: client.connection.region, instances: [:], loadBalancers: [:], images: [:])
+        if let db = try await api.database(bp.database.identifier) {
+            out.databaseAddress = db.endpointAddress; out.databasePort = db.endpointPort
+            if let a = db.endpointAddress { out.databaseEndpoint = "\(a):\(db.endpointPort ?? 3306)" }
+        }
+        for i in bp.instances { if let o = try await ctx.instance(i.name) { out.instances[i.role] = .init(id: o.id, privateIp: o.privateIp) } }
+        for l in bp.loadBalancers { if let o = try await api.loadBalancer(l.name) { out.loadBalancers[l.name] = o.dnsName } }
+        for i in bp.images { if let o = try await ctx.image(i.name) { out.images[i.name] = o.id } }
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let url = URL(fileURLWithPath: outputsPath)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try e.encode(out).write(to: url, options: .atomic)
+        return out
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+
+/// A security group exists (empty at first): all groups are created before any rule, since
+/// the guide's groups reference each other (cc-slave <-> cc-master).
+struct SecurityGroupResource: CloudResource {
+    let spec: SecurityGroupSpec
+    var id: String { "security-group \(spec.name)" }
+    var phase: Phase { .base }
+
+    func observe(_ ctx: CloudContext) async throws -> Observation {
+        try await ctx.groupId(spec.name) == nil ? .change(["+ create security group \(spec.name) (\(spec.description))"]) : .satisfied
+    }
+
+    func apply(_ ctx: CloudContext) async throws -> [String] {
+        if try await ctx.groupId(spec.name) != nil { return [] }
+        do {
+            let gid = try await ctx.api.createSecurityGroup(name: spec.name, description: spec.description, tags: Blueprint.managedTag)
+            await ctx.learnGroup(spec.name, id: gid)
+            return ["created security group \(spec.name) \(gid)"]
+        } catch let e as CloudError where e.code == "InvalidGroup.Duplicate" {
+            // Created by a run that died before it could record it: it is state, not an error.
+            await ctx.forgetGroups()
+            return ["security group \(spec.name) already existed"]
+        }
+    }
+
+    func destroy(_ ctx: CloudContext) async throws -> [String] {
+        guard let gid = try await ctx.groupId(spec.name) else { return [] }
+        // Instances being terminated still hold the group for a while on real AWS.
+        let deadline = Date().addingTimeInterval(600)
+        while true {
+            do {
+                try await ctx.api.deleteSecurityGroup(id: gid)
+                break
+            } catch let e as CloudError where e.code == "DependencyViolation" && Date() < deadline {
+                await ctx.note("security group \(spec.name) still in use; retrying")
+                try await Task.sleep(nanoseconds: UInt64(ctx.blueprint.pollSeconds * 1_000_000_000))
+            } catch let e as CloudError where e.code == "InvalidGroup.NotFound" {
+                break
+            }
+        }
+        await ctx.forgetGroups()
+        return ["deleted security group \(spec.name) \(gid)"]
+    }
+}
+
+/// The exact inbound rule set of one group: missing rules are added, rules not in the guide's
+/// table are revoked (a group is the table, nothing more).
+struct SecurityGroupRulesResource: CloudResource {
+    let spec: SecurityGroupSpec
+    var id: String { "rules \(spec.name)" }
+    var phase: Phase { .base }
+
+    /// The rules present now, with group sources named by their managed group's name
+    /// (an unmanaged group keeps its id).
+    func current(_ ctx: CloudContext) async throws -> (groupId: String, rules: Set<IngressRule>)? {
+        guard let gid = try await ctx.groupId(spec.name) else { return nil }
+        let names = Dictionary(uniqueKeysWithValues: try await ctx.groupIds().map { ($0.value, $0.key) })
+        guard let g = try await ctx.api.securityGroups(named: [spec.name]).first(where: { $0.id == gid }) else { return nil }
+        var out = Set<IngressRule>()
+        for p in g.ingress {
+            let proto = p.proto == "6" ? "tcp" : p.proto == "17" ? "udp" : p.proto == "-1" ? "all" : p.proto
+            for c in p.cidrs { out.insert(IngressRule(proto, p.from, p.to, .cidr(c))) }
+            for s in p.groupIds { out.insert(IngressRule(proto, p.from, p.to, .group(names[s] ?? s))) }
+        }
+        return (gid, out)
+    }
+
+    func diff(_ ctx: CloudContext) async throws -> (missing: [IngressRule], extra: [IngressRule]) {
+        let desired = Set(spec.rules)
+        let have = try await current(ctx)?.rules ?? []
+        return (desired.subtracting(have).sorted(), have.subtracting(desired).sorted())
+    }
+
+    func observe(_ ctx: CloudContext) async throws -> Observation {
+        let (missing, extra) = try await diff(ctx)
+        let lines = missing.map { "+ \(spec.name): \($0)" } + extra.map { "- \(spec.name): \($0)" }
+        return lines.isEmpty ? .satisfied : .change(lines)
+    }
+
+    func sourceParams(_ ctx: CloudContext, _ r: IngressRule) async throws -> (cidr: String?, group: String?) {
+        switch r.source {
+        case let .cidr(c): return (c, nil)
+        case let .group(g): return (nil, try await ctx.groupId(g) ?? g)
+        }
+    }
+
+    func apply(_ ctx: CloudContext) async throws -> [String] {
+        guard let gid = try await ctx.groupId(spec.name) else { throw CloudError.unexpected("security group \(spec.name) does not exist") }
+        let (missing, extra) = try await diff(ctx)
+        var done: [String] = []
+        for r in extra {
+            let s = try await sourceParams(ctx, r)
+            try await ctx.api.revokeIngress(groupId: gid, proto: r.proto == "all" ? "-1" : r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+            done.append("revoked \(spec.name): \(r)")
+        }
+        for r in missing {
+            let s = try await sourceParams(ctx, r)
+            do {
+                try await ctx.api.authorizeIngress(groupId: gid, proto: r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+                done.append("authorized \(spec.name): \(r)")
+            } catch let e as CloudError where e.code == "InvalidPermission.Duplicate" {
+                done.append("\(spec.name): \(r) already present")
+            }
+        }
+        return done
+    }
+
+    /// Revokes every inbound rule, so groups that reference each other can then be deleted.
+    func destroy(_ ctx: CloudContext) async throws -> [String] {
+        guard let (gid, rules) = try await current(ctx) else { return [] }
+        var done: [String] = []
+        for r in rules.sorted() {
+            let s = try await sourceParams(ctx, r)
+            try await ctx.api.revokeIngress(groupId: gid, proto: r.proto == "all" ? "-1" : r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+            done.append("revoked \(spec.name): \(r)")
+        }
+        return done
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+
+/// A parsed XML element: AWS Query answers are small, so a plain tree is the simplest typed
+/// view (services then map it into their own value types).
+public struct XMLNode: Sendable, Hashable {
+    public var name: String
+    public var text: String
+    public var children: [XMLNode]
+
+    /// First direct child with this name.
+    public func child(_ name: String) -> XMLNode? { children.first { $0.name == name } }
+    /// Text of a path of direct children ("instanceState/name"), nil when absent.
+    public func string(_ path: String) -> String? {
+        var node: XMLNode? = self
+        for part in path.split(separator: "/") { node = node?.child(String(part)) }
+        return node?.text
+    }
+    public func int(_ path: String) -> Int? { string(path).flatMap { Int($0) } }
+    /// The `<item>`/`<member>` children of the list at a path ("groupSet", "IpPermissions").
+    public func list(_ path: String) -> [XMLNode] {
+        var node: XMLNode? = self
+        for part in path.split(separator: "/") { node = node?.child(String(part)) }
+        return node?.children.filter { $0.name == "item" || $0.name == "member" } ?? []
+    }
+    /// Depth-first search for the first element with this name.
+    public func first(_ name: String) -> XMLNode? {
+        if self.name == name { return self }
+        for c in children { if let f = c.first(name) { return f } }
+        return nil
+    }
+
+    public static func parse(_ data: Data) throws -> XMLNode {
+        let delegate = TreeBuilder()
+        let parser = XMLParser(data: data)
+        parser.delegate = delegate
+        guard parser.parse(), let root = delegate.root else {
+            throw CloudError.unexpected("XML parse error: \(parser.parserError.map { "\($0)" } ?? "empty document")")
+        }
+        return root
+    }
+}
+
+/// XMLParser's delegate: builds the tree with a stack of open elements.
+private final class TreeBuilder: NSObject, XMLParserDelegate {
+    var stack: [XMLNode] = []
+    var root: XMLNode?
+
+    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
+                qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
+        stack.append(XMLNode(name: elementName, text: "", children: []))
+    }
+    func parser(_ parser: XMLParser, foundCharacters string: String) {
+        guard !stack.isEmpty else { return }
+        stack[stack.count - 1].text += string
+    }
+    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
+        guard var node = stack.popLast() else { return }
+        node.text = node.text.trimmingCharacters(in: .whitespacesAndNewlines)
+        if stack.isEmpty { root = node } else { stack[stack.count - 1].children.append(node) }
+    }
+}

@@ -1,0 +1,87 @@
+import ArgumentParser
+import CloudAPI
+import Foundation
+import StepKit
+
+/// `ccrun aws plan|apply|images|destroy`: the AWS half of the deployment guide (docs/aws.md).
+struct AWSCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "aws",
+        abstract: "Security groups, RDS, instances, volume, images, load balancers and autoscaling through the AWS API.",
+        subcommands: [Plan.self, Apply.self, Images.self, Destroy.self]
+    )
+
+    struct Options: ParsableArguments {
+        @Option(help: "Inventory file with an \"aws\" object.")
+        var inventory: String = ProcessInfo.processInfo.environment["CCRUN_INVENTORY"] ?? "/var/lib/ccrun-lab/inventory.json"
+        @Flag(help: "Print the report as JSON.")
+        var json = false
+        @Flag(help: "Print progress (waits, retries) to stderr.")
+        var verbose = false
+    }
+
+    /// Loads the inventory, resolves credentials and builds the runner.
+    static func runner(_ o: Options) throws -> DeploymentRunner {
+        let inv = try CloudInventory.load(o.inventory)
+        let blueprint = try Blueprint.make(inv)
+        let connection = try AWSConnection.resolve(settings: inv.aws)
+        let journal = LocalJournal(directory: LocalJournal.defaultDirectory())
+        let outputs = inv.aws.outputsFile ?? journal.directory.appendingPathComponent("aws-outputs.json").path
+        let verbose = o.verbose
+        return DeploymentRunner(deployment: Deployment(blueprint: blueprint), client: AWSQueryClient(connection: connection),
+                                journal: journal, outputsPath: outputs,
+                                crashAfter: ProcessInfo.processInfo.environment["CCRUN_AWS_CRASH_AFTER"],
+                                log: { line in if verbose { FileHandle.standardError.write(Data("aws: \(line)\n".utf8)) } })
+    }
+
+    static func emit(_ report: CloudRunReport, json: Bool) throws -> Never {
+        if json { print(try report.json()) } else { print(report.text()) }
+        throw ExitCode(report.exitCode)
+    }
+
+    /// Runs `body` and turns setup errors (inventory, credentials) into exit 1 with a message.
+    static func run(_ o: Options, _ body: (DeploymentRunner) async throws -> CloudRunReport) async throws {
+        let report: CloudRunReport
+        do {
+            report = try await body(try runner(o))
+        } catch let e as ExitCode { throw e } catch {
+            FileHandle.standardError.write(Data("aws: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        try emit(report, json: o.json)
+    }
+
+    struct Plan: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Show what apply/images would change (exit 0 nothing, 2 changes pending, 1 error).")
+        @OptionGroup var options: Options
+        @Option(help: "base (apply), images (ccrun aws images) or all.")
+        var phase: String = "all"
+
+        func run() async throws {
+            let phases: Set<Phase> = phase == "all" ? Set(Phase.allCases) : Set([Phase(rawValue: phase)].compactMap { $0 })
+            guard !phases.isEmpty else { throw ValidationError("--phase must be base, images or all") }
+            try await AWSCommand.run(options) { await $0.plan(phases: phases) }
+        }
+    }
+
+    struct Apply: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Create or repair security groups, RDS, instances and the NFS volume (resumes a killed run).")
+        @OptionGroup var options: Options
+        func run() async throws { try await AWSCommand.run(options) { await $0.apply(phases: [.base], command: "apply") } }
+    }
+
+    struct Images: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "After the host runbooks: images, termination protection, load balancers, launch configurations, autoscaling groups.")
+        @OptionGroup var options: Options
+        func run() async throws { try await AWSCommand.run(options) { await $0.apply(phases: [.images], command: "images") } }
+    }
+
+    struct Destroy: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete everything ccrun aws made, in reverse dependency order.")
+        @OptionGroup var options: Options
+        func run() async throws { try await AWSCommand.run(options) { await $0.destroy() } }
+    }
+}
