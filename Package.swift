@@ -37,7 +37,7 @@ let package = Package(
         /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto).
         .target(name: "Lab", dependencies: []),
         /// AWS API over libcurl with SigV4.
-        .target(name: "CloudAPI", dependencies: ["CLibCurl"]),
+        .target(name: "CloudAPI", dependencies: ["CLibCurl", "StepKit"]),
         /// The deployment guide as Swift code: one file per guide section.
         .target(name: "Runbooks", dependencies: ["StepKit"], path: "Runbooks"),
         .executableTarget(name: "ccrun", dependencies: [
@@ -59,7 +59,7 @@ let package = Package(
         ]),
         /// The web UI and JSON API (Hummingbird), read-only over the store.
         .target(name: "Web", dependencies: [
-            "Store", "Captions",
+            "Store", "Captions", "TunerServer",
             .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .executableTarget(name: "ccr", dependencies: [
@@ -77,6 +77,11 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "Transport", "SupportKit"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Captions", "SupportKit"]),
         .testTarget(name: "TunerServerTests", dependencies: ["TunerServer", "Store", "Captions", "SupportKit"]),
+        .testTarget(name: "WebTests", dependencies: [
+            "Web", "Store", "Captions", "TunerServer", "SupportKit",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

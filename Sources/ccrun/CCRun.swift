@@ -8,6 +8,6 @@ struct CCRun: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ccrun",
         abstract: "Deploy the CC Repository: typed, idempotent steps over SSH and the AWS API.",
-        subcommands: [LabCommand.self]
+        subcommands: [LabCommand.self, SampleCommand.self, ResumeCommand.self, RollbackCommand.self, AWSCommand.self]
     )
 }
