@@ -429,12 +429,6 @@ struct CEA608Decoder: Sendable {
         eraseDisplayed(fts: fts, out: &out)
     }
 
-    /// Frees cell storage of memories that show nothing.
-    mutating func compact() {
-        buffer1.compactIfBlank()
-        buffer2.compactIfBlank()
-    }
-
     // MARK: tables
 
     /// Rows for PAC index ((hi << 1) & 14) | bit 5 of lo (1-based; 0 entry never happens).

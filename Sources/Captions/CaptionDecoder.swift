@@ -117,9 +117,9 @@ public struct CaptionDecoder: Sendable {
         var global = ftsMax + 33
         if cbField1 != 0 { global += Int64(cbField1) * 1001 / 3 } else if cbField2 != 0 { global += Int64(cbField2) * 1001 / 3 } else { global += Int64(cb708) * 1001 / 3 }
         if cc != nil {
-            scratch.removeAll(keepingCapacity: true)
             cc!.flush(fts: global, out: &scratch)
             enqueue(scratch)
+            scratch = []
         }
         flushQueues(emit)
         // Anything still waiting for a time is dropped, as CCExtractor does.
@@ -202,9 +202,8 @@ public struct CaptionDecoder: Sendable {
         if d1 >= 0x10 && d1 <= 0x1F {
             if fieldTwo { inXDSMode = false }
             guard hasContext else { return }
-            scratch.removeAll(keepingCapacity: true)
             cc!.controlPair(d1, d2, fts: now, out: &scratch)
-            if !scratch.isEmpty { enqueue(scratch) }
+            if !scratch.isEmpty { enqueue(scratch); scratch.removeAll(keepingCapacity: true) }
         } else {
             if inXDSMode && fieldTwo {
                 if options.xds {
@@ -240,7 +239,7 @@ public struct CaptionDecoder: Sendable {
                 guard case .screen(let mode, let rows) = p.payload, !rows.isEmpty else { continue }
                 emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: rows, lines: [])))
             }
-            screenQueue.items.removeAll(keepingCapacity: true)
+            screenQueue.items = []
             screenQueue.gotOutput = false
         }
         if transcriptQueue.gotOutput {
@@ -257,13 +256,11 @@ public struct CaptionDecoder: Sendable {
                     break
                 }
             }
-            transcriptQueue.items.removeAll(keepingCapacity: true)
+            transcriptQueue.items = []
             transcriptQueue.gotOutput = false
         }
-        if screenQueue.items.isEmpty && transcriptQueue.items.isEmpty {
-            if screenQueue.items.capacity > 8 { screenQueue.items = [] }
-            if transcriptQueue.items.capacity > 8 { transcriptQueue.items = [] }
-        }
+        // Nothing is kept between records but what is waiting: idle decoders stay small.
+        if !scratch.isEmpty || scratch.capacity > 0 { scratch = [] }
     }
 
     @inline(__always) static func oddParity(_ b: UInt8) -> Bool { b.nonzeroBitCount & 1 == 1 }

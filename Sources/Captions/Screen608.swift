@@ -1,15 +1,19 @@
 /// One 15 x 32 caption memory (displayed or non-displayed).
 ///
-/// Cells are packed in 16 bits (character byte | attribute << 8, attribute = color | font << 4)
-/// and allocated only on first write, so an idle channel costs a few bytes. `rowUsed` marks rows
-/// that received a character, as CCExtractor does: only those rows are shown in srt.
+/// A cell is a character byte plus an attribute byte (color | font << 4), exposed packed in 16
+/// bits. Storage is allocated on first write, and the attribute plane only when a cell is not
+/// plain white (most captions never are), so an idle channel costs a few bytes and a busy one
+/// about 500. `rowUsed` marks rows that received a character, as CCExtractor does: only those
+/// rows are shown in srt.
 struct Screen608: Sendable {
     static let rows = 15
     static let columns = 32
+    static let cellCount = rows * columns
     /// A blank cell: space, white, regular.
     static let blank: UInt16 = 0x0020
 
-    private(set) var cells: [UInt16] = []
+    private var chars: [UInt8] = []
+    private var attrs: [UInt8] = []
     var rowUsed: UInt16 = 0
     /// True after a clear (and after a roll-up that left no row); decides when a new caption starts.
     var isEmpty = true
@@ -20,45 +24,46 @@ struct Screen608: Sendable {
     }
 
     @inline(__always) func cell(_ r: Int, _ c: Int) -> UInt16 {
-        cells.isEmpty ? Self.blank : cells[r * Self.columns + c]
+        if chars.isEmpty { return Self.blank }
+        let i = r * Self.columns + c
+        return UInt16(chars[i]) | (attrs.isEmpty ? 0 : UInt16(attrs[i]) << 8)
     }
 
     @inline(__always) mutating func setCell(_ r: Int, _ c: Int, _ v: UInt16) {
-        if cells.isEmpty {
+        let i = r * Self.columns + c
+        let ch = UInt8(truncatingIfNeeded: v), at = UInt8(truncatingIfNeeded: v >> 8)
+        if chars.isEmpty {
             if v == Self.blank { return }
-            cells = [UInt16](repeating: Self.blank, count: Self.rows * Self.columns)
+            chars = [UInt8](repeating: 0x20, count: Self.cellCount)
         }
-        cells[r * Self.columns + c] = v
+        chars[i] = ch
+        if attrs.isEmpty {
+            if at == 0 { return }
+            attrs = [UInt8](repeating: 0, count: Self.cellCount)
+        }
+        attrs[i] = at
     }
 
-    /// Erases everything (keeps the allocation for reuse).
+    /// Erases everything; storage is released (a busy channel re-allocates on its next write).
     mutating func clear() {
-        if !cells.isEmpty {
-            cells.withUnsafeMutableBufferPointer { $0.update(repeating: Self.blank) }
-        }
+        chars = []
+        attrs = []
         rowUsed = 0
         isEmpty = true
     }
 
     /// Blanks one row and marks it unused.
     mutating func clearRow(_ r: Int) {
-        if !cells.isEmpty {
-            let base = r * Self.columns
-            for c in 0..<Self.columns { cells[base + c] = Self.blank }
-        }
+        let base = r * Self.columns
+        if !chars.isEmpty { for c in 0..<Self.columns { chars[base + c] = 0x20 } }
+        if !attrs.isEmpty { for c in 0..<Self.columns { attrs[base + c] = 0 } }
         setRowUsed(r, false)
     }
 
     mutating func copyRow(from src: Int, to dst: Int) {
-        if !cells.isEmpty {
-            for c in 0..<Self.columns { cells[dst * Self.columns + c] = cells[src * Self.columns + c] }
-        }
+        if !chars.isEmpty { for c in 0..<Self.columns { chars[dst * Self.columns + c] = chars[src * Self.columns + c] } }
+        if !attrs.isEmpty { for c in 0..<Self.columns { attrs[dst * Self.columns + c] = attrs[src * Self.columns + c] } }
         setRowUsed(dst, isRowUsed(src))
-    }
-
-    /// Releases the cell storage when nothing is shown (keeps idle decoders small).
-    mutating func compactIfBlank() {
-        if rowUsed == 0 && !cells.isEmpty && cells.allSatisfy({ $0 == Self.blank }) { cells = [] }
     }
 }
 
