@@ -24,9 +24,12 @@ public protocol RemoteHost: Sendable {
     func upload(_ data: Data, to path: String, mode: UInt16) async throws
     /// Reads a whole file.
     func readFile(_ path: String) async throws -> Data
+    /// Ends the connection (the runner calls it when done with the host).
+    func disconnect() async
 }
 
 public extension RemoteHost {
+    func disconnect() async {}
     func run(_ script: String) async throws -> ScriptResult {
         try await run(script, stdin: nil, timeout: nil)
     }

@@ -47,8 +47,17 @@ public struct RunOptions: Sendable {
 public struct HostTarget: Sendable {
     public let name: String
     public let connect: @Sendable () async throws -> any RemoteHost
-    public init(name: String, connect: @escaping @Sendable () async throws -> any RemoteHost) { self.name = name; self.connect = connect }
-    public init(_ host: any RemoteHost) { name = host.name; connect = { host } }
+    /// A runbook for this host only (built from its inventory vars); nil runs the runner's.
+    public var runbook: Runbook?
+    /// Whether the runner disconnects the host when done (it made the connection).
+    public let ownsConnection: Bool
+    public init(name: String, runbook: Runbook? = nil, connect: @escaping @Sendable () async throws -> any RemoteHost) {
+        self.name = name; self.runbook = runbook; self.connect = connect; ownsConnection = true
+    }
+    /// An already connected host; the caller keeps it (and closes it).
+    public init(_ host: any RemoteHost, runbook: Runbook? = nil) {
+        name = host.name; self.runbook = runbook; connect = { host }; ownsConnection = false
+    }
 }
 
 /// Counts what is sent to a host, for reports and the speed budget.
@@ -88,7 +97,10 @@ public struct Runner: Sendable {
                     let start = ContinuousClock.now
                     do {
                         let host = try await target.connect()
-                        return (i, await self.run(on: host, onStep: onStep))
+                        let runner = target.runbook.map { Runner(runbook: $0, options: options) } ?? self
+                        let report = await runner.run(on: host, onStep: onStep)
+                        if target.ownsConnection { await host.disconnect() }
+                        return (i, report)
                     } catch {
                         return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode.rawValue, steps: [],
                                               error: SecretScrubber(runbook.secrets).scrub("\(error)"), seconds: start.duration(to: .now).seconds, roundTrips: 0))

@@ -94,7 +94,7 @@ public enum ServiceProbe {
             elif [ -x /etc/init.d/\(q) ]; then
             timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1; echo "sysv-status $?"
             fi
-            for l in /etc/rc[2345].d/S[0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-start $l"; done
+            for l in /etc/rc[2345S].d/S[0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-start $l"; done
             for l in /etc/rc[0-6S].d/[SK][0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-link $l"; done
             command -v chkconfig >/dev/null 2>&1 && chkconfig --list \(q) 2>/dev/null | sed 's/^/chkconfig /'
             \(check.map { "if ( \($0.script) ) >/dev/null 2>&1; then echo answers-yes; else echo answers-no; fi" } ?? "")
