@@ -1,0 +1,107 @@
+import ArgumentParser
+import Foundation
+import StepKit
+import Transport
+
+/// Options every command that talks to hosts shares.
+struct HostOptions: ParsableArguments {
+    @Option(name: .long, help: "Inventory JSON (hosts are then named from it).")
+    var inventory: String?
+
+    @Option(name: .long, help: "Login user (overrides the inventory and ssh_config).")
+    var user: String?
+
+    @Flag(name: .long, help: "Run commands through `sudo -n` (login as the inventory's sudo user unless --user is given).")
+    var sudo = false
+
+    @Flag(name: .long, help: "Accept and record host keys not yet in known_hosts (a changed key is always refused).")
+    var acceptNewHostKeys = false
+
+    @Option(name: .long, help: "Private key file (ed25519 or ECDSA).")
+    var identity: String?
+
+    @Option(name: .long, help: "known_hosts file to verify host keys against.")
+    var knownHosts: String?
+
+    @Option(name: .long, help: "Seconds allowed for connecting and authenticating.")
+    var connectTimeout: Int = 10
+
+    @Option(name: .long, help: "Hosts worked on at once.")
+    var parallel: Int = 8
+
+    @Option(name: .long, help: "Where the controller keeps its copy of the journals (default ~/.local/state/ccrun or $CCRUN_STATE_DIR).")
+    var stateDir: String?
+
+    @Option(name: .long, help: "Where ccrun keeps its journal and lock on the targets.")
+    var targetStateDir: String = "/var/lib/ccrun"
+
+    func loadInventory() throws -> Inventory? {
+        try inventory.map { try Inventory.load($0) }
+    }
+
+    var journal: LocalJournal { LocalJournal(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? LocalJournal.defaultDirectory()) }
+    var targetPaths: TargetPaths { TargetPaths(stateDirectory: targetStateDir) }
+
+    /// HOST as an inventory name, else an ~/.ssh/config alias, else an address.
+    func sshTarget(for host: String, inventory: Inventory?) throws -> SSHTarget {
+        var target: SSHTarget
+        if let entry = inventory?.hosts[host] {
+            target = SSHTarget(name: host, host: entry.address, port: entry.port ?? 22, user: entry.user ?? "root",
+                               identityFiles: entry.identityFile.map { [$0] } ?? SSHTarget.defaultIdentityFiles,
+                               knownHostsPath: entry.knownHosts ?? SSHTarget.defaultKnownHostsPath)
+            if sudo, let su = inventory?.sudoUser {
+                target.user = su.user
+                if let id = su.identityFile { target.identityFiles = [id] }
+            }
+        } else {
+            target = try SSHTarget.fromSSHConfig(alias: host, defaults: SSHTarget(name: host, host: host, identityFiles: SSHTarget.defaultIdentityFiles))
+        }
+        if let user { target.user = user }
+        if let identity { target.identityFiles = [identity] }
+        if let knownHosts { target.knownHostsPath = knownHosts }
+        if acceptNewHostKeys { target.hostKeyPolicy = .acceptNew }
+        target.sudo = sudo
+        target.connectTimeout = .seconds(connectTimeout)
+        return target
+    }
+
+    func hostTargets(_ names: [String], inventory: Inventory?) throws -> [HostTarget] {
+        try names.map { name in
+            let target = try sshTarget(for: name, inventory: inventory)
+            return HostTarget(name: name) { SSHRemoteHost(connection: try await SSHConnection.connect(target)) }
+        }
+    }
+}
+
+/// Output options for commands that print reports.
+struct OutputOptions: ParsableArguments {
+    @Flag(name: .long, help: "Print the report as JSON (for machines) instead of lines.")
+    var json = false
+
+    var printer: ReportPrinter {
+        ReportPrinter(colour: ReportPrinter.wantsColour(isTTY: isatty(STDOUT_FILENO) == 1))
+    }
+}
+
+/// Writes a line to stdout unbuffered, so it interleaves correctly with live step lines.
+func say(_ line: String) {
+    FileHandle.standardOutput.write(Data((line + "\n").utf8))
+}
+
+/// Runs a runbook and prints as steps finish; returns the exit code.
+func runAndReport(_ runbook: Runbook, hosts: [HostTarget], options: RunOptions, output: OutputOptions) async throws -> Int32 {
+    let printer = output.printer
+    let json = output.json
+    let report = await Runner(runbook: runbook, options: options).run(hosts) { host, step in
+        if !json { say(printer.line(host: host, step)) }
+    }
+    if json {
+        say(try report.json())
+    } else {
+        for h in report.hosts { say(printer.summary(h)) }
+        if options.mode == .dryRun {
+            say(report.exitCode == 0 ? "nothing to change" : report.exitCode == 2 ? "changes pending (exit 2)" : "errors (exit 1)")
+        }
+    }
+    return report.exitCode
+}

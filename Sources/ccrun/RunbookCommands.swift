@@ -1,0 +1,130 @@
+import ArgumentParser
+import Foundation
+import StepKit
+
+/// `ccrun sample HOST...`: applies (or audits with --dry-run) the sample runbook.
+struct SampleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "sample",
+        abstract: "Run the sample runbook (every standard step type) on hosts.",
+        discussion: "Exit status: 0 applied / nothing to change, 2 changes pending (--dry-run), 1 error.",
+        aliases: ["apply-sample"]
+    )
+
+    @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var output: OutputOptions
+
+    @Flag(name: [.customLong("dry-run"), .customLong("check")], help: "Change nothing; print what would change (exit 2 if anything would).")
+    var dryRun = false
+
+    @Option(name: .long, help: "File holding the sample's secret (default: generated once in the state directory).")
+    var secretFile: String?
+
+    @Flag(name: .long, help: "Let mkfs destroy a different file system or data on the data device.")
+    var forceMkfs = false
+
+    @Argument(help: "Hosts: inventory names, ssh_config aliases or addresses.")
+    var hosts: [String]
+
+    func run() async throws {
+        let inventory = try hostOptions.loadInventory()
+        let journal = hostOptions.journal
+        var targets = try hostOptions.hostTargets(hosts, inventory: inventory)
+        for i in targets.indices {
+            targets[i].runbook = try RunbookCatalog.make(SampleRunbook.name, .init(hostName: targets[i].name, inventory: inventory, secretFile: secretFile,
+                                                                                   stateDirectory: journal.directory, forceMkfs: forceMkfs))
+        }
+        let options = RunOptions(mode: dryRun ? .dryRun : .apply, target: hostOptions.targetPaths, journal: journal, parallel: hostOptions.parallel)
+        let code = try await runAndReport(targets[0].runbook!, hosts: targets, options: options, output: output)
+        throw ExitCode(code)
+    }
+}
+
+/// `ccrun resume HOST...`: continues each host's interrupted run.
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume",
+        abstract: "Continue the last interrupted run on hosts; finished steps are re-checked, never applied twice."
+    )
+
+    @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var output: OutputOptions
+
+    @Option(name: .long, help: "File holding the sample's secret.")
+    var secretFile: String?
+
+    @Argument(help: "Hosts: inventory names, ssh_config aliases or addresses.")
+    var hosts: [String]
+
+    func run() async throws {
+        let inventory = try hostOptions.loadInventory()
+        let journal = hostOptions.journal
+        var worst: Int32 = 0
+        for target in try hostOptions.hostTargets(hosts, inventory: inventory) {
+            guard let last = journal.runs(host: target.name).first(where: { !$0.isFinished && !$0.isRolledBack }),
+                  let runId = last.runId, let name = last.runbook else {
+                say("\(target.name): no interrupted run to resume")
+                continue
+            }
+            say("\(target.name): resuming run \(runId) (\(name))")
+            let book = try RunbookCatalog.make(name, .init(hostName: target.name, inventory: inventory, secretFile: secretFile, stateDirectory: journal.directory))
+            let options = RunOptions(mode: .apply, runId: runId, target: hostOptions.targetPaths, journal: journal, resume: true)
+            worst = max(worst, try await runAndReport(book, hosts: [target], options: options, output: output))
+        }
+        throw ExitCode(worst)
+    }
+}
+
+/// `ccrun rollback HOST...`: undoes each host's last run in reverse order.
+struct RollbackCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollback",
+        abstract: "Undo the last run's changes on hosts, in reverse order (mkfs is reported as irreversible)."
+    )
+
+    @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var output: OutputOptions
+
+    @Argument(help: "Hosts: inventory names, ssh_config aliases or addresses.")
+    var hosts: [String]
+
+    func run() async throws {
+        let inventory = try hostOptions.loadInventory()
+        let journal = hostOptions.journal
+        let admin = try inventory?.database?.adminEndpoint()
+        var failed = false
+        var reports: [RollbackReport] = []
+        for target in try hostOptions.hostTargets(hosts, inventory: inventory) {
+            let host: any RemoteHost
+            do { host = try await target.connect() } catch {
+                say("\(target.name): \(error)"); failed = true; continue
+            }
+            defer { Task { await host.disconnect() } }
+            guard let history = await Rollback.latestRun(on: host, journal: journal, target: hostOptions.targetPaths) else {
+                if !output.json { say("\(target.name): nothing to roll back") }
+                continue
+            }
+            let rollback = Rollback(options: RunOptions(mode: .apply, target: hostOptions.targetPaths, journal: journal)) { name in
+                admin.flatMap { $0.description == name ? $0 : nil }
+            }
+            let report = await rollback.run(on: host, history: history)
+            reports.append(report)
+            failed = failed || report.failed
+            if !output.json {
+                let p = output.printer
+                for item in report.items {
+                    let state = item.state.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
+                    let code = item.state == .undone ? "32" : item.state == .failed ? "31" : item.state == .irreversible ? "33" : "90"
+                    say("\(target.name): \(p.colour ? "\u{1B}[\(code)m\(state)\u{1B}[0m" : state) \(item.summary)" + (item.message.map { "\n    \($0)" } ?? ""))
+                }
+                say("\(target.name): rolled back run \(report.runId ?? "?")" + (report.error.map { " — \($0)" } ?? "")
+                      + (report.irreversible.isEmpty ? "" : "; \(report.irreversible.count) irreversible change(s) remain"))
+            }
+        }
+        if output.json {
+            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+            say(String(decoding: try e.encode(reports), as: UTF8.self))
+        }
+        throw ExitCode(failed ? 1 : 0)
+    }
+}
