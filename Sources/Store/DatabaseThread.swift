@@ -32,20 +32,32 @@ final class DatabaseThread: @unchecked Sendable {
         return fresh
     }
 
+    /// Whether a connection is open (it may have died since). Call only inside a job.
+    var hasConnection: Bool { connection != nil }
+
     /// Drops the connection after an outage; the next job connects again. Call only inside a job.
     func dropConnection() {
         connection?.close()
         connection = nil
     }
 
-    /// Runs `body` on the thread with its connection. An outage error drops the connection.
+    /// Runs `body` (a read: safe to repeat) on the thread with its connection. An outage error
+    /// drops the connection; when that connection was an old one (the server restarted since),
+    /// `body` is tried once more on a fresh connection before the error is reported.
     func run<T: Sendable>(_ body: @escaping @Sendable (DatabaseConnection) throws -> T) async throws -> T {
         try await perform { thread in
+            let reused = thread.hasConnection
             do {
                 return try body(try thread.currentConnection())
-            } catch let error as StoreError {
-                if error.isTransient { thread.dropConnection() }
-                throw error
+            } catch let error as StoreError where error.isTransient {
+                thread.dropConnection()
+                guard reused else { throw error }
+                do {
+                    return try body(try thread.currentConnection())
+                } catch let error as StoreError where error.isTransient {
+                    thread.dropConnection()
+                    throw error
+                }
             }
         }
     }

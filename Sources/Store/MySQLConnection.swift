@@ -32,7 +32,8 @@ final class MySQLConnection: DatabaseConnection {
         mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &timeout)
         mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &timeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
-        let connected = mysql_real_connect(mysql, host, user, password.revealed, database, UInt32(port), nil, 0)
+        // CLIENT_FOUND_ROWS: UPDATE reports matched rows, so an unchanged heartbeat still counts.
+        let connected = mysql_real_connect(mysql, host, user, password.revealed, database, UInt32(port), nil, UInt(CLIENT_FOUND_ROWS))
         if connected == nil {
             let failure = lastError()
             close()

@@ -154,7 +154,7 @@ final class SQLCaptionStore: CaptionStore {
     func programEnded(programID: Int64, endedAt: Int64) async throws {
         try await write { pipeline, thread in
             try pipeline.submit(.programEnded(id: programID, at: endedAt), on: thread)
-            pipeline.forget(programID: programID)
+            pipeline.programEnded(programID)
         }
     }
 
@@ -265,7 +265,7 @@ final class SQLCaptionStore: CaptionStore {
 
     func lines(programID: Int64) async throws -> [CaptionLine] {
         try await read { c in
-            try c.query("SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? ORDER BY c.seq", [.int(programID)])
+            try c.query("SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? ORDER BY c.seq, c.id", [.int(programID)])
                 .map(Self.line)
         }
     }
@@ -385,6 +385,9 @@ final class SQLCaptionStore: CaptionStore {
         }
         guard first else { return }
         replayTask.withLock { $0?.cancel() }
+        if let writer, let pipeline {
+            _ = try? await writer.perform { _ in pipeline.value.close() }
+        }
         await writer?.stop()
         await reader.stop()
     }

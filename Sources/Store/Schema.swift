@@ -73,7 +73,8 @@ public enum Schema {
               name \(text(255)) NULL\(mysql ? ",\n  KEY programs_tuner (tuner_id, started_at),\n  KEY programs_started (started_at)" : "")
             )\(table)
             """,
-            // id orders the live feed; (program_id, seq) makes spool replays idempotent.
+            // id orders the live feed; (writer_id, writer_seq), unique per ccr process and write,
+            // makes spool replays idempotent; seq is the line's position in its program.
             """
             CREATE TABLE IF NOT EXISTS caption_lines (
               id \(autoID),
@@ -86,7 +87,9 @@ public enum Schema {
               text \(mysql ? "TEXT" : "TEXT") NOT NULL,
               captured_at \(bigint) NOT NULL,
               received_at \(bigint) NOT NULL,
-              UNIQUE \(mysql ? "KEY caption_lines_program_seq " : "")(program_id, seq)\(mysql ? ",\n  KEY caption_lines_tuner (tuner_id, id),\n  FULLTEXT KEY caption_lines_text (text)" : "")
+              writer_id \(bigint) NOT NULL,
+              writer_seq \(bigint) NOT NULL,
+              UNIQUE \(mysql ? "KEY caption_lines_writer " : "")(writer_id, writer_seq)\(mysql ? ",\n  KEY caption_lines_program (program_id, seq),\n  KEY caption_lines_tuner (tuner_id, id),\n  FULLTEXT KEY caption_lines_text (text)" : "")
             )\(table)
             """,
             """
@@ -98,7 +101,9 @@ public enum Schema {
               at_ms \(bigint) NOT NULL,
               kind \(text(32)) NOT NULL,
               value \(text(1024)) NOT NULL,
-              UNIQUE \(mysql ? "KEY xds_items_program_seq " : "")(program_id, seq)
+              writer_id \(bigint) NOT NULL,
+              writer_seq \(bigint) NOT NULL,
+              UNIQUE \(mysql ? "KEY xds_items_writer " : "")(writer_id, writer_seq)\(mysql ? ",\n  KEY xds_items_program (program_id, seq)" : "")
             )\(table)
             """,
         ]
@@ -109,6 +114,8 @@ public enum Schema {
                 index("programs_tuner", "programs (tuner_id, started_at)"),
                 index("programs_started", "programs (started_at)"),
                 index("caption_lines_tuner", "caption_lines (tuner_id, id)"),
+                index("caption_lines_program", "caption_lines (program_id, seq)"),
+                index("xds_items_program", "xds_items (program_id, seq)"),
                 index("nodes_heartbeat", "nodes (last_heartbeat)"),
                 // External-content FTS5 index over caption_lines.text, kept by a trigger.
                 "CREATE VIRTUAL TABLE IF NOT EXISTS caption_lines_fts USING fts5(text, content='caption_lines', content_rowid='id', tokenize='unicode61 remove_diacritics 2')",

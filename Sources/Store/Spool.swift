@@ -39,7 +39,13 @@ final class Spool {
         try recover()
     }
 
-    deinit { Glibc.close(descriptor) }
+    deinit { close() }
+
+    /// Closes the file and releases the lock; later calls fail.
+    func close() {
+        if descriptor >= 0 { Glibc.close(descriptor) }
+        descriptor = -1
+    }
 
     /// Counts the valid records and cuts off a torn tail.
     private func recover() throws {

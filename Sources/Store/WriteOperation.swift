@@ -2,7 +2,7 @@
 ///
 /// Every operation is idempotent, so a replay after a crash or a half-applied batch never
 /// duplicates anything: rows carry ids chosen by ccr (nodes, tuners, programs) or a unique
-/// (program, sequence) key (lines, XDS items), inserted with INSERT IGNORE; updates only move
+/// (writer, write number) key (lines, XDS items), inserted with INSERT IGNORE; updates only move
 /// forward (e.g. a program is ended only once).
 enum WriteOperation: Codable, Sendable, Equatable {
     case registerNode(id: Int64, hostname: String, startedAt: Int64)
@@ -15,12 +15,21 @@ enum WriteOperation: Codable, Sendable, Equatable {
     case xds([SequencedXDS])
 }
 
+/// The writer key: a random id per ccr process (store instance) and a counter of its writes.
+struct WriterKey: Codable, Sendable, Equatable {
+    var writer: Int64
+    var number: Int64
+}
+
 struct SequencedLine: Codable, Sendable, Equatable {
+    var key: WriterKey
+    /// Position in the program.
     var seq: Int
     var line: CaptionLineInput
 }
 
 struct SequencedXDS: Codable, Sendable, Equatable {
+    var key: WriterKey
     var seq: Int
     var item: XDSItemInput
 }
@@ -54,27 +63,28 @@ extension WriteOperation {
             try connection.execute("UPDATE programs SET ended_at = ? WHERE id = ? AND ended_at IS NULL", [.int(at), .int(id)])
         case .lines(let lines):
             for chunk in lines.chunked(200) {
-                let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, \(now))", count: chunk.count).joined(separator: ", ")
+                let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, \(now), ?, ?)", count: chunk.count).joined(separator: ", ")
                 var parameters: [SQLValue] = []
-                parameters.reserveCapacity(chunk.count * 8)
+                parameters.reserveCapacity(chunk.count * 10)
                 for s in chunk {
                     parameters += [.int(s.line.programID), .int(s.line.tunerID), .int(Int64(s.seq)), .int(s.line.startMs),
-                                   .int(s.line.endMs), .text(s.line.mode), .text(s.line.text), .int(s.line.capturedAt)]
+                                   .int(s.line.endMs), .text(s.line.mode), .text(s.line.text), .int(s.line.capturedAt),
+                                   .int(s.key.writer), .int(s.key.number)]
                 }
                 try connection.execute(
-                    "\(insertIgnore) INTO caption_lines (program_id, tuner_id, seq, start_ms, end_ms, mode, text, captured_at, received_at) VALUES \(rows)",
+                    "\(insertIgnore) INTO caption_lines (program_id, tuner_id, seq, start_ms, end_ms, mode, text, captured_at, received_at, writer_id, writer_seq) VALUES \(rows)",
                     parameters)
             }
         case .xds(let items):
             for chunk in items.chunked(200) {
-                let rows = Array(repeating: "(?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
+                let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
                 var parameters: [SQLValue] = []
                 for s in chunk {
                     parameters += [.int(s.item.programID), .int(s.item.tunerID), .int(Int64(s.seq)), .int(s.item.atMs),
-                                   .text(s.item.kind), .text(s.item.value)]
+                                   .text(s.item.kind), .text(s.item.value), .int(s.key.writer), .int(s.key.number)]
                 }
                 try connection.execute(
-                    "\(insertIgnore) INTO xds_items (program_id, tuner_id, seq, at_ms, kind, value) VALUES \(rows)",
+                    "\(insertIgnore) INTO xds_items (program_id, tuner_id, seq, at_ms, kind, value, writer_id, writer_seq) VALUES \(rows)",
                     parameters)
             }
         }

@@ -1,11 +1,23 @@
-/// The writer's state: where each write goes (database or spool) and the per-program sequence
-/// numbers that make lines idempotent. Confined to the writer's `DatabaseThread`, whose FIFO
-/// order is the order of writes in the database and in the spool.
+/// The writer's state: where each write goes (database or spool), the writer key that makes
+/// lines idempotent, and each program's line positions. Confined to the writer's
+/// `DatabaseThread`, whose FIFO order is the order of writes in the database and in the spool.
 final class WritePipeline {
     let spool: Spool?
     let gauge: SpoolGauge
+    /// This process's writer id (see `WriterKey`).
+    private let writerID = IdentifierGenerator.next()
+    private var writeNumber: Int64 = 0
     private var lineSequence: [Int64: Int] = [:]
     private var xdsSequence: [Int64: Int] = [:]
+    /// Ended programs, oldest first: their positions are kept a while for late lines, then dropped
+    /// so that a server running for months does not grow.
+    private var ended: [Int64] = []
+    private static let endedProgramsKept = 10_000
+
+    private func nextKey() -> WriterKey {
+        writeNumber += 1
+        return WriterKey(writer: writerID, number: writeNumber)
+    }
 
     init(spool: Spool?, gauge: SpoolGauge) {
         self.spool = spool
@@ -17,7 +29,7 @@ final class WritePipeline {
         lines.map { line in
             let seq = lineSequence[line.programID, default: 0]
             lineSequence[line.programID] = seq + 1
-            return SequencedLine(seq: seq, line: line)
+            return SequencedLine(key: nextKey(), seq: seq, line: line)
         }
     }
 
@@ -25,13 +37,24 @@ final class WritePipeline {
         items.map { item in
             let seq = xdsSequence[item.programID, default: 0]
             xdsSequence[item.programID] = seq + 1
-            return SequencedXDS(seq: seq, item: item)
+            return SequencedXDS(key: nextKey(), seq: seq, item: item)
         }
     }
 
-    func forget(programID: Int64) {
-        lineSequence[programID] = nil
-        xdsSequence[programID] = nil
+    func programEnded(_ programID: Int64) {
+        ended.append(programID)
+        if ended.count > Self.endedProgramsKept * 2 {
+            for old in ended.prefix(Self.endedProgramsKept) {
+                lineSequence[old] = nil
+                xdsSequence[old] = nil
+            }
+            ended.removeFirst(Self.endedProgramsKept)
+        }
+    }
+
+    /// Releases the spool file (and its lock) for the next process.
+    func close() {
+        spool?.close()
     }
 
     /// True when earlier writes wait in the spool (new ones must queue behind them).
@@ -46,13 +69,26 @@ final class WritePipeline {
             return
         }
         do {
-            let connection = try thread.currentConnection()
-            try connection.transaction { try operation.apply(on: connection) }
+            try applyRetryingStaleConnection(operation, on: thread)
         } catch let error as StoreError where error.isTransient {
             thread.dropConnection()
             guard let spool else { throw error }
             try spool.append(operation)
             gauge.set(spool.pendingCount)
+        }
+    }
+
+    /// An idle connection may have died with a database restart; one fresh attempt tells that
+    /// apart from an outage (applying twice is harmless: operations are idempotent).
+    private func applyRetryingStaleConnection(_ operation: WriteOperation, on thread: DatabaseThread) throws {
+        let reused = thread.hasConnection
+        do {
+            let connection = try thread.currentConnection()
+            try connection.transaction { try operation.apply(on: connection) }
+        } catch let error as StoreError where error.isTransient && reused {
+            thread.dropConnection()
+            let connection = try thread.currentConnection()
+            try connection.transaction { try operation.apply(on: connection) }
         }
     }
 

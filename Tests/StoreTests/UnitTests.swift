@@ -1,0 +1,114 @@
+import Foundation
+@testable import Store
+import Testing
+
+@Suite("Store units")
+struct StoreUnitTests {
+    @Test("search text becomes terms, FTS5 and MySQL queries")
+    func searchTerms() {
+        let terms = SearchTerms("King \"of  ÉNGLAND\" don't ?")
+        #expect(terms.terms.map(\.tokens) == [["king"], ["of", "england"], ["don", "t"]])
+        #expect(terms.fts5Query == "\"king\" \"of england\" \"don t\"")
+        // "of" is below InnoDB's 3-character minimum; "don't" is one InnoDB word.
+        #expect(terms.mysqlBooleanQuery() == "+\"england\" +\"king\"")
+        #expect(terms.mysqlRegexps[1] == "(^|[^[:alnum:]])of[^[:alnum:]]+england([^[:alnum:]]|$)")
+        #expect(SearchTerms("\"a b\" is").mysqlBooleanQuery() == nil)
+    }
+
+    @Test("snippets mark each match and keep the text whole")
+    func snippets() {
+        let parts = SearchTerms("\"king of england\" dead").snippet(of: "The King of England is dead; the king.")
+        #expect(parts == [
+            SnippetPart(text: "The ", isMatch: false),
+            SnippetPart(text: "King of England", isMatch: true),
+            SnippetPart(text: " is ", isMatch: false),
+            SnippetPart(text: "dead", isMatch: true),
+            SnippetPart(text: "; the king.", isMatch: false),
+        ])
+    }
+
+    private func row(_ id: Int64, tuner: Int64 = 1, receivedAt: Int64) -> (CaptionLine, Int64) {
+        (CaptionLine(id: id, programID: 1, tunerID: tuner, sequence: 0, startMs: 0, endMs: 0, mode: "pop-on", text: "\(id)", capturedAt: 0), receivedAt)
+    }
+
+    @Test("the live cursor waits at a fresh gap and passes an old one")
+    func liveWindow() {
+        // Line 11 committed before 10: stop before the gap while it is fresh.
+        let fresh = LiveWindow.page(rows: [row(9, receivedAt: 1_000), row(11, receivedAt: 1_900)], after: LiveCursor(lastLineID: 8),
+                                    now: 2_000, settleMilliseconds: 500, step: 1, tunerID: nil)
+        #expect(fresh.lines.map(\.id) == [9])
+        #expect(fresh.next == LiveCursor(lastLineID: 9))
+        // Later, 10 is there.
+        let filled = LiveWindow.page(rows: [row(10, receivedAt: 2_100), row(11, receivedAt: 1_900)], after: fresh.next,
+                                     now: 2_200, settleMilliseconds: 500, step: 1, tunerID: nil)
+        #expect(filled.lines.map(\.id) == [10, 11])
+        // A gap that never fills (rolled back) is passed once the line after it is old enough.
+        let old = LiveWindow.page(rows: [row(13, receivedAt: 1_000)], after: LiveCursor(lastLineID: 11),
+                                  now: 2_000, settleMilliseconds: 500, step: 1, tunerID: nil)
+        #expect(old.lines.map(\.id) == [13])
+        // Filtering by tuner keeps moving the cursor past other tuners' lines.
+        let filtered = LiveWindow.page(rows: [row(14, tuner: 2, receivedAt: 1_000), row(15, tuner: 1, receivedAt: 1_000)],
+                                       after: LiveCursor(lastLineID: 13), now: 2_000, settleMilliseconds: 500, step: 1, tunerID: 1)
+        #expect(filtered.lines.map(\.id) == [15])
+        #expect(filtered.next == LiveCursor(lastLineID: 15))
+    }
+
+    @Test("the spool keeps records across reopen and cuts a torn tail")
+    func spoolFile() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-spool-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let first = WriteOperation.programRenamed(id: 7, name: "One")
+        let second = WriteOperation.programEnded(id: 7, at: 99)
+        do {
+            let spool = try Spool(directory: directory)
+            try spool.append(first)
+            try spool.append(second)
+            #expect(spool.pendingCount == 2)
+            // A second process cannot share it.
+            #expect(throws: StoreError.self) { try Spool(directory: directory) }
+        }
+        // A crash in the middle of a third record.
+        let handle = try #require(FileHandle(forWritingAtPath: directory + "/ccr-spool.log"))
+        handle.seekToEndOfFile()
+        handle.write(Data([200, 0, 0, 0, 1, 2, 3, 4, 123, 34]))
+        try handle.close()
+
+        let reopened = try Spool(directory: directory)
+        #expect(reopened.pendingCount == 2)
+        let (operations, end) = try reopened.peek(limit: 10)
+        #expect(operations == [first, second])
+        try reopened.markApplied(upTo: end, count: 2)
+        #expect(reopened.pendingCount == 0)
+        let size = try FileManager.default.attributesOfItem(atPath: directory + "/ccr-spool.log")[.size] as? Int
+        #expect(size == 0)
+    }
+
+    @Test("ccr schema for MySQL is idempotent DDL with utf8mb4 and a full-text index")
+    func mysqlSchema() {
+        let script = Schema.script(for: .mysql)
+        #expect(script.contains("CREATE TABLE IF NOT EXISTS caption_lines"))
+        #expect(script.contains("FULLTEXT KEY caption_lines_text (text)"))
+        #expect(script.contains("utf8mb4"))
+        #expect(!script.contains("CREATE TABLE caption_lines"))
+        #expect(script.contains("INSERT IGNORE INTO schema_version"))
+    }
+
+    @Test("an SQLite database is migrated once and reopened as is")
+    func sqliteMigration() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-sqlite-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("ccr.sqlite").path
+        let store = try await openStore(.sqlite(path: path))
+        let (_, tuner, program) = try await startTuner(store)
+        try await store.appendLines([line("kept", program: program, tuner: tuner, at: 0)])
+        await store.close()
+        let again = try await openStore(.sqlite(path: path))
+        #expect(try await again.lines(programID: program).map(\.text) == ["kept"])
+        await again.close()
+        // WAL mode is on (readers never block the writer).
+        let connection = try SQLiteConnection(path: path, readOnly: true, busyTimeoutSeconds: 1)
+        #expect(try connection.query("PRAGMA journal_mode", []).first?.first?.string == "wal")
+        #expect(try connection.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == Int64(Schema.currentVersion))
+    }
+}
