@@ -20,7 +20,7 @@ struct CEA608Decoder: Sendable {
         var rollupFromPopOn = false
 
         @inline(__always) mutating func visibleStartTime(_ fts: Int64) -> Int64 {
-            fts <= minimumFTS ? minimumFTS + 1 : fts
+            fts <= minimumFTS ? minimumFTS &+ 1 : fts
         }
         @inline(__always) mutating func visibleEndTime(_ fts: Int64) -> Int64 {
             if fts > minimumFTS { minimumFTS = fts }

@@ -50,10 +50,10 @@ public struct CaptionDecoder: Sendable {
                 var skip = 0
                 while skip < items.count && items[skip].assigned { skip += 1 }
                 let n = items.count - skip
-                let step = (end - start) / Int64(n)
+                let step = (end &- start) / Int64(n)
                 for k in 0..<n {
-                    items[skip + k].start = start + step * Int64(k)
-                    items[skip + k].end = start + step * Int64(k + 1)
+                    items[skip + k].start = start &+ step &* Int64(k)
+                    items[skip + k].end = start &+ step &* Int64(k + 1)
                     items[skip + k].assigned = true
                 }
                 gotOutput = true
@@ -114,8 +114,9 @@ public struct CaptionDecoder: Sendable {
         finished = true
         // CCExtractor ends a file by moving the clock one frame past the last one, plus a third
         // of a second per caption pair counted in the last frame, then erasing the screen.
-        var global = ftsMax + 33
-        if cbField1 != 0 { global += Int64(cbField1) * 1001 / 3 } else if cbField2 != 0 { global += Int64(cbField2) * 1001 / 3 } else { global += Int64(cb708) * 1001 / 3 }
+        var global = ftsMax &+ 33
+        let pairs = cbField1 != 0 ? cbField1 : (cbField2 != 0 ? cbField2 : cb708)
+        global = global &+ Int64(pairs) * 1001 / 3
         if cc != nil {
             cc!.flush(fts: global, out: &scratch)
             enqueue(scratch)
@@ -134,7 +135,7 @@ public struct CaptionDecoder: Sendable {
         if let last = lastTimestamp {
             // CCExtractor treats a jump of 5 s or more forward (or 1 s back) as a new time base
             // that continues from the previous frame.
-            let dif = (ts - last) / 1000
+            let dif = (ts &- last) / 1000
             if dif < 0 || dif >= 5 {
                 ftsOffset = ftsNow
                 minTimestamp = ts
@@ -143,13 +144,13 @@ public struct CaptionDecoder: Sendable {
             minTimestamp = 0
         }
         lastTimestamp = ts
-        ftsNow = ts - minTimestamp + ftsOffset
+        ftsNow = ts &- minTimestamp &+ ftsOffset
         if ftsNow > ftsMax { ftsMax = ftsNow }
         cbField1 = 0; cbField2 = 0; cb708 = 0
     }
 
     @inline(__always) private func fts(field: Int) -> Int64 {
-        ftsNow + Int64(field == 1 ? cbField1 : cbField2) * 1001 / 30
+        ftsNow &+ Int64(field == 1 ? cbField1 : cbField2) * 1001 / 30
     }
 
     // MARK: triplets

@@ -57,7 +57,7 @@ public struct SRTWriter: CaptionWriter {
         nextNumber += 1
         CaptionTime.append(cue.start, to: &b)
         b.append(contentsOf: " --> ".utf8)
-        CaptionTime.append(cue.end - 1, to: &b)
+        CaptionTime.append(cue.end &- 1, to: &b)
         b.append(13); b.append(10)
         for row in cue.rows { b.append(contentsOf: row.utf8); b.append(13); b.append(10) }
         b.append(13); b.append(10)

@@ -44,14 +44,20 @@ struct DecodeCommand: AsyncParsableCommand {
         do {
             bytes = [UInt8](try Data(contentsOf: url, options: .mappedIfSafe))
         } catch {
-            throw ValidationError("cannot read \(path): \(error.localizedDescription)")
+            throw DecodeFailure(message: "cannot read \(path): \(error.localizedDescription)")
         }
         do {
             return try CaptionFile.render(bin: bytes, format: format, xds: xds, channel: channel)
         } catch {
-            throw ValidationError("\(path): \(error)")
+            throw DecodeFailure(message: "\(path): \(error)")
         }
     }
+}
+
+/// A decode that could not be done, with the reason (printed as `Error: ...`, exit status 1).
+struct DecodeFailure: Error, CustomStringConvertible {
+    let message: String
+    var description: String { message }
 }
 
 /// `--format` values.
