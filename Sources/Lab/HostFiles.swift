@@ -49,6 +49,8 @@ enum HostFiles {
       done < /etc/ccrun-lab/devices
     fi
     hostname "$(cat /etc/hostname)"
+    # Local filesystems from /etc/fstab, as at boot (NFS cannot be mounted here, see docs/lab.md).
+    mount -a -t nonfs,nfs4 || true
     : > /run/utmp
     # rcS.d then rc2.d, like sysvinit. hwclock.sh and procps are skipped: they would set the
     # machine's clock and kernel-wide sysctls, which a lab host must not touch.

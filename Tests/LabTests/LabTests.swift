@@ -202,6 +202,8 @@ struct LabTests {
         #expect(try ssh.run("db", "ss -Hltn | grep -c ':8081 '", check: false).stdout.hasPrefix("0"))
         try lab.restartHost("db")
         #expect(try ssh.run("db", "cat /etc/ccrun-lab-marker").stdout == marker)
+        try lab.restartHost("nfs-master")
+        #expect(try ssh.run("nfs-master", "cat /data/file").stdout == "persisted\n", "fstab mounts come back at boot")
         #expect(try ssh.run("db", "cat /proc/1/stat | cut -d' ' -f22").stdout != bootBefore, "init must be new")
         var serving = false
         for _ in 0..<50 where !serving {
