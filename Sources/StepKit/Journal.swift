@@ -139,6 +139,14 @@ public struct TargetPaths: Sendable {
     public func backupDirectory(_ runId: String) -> String { stateDirectory + "/backup/\(runId)" }
     public var lastRun: String { stateDirectory + "/last-run" }
 
+    /// A script fragment appending one record given inline (journal records hold no secret, so
+    /// they may travel in the script), used to fold journal writes into a step's own scripts.
+    public func appendInlineScript(runId: String, line: Data) -> String {
+        let j = Shell.quote(journal(runId)), d = Shell.quote(journalDirectory)
+        let text = String(decoding: line, as: UTF8.self).trimmingCharacters(in: .newlines)
+        return "{ umask 077; mkdir -p \(d) && printf '%s\\n' \(Shell.quote(text)) >> \(j) && sync \(j) && printf '%s\\n' \(Shell.quote(runId)) > \(Shell.quote(lastRun)); } || { echo 'cannot write the journal \(journal(runId))' >&2; exit 97; }"
+    }
+
     /// A script appending the records on stdin to the run's journal and syncing it.
     public func appendScript(runId: String) -> String {
         let j = Shell.quote(journal(runId)), d = Shell.quote(journalDirectory)

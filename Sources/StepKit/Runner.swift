@@ -320,10 +320,22 @@ final class HostRun {
     }
 
     func apply(_ step: any Step, index: Int, change: Change, undo: [UndoAction]) async throws {
-        try await record(JournalRecord(kind: .intent, runId: options.runId, host: host.name, stepId: step.id, index: index,
-                                       fingerprint: step.fingerprint, description: scrubber.scrub(step.description), undo: undo))
-        for action in change.actions { try await ActionExecutor(host: host, sql: options.sql, scrubber: scrubber, timeout: options.actionTimeout).execute(action) }
-        try await record(JournalRecord(kind: .done, runId: options.runId, host: host.name, stepId: step.id, index: index, status: "changed"))
+        let intent = JournalRecord(kind: .intent, runId: options.runId, host: host.name, stepId: step.id, index: index,
+                                   fingerprint: step.fingerprint, description: scrubber.scrub(step.description), undo: undo)
+        let done = JournalRecord(kind: .done, runId: options.runId, host: host.name, stepId: step.id, index: index, status: "changed")
+        // Write-ahead: the local intent is on disk before anything reaches the host; the remote
+        // intent and done records ride in the step's first and last scripts (no extra round trips).
+        try journalLocal(intent)
+        let executor = ActionExecutor(host: host, sql: options.sql, scrubber: scrubber, timeout: options.actionTimeout)
+        let intentScript = paths.appendInlineScript(runId: options.runId, line: try intent.jsonLine())
+        let doneScript = paths.appendInlineScript(runId: options.runId, line: try done.jsonLine())
+        let actions = change.actions
+        for (k, action) in actions.enumerated() {
+            try await executor.execute(action, before: k == 0 ? intentScript : nil, after: k == actions.count - 1 ? doneScript : nil)
+            remoteJournalStarted = true
+        }
+        if actions.isEmpty { try await journalRemote([intent, done]) }
+        try journalLocal(done)
         invalidate(step.affects)
     }
 
@@ -351,16 +363,29 @@ struct ActionExecutor {
     let scrubber: SecretScrubber
     let timeout: Duration
 
-    func execute(_ action: Action) async throws {
+    func execute(_ action: Action) async throws { try await execute(action, before: nil, after: nil) }
+
+    /// Runs an action; `before` and `after` are script fragments run in the same round trip
+    /// (journal records): `before` ahead of any change, `after` only when the action succeeded.
+    func execute(_ action: Action, before: String?, after: String?) async throws {
+        func wrap(_ script: String) -> String {
+            var s = ""
+            if let before { s += before + "\n" }
+            s += "(\n\(script)\n) || exit $?\n"
+            if let after { s += after + "\n" }
+            return s
+        }
         switch action {
         case let .shell(a):
             let stdin = a.stdinSecrets.isEmpty ? nil : Data(a.stdinSecrets.map { $0.reveal() + "\n" }.joined().utf8)
-            try await run(a.script, stdin: stdin, what: a.summary)
+            try await run(before == nil && after == nil ? a.script : wrap(a.script), stdin: stdin, what: a.summary)
         case let .upload(u):
             try await host.upload(u.payload(), to: u.temporaryPath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
-            try await run(u.finishScript, stdin: nil, what: "installing \(u.path)")
+            try await run(before == nil && after == nil ? u.finishScript : wrap(u.finishScript), stdin: nil, what: "installing \(u.path)")
         case let .sql(s):
+            if let before { try await run(before, stdin: nil, what: "writing the journal") }
             _ = try sql.execute(s.script, on: s.endpoint)
+            if let after { try await run(after, stdin: nil, what: "writing the journal") }
         }
     }
 
