@@ -67,7 +67,10 @@ public enum RCWTError: Error, Sendable, Hashable, CustomStringConvertible {
     public var description: String {
         switch self {
         case .badHeader(let bytes):
-            let hex = bytes.map { String($0, radix: 16, uppercase: true) }.joined(separator: " ")
+            let hex = bytes.map { b in
+                let h = String(b, radix: 16, uppercase: true)
+                return h.count == 1 ? "0" + h : h
+            }.joined(separator: " ")
             return "not an RCWT stream: header is [\(hex)], expected CC CC ED followed by the format version"
         case .truncatedRecord(let offset, let needed):
             return "RCWT data ends inside the record at byte \(offset) (\(needed) more bytes were expected); the recording is truncated"
