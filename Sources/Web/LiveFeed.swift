@@ -1,0 +1,148 @@
+import NIOCore
+import Store
+
+/// One message for live viewers, already encoded as a Server-Sent Event (encoded once, written
+/// to every viewer).
+public struct LiveMessage: Sendable {
+    /// The tuner a caption line belongs to; nil for status messages meant for everyone.
+    public let tunerID: Int64?
+    public let event: ByteBuffer
+}
+
+/// The live caption feed of this web process: ONE task polls the store's live cursor and fans the
+/// new lines out to every connected viewer.
+///
+/// Why one poller: the database is shared by several repo nodes (writers) and several web nodes
+/// (readers), so live lines must come from it, and polling is what works through any database and
+/// load balancer. Polling per viewer would cost 5 queries/s per viewer (5,000/s for 1,000 viewers);
+/// one poller costs 5 queries/s per web process whatever the audience. The poller runs only while
+/// someone watches.
+public actor LiveFeed {
+    private let source: StoreSource
+    private let interval: Duration
+    private var subscribers: [Int: Subscriber] = [:]
+    private var nextID = 0
+    private var poller: Task<Void, Never>?
+    private var cursor: LiveCursor?
+    private var databaseDown = false
+
+    private struct Subscriber {
+        let tunerID: Int64?
+        let continuation: AsyncStream<LiveMessage>.Continuation
+    }
+
+    private let keepAlive: Duration
+    private var lastKeepAlive = ContinuousClock.now
+
+    public init(source: StoreSource, pollMilliseconds: Int, keepAliveSeconds: Int = 15) {
+        self.source = source
+        self.interval = .milliseconds(pollMilliseconds)
+        self.keepAlive = .seconds(keepAliveSeconds)
+    }
+
+    /// Viewers connected now (for tests and the benchmark).
+    public var viewerCount: Int { subscribers.count }
+
+    /// A stream of messages for one viewer (all tuners, or one). Ends when `unsubscribe` is called.
+    /// Buffers at most a few hundred messages per viewer: a viewer too slow to take them loses the
+    /// oldest, never slows the others.
+    public func subscribe(tunerID: Int64?) -> (id: Int, stream: AsyncStream<LiveMessage>) {
+        let (stream, continuation) = AsyncStream<LiveMessage>.makeStream(bufferingPolicy: .bufferingNewest(512))
+        let id = nextID
+        nextID += 1
+        subscribers[id] = Subscriber(tunerID: tunerID, continuation: continuation)
+        if databaseDown { continuation.yield(Self.status(up: false)) }
+        if poller == nil {
+            poller = Task { [weak self] in await self?.pollLoop() }
+        }
+        return (id, stream)
+    }
+
+    public func unsubscribe(_ id: Int) {
+        subscribers.removeValue(forKey: id)?.continuation.finish()
+        if subscribers.isEmpty {
+            poller?.cancel()
+            poller = nil
+            cursor = nil
+        }
+    }
+
+    /// Stops the poller and ends every viewer's stream (server shutdown).
+    public func shutdown() {
+        poller?.cancel()
+        poller = nil
+        for s in subscribers.values { s.continuation.finish() }
+        subscribers = [:]
+    }
+
+    private func pollLoop() async {
+        while !Task.isCancelled {
+            await pollOnce()
+            if ContinuousClock.now - lastKeepAlive >= keepAlive {
+                // A comment keeps proxies from closing an idle feed, and reveals viewers that left.
+                lastKeepAlive = ContinuousClock.now
+                broadcast(LiveMessage(tunerID: nil, event: ByteBuffer(string: ": keep-alive\n\n")))
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    private func pollOnce() async {
+        do {
+            let store = try await source.store()
+            if cursor == nil {
+                // A viewer sees lines decoded from the moment the feed started; the page shows
+                // earlier lines itself.
+                cursor = try await store.liveCursorNow()
+            }
+            var page = try await store.liveLines(after: cursor!, tunerID: nil, limit: 500)
+            while true {
+                if !page.lines.isEmpty { deliver(page.lines) }
+                cursor = page.next
+                guard page.lines.count == 500, !Task.isCancelled else { break }
+                page = try await store.liveLines(after: cursor!, tunerID: nil, limit: 500)
+            }
+            if databaseDown {
+                databaseDown = false
+                broadcast(Self.status(up: true))
+            }
+        } catch {
+            if !databaseDown {
+                databaseDown = true
+                broadcast(Self.status(up: false))
+            }
+        }
+    }
+
+    private func deliver(_ lines: [CaptionLine]) {
+        for line in lines {
+            let message = LiveMessage(tunerID: line.tunerID, event: Self.encode(line))
+            for s in subscribers.values where s.tunerID == nil || s.tunerID == line.tunerID {
+                s.continuation.yield(message)
+            }
+        }
+    }
+
+    private func broadcast(_ message: LiveMessage) {
+        for s in subscribers.values { s.continuation.yield(message) }
+    }
+
+    /// `event: line` with the line as JSON; `id:` lets EventSource resume with Last-Event-ID.
+    static func encode(_ line: CaptionLine) -> ByteBuffer {
+        let json = JSONText.object([
+            ("id", .string(String(line.id))),
+            ("tuner", .string(String(line.tunerID))),
+            ("program", .string(String(line.programID))),
+            ("sequence", .int(Int64(line.sequence))),
+            ("start", .string(StreamTime.srt(line.startMs))),
+            ("startMs", .int(line.startMs)),
+            ("text", .string(line.text)),
+            ("capturedAt", .int(line.capturedAt)),
+        ])
+        return ByteBuffer(string: "id: \(line.id)\nevent: line\ndata: \(json)\n\n")
+    }
+
+    static func status(up: Bool) -> LiveMessage {
+        LiveMessage(tunerID: nil, event: ByteBuffer(string: "event: status\ndata: {\"database\":\"\(up ? "ok" : "unreachable")\"}\n\n"))
+    }
+}
