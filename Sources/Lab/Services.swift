@@ -121,9 +121,23 @@ struct MotoService {
         return "\(venv)/bin/python3"
     }
 
+    /// Identity (pid + start time) of the moto process the credentials were created on: moto keeps
+    /// its users in memory, so the credentials are valid exactly while that process lives.
+    var identityPath: String { "\(spec.runDirectory)/moto.identity" }
+
+    func runningIdentity() -> String? {
+        guard let pid = Processes.matching(isServerProcess).first,
+              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        return fields.count > 19 ? "\(pid) \(fields[19])" : nil
+    }
+
     func ensure() throws {
+        if isUp, FileManager.default.fileExists(atPath: spec.awsCredentialsFile),
+           let running = runningIdentity(),
+           (try? String(contentsOfFile: identityPath, encoding: .utf8)) == running { return }
         let python = try python()
-        if isUp, FileManager.default.fileExists(atPath: spec.awsCredentialsFile), credentialsAccepted(python) { return }
         try Processes.killAndWait(Processes.matching(isServerProcess))
         try startDaemon([python, "-m", "moto.server", "-H", "127.0.0.1", "-p", String(spec.motoPort)],
                         log: "\(spec.logDirectory)/moto.log", shell: shell, label: "moto_server")
@@ -134,6 +148,7 @@ struct MotoService {
             throw ShellError(command: "moto: verify the lab credentials", status: 1,
                              stderr: "the access key just created was not accepted")
         }
+        if let running = runningIdentity() { try write(running, to: identityPath, mode: 0o644) }
     }
 
     func credentialsAccepted(_ python: String) -> Bool {
