@@ -5,7 +5,7 @@ public enum PackageCommands {
     public static func install(_ names: [String], with manager: PackageManager) -> String {
         let pkgs = Shell.join(names)
         switch manager {
-        case .apt: return "if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -q >/dev/null || exit 1; fi; DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \(pkgs)"
+        case .apt: return "if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -q >/dev/null || exit 1; fi; DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \(pkgs)"
         case .dnf: return "dnf install -y -q \(pkgs)"
         case .yum: return "yum install -y -q \(pkgs)"
         }
@@ -13,7 +13,7 @@ public enum PackageCommands {
     public static func purge(_ names: [String], with manager: PackageManager) -> String {
         let pkgs = Shell.join(names)
         switch manager {
-        case .apt: return "DEBIAN_FRONTEND=noninteractive apt-get purge -y -q \(pkgs)"
+        case .apt: return "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 purge -y -q \(pkgs)"
         case .dnf: return "dnf remove -y -q \(pkgs)"
         case .yum: return "yum remove -y -q \(pkgs)"
         }
