@@ -492,11 +492,18 @@ final class LibSSH2Session {
         case LIBSSH2_ERROR_SOCKET_SEND, LIBSSH2_ERROR_SOCKET_RECV, LIBSSH2_ERROR_SOCKET_DISCONNECT,
              LIBSSH2_ERROR_SOCKET_TIMEOUT, LIBSSH2_ERROR_TIMEOUT, LIBSSH2_ERROR_BANNER_RECV,
              LIBSSH2_ERROR_BANNER_SEND:
+            // errno still holds the socket call's failure (e.g. ETIMEDOUT from TCP_USER_TIMEOUT).
+            let savedErrno = errno
             var detail = lastErrorMessage()
             var soError: Int32 = 0
             var len = socklen_t(MemoryLayout<Int32>.size)
             if fd >= 0, getsockopt(fd, SOL_SOCKET, SO_ERROR, &soError, &len) == 0, soError != 0 {
                 detail += " (\(String(cString: strerror(soError))))"
+            } else if savedErrno != 0 && savedErrno != EAGAIN && savedErrno != EINTR {
+                detail += " (\(String(cString: strerror(savedErrno))))"
+            }
+            if savedErrno == ETIMEDOUT || soError == ETIMEDOUT {
+                detail += "; the host stopped answering for more than \(target.linkTimeout.secondsText)"
             }
             let error = TransportError.linkLost(host: name, detail: detail)
             failure = error

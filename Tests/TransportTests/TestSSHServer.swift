@@ -20,14 +20,18 @@ final class TestSSHServer: @unchecked Sendable {
 
     /// A target for root with the test key and a known_hosts that lists this server.
     func target(user: String = "root", sudo: Bool = false) -> SSHTarget {
-        SSHTarget(name: "test-sshd", host: "127.0.0.1", port: port, user: user, identityFiles: [clientKey],
+        SSHTarget(name: "test-sshd", host: listenAddress, port: port, user: user, identityFiles: [clientKey],
                   knownHostsPath: knownHostsPath, hostKeyPolicy: .strict, connectTimeout: .seconds(5),
                   commandTimeout: .seconds(60), linkTimeout: .seconds(10), sudo: sudo)
     }
 
     var log: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
 
-    init() throws {
+    /// Where sshd listens; `namespace` runs it inside that network namespace (`ip netns exec`).
+    let listenAddress: String
+
+    init(listenAddress: String = "127.0.0.1", namespace: String? = nil) throws {
+        self.listenAddress = listenAddress
         let fm = FileManager.default
         directory = fm.temporaryDirectory.appendingPathComponent("ccrun-sshd-\(UUID().uuidString)")
         // 0755 so sshd can read authorized_keys as a non-root test user too.
@@ -51,7 +55,7 @@ final class TestSSHServer: @unchecked Sendable {
             let port = try Self.freePort()
             let config = """
             Port \(port)
-            ListenAddress 127.0.0.1
+            ListenAddress \(listenAddress)
             HostKey \(hostKey)
             AuthorizedKeysFile \(authorizedKeys)
             PidFile none
@@ -66,13 +70,16 @@ final class TestSSHServer: @unchecked Sendable {
             """
             let configPath = directory.appendingPathComponent("sshd_config").path
             try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-            let pid = try Shell.spawn("/usr/sbin/sshd", ["-D", "-f", configPath, "-E", logPath],
-                                      outputPath: logPath)
-            if Self.waitForPort(port, pid: pid) {
+            let log = logPath
+            let sshd = ["/usr/sbin/sshd", "-D", "-f", configPath, "-E", log]
+            // `ip netns exec` execs sshd, so the pid stays sshd's.
+            let pid = try namespace.map { try Shell.spawn("/usr/sbin/ip", ["netns", "exec", $0] + sshd, outputPath: log) }
+                ?? Shell.spawn(sshd[0], Array(sshd.dropFirst()), outputPath: log)
+            if Self.waitForPort(port, address: listenAddress, pid: pid) {
                 self.port = port
                 self.pid = pid
                 let known = directory.appendingPathComponent("known_hosts").path
-                try "[127.0.0.1]:\(port) \(hostPublicKeyLine)\n".write(toFile: known, atomically: true, encoding: .utf8)
+                try "[\(listenAddress)]:\(port) \(hostPublicKeyLine)\n".write(toFile: known, atomically: true, encoding: .utf8)
                 knownHostsPath = known
                 return
             }
@@ -125,14 +132,14 @@ final class TestSSHServer: @unchecked Sendable {
         return Int(UInt16(bigEndian: address.sin_port))
     }
 
-    static func waitForPort(_ port: Int, pid: pid_t) -> Bool {
+    static func waitForPort(_ port: Int, address host: String, pid: pid_t) -> Bool {
         for _ in 0..<100 {
             var status: Int32 = 0
             if waitpid(pid, &status, WNOHANG) == pid { return false }
             let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
             var address = sockaddr_in()
             address.sin_family = sa_family_t(AF_INET)
-            address.sin_addr.s_addr = inet_addr("127.0.0.1")
+            address.sin_addr.s_addr = inet_addr(host)
             address.sin_port = UInt16(port).bigEndian
             let rc = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
