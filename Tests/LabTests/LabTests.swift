@@ -191,7 +191,7 @@ struct LabTests {
             # Default-Start: 2 3 4 5
             # Default-Stop: 0 1 6
             ### END INIT INFO
-            case "$1" in start) setsid python3 -m http.server 8081 >/dev/null 2>&1 < /dev/null & ;; esac
+            case "$1" in start) /usr/sbin/sshd -p 8081 -o PidFile=/run/ccrtest.pid ;; esac
             EOF
             chmod +x /etc/init.d/ccrtest
             update-rc.d ccrtest defaults
