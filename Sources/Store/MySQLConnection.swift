@@ -19,7 +19,10 @@ final class MySQLConnection: DatabaseConnection {
         mysql_server_init(0, nil, nil) == 0
     }()
 
-    init(host: String, port: Int, user: String, password: DatabasePassword, database: String, timeoutSeconds: Double) throws {
+    /// `queryTimeoutSeconds`: how long one statement may take before the connection counts as
+    /// lost (readers allow long searches; the writer wants to notice a hung server quickly).
+    init(host: String, port: Int, user: String, password: DatabasePassword, database: String, timeoutSeconds: Double,
+         queryTimeoutSeconds: Double? = nil) throws {
         self.label = "mysql://\(user)@\(host):\(port)/\(database)"
         self.user = user
         _ = Self.libraryInitialised
@@ -29,8 +32,9 @@ final class MySQLConnection: DatabaseConnection {
         handle = mysql
         var timeout = UInt32(max(1, timeoutSeconds.rounded(.up)))
         mysql_options(mysql, MYSQL_OPT_CONNECT_TIMEOUT, &timeout)
-        mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &timeout)
-        mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &timeout)
+        var queryTimeout = UInt32(max(1, (queryTimeoutSeconds ?? timeoutSeconds).rounded(.up)))
+        mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &queryTimeout)
+        mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &queryTimeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
         // CLIENT_FOUND_ROWS: UPDATE reports matched rows, so an unchanged heartbeat still counts.
         let connected = mysql_real_connect(mysql, host, user, password.revealed, database, UInt32(port), nil, UInt(CLIENT_FOUND_ROWS))

@@ -45,14 +45,16 @@ final class SQLCaptionStore: CaptionStore {
             }
         case .mysql(let host, let port, let user, let password, let database):
             let timeout = options.timeoutSeconds
-            let connect: @Sendable () throws -> DatabaseConnection = {
-                let connection = try MySQLConnection(host: host, port: port, user: user, password: password,
-                                                     database: database, timeoutSeconds: timeout)
-                try Migrator.check(connection, label: label)
-                return connection
+            let connect = { (queryTimeout: Double) -> @Sendable () throws -> DatabaseConnection in
+                {
+                    let connection = try MySQLConnection(host: host, port: port, user: user, password: password, database: database,
+                                                         timeoutSeconds: timeout, queryTimeoutSeconds: queryTimeout)
+                    try Migrator.check(connection, label: label)
+                    return connection
+                }
             }
-            writerConnect = connect
-            readerConnect = connect
+            writerConnect = connect(timeout)
+            readerConnect = connect(max(30, timeout))
         }
 
         var writer: DatabaseThread?

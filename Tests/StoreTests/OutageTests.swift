@@ -24,9 +24,12 @@ struct OutageTests {
             let outageStart = ContinuousClock.now
             var i = 0
             var second: Int64?
-            while ContinuousClock.now - outageStart < .milliseconds(Int64(Self.outageSeconds * 1000)) {
+            var slowestWrite = Duration.zero
+            while ContinuousClock.now - outageStart < .milliseconds(Int64(Self.outageSeconds * 1000)) || i < 8 {
                 expected.append("during \(i)")
+                let writeStart = ContinuousClock.now
                 try await env.writer.appendLines([line("during \(i)", program: second ?? program, tuner: tuner, at: 10_000 + Int64(i) * 100)])
+                slowestWrite = max(slowestWrite, ContinuousClock.now - writeStart)
                 if i == 3 {
                     // The program splits during the outage too.
                     try await env.writer.programEnded(programID: program, endedAt: nowMs())
@@ -36,6 +39,7 @@ struct OutageTests {
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(await env.writer.spoolDepth() > 0, "writes were spooled")
+            #expect(slowestWrite < .seconds(5), "a write during the outage waits at most about the connect timeout")
             // Readers say clearly that the database is unreachable.
             let readError = await #expect(throws: StoreError.self) { try await env.reader.lines(programID: program) }
             #expect(readError?.isTransient == true)
