@@ -227,8 +227,8 @@ public struct CloudAPI: Sendable {
     public func attachVolume(volumeId: String, instanceId: String, device: String) async throws {
         _ = try await client.call(.ec2, "AttachVolume", [("VolumeId", volumeId), ("InstanceId", instanceId), ("Device", device)])
     }
-    public func detachVolume(volumeId: String) async throws {
-        _ = try await client.call(.ec2, "DetachVolume", [("VolumeId", volumeId)])
+    public func detachVolume(volumeId: String, instanceId: String, device: String) async throws {
+        _ = try await client.call(.ec2, "DetachVolume", [("VolumeId", volumeId), ("InstanceId", instanceId), ("Device", device)])
     }
     public func deleteVolume(volumeId: String) async throws {
         _ = try await client.call(.ec2, "DeleteVolume", [("VolumeId", volumeId)])

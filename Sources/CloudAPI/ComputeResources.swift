@@ -162,8 +162,8 @@ struct VolumeResource: CloudResource {
     func destroy(_ ctx: CloudContext) async throws -> [String] {
         var done: [String] = []
         for v in try await ctx.api.volumes(named: spec.name) {
-            if !v.attachments.isEmpty {
-                try await ctx.api.detachVolume(volumeId: v.id)
+            for a in v.attachments {
+                try await ctx.api.detachVolume(volumeId: v.id, instanceId: a.instanceId, device: a.device)
                 let api = ctx.api, name = spec.name
                 try await ctx.wait(for: "volume \(name) to detach", seconds: 600) {
                     let s = try await api.volumes(named: name).first { $0.id == v.id }

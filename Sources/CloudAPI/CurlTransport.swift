@@ -81,11 +81,14 @@ struct CurlTransport: Sendable {
 /// A request that did not get an HTTP answer.
 struct CurlFailure: Error { var message: String }
 
-/// `application/x-www-form-urlencoded` the way SigV4 canonicalises it: RFC 3986 unreserved
-/// characters stay, everything else is %XX (space included).
+/// `application/x-www-form-urlencoded` as the AWS SDKs write it: RFC 3986 unreserved characters
+/// stay, space is `+`, everything else %XX. AWS hashes the body bytes as sent; moto re-encodes
+/// the parsed form before checking the signature, so matching the SDKs' bytes matters there.
 enum FormEncoding {
-    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~")
-    static func encode(_ s: String) -> String { s.addingPercentEncoding(withAllowedCharacters: unreserved) ?? s }
+    static let unreserved = CharacterSet(charactersIn: "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~ ")
+    static func encode(_ s: String) -> String {
+        (s.addingPercentEncoding(withAllowedCharacters: unreserved) ?? s).replacingOccurrences(of: " ", with: "+")
+    }
     static func form(_ params: [(String, String)]) -> String {
         params.map { encode($0.0) + "=" + encode($0.1) }.joined(separator: "&")
     }

@@ -181,9 +181,9 @@ public struct DeploymentRunner: Sendable {
                 let t = Date()
                 do {
                     let obs = try await r.observe(ctx)
+                    if case let .depends(why) = obs { throw CloudError.unexpected("cannot apply yet: \(why)") }
                     guard case let .change(lines) = obs else {
                         report.steps.append(step(r, obs, applied: false, seconds: Date().timeIntervalSince(t)))
-                        if case .depends = obs { throw CloudError.unexpected("\(r.id) cannot be applied: \(step(r, obs, applied: false, seconds: 0).message ?? "")") }
                         continue
                     }
                     // Write-ahead: the intent (what will change) is on disk before the first call.
