@@ -11,6 +11,8 @@ private struct CutLink {
     let nsSide = "ccrt-ns0"
     static let hostAddress = "198.51.100.249"
     static let nsAddress = "198.51.100.250"
+    /// Routed into the namespace, which owns no such address and does not forward: SYNs vanish.
+    static let blackHole = "198.51.100.251"
 
     init() throws {
         hostSide = "ccrt\(UInt16.random(in: 0..<UInt16.max))"
@@ -22,6 +24,7 @@ private struct CutLink {
             try ip("-n", namespace, "addr", "add", Self.nsAddress + "/32", "peer", Self.hostAddress + "/32", "dev", nsSide)
             try ip("-n", namespace, "link", "set", nsSide, "up")
             try ip("-n", namespace, "link", "set", "lo", "up")
+            try ip("route", "add", Self.blackHole + "/32", "via", Self.nsAddress, "dev", hostSide)
         } catch {
             remove()
             throw error
@@ -41,8 +44,24 @@ private struct CutLink {
     static var possible: Bool { getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/ip") }
 }
 
-@Suite("A link cut in the middle of a command")
+/// Serialized: both tests use the same fixed addresses.
+@Suite("A link cut in the middle of a command", .serialized)
 struct LinkCutTests {
+    @Test(.enabled(if: CutLink.possible, "needs root and iproute2 to build a network namespace"))
+    func silentHostEndsAtTheConnectTimeout() async throws {
+        let link = try CutLink()
+        defer { link.remove() }
+        let target = SSHTarget(host: CutLink.blackHole, port: 22, knownHostsPath: "/nonexistent",
+                               connectTimeout: .milliseconds(1500))
+        let started = ContinuousClock.now
+        let error = await #expect(throws: TransportError.self) { try await SSHConnection.connect(target) }
+        let elapsed = ContinuousClock.now - started
+        print("connect to a silent host: \(String(describing: error)) after \(elapsed)")
+        #expect(error == .connectTimeout(host: CutLink.blackHole, port: 22, stage: "TCP connect",
+                                         after: .milliseconds(1500)))
+        #expect(elapsed >= .milliseconds(1400) && elapsed < .seconds(4))
+    }
+
     @Test(.enabled(if: CutLink.possible, "needs root and iproute2 to build a network namespace"))
     func silentLinkCutEndsWithLinkLostWithinTheLinkTimeout() async throws {
         let link = try CutLink()
@@ -73,5 +92,17 @@ struct LinkCutTests {
             return
         }
         #expect(elapsed < .seconds(15))
+
+        // A new connection to the silent host ends at the connect timeout, not later.
+        target.connectTimeout = .seconds(1)
+        let reconnectStart = ContinuousClock.now
+        let reconnectError = await #expect(throws: TransportError.self) { try await SSHConnection.connect(target) }
+        let reconnectElapsed = ContinuousClock.now - reconnectStart
+        print("connect to cut host: \(String(describing: reconnectError)) after \(reconnectElapsed)")
+        switch reconnectError {
+        case .connectTimeout?, .unreachable?: break
+        default: Issue.record("expected a connect timeout or unreachable host, got \(String(describing: reconnectError))")
+        }
+        #expect(reconnectElapsed < .seconds(3))
     }
 }
