@@ -1,5 +1,5 @@
 import Foundation
-import Store
+@testable import Store
 import Testing
 
 /// Database outages: writes go to the spool and reach the database exactly once when it is back.
@@ -108,6 +108,31 @@ struct OutageTests {
             let outage = await #expect(throws: StoreError.self) { try await env.reader.tuners(includeDisconnected: true) }
             #expect(outage.map { "\($0)" }?.contains(secret) == false)
             #expect(outage.map { String(reflecting: $0) }?.contains(secret) == false)
+        }
+    }
+
+    @Test("the MySQL schema applied a second time by the admin changes nothing")
+    func schemaReapplied() async throws {
+        try await withStoreEnvironment(.mariadb) { env in
+            let server = try #require(env.mariadb)
+            let (_, tuner, program) = try await startTuner(env.writer)
+            try await env.writer.appendLines([line("kept across re-apply", program: program, tuner: tuner, at: 0)])
+            let tables = ["schema_version", "nodes", "tuners", "programs", "caption_lines", "xds_items"]
+            let before = try tables.map { try server.sql("SHOW CREATE TABLE \($0)", database: "cc") }
+            try server.sql(Schema.script(for: .mysql), database: "cc")
+            let after = try tables.map { try server.sql("SHOW CREATE TABLE \($0)", database: "cc") }
+            #expect(before == after)
+            #expect(try server.sql("SELECT version FROM schema_version", database: "cc").trimmingCharacters(in: .whitespacesAndNewlines) == "\(Schema.currentVersion)")
+            #expect(try await env.reader.lines(programID: program).map(\.text) == ["kept across re-apply"])
+            // cc_rw has no DDL rights: it could not have created the schema itself.
+            let connection = try MySQLConnection(host: "127.0.0.1", port: server.port, user: "cc_rw", password: server.readWritePassword,
+                                                 database: "cc", timeoutSeconds: 5)
+            defer { connection.close() }
+            let denied = #expect(throws: StoreError.self) { try connection.execute("CREATE TABLE probe (a INT)", []) }
+            guard case .permissionDenied? = denied else {
+                Issue.record("expected permissionDenied for DDL as cc_rw, got \(String(describing: denied))")
+                return
+            }
         }
     }
 
