@@ -26,6 +26,8 @@ final class LibSSH2Session {
     private var keepaliveInterval: Duration
     private var lastKeepalive = ContinuousClock.now
     var cancel = CancelFlag()
+    /// The remote shell's pid of the last command that timed out (from its ``CommandPID`` line).
+    private(set) var timedOutCommandPID: Int32?
 
     private var name: String { target.name }
 
@@ -222,41 +224,47 @@ final class LibSSH2Session {
         let buffer = UnsafeMutablePointer<CChar>.allocate(capacity: bufferSize)
         defer { buffer.deallocate() }
 
-        while true {
-            var progressed = false
-            if !eofSent {
-                if written < input.count {
-                    let rc = input.withUnsafeBytes { raw -> Int in
-                        let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
-                        return ccr_ssh_channel_write(channel, base + written, min(input.count - written, 64 * 1024))
+        timedOutCommandPID = nil
+        do {
+            while true {
+                var progressed = false
+                if !eofSent {
+                    if written < input.count {
+                        let rc = input.withUnsafeBytes { raw -> Int in
+                            let base = raw.baseAddress!.assumingMemoryBound(to: CChar.self)
+                            return ccr_ssh_channel_write(channel, base + written, min(input.count - written, 64 * 1024))
+                        }
+                        if rc > 0 { written += rc; progressed = true }
+                        else if rc != Int(LibSSH2.eagain) && rc != 0 {
+                            // The command may exit without reading its stdin; stop feeding it.
+                            if let linkError = linkError(Int32(rc)) { throw linkError }
+                            written = input.count
+                        }
                     }
-                    if rc > 0 { written += rc; progressed = true }
-                    else if rc != Int(LibSSH2.eagain) && rc != 0 {
-                        // The command may exit without reading its stdin; stop feeding it.
-                        if let linkError = linkError(Int32(rc)) { throw linkError }
-                        written = input.count
+                    if written >= input.count {
+                        let rc = libssh2_channel_send_eof(channel)
+                        if rc == 0 { eofSent = true; progressed = true }
+                        else if rc != LibSSH2.eagain {
+                            if let linkError = linkError(rc) { throw linkError }
+                            eofSent = true
+                        }
                     }
                 }
-                if written >= input.count {
-                    let rc = libssh2_channel_send_eof(channel)
-                    if rc == 0 { eofSent = true; progressed = true }
-                    else if rc != LibSSH2.eagain {
-                        if let linkError = linkError(rc) { throw linkError }
-                        eofSent = true
-                    }
-                }
-            }
-            let out = ccr_ssh_channel_read(channel, buffer, bufferSize)
-            if out > 0 { stdout.append(UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: out); progressed = true }
-            else if out < 0 && out != Int(LibSSH2.eagain) { throw error(Int32(out), stage: "reading output") }
-            let err = ccr_ssh_channel_read_stderr(channel, buffer, bufferSize)
-            if err > 0 { stderr.append(UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: err); progressed = true }
-            else if err < 0 && err != Int(LibSSH2.eagain) { throw error(Int32(err), stage: "reading output") }
+                let out = ccr_ssh_channel_read(channel, buffer, bufferSize)
+                if out > 0 { stdout.append(UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: out); progressed = true }
+                else if out < 0 && out != Int(LibSSH2.eagain) { throw error(Int32(out), stage: "reading output") }
+                let err = ccr_ssh_channel_read_stderr(channel, buffer, bufferSize)
+                if err > 0 { stderr.append(UnsafeRawPointer(buffer).assumingMemoryBound(to: UInt8.self), count: err); progressed = true }
+                else if err < 0 && err != Int(LibSSH2.eagain) { throw error(Int32(err), stage: "reading output") }
 
-            if !progressed {
-                if libssh2_channel_eof(channel) != 0 && out <= 0 && err <= 0 { break }
-                try waitSocket(deadline: deadline, timedOut: timedOut)
+                if !progressed {
+                    if libssh2_channel_eof(channel) != 0 && out <= 0 && err <= 0 { break }
+                    try waitSocket(deadline: deadline, timedOut: timedOut)
+                }
             }
+        } catch let error as TransportError {
+            if case .commandTimeout = error { timedOutCommandPID = CommandPID.parse(stderr) }
+            throw error
         }
         try retry(deadline: deadline, timedOut: timedOut) { libssh2_channel_close(channel) }
         try retry(deadline: deadline, timedOut: timedOut) { libssh2_channel_wait_closed(channel) }
@@ -265,7 +273,7 @@ final class LibSSH2Session {
         finished = true
         try retry(deadline: deadline, timedOut: timedOut) { libssh2_channel_free(channel) }
         _ = session
-        return CommandOutput(stdout: stdout, stderr: stderr, exitStatus: status)
+        return CommandOutput(stdout: stdout, stderr: CommandPID.strip(stderr), exitStatus: status)
     }
 
     private func openChannel(deadline: ContinuousClock.Instant, timedOut: TransportError) throws -> OpaquePointer {

@@ -61,16 +61,31 @@ public final class SSHConnection: @unchecked Sendable {
     /// Secrets belong in `stdin`, never in `script` (command lines are visible in process lists).
     /// A non-zero exit status is returned, not thrown; `sudo -n` refusing is thrown.
     public func run(_ script: String, stdin: Data? = nil, timeout: Duration? = nil) async throws -> CommandOutput {
-        let command = target.usesSudo ? "sudo -n -- sh -c \(ShellQuote.quote(script))" : script
+        let body = target.usesSudo ? "sudo -n -- sh -c \(ShellQuote.quote(script))" : script
+        let command = CommandPID.announce + body
         let limit = timeout ?? target.commandTimeout
         let display = Self.summary(of: script)
-        let output = try await onQueue { session in
-            try session.run(command, stdin: stdin, timeout: limit, display: display)
+        let output: CommandOutput
+        do {
+            output = try await onQueue { session in
+                try session.run(command, stdin: stdin, timeout: limit, display: display)
+            }
+        } catch TransportError.commandTimeout(let host, let command, let after) {
+            await stopTimedOutCommand()
+            throw TransportError.commandTimeout(host: host, command: command, after: after)
         }
         if target.usesSudo, output.exitStatus == 1, let reason = Self.sudoRefusal(output.stderrText) {
             throw TransportError.sudoFailed(user: target.user, host: target.name, detail: reason)
         }
         return output
+    }
+
+    /// Ends what a timed-out command left running on the host (its whole process group, which
+    /// sshd made the command's own), so a hung `apt-get` does not keep holding its lock. Best effort.
+    private func stopTimedOutCommand() async {
+        guard let pid = try? await onQueue({ session in session.timedOutCommandPID }) else { return }
+        _ = try? await run("kill -TERM -- -\(pid) 2>/dev/null || kill -TERM \(pid) 2>/dev/null; true",
+                           timeout: .seconds(3))
     }
 
     /// Writes `data` to `path` with permission bits `mode` (e.g. 0o644).
@@ -201,6 +216,32 @@ private struct SessionBox: @unchecked Sendable {
     // @unchecked: created on the queue and, after this hand-over, used only on that queue.
     let session: LibSSH2Session
     let info: LibSSH2Session.ConnectInfo
+}
+
+/// Each command first reports its shell's pid on stderr (one line, removed before the caller
+/// sees stderr), so a command that times out can be stopped on the host. The line is written by
+/// the command's own shell, before the script, so the script runs unchanged in that shell.
+enum CommandPID {
+    static let marker = "__ccrun_pid="
+    static let announce = "echo \(marker)$$ >&2\n"
+
+    /// The pid from the first marker line, if present.
+    static func parse(_ stderr: Data) -> Int32? {
+        guard let range = stderr.range(of: Data(marker.utf8)) else { return nil }
+        let digits = stderr[range.upperBound...].prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }
+        return Int32(String(decoding: digits, as: UTF8.self))
+    }
+
+    /// stderr without the first marker line.
+    static func strip(_ stderr: Data) -> Data {
+        guard let range = stderr.range(of: Data(marker.utf8)) else { return stderr }
+        var end = range.upperBound
+        while end < stderr.endIndex, stderr[end] != UInt8(ascii: "\n") { end += 1 }
+        if end < stderr.endIndex { end += 1 }
+        var result = Data(stderr[stderr.startIndex..<range.lowerBound])
+        result.append(stderr[end...])
+        return result
+    }
 }
 
 /// POSIX shell single-quoting.

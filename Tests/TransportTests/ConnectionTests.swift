@@ -147,6 +147,15 @@ struct ConnectionTests {
             #expect(elapsed < .seconds(3))
             let next = try await connection.run("echo still here", timeout: .seconds(5))
             #expect(next.stdoutText == "still here\n")
+            #expect(next.stderr.isEmpty)
+
+            // The timed-out command is stopped on the host, not left running.
+            let marker = server.directory.path + "/late-marker"
+            await #expect(throws: TransportError.self) {
+                try await connection.run("sleep 2; touch \(marker)", timeout: .milliseconds(700))
+            }
+            try await Task.sleep(for: .milliseconds(2500))
+            #expect(!FileManager.default.fileExists(atPath: marker))
         }
     }
 

@@ -169,3 +169,14 @@ struct HostKeyVerificationTests {
         }
     }
 }
+
+@Suite("Command pid line (host-free)")
+struct CommandPIDTests {
+    @Test func pidLineIsParsedAndRemovedFromStderr() {
+        let stderr = Data("noise from rc\n__ccrun_pid=4242\nreal error\n".utf8)
+        #expect(CommandPID.parse(stderr) == 4242)
+        #expect(CommandPID.strip(stderr) == Data("noise from rc\nreal error\n".utf8))
+        #expect(CommandPID.strip(Data("plain\n".utf8)) == Data("plain\n".utf8))
+        #expect(CommandPID.parse(Data()) == nil)
+    }
+}
