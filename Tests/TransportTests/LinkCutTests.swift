@@ -3,16 +3,16 @@ import Testing
 @testable import Transport
 
 /// A private network namespace holding an sshd, joined to this machine by a veth pair with /32
-/// routes (198.51.100.249 here, .250 there: far above the lab's host addresses, and more specific
-/// than the lab bridge's /24). Setting the far end down cuts the link silently: no FIN, no RST.
+/// routes (198.51.100.170 here, .171 there: clear of the lab hosts (.11 and up, one per host)
+/// and of a fan-out lab in .192/26; /32 routes are more specific than the lab bridge's /24). Setting the far end down cuts the link silently: no FIN, no RST.
 private struct CutLink {
     let namespace = "ccrt-\(UInt32.random(in: 0..<UInt32.max))"
     let hostSide: String
     let nsSide = "ccrt-ns0"
-    static let hostAddress = "198.51.100.249"
-    static let nsAddress = "198.51.100.250"
+    static let hostAddress = "198.51.100.170"
+    static let nsAddress = "198.51.100.171"
     /// Routed into the namespace, which owns no such address and does not forward: SYNs vanish.
-    static let blackHole = "198.51.100.251"
+    static let blackHole = "198.51.100.172"
 
     init() throws {
         hostSide = "ccrt\(UInt16.random(in: 0..<UInt16.max))"
