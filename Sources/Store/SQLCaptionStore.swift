@@ -63,6 +63,11 @@ final class SQLCaptionStore: CaptionStore {
         if !options.readOnly {
             let thread = DatabaseThread(name: "ccr-store-writer", connect: writerConnect)
             let spoolDirectory = options.spoolDirectory
+            // A database server may be down at start; a local SQLite file that cannot be opened
+            // is a configuration error, better reported than spooled.
+            var tolerateOutage = false
+            if case .mysql = configuration { tolerateOutage = true }
+            let tolerate = tolerateOutage
             do {
                 // Create the spool and, for SQLite, migrate, before anything reads.
                 let made = try await thread.perform { thread -> ThreadConfined<WritePipeline> in
@@ -70,7 +75,7 @@ final class SQLCaptionStore: CaptionStore {
                     let confined = ThreadConfined(WritePipeline(spool: spool, gauge: gauge))
                     do { _ = try thread.currentConnection() } catch let error as StoreError where error.isTransient {
                         // An outage at start is fine: writes spool until the database is back.
-                        guard spool != nil else { throw error }
+                        guard spool != nil, tolerate else { throw error }
                     }
                     return confined
                 }

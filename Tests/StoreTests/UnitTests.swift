@@ -93,6 +93,17 @@ struct StoreUnitTests {
         #expect(script.contains("INSERT IGNORE INTO schema_version"))
     }
 
+    @Test("an SQLite file that cannot be opened is an error at start, not a silent spool")
+    func sqliteBadPath() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-sqlite-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let options = StoreOptions(spoolDirectory: directory.appendingPathComponent("spool").path)
+        let error = await #expect(throws: StoreError.self) {
+            _ = try await openStore(.sqlite(path: "/nonexistent-\(UUID().uuidString)/ccr.sqlite"), options: options)
+        }
+        #expect(error.map { "\($0)" }?.contains("unable to open database file") == true)
+    }
+
     @Test("an SQLite database is migrated once and reopened as is")
     func sqliteMigration() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-sqlite-\(UUID().uuidString)")
