@@ -1,0 +1,91 @@
+import ArgumentParser
+import Store
+import Web
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ccr web`: the web UI and JSON API, read-only over the database and archive that `ccr serve`
+/// writes. With no options it reads ./ccr.sqlite and ./archive, like `ccr serve` writes them.
+struct WebCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "web",
+        abstract: "Serve live captions, the archive, search and downloads over HTTP (read-only).",
+        discussion: """
+        Without --config: http://127.0.0.1:8080, SQLite in ./ccr.sqlite, archive in ./archive (what \
+        `ccr serve` writes with no configuration). --config reads the same INI file as `ccr serve` \
+        ([database], [archive]) plus [web] listen/archive_dir/user/password. Use the read-only \
+        account (cc_ro); its password comes from the file (mode 0600) or CCR_WEB_DB_PASSWORD / \
+        CCR_DB_PASSWORD, never from the command line. See docs/web.md.
+        """
+    )
+
+    @Option(help: "INI configuration file, e.g. /etc/ccr/ccr.conf.")
+    var config: String?
+
+    @Option(help: "Address and port to listen on (HOST:PORT; port 0 picks a free one).")
+    var listen: String?
+
+    @Option(help: "Database: sqlite:PATH or mysql://USER@HOST[:PORT]/NAME (password from the environment).")
+    var db: String?
+
+    @Option(help: "Archive folder written by `ccr serve` ('' for none).")
+    var archive: String?
+
+    @Option(name: .customLong("ready-file"), help: .hidden)
+    var readyFile: String?
+
+    func run() async throws {
+        let environment = currentEnvironment()
+        var settings = WebConfiguration()
+        if let config {
+            let text: String
+            do { text = try readConfigText(config) } catch { throw ValidationError("cannot read \(config): \(error)") }
+            settings = try WebConfiguration.load(text: text, source: config, fileMode: configFileMode(config), environment: environment)
+        }
+        if let listen {
+            guard let (host, port) = WebConfiguration.parseListen(listen) else { throw ValidationError("--listen: expected HOST:PORT") }
+            (settings.host, settings.port) = (host, port)
+        }
+        if let db {
+            guard let store = WebConfiguration.parseDatabase(db, environment: environment) else {
+                throw ValidationError("--db: expected sqlite:PATH or mysql://USER@HOST[:PORT]/NAME")
+            }
+            settings.store = store
+        }
+        if let archive { settings.archiveDirectory = archive.isEmpty ? nil : archive }
+
+        let source = StoreSource(configuration: settings.store, timeoutSeconds: settings.databaseTimeoutSeconds,
+                                 retrySeconds: settings.reconnectSeconds)
+        let site = WebSite(source: source, archiveDirectory: settings.archiveDirectory,
+                           livePollMilliseconds: settings.livePollMilliseconds, keepAliveSeconds: settings.keepAliveSeconds)
+        let readyFile = self.readyFile
+        let (host, storeDescription) = (settings.host, "\(settings.store)")
+        // Stops gracefully on SIGTERM/SIGINT.
+        try await WebServer.run(site: site, host: settings.host, port: settings.port) { port in
+            print("ccr web: http://\(host):\(port)/ (database \(storeDescription))")
+            if let readyFile { writeSmallFile(readyFile, "port=\(port)\n") }
+        }
+        await site.feed.shutdown()
+        await source.close()
+    }
+}
+
+private func readConfigText(_ path: String) throws -> String {
+    guard let file = fopen(path, "r") else { throw ValidationError(String(cString: strerror(errno))) }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let n = fread(&buffer, 1, buffer.count, file)
+        if n == 0 { break }
+        bytes += buffer[0..<n]
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+private func configFileMode(_ path: String) -> UInt32? {
+    var st = stat()
+    guard stat(path, &st) == 0 else { return nil }
+    return UInt32(st.st_mode) & 0o777
+}
