@@ -16,7 +16,7 @@ enum HostFiles {
     PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
     RUNLEVEL=2
     export PATH RUNLEVEL
-    mount -t proc proc /proc
+    mountpoint -q /proc || mount -t proc proc /proc
     mount -t sysfs -o ro sysfs /sys 2>/dev/null || true
     mount -t tmpfs -o mode=0755,size=16m tmpfs /dev
     mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5; mknod -m 666 /dev/full c 1 7

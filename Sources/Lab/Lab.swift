@@ -230,9 +230,18 @@ public struct Lab: Sendable {
         return result.stdout.split(separator: "\n").compactMap { Int32($0) }
     }
 
+    /// Starts the host's init in new PID/mount/UTS/IPC namespaces inside its network namespace.
+    ///
+    /// `nsenter --net` (not `ip netns exec`, which makes a mount namespace of its own that would
+    /// live on in the waiting `unshare` parent) and `pivot_root` + a lazy unmount of the old root:
+    /// the host's mount namespace then holds only its own overlay, so it never pins another
+    /// host's overlay or loop device, and each host can be unmounted on its own.
     private func startInit(host: String) throws {
-        try startDaemon(["ip", "netns", "exec", spec.namespace(of: host), "unshare", "--pid", "--fork", "--mount",
-                         "--uts", "--ipc", "--propagation", "private", "chroot", spec.mergedPath(host), "/sbin/ccrun-lab-init"],
+        try shell.run("mkdir", ["-p", "\(spec.mergedPath(host))/.ccrun-oldroot"])
+        let script = "cd \"$1\" && pivot_root . .ccrun-oldroot && cd / && mount -t proc proc /proc && umount -l /.ccrun-oldroot && exec /sbin/ccrun-lab-init"
+        try startDaemon(["nsenter", "--net=/run/netns/\(spec.namespace(of: host))", "unshare", "--pid", "--fork",
+                         "--mount", "--uts", "--ipc", "--propagation", "private",
+                         "/bin/sh", "-c", script, "ccrun-lab-init", spec.mergedPath(host)],
                         log: "\(spec.logDirectory)/\(host).log", shell: shell, label: "init of \(host)")
         try Probe.waitUntil("init of \(host)", seconds: 10) { initPID(of: host) != nil }
     }
@@ -270,7 +279,7 @@ public struct Lab: Sendable {
         try shell.bash("ip link del \(spec.bridge) >/dev/null 2>&1 || true", label: "delete bridge \(spec.bridge)")
         for path in [spec.hostsDirectory, spec.blockDirectory, spec.runDirectory, spec.mariaDBDataDirectory,
                      spec.knownHostsFile, spec.awsCredentialsFile] {
-            try shell.run("rm", ["-rf", path])
+            try removeDirectory(path)
         }
         if purge {
             try shell.run("rm", ["-rf", spec.stateDirectory, spec.rootfsPath, spec.rootfsPath + ".partial", spec.debsPath,
@@ -284,14 +293,14 @@ public struct Lab: Sendable {
         let namespaces = try shell.run("ip", ["netns", "list"]).stdout.split(separator: "\n")
             .map { String($0.split(separator: " ")[0]) }
             .filter { $0.hasPrefix(spec.namespacePrefix) }
-        for ns in namespaces {
+        let removed = namespaces.filter { !keep.contains(String($0.dropFirst(spec.namespacePrefix.count))) }
+        // Every process first, then the mounts: no host may still hold another's overlay.
+        try Processes.killAndWait(removed.flatMap { pids(inNamespace: $0) })
+        for ns in removed {
             let host = String(ns.dropFirst(spec.namespacePrefix.count))
-            if keep.contains(host) { continue }
-            let members = pids(inNamespace: ns)
-            try Processes.killAndWait(members)
-            try? Mounts.unmountTree(under: spec.hostDirectory(host) + "/", shell: shell)
+            try Mounts.unmountTree(under: spec.hostDirectory(host) + "/", shell: shell)
             try shell.run("ip", ["netns", "del", ns])
-            try shell.run("rm", ["-rf", spec.hostDirectory(host)])
+            try removeDirectory(spec.hostDirectory(host))
         }
         // veths whose namespace side is gone are deleted with it; remove any machine-side leftovers.
         let links = try shell.run("ip", ["-o", "link", "show"]).stdout.split(separator: "\n")
@@ -304,6 +313,17 @@ public struct Lab: Sendable {
         for link in links where link.hasPrefix("\(spec.prefix)v") && !wanted.contains(link) {
             try shell.run("ip", ["link", "del", link], check: false)
         }
+    }
+
+    /// `rm -rf`, retried for a few seconds: a mount namespace whose last process just died can
+    /// keep a copy of the overlay busy for a moment after the machine-side unmount.
+    private func removeDirectory(_ path: String) throws {
+        for _ in 0..<50 {
+            try? Mounts.unmountTree(under: path + "/", shell: shell)
+            if shell.succeeds("rm", ["-rf", path]) { return }
+            usleep(100_000)
+        }
+        try shell.run("rm", ["-rf", path])
     }
 
     private func unmountAll() throws {
@@ -373,9 +393,13 @@ enum Mounts {
     /// Unmounts every mount point under `prefix`, deepest first.
     static func unmountTree(under prefix: String, shell: Shell) throws {
         for point in mountPoints(under: prefix).sorted(by: { $0.count > $1.count }) {
-            if (try? shell.run("umount", [point]))?.status != 0 {
-                try shell.run("umount", ["-l", point])
+            // A namespace that just lost its last process may release its mounts a moment later.
+            var unmounted = false
+            for _ in 0..<20 where !unmounted {
+                unmounted = shell.succeeds("umount", [point])
+                if !unmounted { usleep(100_000) }
             }
+            if !unmounted { try shell.run("umount", ["-l", point]) }
         }
     }
 

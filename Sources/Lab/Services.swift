@@ -64,7 +64,7 @@ struct MariaDBService {
         }
         try shell.run("mkdir", ["-p", runDir])
         try shell.run("chown", ["-R", "mysql:mysql", runDir, data])
-        try startDaemon(["ip", "netns", "exec", spec.namespace(of: spec.dbHost), "mariadbd", "--no-defaults",
+        try startDaemon(["nsenter", "--net=/run/netns/\(spec.namespace(of: spec.dbHost))", "mariadbd", "--no-defaults",
                          "--user=mysql", "--datadir=\(data)", "--socket=\(spec.mariaDBSocket)",
                          "--pid-file=\(runDir)/mariadbd.pid", "--bind-address=\(address)",
                          "--port=\(spec.mariaDBPort)", "--skip-name-resolve",
