@@ -473,6 +473,11 @@ final class LibSSH2Session {
             if directions & LIBSSH2_SESSION_BLOCK_OUTBOUND != 0 { events |= Int16(POLLOUT) }
         }
         if events == 0 { events = Int16(POLLIN) }
+        // sshd does not set TCP_NODELAY on non-interactive sessions, so its small replies wait
+        // (Nagle) for our ACK, which Linux delays up to 40 ms. Quick ACKs avoid that stall; the
+        // kernel clears the flag after a while, so it is re-armed before every wait.
+        var one: Int32 = 1
+        setsockopt(fd, Int32(IPPROTO_TCP), TCP_QUICKACK, &one, socklen_t(MemoryLayout<Int32>.size))
         var pfd = pollfd(fd: fd, events: events, revents: 0)
         let slice = min((deadline - now).milliseconds, 250, keepaliveInterval.milliseconds)
         let ready = poll(&pfd, 1, Int32(max(1, slice)))
