@@ -64,7 +64,17 @@ struct WatchdogCommand: AsyncParsableCommand {
             storeConfiguration = .sqlite(path: database ?? "ccr.sqlite")
         }
         // No spool: the watchdog's only write is a fresh check, pointless to replay later.
-        let store = try await openStore(storeConfiguration, options: StoreOptions(spoolDirectory: nil))
+        // A database that is down at boot is waited for (unless --once): the service must not die.
+        var opened: (any CaptionStore)?
+        while opened == nil {
+            do {
+                opened = try await openStore(storeConfiguration, options: StoreOptions(spoolDirectory: nil))
+            } catch let error as StoreError where error.isTransient && !once {
+                logger.warning("database unreachable; will retry", metadata: ["error": "\(error)"])
+                try await Task.sleep(for: .milliseconds(Int64(interval * 1000)))
+            }
+        }
+        guard let store = opened else { return }
         logger.info("watching node heartbeats", metadata: [
             "database": "\(storeConfiguration)", "stale_after": "\(staleAfter)", "interval": "\(interval)",
         ])
