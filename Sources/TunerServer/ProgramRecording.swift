@@ -37,8 +37,8 @@ struct ProgramRecording: Sendable {
         try files.rename(to: base)
     }
 
-    mutating func record(_ bytes: [UInt8]) {
-        files.append(.bin, bytes)
+    mutating func record(_ record: RCWTRecord) {
+        files.appendRecord(record)
     }
 
     mutating func write(_ event: CaptionEvent) {

@@ -28,6 +28,8 @@ public final class TunerLoadGenerator: Sendable {
         public var closedByServer = 0
         public var bytesSent = 0
         public var finished = 0
+        /// The first connection error, for the report.
+        public var firstError: String?
     }
 
     /// A capture split into blocks, each with the time (ms from the first record) it is due.
@@ -104,6 +106,7 @@ public final class TunerLoadGenerator: Sendable {
         let progress = self.progress
         ClientBootstrap(group: driver.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connectTimeout(.seconds(60))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -116,8 +119,11 @@ public final class TunerLoadGenerator: Sendable {
                 case .success(let channel):
                     progress.update { $0.connected += 1 }
                     driver.loop.execute { driver.add(channel) }
-                case .failure:
-                    progress.update { $0.failed += 1 }
+                case .failure(let error):
+                    progress.update {
+                        $0.failed += 1
+                        if $0.firstError == nil { $0.firstError = "\(error)" }
+                    }
                 }
             }
     }

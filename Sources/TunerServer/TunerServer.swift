@@ -42,7 +42,7 @@ public final class TunerServer: Sendable {
         let counter = ConnectionCounter()
         do {
             let bootstrap = ServerBootstrap(group: group)
-                .serverChannelOption(.backlog, value: 1024)
+                .serverChannelOption(.backlog, value: 4096)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 // ccr-memory.md: NIO keeps each connection's last receive buffer; a small fixed

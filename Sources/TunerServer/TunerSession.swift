@@ -193,12 +193,11 @@ public struct TunerSession: Sendable {
     private mutating func process(_ record: RCWTRecord, _ emit: (SessionEvent) -> Void) {
         recordCount += 1
         if program == nil { beginProgram(name: tracker.currentName, emit) }
-        program!.record(record.bytes)
+        program!.record(record)
         // take(): the decoder's screens must stay uniquely owned or every record would copy them.
         guard var decoder = decoder.take() else { return }
-        let events = decoder.decode(record)
+        decoder.decode(record) { event in self.deliver(event, emit) }
         self.decoder = decoder
-        for event in events { deliver(event, emit) }
     }
 
     private mutating func deliver(_ event: CaptionEvent, _ emit: (SessionEvent) -> Void) {

@@ -101,6 +101,7 @@ struct BenchTunersCommand: AsyncParsableCommand {
         }
         print(String(format: "connected %d tuners in %.1f s (%d failed)", generator.snapshot.connected,
                      Date().timeIntervalSince(rampStart), generator.snapshot.failed))
+        if let error = generator.snapshot.firstError { print("first connection error: \(error)") }
         try await Task.sleep(for: .seconds(2))
         let start = try ProcessStats(pid: pid)
         let startTime = Date()
@@ -119,7 +120,8 @@ struct BenchTunersCommand: AsyncParsableCommand {
         let rate = Double(progress.bytesSent - startBytes) / elapsed
         print(String(format: "tuners streaming: %d (closed by server: %d)", connected, progress.closedByServer - progress.finished))
         print(String(format: "server RSS: baseline %d KB, now %d KB, peak %d KB", baseline.rssKB, end.rssKB, peakRSS))
-        print(String(format: "RSS per tuner: %.2f KB", perTuner))
+        print(String(format: "RSS per tuner: %.2f KB (anonymous memory only: %.2f KB; RssAnon %d -> %d KB)", perTuner,
+                     Double(end.anonKB - baseline.anonKB) / Double(max(connected, 1)), baseline.anonKB, end.anonKB))
         print(String(format: "server CPU: %.1f%% of one core over %.0f s; tuners sent %.0f KB/s (%.0f B/s per tuner)",
                      cpu, elapsed, rate / 1024, rate / Double(max(connected, 1))))
         await generator.stop()
@@ -130,12 +132,18 @@ struct BenchTunersCommand: AsyncParsableCommand {
 struct ProcessStats {
     static let ticksPerSecond = Int(sysconf(Int32(_SC_CLK_TCK)))
     let rssKB: Int
+    /// Heap and stacks only (RSS without file-backed and shared pages such as SQLite's WAL index).
+    let anonKB: Int
     let cpuTicks: Int
 
     init(pid: Int32) throws {
         let status = try String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8)
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        rssKB = Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        func field(_ name: String) -> Int {
+            let line = status.split(separator: "\n").first { $0.hasPrefix(name) } ?? ""
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        rssKB = field("VmRSS:")
+        anonKB = field("RssAnon:")
         let stat = try String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)
         // Fields after the command name (which may contain spaces) start after the last ')'.
         let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")

@@ -93,7 +93,10 @@ struct ServeCommand: AsyncParsableCommand {
 }
 
 /// Waits for SIGTERM or SIGINT (graceful shutdown) without a signal handler doing real work.
-final class ShutdownSignal: Sendable {
+///
+/// @unchecked Sendable: `sources` is written once in init and only kept alive afterwards (the
+/// dispatch sources are not Sendable-annotated); the stream and continuation are Sendable.
+final class ShutdownSignal: @unchecked Sendable {
     private let sources: [any DispatchSourceSignal]
     private let stream: AsyncStream<String>
     private let continuation: AsyncStream<String>.Continuation
