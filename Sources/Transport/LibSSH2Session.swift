@@ -174,12 +174,14 @@ final class LibSSH2Session {
 
     private func authenticateWithAgent(deadline: ContinuousClock.Instant, tried: inout [String]) throws -> Bool {
         guard let session else { return false }
-        guard ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"] != nil else {
+        guard let socketPath = target.agentSocketPath ?? ProcessInfo.processInfo.environment["SSH_AUTH_SOCK"],
+              !socketPath.isEmpty else {
             tried.append("ssh-agent (SSH_AUTH_SOCK not set)")
             return false
         }
         guard let agent = libssh2_agent_init(session) else { return false }
         defer { libssh2_agent_disconnect(agent); libssh2_agent_free(agent) }
+        libssh2_agent_set_identity_path(agent, socketPath)
         guard libssh2_agent_connect(agent) == 0, libssh2_agent_list_identities(agent) == 0 else {
             tried.append("ssh-agent (cannot connect: \(lastErrorMessage()))")
             return false

@@ -34,8 +34,10 @@ public struct SSHTarget: Sendable, Equatable {
     /// How long the link may stay silent (unacknowledged data, unanswered keepalives) before it is
     /// declared lost. Keeps a cut cable from hanging a command that has a long timeout.
     public var linkTimeout: Duration
-    /// Try keys from ssh-agent (`SSH_AUTH_SOCK`) before the identity files.
+    /// Try keys from ssh-agent before the identity files.
     public var useAgent: Bool
+    /// The agent's socket; nil means `$SSH_AUTH_SOCK`.
+    public var agentSocketPath: String?
     /// Run commands through `sudo -n` (only when `user` is not root).
     public var sudo: Bool
 
@@ -51,6 +53,7 @@ public struct SSHTarget: Sendable, Equatable {
         commandTimeout: Duration = .seconds(600),
         linkTimeout: Duration = .seconds(20),
         useAgent: Bool = false,
+        agentSocketPath: String? = nil,
         sudo: Bool = false
     ) {
         self.name = name ?? host
@@ -64,6 +67,7 @@ public struct SSHTarget: Sendable, Equatable {
         self.commandTimeout = commandTimeout
         self.linkTimeout = linkTimeout
         self.useAgent = useAgent
+        self.agentSocketPath = agentSocketPath
         self.sudo = sudo
     }
 

@@ -227,6 +227,31 @@ struct ConnectionTests {
         }
     }
 
+    @Test func sshAgentKeysAuthenticate() async throws {
+        try await withSSHServer { server in
+            let socket = server.directory.appendingPathComponent("agent.sock").path
+            let agentLog = server.directory.appendingPathComponent("agent.log").path
+            let agent = try Shell.spawn("/usr/bin/ssh-agent", ["-D", "-a", socket], outputPath: agentLog)
+            defer {
+                kill(agent, SIGKILL)
+                var status: Int32 = 0
+                waitpid(agent, &status, 0)
+            }
+            for _ in 0..<100 where !FileManager.default.fileExists(atPath: socket) { usleep(20_000) }
+            try Shell.run("/usr/bin/env", ["SSH_AUTH_SOCK=\(socket)", "/usr/bin/ssh-add", "-q", server.clientKey])
+            var target = server.target()
+            target.identityFiles = ["/nonexistent/id_ed25519"]
+            target.useAgent = true
+            target.agentSocketPath = socket
+            let connection = try await SSHConnection.connect(target)
+            defer { Task { await connection.close() } }
+            #expect(try await connection.run("echo agent").stdoutText == "agent\n")
+            // Without the agent the same target has no usable key.
+            target.useAgent = false
+            await #expect(throws: TransportError.self) { try await SSHConnection.connect(target) }
+        }
+    }
+
     /// Not a timed assertion: prints what loopback costs, for the report. Uses the /bin/sh test
     /// user when it exists, since root's bash here spends ~0.5 s in ~/.bashrc per command.
     @Test func measureConnectAndRoundTrip() async throws {
