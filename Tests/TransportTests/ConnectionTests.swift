@@ -119,13 +119,14 @@ struct ConnectionTests {
     @Test func unreachablePortFailsFastWithAddressAndReason() async throws {
         let port = try TestSSHServer.freePort()  // nothing listens there
         let target = SSHTarget(host: "127.0.0.1", port: port, knownHostsPath: "/nonexistent/known_hosts",
-                               connectTimeout: .seconds(5))
+                               connectTimeout: .seconds(20))
         let started = ContinuousClock.now
         let error = await #expect(throws: TransportError.self) { try await SSHConnection.connect(target) }
         let elapsed = ContinuousClock.now - started
         #expect(error == .unreachable(host: "127.0.0.1", port: port, reason: "Connection refused"))
         #expect(error?.description.contains("127.0.0.1:\(port)") == true)
-        #expect(elapsed < .seconds(3))
+        // Refused at once, not after the connect timeout (loose bound: CI machines are busy).
+        #expect(elapsed < .seconds(8))
     }
 
     @Test func commandTimeoutEndsTheCallAndTheSessionStaysUsable() async throws {
