@@ -182,6 +182,7 @@ public struct Lab: Sendable {
         if (try? String(contentsOfFile: initPath, encoding: .utf8)) != HostFiles.initScript + "\n" {
             try write(HostFiles.initScript + "\n", to: initPath, mode: 0o755)
         }
+        try NFSClientStandIn(spec: spec, shell: shell).install(host: host)   // docs/lab.md "Lab limitations"
     }
 
     /// Attaches the host's block image to a loop device and records it for the host's init
@@ -238,8 +239,12 @@ public struct Lab: Sendable {
     /// host's overlay or loop device, and each host can be unmounted on its own.
     private func startInit(host: String) throws {
         try shell.run("mkdir", ["-p", "\(spec.mergedPath(host))/.ccrun-oldroot"])
-        let script = "cd \"$1\" && pivot_root . .ccrun-oldroot && cd / && mount -t proc proc /proc && umount -l /.ccrun-oldroot && exec /sbin/ccrun-lab-init"
-        try startDaemon(["nsenter", "--net=/run/netns/\(spec.namespace(of: host))", "unshare", "--pid", "--fork",
+        // Pivot first, then fork the PID namespace from inside the new root (the host's own
+        // util-linux `unshare`): no process keeps the machine's root, so the detached old tree
+        // (with copies of other hosts' overlays) is really released.
+        let script = "cd \"$1\" && pivot_root . .ccrun-oldroot && cd / && mount -t proc proc /proc"
+            + " && umount -l /.ccrun-oldroot && umount /proc && exec unshare --pid --fork /sbin/ccrun-lab-init"
+        try startDaemon(["nsenter", "--net=/run/netns/\(spec.namespace(of: host))", "unshare",
                          "--mount", "--uts", "--ipc", "--propagation", "private",
                          "/bin/sh", "-c", script, "ccrun-lab-init", spec.mergedPath(host)],
                         log: "\(spec.logDirectory)/\(host).log", shell: shell, label: "init of \(host)")
@@ -279,7 +284,7 @@ public struct Lab: Sendable {
         try shell.bash("ip link del \(spec.bridge) >/dev/null 2>&1 || true", label: "delete bridge \(spec.bridge)")
         for path in [spec.hostsDirectory, spec.blockDirectory, spec.runDirectory, spec.mariaDBDataDirectory,
                      spec.knownHostsFile, spec.awsCredentialsFile] {
-            try removeDirectory(path)
+            do { try removeDirectory(path) } catch { log("warning: \(error)") }
         }
         if purge {
             try shell.run("rm", ["-rf", spec.stateDirectory, spec.rootfsPath, spec.rootfsPath + ".partial", spec.debsPath,
@@ -300,7 +305,9 @@ public struct Lab: Sendable {
             let host = String(ns.dropFirst(spec.namespacePrefix.count))
             try Mounts.unmountTree(under: spec.hostDirectory(host) + "/", shell: shell)
             try shell.run("ip", ["netns", "del", ns])
-            try removeDirectory(spec.hostDirectory(host))
+            // A directory kept busy by another program's mount namespace copy is not worth
+            // aborting the teardown for: it holds no process, namespace, mount or loop device here.
+            do { try removeDirectory(spec.hostDirectory(host)) } catch { log("warning: \(error)") }
         }
         // veths whose namespace side is gone are deleted with it; remove any machine-side leftovers.
         let links = try shell.run("ip", ["-o", "link", "show"]).stdout.split(separator: "\n")
