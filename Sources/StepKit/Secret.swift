@@ -67,6 +67,10 @@ public struct SecretText: Sendable, Hashable, ExpressibleByStringInterpolation, 
     }
     public init(stringInterpolation: StringInterpolation) { parts = stringInterpolation.parts }
 
+    /// Concatenation keeps the parts (and so the masking) of both sides.
+    public static func + (lhs: SecretText, rhs: SecretText) -> SecretText { SecretText(parts: lhs.parts + rhs.parts) }
+    public static func += (lhs: inout SecretText, rhs: SecretText) { lhs.parts += rhs.parts }
+
     public var secrets: [Secret] {
         parts.compactMap { if case let .secret(s) = $0 { s } else { nil } }
     }

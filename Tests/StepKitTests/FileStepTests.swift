@@ -75,6 +75,10 @@ import Testing
         #expect(text.masked == "GRANT ALL TO x IDENTIFIED BY '********(admin)'")
         #expect(text.revealed().contains("s3cr3t-PLANTED"))
         #expect(SecretScrubber([s]).scrub("echo s3cr3t-PLANTED") == "echo ********(admin)")
+        let section: SecretText = "password=\(s)\n"
+        let joined = "[db]\n" + section
+        #expect(joined.masked == "[db]\npassword=********(admin)\n")
+        #expect(joined.revealed() == "[db]\npassword=s3cr3t-PLANTED\n")
     }
 }
 
