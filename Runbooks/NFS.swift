@@ -1,0 +1,175 @@
+// NFS pieces shared by the server (nfs-master) and client (repo-node, web-node) sections.
+import Foundation
+import StepKit
+
+/// Which NFS server the host can run: the kernel's nfsd (/etc/exports, exportfs) or the
+/// userspace nfs-ganesha (EXPORT blocks in /etc/ganesha/ganesha.conf). Probed, never assumed.
+public enum NFSServerKind: String, Sendable {
+    case kernel, ganesha
+
+    public static let probe = Probe<NFSServerKind>(FactQuery(key: "nfs-server-kind", script: """
+        if [ -d /proc/fs/nfsd ] || grep -qw nfsd /proc/filesystems 2>/dev/null || [ -e /lib/modules/$(uname -r)/kernel/fs/nfsd ]; then echo kernel; else echo ganesha; fi
+        """)) { NFSServerKind(rawValue: $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .ganesha }
+}
+
+/// One line of the guide's /etc/exports.
+public struct NFSExport: Sendable, Hashable {
+    public var path: String
+    public var clients: String
+    public var options: [String]
+    public var exportsLine: String { "\(path) \(clients)(\(options.joined(separator: ",")))" }
+    public var readWrite: Bool { !options.contains("ro") }
+    public var sync: Bool { options.contains("sync") }
+    public var rootSquash: Bool { !options.contains("no_root_squash") }
+
+    /// The same export as a ganesha EXPORT block (rw/ro -> Access_Type, no_root_squash -> Squash,
+    /// sync/async -> Disable_ACL stays with no_acl, sync is ganesha's default commit behaviour).
+    func ganeshaBlock(id: Int) -> String {
+        """
+        EXPORT {
+            Export_Id = \(id);
+            Path = \(path);
+            Pseudo = \(path);
+            Protocols = 3, 4;
+            Transports = TCP, UDP;
+            Access_Type = \(readWrite ? "RW" : "RO");
+            Squash = \(rootSquash ? "Root_Squash" : "No_Root_Squash");
+            Disable_ACL = \(options.contains("no_acl") ? "true" : "false");
+            # \(sync ? "sync" : "async") in /etc/exports terms
+            CLIENT { Clients = \(clients); }
+            FSAL { Name = VFS; }
+        }
+
+        """
+    }
+}
+
+/// The exports, rendered for the server the host runs: /etc/exports (lines matched by path)
+/// plus `exportfs -ar` only when the file changed; or ganesha's configuration and a restart.
+public struct NFSExports: Step {
+    public let exports: [NFSExport]
+    public let description: String
+    public static let exportsPath = "/etc/exports"
+    public static let ganeshaPath = "/etc/ganesha/ganesha.conf"
+    public init(_ exports: [NFSExport], description: String) { self.exports = exports; self.description = description }
+    public var id: String { "nfs-exports" }
+    var exportsProbe: Probe<FileState?> { FileProbe.probe(Self.exportsPath) }
+    var ganeshaProbe: Probe<FileState?> { FileProbe.probe(Self.ganeshaPath) }
+    public var facts: [FactQuery] { [SystemProbe.probe.query, NFSServerKind.probe.query, exportsProbe.query, ganeshaProbe.query] }
+    public var affects: FactScope { .keys(Set([exportsProbe.query.key, ganeshaProbe.query.key, "file:" + Self.exportsPath, "file:" + Self.ganeshaPath])) }
+
+    /// /etc/exports with each of our lines replacing the line for the same path (or appended).
+    public func exportsText(from old: String) -> String {
+        var lines = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        for e in exports {
+            let matches = lines.indices.filter { lines[$0].split(whereSeparator: { $0 == " " || $0 == "\t" }).first.map(String.init) == e.path }
+            if let first = matches.first {
+                lines[first] = e.exportsLine
+                for i in matches.dropFirst().reversed() { lines.remove(at: i) }
+            } else { lines.append(e.exportsLine) }
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public var ganeshaText: String {
+        "# CC Repository exports (written by ccrun from the deployment guide's /etc/exports)\n\n"
+            + exports.enumerated().map { $0.element.ganeshaBlock(id: $0.offset + 1) }.joined(separator: "\n")
+    }
+
+    public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
+        switch try facts[NFSServerKind.probe] {
+        case .kernel:
+            let old = try facts[exportsProbe]?.content.map { String(decoding: $0, as: UTF8.self) } ?? ""
+            let file = File(Self.exportsPath, content: SecretText(exportsText(from: old)), mode: "644")
+            guard case var .change(c) = try file.plan(facts, context: context) else { return .satisfied }
+            c.actions.append(.shell(ShellAction("exportfs -ar", script: "exportfs -ar")))
+            c.undo.append(.runScript(summary: "exportfs -ar", script: "exportfs -ar"))
+            return .change(c)
+        case .ganesha:
+            let file = File(Self.ganeshaPath, content: SecretText(ganeshaText), mode: "644")
+            guard case var .change(c) = try file.plan(facts, context: context) else { return .satisfied }
+            // ganesha re-reads EXPORT blocks on restart (its reload only adds exports).
+            let restart = "if service nfs-ganesha status >/dev/null 2>&1; then service nfs-ganesha restart; fi"
+            c.actions.append(.shell(ShellAction("restart nfs-ganesha to load the exports", script: restart)))
+            c.undo.append(.runScript(summary: "restart nfs-ganesha", script: restart))
+            return .change(c)
+        }
+    }
+}
+
+/// An NFS mount: its fstab line (matched by mount point) and something mounted there.
+/// Unlike `Mount`, what /proc/mounts shows as the source is not compared: a kernel NFS mount
+/// shows `server:/path`, the lab's stand-in (docs/lab.md) a bind of the server's volume.
+public struct NFSMount: Step {
+    public let server: String
+    public let remotePath: String
+    public let mountPoint: String
+    public let options: String
+    public let description: String
+    public init(server: String, _ remotePath: String, at mountPoint: String, options: String, description: String? = nil) {
+        self.server = server; self.remotePath = remotePath; self.mountPoint = mountPoint; self.options = options
+        self.description = description ?? "fstab line and mount: \(server):\(remotePath) on \(mountPoint) (\(options))"
+    }
+    public var fstabLine: String { "\(server):\(remotePath) \(mountPoint) nfs \(options) 0 0" }
+    public var id: String { "nfs-mount:\(mountPoint)" }
+    var fstabProbe: Probe<FileState?> { FileProbe.probe("/etc/fstab") }
+    public var facts: [FactQuery] { [fstabProbe.query, MountsProbe.probe.query] }
+    public var affects: FactScope { .keys(Set([fstabProbe.query.key, "file:/etc/fstab", MountsProbe.key])) }
+
+    static func fstabText(_ old: String, line: String, mountPoint: String) -> String? {
+        var lines = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
+        if lines.last == "" { lines.removeLast() }
+        let key = { (l: String) -> String? in
+            let t = l.trimmingCharacters(in: .whitespaces)
+            if t.hasPrefix("#") { return nil }
+            let f = t.split(whereSeparator: { $0 == " " || $0 == "\t" })
+            return f.count > 1 ? String(f[1]) : nil
+        }
+        let matches = lines.indices.filter { key(lines[$0]) == mountPoint }
+        if matches.count == 1, lines[matches[0]] == line { return nil }
+        if let first = matches.first {
+            lines[first] = line
+            for i in matches.dropFirst().reversed() { lines.remove(at: i) }
+        } else { lines.append(line) }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
+        let fstab = try facts[fstabProbe]
+        let old = fstab?.content.map { String(decoding: $0, as: UTF8.self) } ?? ""
+        var actions: [Action] = [], undo: [UndoAction] = [], diff = ""
+        if let newText = Self.fstabText(old, line: fstabLine, mountPoint: mountPoint) {
+            let file = File("/etc/fstab", content: SecretText(newText), mode: fstab?.mode ?? "644", owner: fstab?.owner ?? "root", group: fstab?.group ?? "root")
+            if case let .change(c) = try file.plan(facts, context: context) {
+                actions += c.actions; undo += c.undo; diff += c.diff ?? ""
+            }
+        }
+        let mounts = try facts[MountsProbe.probe]
+        if !mounts.contains(where: { $0.mountPoint == mountPoint }) {
+            actions.append(.shell(ShellAction("mount \(mountPoint)", script: "mkdir -p \(Shell.quote(mountPoint)) && mount \(Shell.quote(mountPoint))")))
+            undo.insert(.unmount(mountPoint: mountPoint), at: 0)
+            diff += "+ mounted \(server):\(remotePath) at \(mountPoint)\n"
+        }
+        return actions.isEmpty ? .satisfied : .change(Change(actions: actions, diff: diff, undo: undo))
+    }
+}
+
+/// The guide's "set up NFS client" steps shared by repository and web servers.
+public enum NFSClient {
+    /// nfs-utils and rpcbind (RPM) / nfs-common and rpcbind (Debian); rpcbind and the lock
+    /// service (nfslock / nfs-common's statd) started and enabled.
+    public static func steps() -> [any Step] {
+        [ByFact.packages(apt: ["nfs-common", "rpcbind"], rpm: ["nfs-utils", "rpcbind"], "install the NFS client (nfs-utils or nfs-common, and rpcbind)")]
+            + ByFact.service(apt: "rpcbind", rpm: "rpcbind", "rpcbind")
+    }
+
+    /// The three fstab lines, mounted (`sudo mount -a`).
+    public static func mounts(server: String, web: String, logs: String, archive: String) -> [any Step] {
+        [
+            NFSMount(server: server, Paths.web, at: Paths.web, options: web),
+            NFSMount(server: server, Paths.logs, at: Paths.logs, options: logs),
+            NFSMount(server: server, Paths.archive, at: Paths.archive, options: archive),
+        ]
+    }
+}

@@ -1,0 +1,36 @@
+// Guide: "Configuring repository servers" — NFS client, the three NFS mounts (rw), ccr with
+// cc_rw, the ccr service started, enabled and answering tuners on 3030.
+import Foundation
+import StepKit
+
+public enum RepoNodeRunbook {
+    public static let name = "repo-node"
+    public static let tunerPort = 3030
+
+    public static func make(_ d: Deployment) throws -> Runbook {
+        var steps: [any Step] = NFSClient.steps()
+        steps += NFSClient.mounts(server: d.nfsServer,
+                                  web: "rw,noac,noacl,nocto,nodiratime",
+                                  logs: "rw,noac,noacl,nocto,nodiratime",
+                                  archive: "rw,async,noacl,nocto,nodiratime")
+        steps += ShipCCR.steps(d)
+        steps += [
+            ShipCCR.config("""
+                # ccr serve (written by ccrun): tuners on \(tunerPort), recordings on the NFS volume
+                [server]
+                listen = 0.0.0.0
+                port = \(tunerPort)
+
+                [archive]
+                dir = \(Paths.archive)
+
+                """ + ShipCCR.databaseSection(d, user: "cc_rw", password: d.readWritePassword),
+                description: "write /etc/ccr/ccr.conf (database host, cc_rw and its password; archive /srv/archive; 0600)"),
+            serviceDefinition("ccr", files: try d.files("ccr")),
+            restartWhenChanged("ccr", files: [Paths.config, Paths.ccrBinary]),
+            ServiceRunning("ccr", answers: .tcpPort(tunerPort), waitSeconds: 30, description: "sudo service ccr start (answering on port \(tunerPort))"),
+            ServiceEnabled("ccr", description: "sudo chkconfig ccr on"),
+        ]
+        return Runbook(name, steps: steps)
+    }
+}

@@ -1,0 +1,41 @@
+// "Download repository application source, compile and install it" — replaced by: ccr is built
+// once on the deploying machine (release, static Swift runtime) and uploaded, checksummed.
+import Foundation
+import StepKit
+
+public enum ShipCCR {
+    /// Shared libraries the release binary links beyond glibc (see `ldd ccr`): SQLite and
+    /// MariaDB Connector/C (which brings OpenSSL and zlib).
+    public static let runtimePackagesApt = ["libsqlite3-0", "libmariadb3"]
+    public static let runtimePackagesRPM = ["sqlite-libs", "mariadb-connector-c"]
+
+    /// Runtime libraries, the ccr user, /etc/ccr, and the binary at /usr/local/bin/ccr.
+    public static func steps(_ d: Deployment) -> [any Step] {
+        [
+            ByFact.packages(apt: runtimePackagesApt, rpm: runtimePackagesRPM, "install ccr's runtime libraries (SQLite, MariaDB client)"),
+            ccrUser(),
+            Directory(Paths.configDirectory, mode: "755", description: "create \(Paths.configDirectory) for ccr's configuration"),
+            Upload(d.ccrBinary, to: Paths.ccrBinary, mode: "755",
+                   description: "install ccr at \(Paths.ccrBinary) (uploaded only when its SHA-256 differs)"),
+        ]
+    }
+
+    /// The configuration file a ccr service reads: 0600, owned by the ccr user (it holds a password).
+    public static func config(_ content: SecretText, description: String) -> any Step {
+        File(Paths.config, content: content, mode: "600", owner: "ccr", group: "ccr", description: description)
+    }
+
+    /// The [database] section pointing at the deployment's MySQL/MariaDB as `user`.
+    public static func databaseSection(_ d: Deployment, user: String, password: Secret) -> SecretText {
+        """
+        [database]
+        driver = mysql
+        host = \(d.admin.host)
+        port = \(d.admin.port)
+        name = \(d.databaseName)
+        user = \(user)
+        password = \(password)
+
+        """
+    }
+}
