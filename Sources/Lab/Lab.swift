@@ -284,7 +284,7 @@ public struct Lab: Sendable {
         try shell.bash("ip link del \(spec.bridge) >/dev/null 2>&1 || true", label: "delete bridge \(spec.bridge)")
         for path in [spec.hostsDirectory, spec.blockDirectory, spec.runDirectory, spec.mariaDBDataDirectory,
                      spec.knownHostsFile, spec.awsCredentialsFile] {
-            do { try removeDirectory(path) } catch { log("warning: \(error)") }
+            do { try removeDirectory(path, attempts: 50) } catch { log("warning: \(error)") }
         }
         if purge {
             try shell.run("rm", ["-rf", spec.stateDirectory, spec.rootfsPath, spec.rootfsPath + ".partial", spec.debsPath,
@@ -324,8 +324,8 @@ public struct Lab: Sendable {
 
     /// `rm -rf`, retried for a few seconds: a mount namespace whose last process just died can
     /// keep a copy of the overlay busy for a moment after the machine-side unmount.
-    private func removeDirectory(_ path: String) throws {
-        for _ in 0..<50 {
+    private func removeDirectory(_ path: String, attempts: Int = 10) throws {
+        for _ in 0..<attempts {
             try? Mounts.unmountTree(under: path + "/", shell: shell)
             if shell.succeeds("rm", ["-rf", path]) { return }
             usleep(100_000)
