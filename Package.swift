@@ -77,6 +77,7 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "Transport", "SupportKit"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Captions", "SupportKit"]),
         .testTarget(name: "TunerServerTests", dependencies: ["TunerServer", "Store", "Captions", "SupportKit"]),
+        .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),
         .testTarget(name: "CloudAPITests", dependencies: ["CloudAPI", "StepKit", "SupportKit"]),
         .testTarget(name: "WebTests", dependencies: [
             "Web", "Store", "Captions", "TunerServer", "SupportKit",

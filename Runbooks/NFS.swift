@@ -8,7 +8,7 @@ public enum NFSServerKind: String, Sendable {
     case kernel, ganesha
 
     public static let probe = Probe<NFSServerKind>(FactQuery(key: "nfs-server-kind", script: """
-        if [ -d /proc/fs/nfsd ] || grep -qw nfsd /proc/filesystems 2>/dev/null || [ -e /lib/modules/$(uname -r)/kernel/fs/nfsd ]; then echo kernel; else echo ganesha; fi
+        if grep -qw nfsd /proc/filesystems 2>/dev/null; then echo kernel; else echo ganesha; fi
         """)) { NFSServerKind(rawValue: $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .ganesha }
 }
 

@@ -21,14 +21,16 @@ public enum NFSMasterRunbook {
             // 5.-6. fstab line, sudo mount -a
             Mount(dev, at: Paths.srv, type: "ext4", options: "defaults,nofail",
                   description: "add `\(dev) /srv ext4 defaults,nofail 0 0` to /etc/fstab and mount it"),
-            // 7. sudo mkdir /srv/logs /srv/web /srv/archive
-            ccrUser(),
+        ]
+        // 8.-11. ccr shipped (with the ccr user, uid shared by all hosts) ...
+        steps += ShipCCR.steps(d)
+        // 7. sudo mkdir /srv/logs /srv/web /srv/archive
+        steps += [
             Directory(Paths.logs, mode: "1777", description: "create /srv/logs (every service writes its log there)"),
             Directory(Paths.web, mode: "755", owner: "ccr", group: "ccr", description: "create /srv/web"),
             Directory(Paths.archive, mode: "755", owner: "ccr", group: "ccr", description: "create /srv/archive (ccr writes recordings there)"),
         ]
-        // 8.-11. ccr-watchdog, configured with cc_rw in /etc/ccr, started and enabled
-        steps += ShipCCR.steps(d)
+        // ... ccr-watchdog, configured with cc_rw in /etc/ccr, started and enabled
         steps += [
             ShipCCR.config(ShipCCR.databaseSection(d, user: "cc_rw", password: d.readWritePassword),
                            description: "write /etc/ccr/ccr.conf for the watchdog (database host, cc_rw and its password; 0600)"),

@@ -1,0 +1,92 @@
+import Foundation
+import Runbooks
+import StepKit
+import Testing
+
+/// Host-free checks of what the guide runbooks would do, planned against probed-fact answers
+/// as a Debian (apt, sysv) or RPM (yum, chkconfig) host gives them.
+@Suite struct RunbookPlanTests {
+    static let debian = FactOutput(stdout: "id=debian\nversion=12\nhas=apt-get\nhas=dpkg-query\nhas=update-rc.d\nhas=service\ninit=sysv", status: 0)
+    static let centos = FactOutput(stdout: "id=centos\nversion=7\nhas=yum\nhas=rpm\nhas=chkconfig\nhas=service\ninit=sysv", status: 0)
+
+    func facts(system: FactOutput, extra: [String: FactOutput] = [:]) -> FactSet {
+        var o: [String: FactOutput] = [SystemProbe.key: system, PackagesProbe.key: FactOutput(stdout: "[dpkg]\n[rpm]", status: 0)]
+        o.merge(extra) { _, n in n }
+        return FactSet(o)
+    }
+
+    func deployment() -> Deployment {
+        Deployment(nfsServer: "nfs.example", admin: DatabaseEndpoint(host: "db.example", port: 3306, user: "admin", password: Secret(label: "admin", value: "ADMINPW")),
+                   readOnlyPassword: Secret(label: "cc_ro", value: "ROPW-123"), readWritePassword: Secret(label: "cc_rw", value: "RWPW-456"),
+                   ccrBinary: Data("binary".utf8), schemaSQL: "CREATE TABLE IF NOT EXISTS nodes (id INT);\nCREATE TABLE IF NOT EXISTS programs (\n  id INT);\n",
+                   serviceFiles: ["ccr": .init(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n"), "ccr-web": .init(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n"),
+                                  "ccr-watchdog": .init(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n")])
+    }
+
+    @Test func nfsClientPackagesAreADistributionFact() throws {
+        let step = NFSClient.steps()[0]
+        let apt = try #require(try step.plan(facts(system: Self.debian), context: PlanContext()).change)
+        #expect(apt.commands.joined().contains("apt-get"))
+        #expect(apt.commands.joined().contains("nfs-common"))
+        let rpm = try #require(try step.plan(facts(system: Self.centos), context: PlanContext()).change)
+        #expect(rpm.commands.joined().contains("yum install -y -q nfs-utils rpcbind"))
+    }
+
+    @Test func kernelExportsReplaceLinesByPathAndRunExportfs() throws {
+        let step = NFSExports(NFSMasterRunbook.exports, description: "exports")
+        let old = "# keep me\n/srv/web 10.0.0.0/8(ro)\n/home *(rw)\n"
+        let text = step.exportsText(from: old)
+        #expect(text == "# keep me\n/srv/web *(rw,sync,no_root_squash,no_acl)\n/home *(rw)\n/srv/archive *(rw,async,no_root_squash,no_acl)\n/srv/logs *(rw,sync,no_root_squash,no_acl)\n")
+        #expect(step.exportsText(from: text) == text)
+        let b64 = Data(old.utf8).base64EncodedString()
+        let f = facts(system: Self.debian, extra: [
+            "nfs-server-kind": FactOutput(stdout: "kernel", status: 0),
+            FileProbe.key("/etc/exports", content: true): FactOutput(stdout: "stat regular file|644|root|root|\(old.utf8.count)\nsha256 x\ncontent \(b64)", status: 0),
+            FileProbe.key("/etc/ganesha/ganesha.conf", content: true): FactOutput(stdout: "absent", status: 0)])
+        let change = try #require(try step.plan(f, context: PlanContext()).change)
+        #expect(change.commands.last == "exportfs -ar")
+    }
+
+    @Test func ganeshaExportsCarryTheGuidesOptions() {
+        let text = NFSExports(NFSMasterRunbook.exports, description: "exports").ganeshaText
+        #expect(text.components(separatedBy: "EXPORT {").count == 4)
+        #expect(text.contains("Path = /srv/archive;"))
+        #expect(text.contains("Squash = No_Root_Squash;"))
+        #expect(text.contains("Access_Type = RW;"))
+        #expect(!text.contains("Root_Squash;\n") || text.contains("No_Root_Squash;"))
+    }
+
+    @Test func fstabNFSLineIsMatchedByMountPoint() throws {
+        let m = NFSMount(server: "nfs.example", "/srv/web", at: "/srv/web", options: "ro,noac,noacl,nocto,nodiratime")
+        #expect(m.fstabLine == "nfs.example:/srv/web /srv/web nfs ro,noac,noacl,nocto,nodiratime 0 0")
+    }
+
+    @Test func schemaTablesAreFoundForTheSatisfiedCheck() {
+        #expect(DatabaseRunbook.tableNames(in: deployment().schemaSQL) == ["nodes", "programs"])
+    }
+
+    @Test func passwordsNeverAppearInPlansOrApacheConfig() throws {
+        let d = deployment()
+        let site = WebNodeRunbook.apacheSite(errorLog: "/srv/logs/apache.log")
+        #expect(site.contains("ErrorLog /srv/logs/apache.log"))
+        #expect(site.contains("flushpackets=on"))
+        #expect(!site.contains("ROPW") && !site.contains("PASSWORD"))
+        let db = DatabaseRunbook.make(d)
+        #expect(db.steps.count == 4)
+        for step in db.steps {
+            if let change = try step.plan(FactSet(Dictionary(uniqueKeysWithValues: step.facts.map { ($0.key, FactOutput(stdout: "0", status: 0)) })), context: PlanContext()).change {
+                let shown = change.commands.joined() + (change.diff ?? "")
+                #expect(!shown.contains("ROPW-123") && !shown.contains("RWPW-456"))
+            }
+        }
+        #expect(db.secrets.map(\.label).contains("cc_rw"))
+    }
+
+    @Test func everySectionBuildsWithUniqueStepIDs() throws {
+        let d = deployment()
+        for book in [DatabaseRunbook.make(d), try NFSMasterRunbook.make(d), try RepoNodeRunbook.make(d), try WebNodeRunbook.make(d)] {
+            #expect(Set(book.steps.map(\.id)).count == book.steps.count, "\(book.name)")
+            try book.validate()
+        }
+    }
+}
