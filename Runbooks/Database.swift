@@ -46,7 +46,7 @@ public enum DatabaseRunbook {
     /// changed password or a drifted grant is applied again.
     static func user(_ name: String, password: Secret, privileges: [String], db: String, admin: DatabaseEndpoint, description: String) -> SQLScript {
         let wanted = Set(privileges.map { $0.capitalized })
-        let grantCheck = allPrivileges.map { "\($0)_priv = '\(wanted.contains($0) ? "Y" : "N")'" }.joined(separator: " AND ")
+        let grantCheck = allPrivileges.map { "d.\($0)_priv = '\(wanted.contains($0) ? "Y" : "N")'" }.joined(separator: " AND ")
         return SQLScript(id: "user-\(name)", description, on: admin,
             script: """
                 CREATE USER IF NOT EXISTS '\(name)'@'%' IDENTIFIED BY '\(password)';
