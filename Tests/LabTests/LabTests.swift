@@ -93,7 +93,8 @@ struct LabTests {
             ! command -v tree
             grep -h '^deb ' /etc/apt/sources.list
             """
-        let out = try ssh.run("web-node", script).stdout
+        // db: the host no runbook test logs into, so this apt run never meets another's dpkg lock.
+        let out = try ssh.run("db", script).stdout
         #expect(out.contains("tree v"))
         #expect(out.contains("[trusted=yes] http://198.51.100."))
     }

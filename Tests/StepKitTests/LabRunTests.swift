@@ -29,11 +29,11 @@ struct LabHost: RemoteHost {
     }
 }
 
-/// Lab tests run on web-node (no data device: mkfs and mount are covered host-free), under a
+/// Lab tests run on host5, a host no runbook test uses (no data device: mkfs and mount are covered host-free), under a
 /// directory of their own, and roll everything back at the end.
 @Suite(.serialized, .enabled(if: LabEnvironment.shouldRun, Comment(rawValue: LabEnvironment.skipReason)))
 struct LabRunTests {
-    static let hostName = "web-node"
+    static let hostName = "host5"
     let root = "/srv/ccrun-stepkit-test"
     let secret = Secret(label: "planted", value: "PLANTED-lab-\(UUID().uuidString.prefix(8))")
 
