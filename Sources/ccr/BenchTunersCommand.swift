@@ -1,5 +1,8 @@
 import ArgumentParser
 import Foundation
+#if canImport(FoundationNetworking)
+import FoundationNetworking
+#endif
 import TunerServer
 
 /// `ccr bench-tuners`: a benchmark, not a test. Starts `ccr serve` as a separate process (or
@@ -49,6 +52,7 @@ struct BenchTunersCommand: AsyncParsableCommand {
         var child: Process?
         let pid: Int32
         let serverPort: Int
+        var metricsPort: Int?
         if let serverPID {
             guard let port else { throw ValidationError("--server-pid needs --port") }
             pid = serverPID
@@ -57,7 +61,7 @@ struct BenchTunersCommand: AsyncParsableCommand {
             let ready = work.appendingPathComponent("ready").path
             let process = Process()
             process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
-            var arguments = ["serve", "--port", "0", "--listen", "127.0.0.1", "--metrics-port", "off", "--log-level", "error",
+            var arguments = ["serve", "--port", "0", "--listen", "127.0.0.1", "--metrics-port", "0", "--log-level", "error",
                              "--archive", work.appendingPathComponent("archive").path, "--ready-file", ready,
                              "--max-tuners", String(tuners + 10)]
             arguments += store == "none" ? ["--no-store"] : ["--database", work.appendingPathComponent("ccr.sqlite").path]
@@ -71,6 +75,7 @@ struct BenchTunersCommand: AsyncParsableCommand {
                 try await Task.sleep(for: .milliseconds(50))
                 if let text = try? String(contentsOfFile: ready, encoding: .utf8) {
                     found = text.split(separator: "\n").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) }
+                    metricsPort = text.split(separator: "\n").first { $0.hasPrefix("metrics=") }.flatMap { Int($0.dropFirst(8)) }
                 }
             }
             guard let found else { process.terminate(); throw ValidationError("ccr serve did not start") }
@@ -93,10 +98,12 @@ struct BenchTunersCommand: AsyncParsableCommand {
         let generator = TunerLoadGenerator(capture: captureBytes, options: options)
         let rampStart = Date()
         await generator.start()
-        // Let the last connections finish connecting.
-        for _ in 0..<100 {
+        // Let the last connections finish connecting, and the server accept them all (on a
+        // loaded machine its accept queue can lag well behind the client's connects).
+        for _ in 0..<1200 {
             let s = generator.snapshot
-            if s.connected + s.failed >= tuners { break }
+            let accepted = metricsPort.flatMap { serverConnectedTuners(metricsPort: $0) } ?? s.connected
+            if s.connected + s.failed >= tuners && accepted >= s.connected - s.finished { break }
             try await Task.sleep(for: .milliseconds(100))
         }
         print(String(format: "connected %d tuners in %.1f s (%d failed)", generator.snapshot.connected,
@@ -114,11 +121,12 @@ struct BenchTunersCommand: AsyncParsableCommand {
         let end = try ProcessStats(pid: pid)
         let elapsed = Date().timeIntervalSince(startTime)
         let progress = generator.snapshot
-        let connected = progress.connected - progress.finished - (progress.closedByServer - progress.finished)
+        let connected = metricsPort.flatMap { serverConnectedTuners(metricsPort: $0) } ?? (progress.connected - progress.closedByServer)
         let perTuner = Double(end.rssKB - baseline.rssKB) / Double(max(connected, 1))
         let cpu = Double(end.cpuTicks - start.cpuTicks) / Double(ProcessStats.ticksPerSecond) / elapsed * 100
         let rate = Double(progress.bytesSent - startBytes) / elapsed
-        print(String(format: "tuners streaming: %d (closed by server: %d)", connected, progress.closedByServer - progress.finished))
+        print(String(format: "tuners connected at the server: %d (client: %d opened, %d failed, %d closed)", connected,
+                     progress.connected, progress.failed, progress.closedByServer))
         print(String(format: "server RSS: baseline %d KB, now %d KB, peak %d KB", baseline.rssKB, end.rssKB, peakRSS))
         print(String(format: "RSS per tuner: %.2f KB (anonymous memory only: %.2f KB; RssAnon %d -> %d KB)", perTuner,
                      Double(end.anonKB - baseline.anonKB) / Double(max(connected, 1)), baseline.anonKB, end.anonKB))
@@ -126,6 +134,13 @@ struct BenchTunersCommand: AsyncParsableCommand {
                      cpu, elapsed, rate / 1024, rate / Double(max(connected, 1))))
         await generator.stop()
     }
+}
+
+/// `ccr_connected_tuners` from the server's /metrics.
+func serverConnectedTuners(metricsPort: Int) -> Int? {
+    guard let url = URL(string: "http://127.0.0.1:\(metricsPort)/metrics"),
+          let text = try? String(contentsOf: url, encoding: .utf8) else { return nil }
+    return text.split(separator: "\n").first { $0.hasPrefix("ccr_connected_tuners ") }.flatMap { Int($0.split(separator: " ")[1]) }
 }
 
 /// Resident memory and CPU time of a process, from /proc.
