@@ -174,18 +174,42 @@ public func ccrUser() -> any Step {
 }
 
 /// Restarts (or reloads) a running service when one of the files it reads changed since the
-/// last run: a checksum of those files is kept in /var/lib/ccrun/stamps. A stopped service is
+/// last run: the files' SHA-256 sums are kept in /var/lib/ccrun/stamps. A stopped service is
 /// left to the `ServiceRunning` step that follows.
+///
+/// WHY a step of its own (not a guarded command): its facts are the files themselves, so when an
+/// earlier step of the same run uploads the binary or rewrites the configuration, the engine
+/// re-probes them here and the restart happens in that same run.
 public func restartWhenChanged(_ service: String, files: [String], reload: Bool = false) -> any Step {
-    let stamp = Shell.quote("\(Paths.stamps)/\(service).sha256")
-    let sums = "cat \(files.map(Shell.quote).joined(separator: " ")) 2>/dev/null | sha256sum | cut -d' ' -f1"
-    let verb = reload ? "reload" : "restart"
-    let restart = """
-        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then systemctl is-active --quiet \(Shell.quote(service)) && systemctl \(verb) \(Shell.quote(service)); \
-        elif [ -x /etc/init.d/\(Shell.quote(service)) ] && service \(Shell.quote(service)) status >/dev/null 2>&1; then service \(Shell.quote(service)) \(verb); fi
-        """
-    return GuardedCommand(id: "\(verb)-\(service)", "\(verb) \(service) when \(files.joined(separator: ", ")) changed",
-        command: "\(restart)\nmkdir -p \(Paths.stamps) && \(sums) > \(stamp)",
-        unless: "[ \"$(cat \(stamp) 2>/dev/null)\" = \"$(\(sums))\" ]",
-        undo: "rm -f \(stamp)")
+    RestartWhenChanged(service: service, files: files, reload: reload)
+}
+
+struct RestartWhenChanged: Step {
+    let service: String
+    let files: [String]
+    let reload: Bool
+    var stampPath: String { "\(Paths.stamps)/\(service).sha256" }
+    var id: String { "\(reload ? "reload" : "restart")-\(service)" }
+    var description: String { "\(reload ? "reload" : "restart") \(service) when \(files.joined(separator: ", ")) changed" }
+    var fileProbes: [Probe<FileState?>] { files.map { FileProbe.probe($0, content: false) } }
+    var stampProbe: Probe<FileState?> { FileProbe.probe(stampPath) }
+    var facts: [FactQuery] { fileProbes.map(\.query) + [stampProbe.query] }
+    var affects: FactScope { .keys(Set([stampProbe.query.key, FileProbe.key(stampPath, content: false)])) }
+
+    func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
+        var wanted = ""
+        for (file, probe) in zip(files, fileProbes) { wanted += "\(try facts[probe]?.sha256 ?? "-")  \(file)\n" }
+        let current = try facts[stampProbe]?.content.map { String(decoding: $0, as: UTF8.self) }
+        if current == wanted { return .satisfied }
+        let verb = reload ? "reload" : "restart"
+        let s = Shell.quote(service)
+        let restart = """
+            if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then systemctl is-active --quiet \(s) && systemctl \(verb) \(s); \
+            elif [ -x /etc/init.d/\(s) ] && service \(s) status >/dev/null 2>&1; then service \(s) \(verb); fi
+            mkdir -p \(Paths.stamps) && printf %s \(Shell.quote(wanted)) > \(Shell.quote(stampPath))
+            """
+        return .change(Change(actions: [.shell(ShellAction("\(verb) \(service) if running", script: restart))],
+                              diff: current == nil ? "\(service): no record of the files it was started with\n" : "\(service): \(files.joined(separator: ", ")) changed\n",
+                              undo: [.runScript(summary: "forget \(stampPath)", script: "rm -f \(Shell.quote(stampPath))")]))
+    }
 }

@@ -4,10 +4,11 @@ import Foundation
 import StepKit
 
 public enum ShipCCR {
-    /// Shared libraries the release binary links beyond glibc (see `ldd ccr`): SQLite and
-    /// MariaDB Connector/C (which brings OpenSSL and zlib).
-    public static let runtimePackagesApt = ["libsqlite3-0", "libmariadb3"]
-    public static let runtimePackagesRPM = ["sqlite-libs", "mariadb-connector-c"]
+    /// Shared libraries the release binary links beyond glibc (see `ldd ccr`): SQLite,
+    /// MariaDB Connector/C (which brings OpenSSL and zlib) and the C++ runtime (the static Swift
+    /// runtime's Foundation uses libstdc++).
+    public static let runtimePackagesApt = ["libsqlite3-0", "libmariadb3", "libstdc++6"]
+    public static let runtimePackagesRPM = ["sqlite-libs", "mariadb-connector-c", "libstdc++"]
 
     /// Runtime libraries, the ccr user, /etc/ccr, and the binary at /usr/local/bin/ccr.
     public static func steps(_ d: Deployment) -> [any Step] {
