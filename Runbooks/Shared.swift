@@ -194,7 +194,9 @@ struct RestartWhenChanged: Step {
     var fileProbes: [Probe<FileState?>] { files.map { FileProbe.probe($0, content: false) } }
     var stampProbe: Probe<FileState?> { FileProbe.probe(stampPath) }
     var facts: [FactQuery] { fileProbes.map(\.query) + [stampProbe.query] }
-    var affects: FactScope { .keys(Set([stampProbe.query.key, FileProbe.key(stampPath, content: false)])) }
+    /// Everything: a restart changes what the service probes of later steps see (a service that
+    /// does not come back must be seen stopped by the `ServiceRunning` step that follows).
+    var affects: FactScope { .everything }
 
     func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
         var wanted = ""

@@ -5,10 +5,11 @@ import StepKit
 
 public enum ShipCCR {
     /// Shared libraries the release binary links beyond glibc (see `ldd ccr`): SQLite,
-    /// MariaDB Connector/C (which brings OpenSSL and zlib) and the C++ runtime (the static Swift
+    /// MariaDB Connector/C (which brings OpenSSL and zlib), libcurl (linked through the shared
+    /// modules; `ldd` of the release ccr lists it) and the C++ runtime (the static Swift
     /// runtime's Foundation uses libstdc++).
-    public static let runtimePackagesApt = ["libsqlite3-0", "libmariadb3", "libstdc++6"]
-    public static let runtimePackagesRPM = ["sqlite-libs", "mariadb-connector-c", "libstdc++"]
+    public static let runtimePackagesApt = ["libsqlite3-0", "libmariadb3", "libcurl4", "libstdc++6"]
+    public static let runtimePackagesRPM = ["sqlite-libs", "mariadb-connector-c", "libcurl", "libstdc++"]
 
     /// Runtime libraries, the ccr user, /etc/ccr, and the binary at /usr/local/bin/ccr.
     public static func steps(_ d: Deployment) -> [any Step] {

@@ -1,0 +1,172 @@
+import Foundation
+import SupportKit
+import Testing
+
+/// The whole guide applied to the lab by the built `ccrun`, then used as a user would: a tuner
+/// stream to repo-node:3030 and the program's SRT downloaded through Apache on web-node from
+/// another lab host. Then a second run of each runbook must find nothing to change.
+///
+/// Serialized and alone on the lab's db / nfs-master / repo-node / web-node: it installs
+/// services on them (other suites touching those hosts must not run at the same time).
+///
+/// Binaries: `ccrun` is `$CCRUN_BINARY` or the one `swift test` built beside this test bundle.
+/// The `ccr` shipped to the hosts must have the Swift runtime linked in (the hosts have no Swift):
+/// `$CCR_SHIP_BINARY`, else `$CCR_BINARY` when it is such a static build, else ccrun builds it
+/// (`swift build -c release --static-swift-stdlib --product ccr --scratch-path .build-ship`).
+@Suite(.serialized, .enabled(if: LabEnvironment.shouldRun && Fixtures.shouldRunSharedTests,
+                             "needs the lab (`ccrun lab up`) and the shared fixtures"))
+struct LabDeployTests {
+    struct CommandResult { var status: Int32; var output: String }
+
+    enum LabDeployError: Error, CustomStringConvertible {
+        case missing(String)
+        case timedOut(String)
+        var description: String {
+            switch self {
+            case let .missing(what): "not found: \(what)"
+            case let .timedOut(what): "timed out waiting for \(what)"
+            }
+        }
+    }
+
+    static func ccrunBinary() throws -> String {
+        if let p = ProcessInfo.processInfo.environment["CCRUN_BINARY"], !p.isEmpty { return p }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<3 {
+            let candidate = dir.appendingPathComponent("ccrun").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        throw LabDeployError.missing("the ccrun executable beside the tests (swift test builds it; or set CCRUN_BINARY)")
+    }
+
+    /// A ccr the hosts can run, or nil to let ccrun build one.
+    static func shipBinary() throws -> String? {
+        let env = ProcessInfo.processInfo.environment
+        if let p = env["CCR_SHIP_BINARY"], !p.isEmpty { return p }
+        if let p = env["CCR_BINARY"], !p.isEmpty {
+            let ldd = try run("/usr/bin/ldd", [p])
+            if !ldd.output.contains("libswiftCore") { return p }
+        }
+        return nil
+    }
+
+    @discardableResult
+    static func run(_ path: String, _ args: [String], environment: [String: String]? = nil) throws -> CommandResult {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        if let environment { p.environment = environment }
+        let out = FileManager.default.temporaryDirectory.appendingPathComponent("labdeploy-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: out) }
+        let handle = try FileHandle(forWritingTo: out)
+        p.standardOutput = handle
+        p.standardError = handle
+        try p.run()
+        p.waitUntilExit()
+        try handle.close()
+        let text = String(decoding: (try? Data(contentsOf: out)) ?? Data(), as: UTF8.self)
+        return CommandResult(status: p.terminationStatus, output: text)
+    }
+
+    struct Lab {
+        let inventory: String
+        let hosts: [String: [String: Any]]
+        func address(_ host: String) throws -> String {
+            guard let a = hosts[host]?["address"] as? String else { throw LabDeployError.missing("host \(host) in \(inventory)") }
+            return a
+        }
+        func netns(_ host: String) throws -> String {
+            guard let n = (hosts[host]?["vars"] as? [String: Any])?["netns"] as? String else { throw LabDeployError.missing("netns of \(host)") }
+            return n
+        }
+        static func load() throws -> Lab {
+            let path = LabEnvironment.inventoryPath
+            let data = try Data(contentsOf: URL(fileURLWithPath: path))
+            let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+            return Lab(inventory: path, hosts: json["hosts"] as? [String: [String: Any]] ?? [:])
+        }
+        /// An HTTP GET made from inside another lab host (the db host's network namespace).
+        func get(_ url: String, from host: String = "db") throws -> CommandResult {
+            try LabDeployTests.run("/usr/sbin/ip", ["netns", "exec", try netns(host), "curl", "-sS", "-f", "--max-time", "10", url])
+        }
+    }
+
+    /// The four guide commands, in the guide's order.
+    static func runbooks(_ inventory: String) -> [[String]] {
+        [["database", "--inventory", inventory],
+         ["nfs-master", "--inventory", inventory, "nfs-master"],
+         ["repo-node", "--inventory", inventory, "repo-node"],
+         ["web-node", "--inventory", inventory, "web-node"]]
+    }
+
+    func apply(_ ccrun: String, _ args: [String], ship: String?) throws -> CommandResult {
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "CCR_BINARY")
+        return try Self.run(ccrun, args + (ship.map { ["--ccr-binary", $0] } ?? []), environment: env)
+    }
+
+    func programIDs(_ lab: Lab, web: String) throws -> [String] {
+        let r = try lab.get("http://\(web)/api/programs?limit=1000")
+        guard r.status == 0, let json = try JSONSerialization.jsonObject(with: Data(r.output.utf8)) as? [String: Any],
+              let programs = json["programs"] as? [[String: Any]] else { throw LabDeployError.missing("program list from http://\(web)/api/programs: \(r.output)") }
+        return programs.compactMap { $0["id"] as? String }
+    }
+
+    @Test(.timeLimit(.minutes(30)))
+    func deployStreamDownloadAndRerun() async throws {
+        let lab = try Lab.load()
+        let ccrun = try Self.ccrunBinary()
+        let ship = try Self.shipBinary()
+        let capture = try Fixtures.shared("the.tudors.sendto.bin")
+        let expectedSRT = try Data(contentsOf: try Fixtures.shared("the.tudors.sendto.srt"))
+
+        for args in Self.runbooks(lab.inventory) {
+            let r = try apply(ccrun, args, ship: ship)
+            try #require(r.status == 0, "ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
+        }
+
+        let web = try lab.address("web-node"), repo = try lab.address("repo-node")
+        let home = try lab.get("http://\(web)/")
+        #expect(home.status == 0 && home.output.contains("<html"), "the home page through Apache: \(home.output.prefix(500))")
+        let before = Set(try programIDs(lab, web: web))
+
+        // A tuner, as `ccextractor -sendto repo-node:3030` sends it: the whole capture, then close.
+        let stream = try Self.run("/usr/bin/python3", ["-c", """
+            import socket, sys
+            s = socket.create_connection((sys.argv[1], 3030), timeout=30)
+            s.sendall(open(sys.argv[2], "rb").read())
+            s.shutdown(socket.SHUT_WR)
+            s.recv(1)
+            s.close()
+            """, repo, capture.path])
+        try #require(stream.status == 0, "streaming to \(repo):3030 failed: \(stream.output)")
+
+        // The program appears and its archived SRT is served byte for byte (the archive is
+        // written when the tuner disconnects).
+        var srt = Data(), program = ""
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            if program.isEmpty, let id = try programIDs(lab, web: web).first(where: { !before.contains($0) }) { program = id }
+            if !program.isEmpty {
+                let r = try lab.get("http://\(web)/programs/\(program)/srt")
+                srt = Data(r.output.utf8)
+                if r.status == 0 && srt == expectedSRT { break }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        try #require(!program.isEmpty, "no new program listed on http://\(web)/api/programs after streaming")
+        #expect(srt == expectedSRT, "http://\(web)/programs/\(program)/srt differs from the.tudors.sendto.srt:\n\(String(decoding: srt.prefix(600), as: UTF8.self))")
+
+        // A second run changes nothing: every step reports ok.
+        for args in Self.runbooks(lab.inventory) {
+            let r = try apply(ccrun, args, ship: ship)
+            #expect(r.status == 0, "second ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
+            let notOK = r.output.split(separator: "\n").filter { line in
+                [": changed ", ": failed ", ": skipped "].contains { line.contains($0) }
+            }
+            #expect(notOK.isEmpty, "second ccrun \(args[0]) was not all ok:\n\(notOK.joined(separator: "\n"))")
+        }
+    }
+}
