@@ -74,7 +74,9 @@ final class MotoServer: @unchecked Sendable {
     }
 
     func stop() {
-        if process.isRunning { process.terminate(); process.waitUntilExit() }
+        // SIGKILL, not terminate(): a child spawned from a dispatch thread inherits that
+        // thread's blocked SIGTERM, and waitUntilExit() would then wait forever.
+        if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
     }
 
     /// The secret access key moto issued (to check it never appears in any output).

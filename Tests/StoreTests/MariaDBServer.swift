@@ -120,7 +120,9 @@ final class MariaDBServer: @unchecked Sendable {
     /// Stops the server and deletes its data.
     func stop() {
         if let p = process {
-            p.terminate()
+            // SIGKILL, not terminate(): a child spawned from a dispatch thread inherits that
+            // thread's blocked SIGTERM, and waitUntilExit() would then wait forever.
+            Glibc.kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
             process = nil
         }
