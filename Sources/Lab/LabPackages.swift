@@ -21,6 +21,8 @@ public enum LabPackages {
         "libc6", "libstdc++6", "libgcc-s1", "zlib1g",
         // small harmless packages for tests
         "htop", "tree",
+        // the yum/dnf path on a real dnf (RunbookTests/DnfPathTests, host11): Debian's dnf 4 and rpm
+        "dnf", "rpm",
     ]
 
     /// Machine-side Debian packages `ccrun lab up` relies on (CI installs these).
