@@ -63,11 +63,18 @@ public struct DeploymentOutputs: Codable, Sendable {
     public var databaseEndpoint: String?
     public var databaseAddress: String?
     public var databasePort: Int?
+    /// RDS status ("available" once usable); nil when the instance does not exist.
+    public var databaseStatus: String?
     public var instances: [String: OutputInstance]
     public var loadBalancers: [String: String]
     public var images: [String: String]
 
-    public struct OutputInstance: Codable, Sendable { public var id: String; public var privateIp: String? }
+    public struct OutputInstance: Codable, Sendable {
+        public var id: String
+        public var privateIp: String?
+        /// EC2 state ("running", "pending", "stopped"); only running instances can be configured.
+        public var state: String?
+    }
 
     public static func load(_ path: String) throws -> DeploymentOutputs {
         guard let d = FileManager.default.contents(atPath: path) else { throw CloudError.unexpected("no outputs at \(path): run ccrun aws apply first") }
@@ -238,16 +245,31 @@ public struct DeploymentRunner: Sendable {
         return await finish(report, start)
     }
 
-    func writeOutputs(_ ctx: CloudContext) async throws -> DeploymentOutputs {
+    /// What exists now, read from the account (no file written): `ccrun deploy` uses it to
+    /// find the new instances' addresses and the RDS endpoint, also when its aws phase is
+    /// skipped on resume or only planned in a dry-run.
+    public func currentOutputs() async throws -> DeploymentOutputs {
+        try await verifyCredentials()
+        return try await observeOutputs(context())
+    }
+
+    func observeOutputs(_ ctx: CloudContext) async throws -> DeploymentOutputs {
         let api = ctx.api, bp = deployment.blueprint
         var out = DeploymentOutputs(region: client.connection.region, instances: [:], loadBalancers: [:], images: [:])
         if let db = try await api.database(bp.database.identifier) {
-            out.databaseAddress = db.endpointAddress; out.databasePort = db.endpointPort
+            out.databaseAddress = db.endpointAddress; out.databasePort = db.endpointPort; out.databaseStatus = db.status
             if let a = db.endpointAddress { out.databaseEndpoint = "\(a):\(db.endpointPort ?? 3306)" }
         }
-        for i in bp.instances { if let o = try await ctx.instance(i.name) { out.instances[i.role] = .init(id: o.id, privateIp: o.privateIp) } }
+        for i in bp.instances {
+            if let o = try await ctx.instance(i.name) { out.instances[i.role] = .init(id: o.id, privateIp: o.privateIp, state: o.state) }
+        }
         for l in bp.loadBalancers { if let o = try await api.loadBalancer(l.name) { out.loadBalancers[l.name] = o.dnsName } }
         for i in bp.images { if let o = try await ctx.image(i.name) { out.images[i.name] = o.id } }
+        return out
+    }
+
+    func writeOutputs(_ ctx: CloudContext) async throws -> DeploymentOutputs {
+        let out = try await observeOutputs(ctx)
         let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let url = URL(fileURLWithPath: outputsPath)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)

@@ -25,6 +25,9 @@ public struct AWSSettings: Codable, Sendable {
         public var masterPasswordFile: String?
         public var dbName: String?
         public var waitSeconds: Int?
+        /// An inventory host that stands in for the RDS endpoint when `ccrun deploy` runs the
+        /// database runbook (the lab's MariaDB in tests); nil means the real RDS endpoint.
+        public var host: String?
     }
     public struct ScalingPolicySettings: Codable, Sendable {
         public var name: String?

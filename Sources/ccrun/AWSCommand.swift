@@ -22,12 +22,16 @@ struct AWSCommand: AsyncParsableCommand {
 
     /// Loads the inventory, resolves credentials and builds the runner.
     static func runner(_ o: Options) throws -> DeploymentRunner {
-        let inv = try CloudInventory.load(o.inventory)
+        try makeRunner(inventory: o.inventory, journal: LocalJournal(directory: LocalJournal.defaultDirectory()), verbose: o.verbose)
+    }
+
+    /// The runner for an inventory file; `ccrun deploy` passes its own journal directory
+    /// (`--state-dir`) so the aws phase and the host runbooks keep their journals together.
+    static func makeRunner(inventory path: String, journal: LocalJournal, verbose: Bool) throws -> DeploymentRunner {
+        let inv = try CloudInventory.load(path)
         let blueprint = try Blueprint.make(inv)
         let connection = try AWSConnection.resolve(settings: inv.aws)
-        let journal = LocalJournal(directory: LocalJournal.defaultDirectory())
         let outputs = inv.aws.outputsFile ?? journal.directory.appendingPathComponent("aws-outputs.json").path
-        let verbose = o.verbose
         return DeploymentRunner(deployment: Deployment(blueprint: blueprint), client: AWSQueryClient(connection: connection),
                                 journal: journal, outputsPath: outputs,
                                 crashAfter: ProcessInfo.processInfo.environment["CCRUN_AWS_CRASH_AFTER"],

@@ -9,6 +9,6 @@ struct CCRun: AsyncParsableCommand {
         commandName: "ccrun",
         abstract: "Deploy the CC Repository: typed, idempotent steps over SSH and the AWS API.",
         subcommands: [LabCommand.self, SampleCommand.self, ResumeCommand.self, RollbackCommand.self, AWSCommand.self,
-                      DatabaseCommand.self, NFSMasterCommand.self, RepoNodeCommand.self, WebNodeCommand.self]
+                      DatabaseCommand.self, NFSMasterCommand.self, RepoNodeCommand.self, WebNodeCommand.self, DeployAllCommand.self]
     )
 }

@@ -1,0 +1,340 @@
+import ArgumentParser
+import CloudAPI
+import Foundation
+import Runbooks
+import StepKit
+
+/// `ccrun deploy --inventory FILE`: the whole guide in one command, AWS and hosts chained.
+///
+/// The order is forced by the guide: the host runbooks need the instances and the RDS
+/// endpoint that only exist after the aws phase, and the images must be taken of configured
+/// hosts, before the load balancers and autoscaling groups that launch copies of them.
+struct DeployAllCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "deploy",
+        abstract: "The whole guide: AWS resources, the host runbooks on the new instances, then images, load balancers and autoscaling.",
+        discussion: """
+        Phases, in order:
+          aws         security groups, RDS (waited for), instances, the NFS volume attached as /dev/xvdf
+          database    the database runbook against the RDS endpoint (or aws.rds.host's address)
+          nfs-master  the NFS server runbook on the cc-nfs-master instance's private address
+          repo-node   the repository server runbook on cc-repo-node
+          web-node    the web server runbook on cc-web-node
+          images      images of the three, termination protection on the NFS server, load balancers,
+                      launch configurations, autoscaling groups
+        Each phase is journaled in the state directory; --resume continues the last interrupted run and
+        skips the phases it finished. --dry-run plans every phase it can know and says "depends" for
+        phases whose instances or database do not exist yet.
+        Exit status: 0 deployed / nothing to change, 2 changes pending (--dry-run), 1 error.
+        """
+    )
+
+    @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var options: DeployOptions
+
+    @Flag(name: .long, help: "Print AWS waits and retries to stderr.")
+    var verbose = false
+
+    func run() async throws {
+        guard let inventory = hostOptions.inventory else { throw ValidationError("--inventory FILE is required") }
+        let code: Int32
+        do {
+            code = try await DeployPipeline(inventoryPath: inventory, hostOptions: hostOptions, options: options, verbose: verbose).run()
+        } catch let e as ExitCode {
+            throw e
+        } catch {
+            FileHandle.standardError.write(Data("deploy: error: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        throw ExitCode(code)
+    }
+}
+
+/// The six phases of `ccrun deploy`, in the order they run.
+enum DeployPhase: String, CaseIterable, Sendable {
+    case aws, database, nfsMaster = "nfs-master", repoNode = "repo-node", webNode = "web-node", images
+
+    /// The instance role a host phase configures (nil for aws, database, images).
+    var role: String? {
+        switch self {
+        case .nfsMaster, .repoNode, .webNode: rawValue
+        default: nil
+        }
+    }
+}
+
+/// How one phase ended, for the closing summary and the exit code.
+enum PhaseOutcome: Sendable {
+    case done, nothingToChange, pending, depends(String), failed(String), skipped(String)
+
+    var word: String {
+        switch self {
+        case .done: "done"
+        case .nothingToChange: "ok"
+        case .pending: "would change"
+        case .depends: "depends"
+        case .failed: "failed"
+        case .skipped: "skipped"
+        }
+    }
+
+    var detail: String? {
+        switch self {
+        case let .depends(s), let .failed(s), let .skipped(s): s
+        default: nil
+        }
+    }
+}
+
+/// The deploy run's own journal, beside the aws and host journals: one `intent` when a phase
+/// starts and one `done` (status ok or failed) when it ends, so `--resume` knows which phases
+/// finished (skipped) and which one was cut (continued with its own resume).
+struct DeployJournal {
+    static let host = "deploy"
+    static let runbook = "deploy"
+    let journal: LocalJournal
+
+    func lastInterrupted() -> RunHistory? {
+        journal.runs(host: Self.host).first { $0.runbook == Self.runbook && !$0.isFinished }
+    }
+
+    func finishedPhases(_ run: RunHistory) -> Set<String> {
+        Set(run.records.filter { $0.kind == .done && $0.status == "ok" }.compactMap(\.stepId))
+    }
+
+    func startedPhases(_ run: RunHistory) -> Set<String> {
+        Set(run.records.filter { $0.kind == .intent }.compactMap(\.stepId))
+    }
+
+    func start(_ runId: String) throws {
+        try journal.append(JournalRecord(kind: .run, runId: runId, host: Self.host, runbook: Self.runbook, mode: "apply"))
+    }
+
+    func begin(_ runId: String, _ phase: DeployPhase) throws {
+        try journal.append(JournalRecord(kind: .intent, runId: runId, host: Self.host, stepId: phase.rawValue,
+                                         index: DeployPhase.allCases.firstIndex(of: phase), description: "phase \(phase.rawValue)"))
+    }
+
+    func end(_ runId: String, _ phase: DeployPhase, ok: Bool) throws {
+        try journal.append(JournalRecord(kind: .done, runId: runId, host: Self.host, stepId: phase.rawValue,
+                                         index: DeployPhase.allCases.firstIndex(of: phase), status: ok ? "ok" : "failed"))
+    }
+
+    func finish(_ runId: String) throws {
+        try journal.append(JournalRecord(kind: .finished, runId: runId, host: Self.host, status: "ok"))
+    }
+}
+
+/// The runbooks' inventory for the instances AWS made: each role's inventory host (its SSH
+/// user, key, known_hosts, vars) at the instance's private address as AWS reports it, and the
+/// database at the RDS endpoint, or at `aws.rds.host`'s address when a host stands in for RDS.
+/// Written to a file because the runbook commands take an inventory path.
+struct InstanceInventory {
+    var inventory: Inventory
+    /// Inventory host name per phase; nil when that phase's instance does not exist yet.
+    var hostNames: [DeployPhase: String] = [:]
+    /// Why a phase cannot run yet (instance or database missing).
+    var missing: [DeployPhase: String] = [:]
+
+    init(base: Inventory, cloud: CloudInventory, outputs: DeploymentOutputs) throws {
+        inventory = base
+        for phase in DeployPhase.allCases {
+            guard let role = phase.role else { continue }
+            let name = cloud.aws.instances?[role]?.host ?? role
+            guard let instance = outputs.instances[role], let ip = instance.privateIp else {
+                missing[phase] = "instance cc-\(role) does not exist yet (aws phase)"
+                continue
+            }
+            guard instance.state == nil || instance.state == "running" else {
+                missing[phase] = "instance cc-\(role) is \(instance.state ?? "?"), not running"
+                continue
+            }
+            var entry = base.hosts[name] ?? Inventory.Host(address: ip, roles: [role])
+            entry.address = ip
+            inventory.hosts[name] = entry
+            hostNames[phase] = name
+        }
+        inventory.nfsServer = hostNames[.nfsMaster]
+
+        let rds = cloud.aws.rds
+        guard outputs.databaseStatus == "available", let rdsAddress = outputs.databaseAddress else {
+            missing[.database] = outputs.databaseStatus.map { "RDS instance is \($0), not available yet" }
+                ?? "RDS instance \(rds?.identifier ?? "cc-db") does not exist yet (aws phase)"
+            return
+        }
+        var host = rdsAddress, port = outputs.databasePort ?? 3306
+        if let standIn = rds?.host {
+            guard let h = base.hosts[standIn] else { throw ValidationError("aws.rds.host \(standIn) is not a host of the inventory") }
+            host = h.address
+            port = base.database?.port ?? 3306
+        }
+        inventory.database = try Self.database(host: host, port: port,
+                                               adminUser: base.database?.adminUser ?? rds?.masterUser ?? "root",
+                                               adminPasswordFile: base.database?.adminPasswordFile ?? rds?.masterPasswordFile)
+    }
+
+    /// StepKit's `Inventory.Database` has no public initializer; it is made the way an
+    /// inventory file makes it, from its JSON form.
+    static func database(host: String, port: Int, adminUser: String, adminPasswordFile: String?) throws -> Inventory.Database {
+        struct Fields: Encodable { var host: String; var port: Int; var adminUser: String; var adminPasswordFile: String? }
+        let data = try JSONEncoder().encode(Fields(host: host, port: port, adminUser: adminUser, adminPasswordFile: adminPasswordFile))
+        return try JSONDecoder().decode(Inventory.Database.self, from: data)
+    }
+
+    /// Writes the inventory (paths to secrets only, never secrets) as a 0600 file.
+    func write(to path: String) throws {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        let url = URL(fileURLWithPath: path)
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
+                                                attributes: [.posixPermissions: 0o700])
+        try e.encode(inventory).write(to: url, options: .atomic)
+        try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
+    }
+}
+
+/// Runs (or plans) the phases in order, journaling each, and prints a closing summary.
+struct DeployPipeline {
+    let inventoryPath: String
+    let hostOptions: HostOptions
+    let options: DeployOptions
+    let verbose: Bool
+
+    func run() async throws -> Int32 {
+        let start = Date()
+        let journal = hostOptions.journal
+        let runner = try AWSCommand.makeRunner(inventory: inventoryPath, journal: journal, verbose: verbose)
+        let cloud = try CloudInventory.load(inventoryPath)
+        let base = try Inventory.load(inventoryPath)
+        let deployJournal = DeployJournal(journal: journal)
+
+        var runId = RunID.make()
+        var finished: Set<String> = [], cut: Set<String> = []
+        let interrupted = deployJournal.lastInterrupted()
+        if !options.dryRun, options.resume {
+            if let last = interrupted, let id = last.runId {
+                runId = id
+                finished = deployJournal.finishedPhases(last)
+                cut = deployJournal.startedPhases(last).subtracting(finished)
+                say("deploy: resuming run \(id)" + (finished.isEmpty ? "" : " (finished phases: \(DeployPhase.allCases.map(\.rawValue).filter(finished.contains).joined(separator: ", ")))"))
+            } else {
+                say("deploy: no interrupted run to resume; starting run \(runId)")
+            }
+        } else if !options.dryRun, let last = interrupted, let id = last.runId {
+            say("deploy: run \(id) was interrupted; starting a new run (use --resume to skip the phases it finished)")
+        }
+        if !options.dryRun, !options.resume || interrupted == nil { try deployJournal.start(runId) }
+
+        var outcomes: [(DeployPhase, PhaseOutcome)] = []
+        var hosts: InstanceInventory?
+        let derivedPath = journal.directory.appendingPathComponent("deploy/inventory.json").path
+
+        for phase in DeployPhase.allCases {
+            let index = DeployPhase.allCases.firstIndex(of: phase)! + 1
+            if finished.contains(phase.rawValue) {
+                outcomes.append((phase, .skipped("finished in run \(runId)")))
+                say("deploy: phase \(index)/6 \(phase.rawValue) skipped (finished in run \(runId))")
+                continue
+            }
+            say("deploy: phase \(index)/6 \(phase.rawValue)")
+            // The host phases need the instances' addresses and the RDS endpoint, read from the
+            // account once the aws phase is done (or skipped, or only planned).
+            if phase == .database || phase.role != nil, hosts == nil {
+                hosts = try InstanceInventory(base: base, cloud: cloud, outputs: try await runner.currentOutputs())
+                try hosts!.write(to: derivedPath)
+            }
+            if !options.dryRun { try deployJournal.begin(runId, phase) }
+            let outcome: PhaseOutcome
+            do {
+                outcome = try await run(phase, runner: runner, hosts: hosts, inventoryPath: derivedPath, resume: cut.contains(phase.rawValue))
+            } catch {
+                outcome = .failed("\(error)")
+            }
+            outcomes.append((phase, outcome))
+            if case let .failed(why) = outcome {
+                say("deploy: phase \(phase.rawValue) failed: \(why)")
+            } else {
+                say("deploy: phase \(phase.rawValue) \(outcome.word)" + (outcome.detail.map { ": \($0)" } ?? ""))
+            }
+            if !options.dryRun {
+                let ok: Bool
+                if case .failed = outcome { ok = false } else { ok = true }
+                try deployJournal.end(runId, phase, ok: ok)
+                if !ok { break }
+            }
+        }
+
+        let failed = outcomes.contains { if case .failed = $0.1 { true } else { false } }
+        if !options.dryRun, !failed { try deployJournal.finish(runId) }
+        for (phase, outcome) in outcomes {
+            say("deploy: \(phase.rawValue.padding(toLength: 11, withPad: " ", startingAt: 0)) \(outcome.word)" + (outcome.detail.map { " (\($0))" } ?? ""))
+        }
+        let pending = outcomes.contains {
+            switch $0.1 { case .pending, .depends: true; default: false }
+        }
+        let code: Int32 = failed ? 1 : (options.dryRun && pending ? 2 : 0)
+        let seconds = String(format: "%.1f", Date().timeIntervalSince(start))
+        if failed {
+            say("deploy: failed after \(seconds) s (run \(runId)); fix the cause, then `ccrun deploy --resume` continues from the failed phase")
+        } else if options.dryRun {
+            say(pending ? "deploy: changes pending (exit 2)" : "deploy: nothing to change")
+        } else {
+            say("deploy: done in \(seconds) s (run \(runId))")
+        }
+        return code
+    }
+
+    /// One phase: the aws apply/plan passes, or one runbook through the guide commands' own code.
+    func run(_ phase: DeployPhase, runner: DeploymentRunner, hosts: InstanceInventory?, inventoryPath: String, resume: Bool) async throws -> PhaseOutcome {
+        switch phase {
+        case .aws, .images:
+            let cloudPhase: Phase = phase == .aws ? .base : .images
+            let report = options.dryRun
+                ? await runner.plan(phases: [cloudPhase])
+                : await runner.apply(phases: [cloudPhase], command: phase == .aws ? "apply" : "images")
+            say(report.text())
+            switch report.exitCode {
+            case 0: return options.dryRun ? .nothingToChange : .done
+            case 2:
+                let waiting = report.steps.filter { $0.state == .depends }
+                let changing = report.steps.filter { $0.state == .wouldChange }
+                return changing.isEmpty && !waiting.isEmpty ? .depends("\(waiting.count) resource(s) wait for earlier phases") : .pending
+            default: return .failed(report.error ?? "see the failed resources above")
+            }
+        case .database, .nfsMaster, .repoNode, .webNode:
+            guard let hosts else { return .failed("no instance inventory") }
+            if let why = hosts.missing[phase] {
+                if options.dryRun { return .depends(why) }
+                return .failed("cannot run yet: \(why)")
+            }
+            var ho = hostOptions
+            ho.inventory = inventoryPath
+            var opts = options
+            opts.resume = resume
+            let target = hosts.hostNames[phase].map { [$0] } ?? []
+            let code: Int32
+            switch phase {
+            case .database:
+                code = try await runGuide(DatabaseRunbook.name, hosts: [], hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                    DatabaseRunbook.make(d)
+                }
+            case .nfsMaster:
+                code = try await runGuide(NFSMasterRunbook.name, hosts: target, hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                    try NFSMasterRunbook.make(d)
+                }
+            case .repoNode:
+                code = try await runGuide(RepoNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                    try RepoNodeRunbook.make(d)
+                }
+            default:
+                code = try await runGuide(WebNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                    try WebNodeRunbook.make(d)
+                }
+            }
+            switch code {
+            case 0: return options.dryRun ? .nothingToChange : .done
+            case 2: return .pending
+            default: return .failed("the \(phase.rawValue) runbook failed (see its steps above)")
+            }
+        }
+    }
+}
