@@ -21,6 +21,8 @@ public enum LabPackages {
         "libc6", "libstdc++6", "libgcc-s1", "zlib1g",
         // small harmless packages for tests
         "htop", "tree",
+        // Ansible's managed-node requirements (bench/peers, PeerTests): Python 3 and, for its apt module, python3-apt
+        "python3", "python3-apt",
         // the yum/dnf path on a real dnf (RunbookTests/DnfPathTests, host11): Debian's dnf 4 and rpm
         "dnf", "rpm",
     ]
