@@ -1,3 +1,5 @@
+import Foundation
+
 /// Files placed into the shared root filesystem or each host's overlay.
 ///
 /// Kept as text here (not as a separate script directory) so one `ccrun` binary carries the whole lab.
@@ -133,5 +135,30 @@ enum HostFiles {
         var text = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
         for entry in entries { text += "\(entry.address)\t\(entry.name)\n" }
         return text
+    }
+}
+
+/// What identifies a lab host to the outside and must survive `reset-host`: its ed25519 host key
+/// (recorded in the lab's known_hosts) and its marker (hostname + token, checked by tests).
+struct HostIdentity {
+    static let keyPath = "/etc/ssh/ssh_host_ed25519_key"
+    static let markerPath = "/etc/ccrun-lab-marker"
+
+    var privateKey: Data
+    var publicKey: Data
+    var marker: Data
+
+    /// nil when the host was never provisioned (it then simply gets a new identity).
+    init?(readingFrom root: String) {
+        guard let privateKey = FileManager.default.contents(atPath: root + Self.keyPath),
+              let publicKey = FileManager.default.contents(atPath: root + Self.keyPath + ".pub"),
+              let marker = FileManager.default.contents(atPath: root + Self.markerPath) else { return nil }
+        self.privateKey = privateKey; self.publicKey = publicKey; self.marker = marker
+    }
+
+    func restore(into root: String, shell: Shell) throws {
+        try write(String(decoding: privateKey, as: UTF8.self), to: root + Self.keyPath, mode: 0o600)
+        try write(String(decoding: publicKey, as: UTF8.self), to: root + Self.keyPath + ".pub", mode: 0o644)
+        try write(String(decoding: marker, as: UTF8.self), to: root + Self.markerPath, mode: 0o644)
     }
 }

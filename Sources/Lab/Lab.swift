@@ -266,6 +266,63 @@ public struct Lab: Sendable {
         try Probe.waitUntil("sshd of \(host) on \(address):22", seconds: 30) { Probe.sshAnswers(address) }
     }
 
+    /// Gives hosts a fresh writable layer: bare, as after `lab up` on a new host, while keeping
+    /// what identifies them to the outside (address, ed25519 host key, hence the known_hosts
+    /// entry, hostname and marker) so ssh keeps trusting them. A host with a block device gets it
+    /// blank again (discarded to zeros), so a runbook's mkfs step starts from a never-used volume.
+    ///
+    /// WHY several hosts in one call: a client host's NFS stand-in mounts the server host's data
+    /// volume inside the client's mount namespace, so every host of such a group is stopped before
+    /// any volume is wiped, and the clients' server list is written after the volumes exist again.
+    public func resetHosts(_ hosts: [String]) throws {
+        try Self.requireRoot()
+        for host in hosts where !spec.hostNames.contains(host) { throw LabError.unknownHost(host) }
+        let lock = try FileLock(path: spec.lockPath)
+        defer { lock.release() }
+        let labKey = try String(contentsOfFile: spec.identityFile + ".pub", encoding: .utf8)
+        var identities: [String: HostIdentity] = [:]
+        for host in hosts { identities[host] = HostIdentity(readingFrom: spec.mergedPath(host)) }
+        // 1. every process of every host (sshd, services, init), then their overlays
+        try Processes.killAndWait(hosts.flatMap { pids(inNamespace: spec.namespace(of: $0)) })
+        for host in hosts {
+            let dir = spec.hostDirectory(host)
+            try Mounts.unmountTree(under: dir + "/", shell: shell)
+            try removeDirectory("\(dir)/upper")
+            try removeDirectory("\(dir)/work")
+        }
+        // 2. blank volumes, fresh layers with the kept identity
+        for host in hosts {
+            if spec.blockDeviceHosts.contains(host) { try blankBlockDevice(host: host) }
+            _ = try ensureFilesystem(host: host)
+            try provision(host: host, labKey: labKey)
+            if let identity = identities[host] { try identity.restore(into: spec.mergedPath(host), shell: shell) }
+            _ = try ensureBlockDevice(host: host)
+        }
+        // 3. lab-wide files (after every volume exists: the NFS stand-in lists them), then init
+        for host in hosts {
+            try writeCommonFiles(host: host)
+            try startInit(host: host)
+        }
+        for host in hosts {
+            guard let address = spec.address(of: host) else { continue }
+            try Probe.waitUntil("sshd of \(host) on \(address):22", seconds: 30) { Probe.sshAnswers(address) }
+        }
+    }
+
+    /// Zeroes the host's block image through its loop device (`blkdiscard` punches holes in the
+    /// sparse image and drops the device's cached blocks), keeping the same loop device so the
+    /// major/minor recorded on other hosts stays valid. Falls back to a new image when no loop
+    /// device is attached yet.
+    private func blankBlockDevice(host: String) throws {
+        let image = spec.blockImage(host)
+        let device = try loopDevices().first { $0.backing == image }?.device
+        if let device {
+            try shell.run("blkdiscard", ["-f", device], label: "blank the data volume of \(host) (\(device))")
+        } else {
+            try shell.run("rm", ["-f", image])
+        }
+    }
+
     // MARK: down
 
     /// Stops everything: processes, mounts, loop devices, namespaces, interfaces; removes host state

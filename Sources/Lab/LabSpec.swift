@@ -23,8 +23,9 @@ public struct LabSpec: Sendable, Equatable {
     public var cacheDirectory: String = "/var/cache/ccrun-lab"
     public var motoPort: Int
     public var mariaDBPort: Int = 3306
-    /// Hosts that get a loop-backed block device seen as `/dev/xvdf`.
-    public var blockDeviceHosts: Set<String> = ["nfs-master"]
+    /// Hosts that get a loop-backed block device seen as `/dev/xvdf`: nfs-master, and host8 where
+    /// the runbook tests deploy an NFS master onto a host they reset to bare (`lab reset-host`).
+    public var blockDeviceHosts: Set<String> = ["nfs-master", "host8"]
     public var blockDeviceSize: String = "1G"
     public var region: String = "us-east-1"
 

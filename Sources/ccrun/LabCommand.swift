@@ -2,12 +2,12 @@ import ArgumentParser
 import Foundation
 import Lab
 
-/// `ccrun lab up|down|status|restart-host`: real target hosts for tests, benchmarks and the demo.
+/// `ccrun lab up|down|status|restart-host|reset-host`: real target hosts for tests, benchmarks and the demo.
 struct LabCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "lab",
         abstract: "Bring up, inspect or tear down the lab of target hosts (needs root).",
-        subcommands: [Up.self, Down.self, Status.self, RestartHost.self]
+        subcommands: [Up.self, Down.self, Status.self, RestartHost.self, ResetHost.self]
     )
 
     /// Options every lab subcommand shares.
@@ -77,6 +77,22 @@ struct LabCommand: AsyncParsableCommand {
         func run() async throws {
             try Lab.existing(name: instance.instance, log: LabCommand.printLog).restartHost(name)
             print("\(name) restarted")
+        }
+    }
+
+    struct ResetHost: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "reset-host",
+            abstract: "Make hosts bare again (fresh overlay, blank data volume), keeping address, host key and known_hosts entry.",
+            discussion: "Reset an NFS server together with its client hosts: all are stopped before any volume is wiped.")
+        @OptionGroup var instance: InstanceOptions
+        @Argument(help: "Host names as in the inventory, e.g. host8 host9 host10.")
+        var names: [String]
+
+        func run() async throws {
+            let start = Date()
+            try Lab.existing(name: instance.instance, log: LabCommand.printLog).resetHosts(names)
+            print(String(format: "\(names.joined(separator: " ")) reset in %.1f s", Date().timeIntervalSince(start)))
         }
     }
 }
