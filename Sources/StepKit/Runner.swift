@@ -33,12 +33,16 @@ public struct RunOptions: Sendable {
     /// Lock owner identity; nil means this process.
     public var owner: LockOwner?
     public var sql: any SQLExecutor
+    /// Test hook (`CCRUN_TEST_STOP_AT`): where this process stops itself so a test can kill it.
+    public var stops: TestStopPoints
 
     public init(mode: Mode = .apply, runId: String = RunID.make(), target: TargetPaths = TargetPaths(), journal: LocalJournal? = nil,
                 parallel: Int = 8, probeTimeout: Duration = .seconds(120), actionTimeout: Duration = .seconds(1800),
-                resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = MariaDBExecutor()) {
+                resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = MariaDBExecutor(),
+                stops: TestStopPoints = .fromEnvironment) {
         self.mode = mode; self.runId = runId; self.target = target; self.journal = journal; self.parallel = parallel
         self.probeTimeout = probeTimeout; self.actionTimeout = actionTimeout; self.resume = resume; self.owner = owner; self.sql = sql
+        self.stops = stops
     }
     var lockOwner: LockOwner { owner ?? LockOwner.current(runId: runId) }
 }
@@ -275,6 +279,7 @@ final class HostRun {
         var pending: [FactScope] = []
         let context = PlanContext(earlierChangePending: false, backupDirectory: paths.backupDirectory(options.runId))
         for (i, step) in runbook.steps.enumerated() {
+            if isApply { options.stops.stop(at: "before-step:\(i)") }
             let start = ContinuousClock.now
             var rep = StepReport(index: i, id: step.id, description: scrubber.scrub(step.description), state: .ok, seconds: 0,
                                  diff: nil, actions: [], undo: [], message: nil, irreversible: step.reversibility != .reversible)
@@ -330,11 +335,19 @@ final class HostRun {
         let intentScript = paths.appendInlineScript(runId: options.runId, line: try intent.jsonLine())
         let doneScript = paths.appendInlineScript(runId: options.runId, line: try done.jsonLine())
         let actions = change.actions
+        // Test hook: change the host, stop before any `done` record exists (the remote one then
+        // goes in a command of its own).
+        let stopAfterChange = options.stops.contains("after-change:\(index)")
         for (k, action) in actions.enumerated() {
-            try await executor.execute(action, before: k == 0 ? intentScript : nil, after: k == actions.count - 1 ? doneScript : nil)
+            let last = k == actions.count - 1
+            try await executor.execute(action, before: k == 0 ? intentScript : nil, after: last && !stopAfterChange ? doneScript : nil)
             remoteJournalStarted = true
         }
         if actions.isEmpty { try await journalRemote([intent, done]) }
+        if stopAfterChange && !actions.isEmpty {
+            options.stops.stop(at: "after-change:\(index)")
+            try await journalRemote([done])
+        }
         try journalLocal(done)
         invalidate(step.affects)
     }
@@ -380,7 +393,22 @@ struct ActionExecutor {
             let stdin = a.stdinSecrets.isEmpty ? nil : Data(a.stdinSecrets.map { $0.reveal() + "\n" }.joined().utf8)
             try await run(before == nil && after == nil ? a.script : wrap(a.script), stdin: stdin, what: a.summary)
         case let .upload(u):
-            try await host.upload(u.payload(), to: u.temporaryPath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
+            do {
+                try await host.upload(u.payload(), to: u.temporaryPath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
+            } catch {
+                // A failed upload (full disk, lost link) must not leave a partial temporary file;
+                // the target file itself was never touched. Best effort: the link may be gone.
+                // The same command reports the free space, so a full disk is named as such (SFTP v3
+                // reports ENOSPC only as a generic failure).
+                let dir = Shell.quote((u.path as NSString).deletingLastPathComponent)
+                let out = try? await host.run("rm -f -- \(Shell.quote(u.temporaryPath)); df -Pk -- \(dir) 2>/dev/null | awk 'NR==2 {print $4}'",
+                                              stdin: nil, timeout: .seconds(10))
+                let size = u.payload().count
+                if let kb = out.flatMap({ Int($0.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) }), kb * 1024 < size {
+                    throw HostError.protocolError(host: host.name, detail: "not enough space to write \(u.path): \(kb) KB free in \((u.path as NSString).deletingLastPathComponent), \(size / 1024) KB needed; the old file is untouched and the partial copy was removed. Free space, then `ccrun resume`. (\(scrubber.scrub("\(error)")))")
+                }
+                throw error
+            }
             try await run(before == nil && after == nil ? u.finishScript : wrap(u.finishScript), stdin: nil, what: "installing \(u.path)")
         case let .sql(s):
             if let before { try await run(before, stdin: nil, what: "writing the journal") }

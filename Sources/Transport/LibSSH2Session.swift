@@ -331,7 +331,8 @@ final class LibSSH2Session {
     }
 
     /// Writes `data` to `path` over SFTP. With `exclusive`, the file must not exist yet.
-    func sftpWrite(_ data: Data, to path: String, mode: UInt32, exclusive: Bool, timeout: Duration) throws {
+    func sftpWrite(_ data: Data, to path: String, mode: UInt32, exclusive: Bool, timeout: Duration,
+                   progress: ((Int) -> Void)? = nil) throws {
         if let failure { throw failure }
         let deadline = ContinuousClock.now + timeout
         let timedOut = TransportError.sftp(host: name, operation: "upload", path: path,
@@ -348,7 +349,7 @@ final class LibSSH2Session {
             guard let base = raw.baseAddress?.assumingMemoryBound(to: CChar.self) else { return }
             while offset < raw.count {
                 let rc = libssh2_sftp_write(handle, base + offset, min(raw.count - offset, 256 * 1024))
-                if rc > 0 { offset += rc; continue }
+                if rc > 0 { offset += rc; progress?(offset); continue }
                 if rc == Int(LibSSH2.eagain) { try waitSocket(deadline: deadline, timedOut: timedOut); continue }
                 throw sftpError(Int32(rc), sftp: sftp, operation: "write", path: path)
             }

@@ -94,7 +94,10 @@ public final class SSHConnection: @unchecked Sendable {
     /// over `path` (rename(2) is atomic within a file system), so readers never see a partial file.
     /// Under sudo the data is first written over SFTP to a private (0600) file in /tmp, then moved
     /// into place by a privileged command (the file then belongs to root).
-    public func upload(_ data: Data, to path: String, mode: UInt32, atomic: Bool = true) async throws {
+    /// `progress` sees the bytes sent so far after each SFTP write (on the connection's queue).
+    /// A failed write removes what it wrote under a temporary or staging name.
+    public func upload(_ data: Data, to path: String, mode: UInt32, atomic: Bool = true,
+                       progress: (@Sendable (Int) -> Void)? = nil) async throws {
         let timeout = target.commandTimeout
         let permissions = mode & 0o7777
         let directory = (path as NSString).deletingLastPathComponent
@@ -102,8 +105,13 @@ public final class SSHConnection: @unchecked Sendable {
         let token = UUID().uuidString.prefix(8).lowercased()
         if target.usesSudo {
             let staging = "/tmp/.ccrun-upload-\(token)"
-            try await onQueue { session in
-                try session.sftpWrite(data, to: staging, mode: 0o600, exclusive: true, timeout: timeout)
+            do {
+                try await onQueue { session in
+                    try session.sftpWrite(data, to: staging, mode: 0o600, exclusive: true, timeout: timeout, progress: progress)
+                }
+            } catch {
+                try? await onQueue { session in session.sftpUnlink(staging, timeout: .seconds(2)) }
+                throw error
             }
             let octal = String(permissions, radix: 8)
             let q = ShellQuote.quote
@@ -123,13 +131,18 @@ public final class SSHConnection: @unchecked Sendable {
         }
         guard atomic else {
             try await onQueue { session in
-                try session.sftpWrite(data, to: path, mode: permissions, exclusive: false, timeout: timeout)
+                try session.sftpWrite(data, to: path, mode: permissions, exclusive: false, timeout: timeout, progress: progress)
             }
             return
         }
         let temporary = (directory.isEmpty ? "" : directory + "/") + ".\(base).ccrun-\(token)"
-        try await onQueue { session in
-            try session.sftpWrite(data, to: temporary, mode: permissions, exclusive: true, timeout: timeout)
+        do {
+            try await onQueue { session in
+                try session.sftpWrite(data, to: temporary, mode: permissions, exclusive: true, timeout: timeout, progress: progress)
+            }
+        } catch {
+            try? await onQueue { session in session.sftpUnlink(temporary, timeout: .seconds(2)) }
+            throw error
         }
         // SFTP v3 rename refuses to replace an existing file (and libssh2 1.10 lacks OpenSSH's
         // posix-rename extension), so the atomic replace is a `mv -f`, i.e. rename(2), on the host.

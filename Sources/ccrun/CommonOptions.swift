@@ -26,6 +26,15 @@ struct HostOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds allowed for connecting and authenticating.")
     var connectTimeout: Int = 10
 
+    @Option(name: .long, help: "Seconds one remote command (a probe or a change) may run before it is stopped and the host fails (default: probes 120, changes 1800).")
+    var commandTimeout: Int?
+
+    @Option(name: .long, help: "Seconds the SSH link may stay silent (keepalives unanswered) before the host fails with a lost link.")
+    var linkTimeout: Int = 20
+
+    @Option(name: .long, help: "ssh_config file for host aliases (default ~/.ssh/config).")
+    var sshConfig: String?
+
     @Option(name: .long, help: "Hosts worked on at once.")
     var parallel: Int = 8
 
@@ -54,7 +63,12 @@ struct HostOptions: ParsableArguments {
                 if let id = su.identityFile { target.identityFiles = [id] }
             }
         } else {
-            target = try SSHTarget.fromSSHConfig(alias: host, defaults: SSHTarget(name: host, host: host, identityFiles: SSHTarget.defaultIdentityFiles))
+            let defaults = SSHTarget(name: host, host: host, identityFiles: SSHTarget.defaultIdentityFiles)
+            if let sshConfig {
+                target = SSHTarget.fromSSHConfig(alias: host, config: try SSHConfigFile.load(path: sshConfig), defaults: defaults)
+            } else {
+                target = try SSHTarget.fromSSHConfig(alias: host, defaults: defaults)
+            }
         }
         if let user { target.user = user }
         if let identity { target.identityFiles = [identity] }
@@ -62,7 +76,19 @@ struct HostOptions: ParsableArguments {
         if acceptNewHostKeys { target.hostKeyPolicy = .acceptNew }
         target.sudo = sudo
         target.connectTimeout = .seconds(connectTimeout)
+        target.linkTimeout = .seconds(linkTimeout)
+        if let commandTimeout { target.commandTimeout = .seconds(commandTimeout) }
         return target
+    }
+
+    /// Run options with this command line's timeouts applied.
+    func runOptions(mode: RunOptions.Mode, runId: String = RunID.make(), resume: Bool = false) -> RunOptions {
+        var options = RunOptions(mode: mode, runId: runId, target: targetPaths, journal: journal, parallel: parallel, resume: resume)
+        if let commandTimeout {
+            options.probeTimeout = .seconds(commandTimeout)
+            options.actionTimeout = .seconds(commandTimeout)
+        }
+        return options
     }
 
     func hostTargets(_ names: [String], inventory: Inventory?) throws -> [HostTarget] {

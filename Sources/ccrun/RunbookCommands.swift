@@ -34,7 +34,7 @@ struct SampleCommand: AsyncParsableCommand {
             targets[i].runbook = try RunbookCatalog.make(SampleRunbook.name, .init(hostName: targets[i].name, inventory: inventory, secretFile: secretFile,
                                                                                    stateDirectory: journal.directory, forceMkfs: forceMkfs))
         }
-        let options = RunOptions(mode: dryRun ? .dryRun : .apply, target: hostOptions.targetPaths, journal: journal, parallel: hostOptions.parallel)
+        let options = hostOptions.runOptions(mode: dryRun ? .dryRun : .apply)
         let code = try await runAndReport(targets[0].runbook!, hosts: targets, options: options, output: output)
         throw ExitCode(code)
     }
@@ -68,7 +68,7 @@ struct ResumeCommand: AsyncParsableCommand {
             }
             say("\(target.name): resuming run \(runId) (\(name))")
             let book = try RunbookCatalog.make(name, .init(hostName: target.name, inventory: inventory, secretFile: secretFile, stateDirectory: journal.directory))
-            let options = RunOptions(mode: .apply, runId: runId, target: hostOptions.targetPaths, journal: journal, resume: true)
+            let options = hostOptions.runOptions(mode: .apply, runId: runId, resume: true)
             worst = max(worst, try await runAndReport(book, hosts: [target], options: options, output: output))
         }
         throw ExitCode(worst)

@@ -13,8 +13,18 @@ struct SSHRemoteHost: RemoteHost {
         return ScriptResult(stdout: out.stdout, stderr: out.stderr, exitStatus: out.exitStatus)
     }
 
+    /// The engine only uploads to temporary names it renames itself (`UploadAction.temporaryPath`),
+    /// so the transport writes that name directly: a second temporary name here would only be
+    /// litter after a killed run, which the engine's next upload could not find to overwrite.
     func upload(_ data: Data, to path: String, mode: UInt16) async throws {
-        try await connection.upload(data, to: path, mode: UInt32(mode))
+        try await connection.upload(data, to: path, mode: UInt32(mode), atomic: false, progress: Self.stopAfterBytes())
+    }
+
+    /// The `upload-bytes:N` test stop point (see `TestStopPoints`) as an upload progress callback.
+    static func stopAfterBytes() -> (@Sendable (Int) -> Void)? {
+        guard let limit = TestStopPoints.fromEnvironment.uploadBytes else { return nil }
+        let once = OnceFlag()
+        return { sent in if sent >= limit && once.take() { TestStopPoints.stopNow("upload-bytes:\(limit)") } }
     }
 
     func readFile(_ path: String) async throws -> Data {
@@ -25,4 +35,12 @@ struct SSHRemoteHost: RemoteHost {
     }
 
     func disconnect() async { await connection.close() }
+}
+
+/// True the first time only. Progress callbacks run on the connection's queue while the
+/// creating task waits, so the flag is guarded by a lock rather than owned by an actor.
+final class OnceFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var taken = false
+    func take() -> Bool { lock.withLock { defer { taken = true }; return !taken } }
 }

@@ -5,16 +5,37 @@ public enum PackageCommands {
     public static func install(_ names: [String], with manager: PackageManager) -> String {
         let pkgs = Shell.join(names)
         switch manager {
-        case .apt: return "if ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -q >/dev/null || exit 1; fi; DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \(pkgs)"
+        case .apt: return aptRecovery + "\nif ! ls /var/lib/apt/lists/*_Packages >/dev/null 2>&1; then apt-get update -q >/dev/null || exit 1; fi; DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \(pkgs)"
         case .dnf: return "dnf install -y -q \(pkgs)"
         case .yum: return "yum install -y -q \(pkgs)"
         }
     }
+    /// Run before an apt install (engine helper): an apt/dpkg still running on the host (e.g.
+    /// left behind by a killed ccrun) is waited for, up to 300 s, and a dpkg run that was
+    /// interrupted is finished with `dpkg --configure -a`, as dpkg itself asks; apt-get refuses
+    /// to install anything until then.
+    static let aptRecovery = """
+        ccrun_waited=0
+        while (for f in /proc/[0-9]*/comm; do read -r c < "$f" 2>/dev/null || continue; case "$c" in dpkg|apt-get|apt) exit 0;; esac; done; exit 1); do
+          [ "$ccrun_waited" = 0 ] && echo 'ccrun: waiting for an apt/dpkg already running on this host' >&2
+          ccrun_waited=$((ccrun_waited + 1))
+          [ "$ccrun_waited" -gt 1500 ] && { echo 'ccrun: apt/dpkg still running after 300 s; let it finish (or stop it), then run ccrun resume' >&2; exit 1; }
+          sleep 0.2
+        done
+        if [ -n "$(dpkg --audit 2>/dev/null)" ]; then
+          echo 'ccrun: an earlier dpkg run was interrupted; finishing it with dpkg --configure -a' >&2
+          DEBIAN_FRONTEND=noninteractive dpkg --force-confdef --force-confold --configure -a >&2 || { echo 'ccrun: dpkg --configure -a failed; see dpkg --audit on the host' >&2; exit 1; }
+        fi
+        """
+
     public static func purge(_ names: [String], with manager: PackageManager) -> String {
         let pkgs = Shell.join(names)
         switch manager {
         case .apt: return "DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 purge -y -q \(pkgs)"
-        case .dnf: return "dnf remove -y -q \(pkgs)"
+        // Rollback computes the exact set to remove (installed now minus installed before); dnf's
+        // default clean_requirements_on_remove would also remove older dependencies no longer
+        // needed, which this run did not install.
+        case .dnf: return "dnf remove -y -q --setopt=clean_requirements_on_remove=False \(pkgs)"
         case .yum: return "yum remove -y -q \(pkgs)"
         }
     }
