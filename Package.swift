@@ -79,6 +79,8 @@ let package = Package(
         .testTarget(name: "TunerServerTests", dependencies: ["TunerServer", "Store", "Captions", "SupportKit"]),
         .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),
         .testTarget(name: "CloudAPITests", dependencies: ["CloudAPI", "StepKit", "SupportKit"]),
+        /// bench/peers (Ansible, pyinfra) and ccrun agree on the lab: each finds nothing to change after the others.
+        .testTarget(name: "PeerTests", dependencies: ["SupportKit"]),
         .testTarget(name: "WebTests", dependencies: [
             "Web", "Store", "Captions", "TunerServer", "SupportKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
