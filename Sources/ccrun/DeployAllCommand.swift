@@ -250,17 +250,12 @@ struct DeployPipeline {
                 outcome = .failed("\(error)")
             }
             outcomes.append((phase, outcome))
-            if case let .failed(why) = outcome {
-                say("deploy: phase \(phase.rawValue) failed: \(why)")
-            } else {
-                say("deploy: phase \(phase.rawValue) \(outcome.word)" + (outcome.detail.map { ": \($0)" } ?? ""))
-            }
-            if !options.dryRun {
-                let ok: Bool
-                if case .failed = outcome { ok = false } else { ok = true }
-                try deployJournal.end(runId, phase, ok: ok)
-                if !ok { break }
-            }
+            let ok: Bool
+            if case .failed = outcome { ok = false } else { ok = true }
+            // Journal first, then the line: whoever sees "phase X done" may rely on it being recorded.
+            if !options.dryRun { try deployJournal.end(runId, phase, ok: ok) }
+            say("deploy: phase \(phase.rawValue) \(outcome.word)" + (outcome.detail.map { ": \($0)" } ?? ""))
+            if !ok, !options.dryRun { break }
         }
 
         let failed = outcomes.contains { if case .failed = $0.1 { true } else { false } }
@@ -311,22 +306,24 @@ struct DeployPipeline {
             var opts = options
             opts.resume = resume
             let target = hosts.hostNames[phase].map { [$0] } ?? []
+            // Parsed, not init(): a parsable type's wrappers only hold values after parsing.
+            let output = try OutputOptions.parse([])
             let code: Int32
             switch phase {
             case .database:
-                code = try await runGuide(DatabaseRunbook.name, hosts: [], hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                code = try await runGuide(DatabaseRunbook.name, hosts: [], hostOptions: ho, options: opts, output: output) { d, _, _ in
                     DatabaseRunbook.make(d)
                 }
             case .nfsMaster:
-                code = try await runGuide(NFSMasterRunbook.name, hosts: target, hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                code = try await runGuide(NFSMasterRunbook.name, hosts: target, hostOptions: ho, options: opts, output: output) { d, _, _ in
                     try NFSMasterRunbook.make(d)
                 }
             case .repoNode:
-                code = try await runGuide(RepoNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                code = try await runGuide(RepoNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: output) { d, _, _ in
                     try RepoNodeRunbook.make(d)
                 }
             default:
-                code = try await runGuide(WebNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: OutputOptions()) { d, _, _ in
+                code = try await runGuide(WebNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: output) { d, _, _ in
                     try WebNodeRunbook.make(d)
                 }
             }
