@@ -114,8 +114,10 @@ public struct NFSMount: Step {
     public var fstabLine: String { "\(server):\(remotePath) \(mountPoint) nfs \(options) 0 0" }
     public var id: String { "nfs-mount:\(mountPoint)" }
     var fstabProbe: Probe<FileState?> { FileProbe.probe("/etc/fstab") }
-    public var facts: [FactQuery] { [fstabProbe.query, MountsProbe.probe.query] }
-    public var affects: FactScope { .keys(Set([fstabProbe.query.key, "file:/etc/fstab", MountsProbe.key])) }
+    /// Whether the mount point exists: one the run creates is removed again by rollback.
+    var mountPointProbe: Probe<FileState?> { FileProbe.probe(mountPoint, content: false) }
+    public var facts: [FactQuery] { [fstabProbe.query, mountPointProbe.query, MountsProbe.probe.query] }
+    public var affects: FactScope { .keys(Set([fstabProbe.query.key, "file:/etc/fstab", mountPointProbe.query.key, MountsProbe.key])) }
 
     static func fstabText(_ old: String, line: String, mountPoint: String) -> String? {
         var lines = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
@@ -148,6 +150,7 @@ public struct NFSMount: Step {
         let mounts = try facts[MountsProbe.probe]
         if !mounts.contains(where: { $0.mountPoint == mountPoint }) {
             actions.append(.shell(ShellAction("mount \(mountPoint)", script: "mkdir -p \(Shell.quote(mountPoint)) && mount \(Shell.quote(mountPoint))")))
+            if try facts[mountPointProbe] == nil { undo.insert(.removeDirectory(path: mountPoint), at: 0) }
             undo.insert(.unmount(mountPoint: mountPoint), at: 0)
             diff += "+ mounted \(server):\(remotePath) at \(mountPoint)\n"
         }
@@ -162,6 +165,19 @@ public enum NFSClient {
     public static func steps() -> [any Step] {
         [ByFact.packages(apt: ["nfs-common", "rpcbind"], rpm: ["nfs-utils", "rpcbind"], "install the NFS client (nfs-utils or nfs-common, and rpcbind)")]
             + ByFact.service(apt: "rpcbind", rpm: "rpcbind", "rpcbind")
+            + lockService()
+    }
+
+    /// Guide (repository and web servers): "sudo service nfslock start" / "sudo chkconfig nfslock on";
+    /// (NFS server): "sudo service nfslock start" / "sudo chkconfig nfslock on".
+    /// Decision: kept on every host. nfslock is rpc.statd, the status monitor NFSv3 locking (NLM)
+    /// needs on both client and server (nfs-ganesha does NLM itself but asks the host's rpc.statd
+    /// for NSM, as Debian's own unit pulls rpc-statd in). RPM hosts call it `nfslock`; on Debian the
+    /// same daemon is started by nfs-common's init script, whose `status` also asks for rpc.idmapd
+    /// (NFSv4 only, not run here), so "running" is checked by rpc.statd itself.
+    public static func lockService() -> [any Step] {
+        ByFact.service(apt: "nfs-common", rpm: "nfslock", answers: .command("ps -e -o comm= | grep -qx rpc.statd"),
+                       "the NFS lock service (nfslock: rpc.statd)")
     }
 
     /// The three fstab lines, mounted (`sudo mount -a`).

@@ -103,6 +103,21 @@ struct DeploymentLoader {
     }
 }
 
+/// The guide's host runbooks by the name their journal records, so `ccrun resume` can rebuild
+/// an interrupted run (the database runbook runs on the controller: `ccrun database --resume`).
+enum GuideRunbooks {
+    static let hostRunbooks = [NFSMasterRunbook.name, RepoNodeRunbook.name, WebNodeRunbook.name]
+
+    static func make(_ name: String, _ d: Deployment) throws -> Runbook? {
+        switch name {
+        case NFSMasterRunbook.name: try NFSMasterRunbook.make(d)
+        case RepoNodeRunbook.name: try RepoNodeRunbook.make(d)
+        case WebNodeRunbook.name: try WebNodeRunbook.make(d)
+        default: nil
+        }
+    }
+}
+
 /// Runs one guide runbook on hosts (or, for the database, on the controller).
 func runGuide(_ name: String, hosts: [String], hostOptions: HostOptions, options: DeployOptions, output: OutputOptions,
               make: @escaping (Deployment, String, Inventory) throws -> Runbook) async throws -> Int32 {

@@ -53,8 +53,22 @@ struct ResumeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "File holding the sample's secret.")
     var secretFile: String?
 
+    @Option(name: .long, help: "For nfs-master, repo-node and web-node runs: the release ccr to ship (as their --ccr-binary).")
+    var ccrBinary: String?
+
     @Argument(help: "Hosts: inventory names, ssh_config aliases or addresses.")
     var hosts: [String]
+
+    /// A guide runbook (nfs-master, repo-node, web-node) rebuilt from the inventory, as its own
+    /// command would build it; nil for other names.
+    func guideRunbook(_ name: String, host: String) throws -> Runbook? {
+        guard GuideRunbooks.hostRunbooks.contains(name) else { return nil }
+        let options = try DeployOptions.parse(ccrBinary.map { ["--ccr-binary", $0] } ?? [])
+        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load()
+        var d = base
+        if let dev = inventory.hosts[host]?.vars?["dataDevice"] { d.dataDevice = dev }
+        return try GuideRunbooks.make(name, d)
+    }
 
     func run() async throws {
         let inventory = try hostOptions.loadInventory()
@@ -67,7 +81,7 @@ struct ResumeCommand: AsyncParsableCommand {
                 continue
             }
             say("\(target.name): resuming run \(runId) (\(name))")
-            let book = try RunbookCatalog.make(name, .init(hostName: target.name, inventory: inventory, secretFile: secretFile, stateDirectory: journal.directory))
+            let book = try guideRunbook(name, host: target.name) ?? RunbookCatalog.make(name, .init(hostName: target.name, inventory: inventory, secretFile: secretFile, stateDirectory: journal.directory))
             let options = hostOptions.runOptions(mode: .apply, runId: runId, resume: true)
             worst = max(worst, try await runAndReport(book, hosts: [target], options: options, output: output))
         }
@@ -99,8 +113,10 @@ struct RollbackCommand: AsyncParsableCommand {
             do { host = try await target.connect() } catch {
                 say("\(target.name): \(error)"); failed = true; continue
             }
-            defer { Task { await host.disconnect() } }
+            // Disconnected here, awaited: a disconnect left to a detached Task could still be
+            // tearing the libssh2 session down while the process exits (seen as a SIGSEGV at exit).
             guard let history = await Rollback.latestRun(on: host, journal: journal, target: hostOptions.targetPaths) else {
+                await host.disconnect()
                 if !output.json { say("\(target.name): nothing to roll back") }
                 continue
             }
@@ -108,6 +124,7 @@ struct RollbackCommand: AsyncParsableCommand {
                 admin.flatMap { $0.description == name ? $0 : nil }
             }
             let report = await rollback.run(on: host, history: history)
+            await host.disconnect()
             reports.append(report)
             failed = failed || report.failed
             if !output.json {

@@ -168,5 +168,81 @@ struct LabDeployTests {
             }
             #expect(notOK.isEmpty, "second ccrun \(args[0]) was not all ok:\n\(notOK.joined(separator: "\n"))")
         }
+
+        try checkExportsOverNFS(lab)
+        try await checkRestartedHostsComeBack(lab, ccrun: ccrun, program: program, expectedSRT: expectedSRT)
+    }
+
+    /// The guide's three exports, used over real NFS (libnfs, not the lab's mount stand-in) from
+    /// the client hosts: a repository node reads and writes all three. A web node reads them and
+    /// writes its logs; its fstab mounts /srv/web and /srv/archive read-only, so a write there
+    /// through its mount is refused. (The guide exports everything `*(rw,...)`, so the NFS server
+    /// itself would take a libnfs write from any client: read-only is the web node's mount option.)
+    func checkExportsOverNFS(_ lab: Lab) throws {
+        let shell = try LabHostShell.load()
+        let server = try lab.address("nfs-master")
+        let token = UUID().uuidString.prefix(8)
+        for client in ["repo-node", "web-node"] {
+            try shell.check(client, "command -v nfs-cp >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libnfs-utils; } >/dev/null 2>&1",
+                            "install libnfs-utils from the lab repository")
+        }
+        defer { _ = try? shell.run("nfs-master", "rm -f /srv/*/ccrun-nfs-check-\(token)-*") }
+        let writable = [("repo-node", "/srv/archive"), ("repo-node", "/srv/web"), ("repo-node", "/srv/logs"), ("web-node", "/srv/logs")]
+        for (client, export) in writable {
+            let name = "ccrun-nfs-check-\(token)-\(client)"
+            let r = try shell.run(client, """
+                set -e
+                nfs-ls nfs://\(server)\(export) >/dev/null
+                echo "written by \(client) over NFS" > /tmp/\(name)
+                nfs-cp /tmp/\(name) nfs://\(server)\(export)/\(name)
+                nfs-cat nfs://\(server)\(export)/\(name)
+                """)
+            #expect(r.status == 0 && r.output.contains("written by \(client) over NFS"),
+                    "\(client) could not list, write and read back nfs://\(server)\(export) with libnfs: \(r.output)")
+            // The file is on the master's data volume, as the master itself sees it.
+            let onServer = try shell.run("nfs-master", "cat \(export)/\(name)")
+            #expect(onServer.output.contains("written by \(client) over NFS"), "\(export)/\(name) written over NFS is not on nfs-master: \(onServer.output)")
+        }
+        for export in ["/srv/web", "/srv/archive"] {
+            let list = try shell.run("web-node", "nfs-ls nfs://\(server)\(export) >/dev/null")
+            #expect(list.status == 0, "web-node cannot read nfs://\(server)\(export): \(list.output)")
+            let write = try shell.run("web-node", "touch \(export)/ccrun-nfs-check-\(token)-web-node")
+            #expect(write.status != 0, "web-node could write \(export) through its read-only mount")
+        }
+        let logs = try shell.run("web-node", "touch /srv/logs/ccrun-nfs-check-\(token)-web-mount")
+        #expect(logs.status == 0, "web-node cannot write /srv/logs through its mount: \(logs.output)")
+    }
+
+    /// Each service host "rebooted" (every process of its PID namespace killed, its init started
+    /// again): what runs afterwards was started at boot by the host's init, so "enabled at boot"
+    /// is checked by the services actually coming back, not by looking at links.
+    func checkRestartedHostsComeBack(_ lab: Lab, ccrun: String, program: String, expectedSRT: Data) async throws {
+        let shell = try LabHostShell.load()
+        for host in ["nfs-master", "repo-node", "web-node"] {
+            let r = try Self.run(ccrun, ["lab", "restart-host", host])
+            try #require(r.status == 0, "ccrun lab restart-host \(host): \(r.output)")
+        }
+        let repo = try lab.address("repo-node"), web = try lab.address("web-node")
+        var tuners = false, srt = Data()
+        let deadline = Date().addingTimeInterval(60)
+        while Date() < deadline {
+            tuners = try Self.run("/usr/sbin/ip", ["netns", "exec", try lab.netns("db"), "bash", "-c",
+                                                   "exec 3<>/dev/tcp/\(repo)/3030"]).status == 0
+            let r = try lab.get("http://\(web)/programs/\(program)/srt")
+            srt = Data(r.output.utf8)
+            if tuners && r.status == 0 && srt == expectedSRT { break }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        #expect(tuners, "after restart-host, nothing accepts tuners on \(repo):3030")
+        #expect(srt == expectedSRT, "after restart-host, http://\(web)/programs/\(program)/srt is not the program's SRT:\n\(String(decoding: srt.prefix(400), as: UTF8.self))")
+        for (host, process) in [("nfs-master", "ccr watchdog"), ("nfs-master", "ganesha.nfsd"), ("nfs-master", "rpcbind"),
+                                ("repo-node", "ccr serve"), ("repo-node", "rpcbind"), ("web-node", "ccr web"), ("web-node", "apache2")] {
+            #expect(try shell.running(host, process), "\(process) is not running on \(host) after restart-host")
+        }
+        // The master's volume came back through its fstab line, and the clients' NFS mounts too.
+        try shell.check("nfs-master", "mountpoint -q /srv && test -d /srv/archive", "/srv mounted from /dev/xvdf after restart")
+        for host in ["repo-node", "web-node"] {
+            try shell.check(host, "mountpoint -q /srv/archive && mountpoint -q /srv/logs && mountpoint -q /srv/web", "NFS mounts after restart")
+        }
     }
 }
