@@ -9,7 +9,9 @@ import Foundation
 /// by the thread itself.
 final class DatabaseThread: @unchecked Sendable {
     private let condition = NSCondition()
-    private var jobs: [() -> Void] = []
+    /// Queued jobs; a taken job's slot is set to nil at once so that what it captured (caption
+    /// lines, continuations) is released when it has run, not when the queue is compacted.
+    private var jobs: [(() -> Void)?] = []
     private var head = 0
     private var stopping = false
     private var finished = false
@@ -99,13 +101,17 @@ final class DatabaseThread: @unchecked Sendable {
                 break
             }
             let job = jobs[head]
+            jobs[head] = nil
             head += 1
-            if head > 1024 && head * 2 > jobs.count {
+            if head == jobs.count {
+                jobs.removeAll(keepingCapacity: true)
+                head = 0
+            } else if head > 1024 && head * 2 > jobs.count {
                 jobs.removeFirst(head)
                 head = 0
             }
             condition.unlock()
-            job()
+            job?()
         }
         dropConnection()
     }

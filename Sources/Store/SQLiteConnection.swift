@@ -4,8 +4,16 @@ import Foundation
 /// A SQLite connection through the C API, confined to one `DatabaseThread`.
 ///
 /// Prepared statements are cached per SQL text: the store runs the same few statements over and
-/// over, and preparing them dominates small inserts otherwise.
+/// over, and preparing them dominates small inserts otherwise. The cache is bounded
+/// (`maxCachedStatements`): a prepared multi-row INSERT with its FTS trigger program costs tens of
+/// KB, and a cache keyed by every batch size ever seen grew ccr's memory with the lines written.
 final class SQLiteConnection: DatabaseConnection {
+    /// More distinct statements than the store uses (a dozen, plus 8 batch shapes per table).
+    static let maxCachedStatements = 48
+    /// Page cache per connection, in KiB (SQLite's default is 2,000 KiB). The writer appends at the
+    /// end of a few B-trees and the live feed reads the newest rows: a small cache holds what is hot,
+    /// and ccr keeps a writer and a reader connection per process.
+    static let cacheKiB = 1024
     let dialect = SQLDialect.sqlite
     let autoIncrementStep: Int64 = 1
     private var handle: OpaquePointer?
@@ -29,6 +37,7 @@ final class SQLiteConnection: DatabaseConnection {
         }
         sqlite3_extended_result_codes(db, 0)
         sqlite3_busy_timeout(db, Int32(max(0, busyTimeoutSeconds * 1000)))
+        try execute("PRAGMA cache_size=-\(Self.cacheKiB)", [])
         if !readOnly {
             _ = try query("PRAGMA journal_mode=WAL", [])
             // NORMAL in WAL mode: a commit survives a crash or kill -9 of ccr; only a power cut may
@@ -74,6 +83,11 @@ final class SQLiteConnection: DatabaseConnection {
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v2(handle, sql, -1, &statement, nil)
         guard rc == SQLITE_OK, let statement else { throw error(rc) }
+        if statements.count >= Self.maxCachedStatements {
+            // No statement is running here (each call resets its statement before returning).
+            for old in statements.values { sqlite3_finalize(old) }
+            statements.removeAll(keepingCapacity: true)
+        }
         statements[sql] = statement
         return statement
     }

@@ -62,7 +62,7 @@ extension WriteOperation {
         case .programEnded(let id, let at):
             try connection.execute("UPDATE programs SET ended_at = ? WHERE id = ? AND ended_at IS NULL", [.int(at), .int(id)])
         case .lines(let lines):
-            for chunk in lines.chunked(200) {
+            for chunk in lines.batchShaped() {
                 let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, \(now), ?, ?)", count: chunk.count).joined(separator: ", ")
                 var parameters: [SQLValue] = []
                 parameters.reserveCapacity(chunk.count * 10)
@@ -76,7 +76,7 @@ extension WriteOperation {
                     parameters)
             }
         case .xds(let items):
-            for chunk in items.chunked(200) {
+            for chunk in items.batchShaped() {
                 let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: chunk.count).joined(separator: ", ")
                 var parameters: [SQLValue] = []
                 for s in chunk {
@@ -94,5 +94,26 @@ extension WriteOperation {
 extension Array {
     func chunked(_ size: Int) -> [ArraySlice<Element>] {
         stride(from: 0, to: count, by: size).map { self[$0..<Swift.min($0 + size, count)] }
+    }
+
+    /// Multi-row INSERT batches of 128 rows, the rest split into powers of two (64, 32, ..., 1).
+    /// Why: each batch size is a different SQL text; with sizes limited to 8 shapes, SQLite's
+    /// prepared statements are reused instead of one being prepared (and kept) per size.
+    func batchShaped() -> [ArraySlice<Element>] {
+        var chunks: [ArraySlice<Element>] = []
+        var start = 0
+        while count - start >= 128 {
+            chunks.append(self[start..<start + 128])
+            start += 128
+        }
+        var size = 64
+        while start < count {
+            if count - start >= size {
+                chunks.append(self[start..<start + size])
+                start += size
+            }
+            size /= 2
+        }
+        return chunks
     }
 }

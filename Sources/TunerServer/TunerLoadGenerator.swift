@@ -7,7 +7,8 @@ import Synchronization
 /// Each connection sends the capture's blocks when their stream time is due (the 10-byte
 /// BIN_DATA blocks carry the record timestamps), batched per `tick`. One repeated task per event
 /// loop drives all of that loop's connections, so 10,000 tuners cost 10,000 sockets, not
-/// 10,000 timers.
+/// 10,000 timers. `probes` of the connections send `LatencyProbe` captions instead, noting in
+/// `ledger` when each caption's completing bytes left, so a reader can time its line.
 public final class TunerLoadGenerator: Sendable {
     public struct Options: Sendable {
         public var host = "127.0.0.1"
@@ -19,6 +20,10 @@ public final class TunerLoadGenerator: Sendable {
         public var speed: Double = 1
         public var tickMilliseconds: Int64 = 100
         public var threads = 1
+        /// How many of `connections` are latency probes (the first ones opened).
+        public var probes = 0
+        /// Time between a probe's captions.
+        public var probeIntervalMilliseconds: Int64 = 1000
         public init() {}
     }
 
@@ -44,6 +49,8 @@ public final class TunerLoadGenerator: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let progress = ProgressCounter()
     private let drivers: [LoopDriver]
+    /// Send times of the probes' captions.
+    public let ledger = ProbeLedger()
 
     public init(capture: [UInt8], options: Options) {
         self.options = options
@@ -87,7 +94,8 @@ public final class TunerLoadGenerator: Sendable {
             let schedule = self.schedule
             let options = self.options
             let progress = self.progress
-            driver.loop.execute { driver.start(schedule: schedule, options: options, progress: progress) }
+            let ledger = self.ledger
+            driver.loop.execute { driver.start(schedule: schedule, options: options, progress: progress, ledger: ledger) }
         }
         let interval = max(1, 1000 / max(1, options.rampPerSecond))
         let perStep = max(1, options.rampPerSecond / 1000)
@@ -95,14 +103,14 @@ public final class TunerLoadGenerator: Sendable {
         while opened < options.connections {
             for _ in 0..<min(perStep, options.connections - opened) {
                 let driver = drivers[opened % drivers.count]
-                connect(driver)
+                connect(driver, probe: opened < options.probes ? opened : nil)
                 opened += 1
             }
             try? await Task.sleep(for: .milliseconds(interval))
         }
     }
 
-    private func connect(_ driver: LoopDriver) {
+    private func connect(_ driver: LoopDriver, probe: Int?) {
         let progress = self.progress
         ClientBootstrap(group: driver.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
@@ -118,7 +126,7 @@ public final class TunerLoadGenerator: Sendable {
                 switch result {
                 case .success(let channel):
                     progress.update { $0.connected += 1 }
-                    driver.loop.execute { driver.add(channel) }
+                    driver.loop.execute { driver.add(channel, probe: probe) }
                 case .failure(let error):
                     progress.update {
                         $0.failed += 1
@@ -154,25 +162,52 @@ final class LoopDriver: @unchecked Sendable {
         let started: NIODeadline
         var block = 0
         var offset = 0
+        /// Probe number when this connection is a latency probe.
+        var probe: Int?
+        var captionsSent = 0
     }
     private var connections: [Connection] = []
     private var task: RepeatedTask?
     private var schedule: TunerLoadGenerator.Schedule?
     private var speed: Double = 1
     private var progress: ProgressCounter?
+    private var ledger: ProbeLedger?
+    private var probeInterval: Int64 = 1000
 
     init(loop: any EventLoop) { self.loop = loop }
 
-    func start(schedule: TunerLoadGenerator.Schedule, options: TunerLoadGenerator.Options, progress: ProgressCounter) {
+    func start(schedule: TunerLoadGenerator.Schedule, options: TunerLoadGenerator.Options, progress: ProgressCounter, ledger: ProbeLedger) {
         self.schedule = schedule
         self.speed = options.speed
         self.progress = progress
+        self.ledger = ledger
+        self.probeInterval = max(1, options.probeIntervalMilliseconds)
         let tick = TimeAmount.milliseconds(options.tickMilliseconds)
         task = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
     }
 
-    func add(_ channel: any Channel) {
-        connections.append(Connection(channel: channel, started: .now()))
+    func add(_ channel: any Channel, probe: Int?) {
+        if let probe {
+            let preamble = LatencyProbe.preamble(description: "bench probe \(probe)")
+            var buffer = channel.allocator.buffer(capacity: preamble.count)
+            buffer.writeBytes(preamble)
+            channel.writeAndFlush(buffer, promise: nil)
+        }
+        connections.append(Connection(channel: channel, started: .now(), probe: probe))
+    }
+
+    /// A probe's next caption when due; the previous caption's line is completed by these bytes.
+    private func sendProbeCaption(_ c: inout Connection, probe: Int) -> Int {
+        let elapsed = (NIODeadline.now() - c.started).nanoseconds / 1_000_000
+        guard elapsed >= Int64(c.captionsSent) * probeInterval else { return 0 }
+        let id = probe * 1_000_000 + c.captionsSent
+        let bytes = LatencyProbe.caption(id: id, at: elapsed)
+        var buffer = c.channel.allocator.buffer(capacity: bytes.count)
+        buffer.writeBytes(bytes)
+        if c.captionsSent > 0 { ledger?.record(id: id - 1, at: ContinuousClock.now) }
+        c.channel.writeAndFlush(buffer, promise: nil)
+        c.captionsSent += 1
+        return bytes.count
     }
 
     private func tick() {
@@ -183,6 +218,18 @@ final class LoopDriver: @unchecked Sendable {
         var i = 0
         while i < connections.count {
             var c = connections[i]
+            if let probe = c.probe {
+                if !c.channel.isActive {
+                    connections.swapAt(i, connections.count - 1)
+                    connections.removeLast()
+                    finished += 1
+                    continue
+                }
+                sent += sendProbeCaption(&c, probe: probe)
+                connections[i] = c
+                i += 1
+                continue
+            }
             let elapsed = Double((now - c.started).nanoseconds) / 1_000_000 * speed
             var end = c.offset
             while c.block < schedule.blocks.count && Double(schedule.blocks[c.block].due) <= elapsed {

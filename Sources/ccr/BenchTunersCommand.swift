@@ -3,12 +3,17 @@ import Foundation
 #if canImport(FoundationNetworking)
 import FoundationNetworking
 #endif
+import Store
+import Synchronization
 import TunerServer
 
 /// `ccr bench-tuners`: a benchmark, not a test. Starts `ccr serve` as a separate process (or
 /// measures one already running), connects N simulated tuners from this process replaying a
 /// capture at real-time rate, and prints the server's resident memory per connected tuner and
-/// its CPU use.
+/// its CPU use. Some tuners are latency probes (`LatencyProbe`): a reader polls the store's live
+/// feed query (`liveLines`, what `ccr web`'s live page uses) and times each probe line from its
+/// completing bytes being sent to the line being readable. The last line printed, `RESULT ...`,
+/// is for scripts (bench/ccr).
 struct BenchTunersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-tuners",
@@ -43,7 +48,24 @@ struct BenchTunersCommand: AsyncParsableCommand {
     @Option(name: .customLong("client-threads"))
     var clientThreads = 1
 
+    @Option(help: "Latency probe tuners among --tuners (default: a tenth, at most 100).")
+    var probes: Int?
+
+    @Option(name: .customLong("probe-interval-ms"), help: "Milliseconds between a probe's captions.")
+    var probeIntervalMilliseconds = 1000
+
+    @Option(name: .customLong("poll-ms"), help: "How often the reader polls the live feed query.")
+    var pollMilliseconds = 10
+
+    @Option(help: "The server's SQLite database (with --server-pid), for the latency reader.")
+    var database: String?
+
+    @Option(name: .customLong("connect-timeout"), help: "Seconds to wait for all tuners to be connected and accepted.")
+    var connectTimeout: Double = 600
+
     func run() async throws {
+        raiseFileLimit()
+        let loadAtStart = loadAverage()
         let captureBytes = [UInt8](try Data(contentsOf: URL(fileURLWithPath: capture)))
         let work = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-bench-\(getpid())")
         try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
@@ -53,6 +75,7 @@ struct BenchTunersCommand: AsyncParsableCommand {
         let pid: Int32
         let serverPort: Int
         var metricsPort: Int?
+        var databasePath = database
         if let serverPID {
             guard let port else { throw ValidationError("--server-pid needs --port") }
             pid = serverPID
@@ -64,7 +87,8 @@ struct BenchTunersCommand: AsyncParsableCommand {
             var arguments = ["serve", "--port", "0", "--listen", "127.0.0.1", "--metrics-port", "0", "--log-level", "error",
                              "--archive", work.appendingPathComponent("archive").path, "--ready-file", ready,
                              "--max-tuners", String(tuners + 10)]
-            arguments += store == "none" ? ["--no-store"] : ["--database", work.appendingPathComponent("ccr.sqlite").path]
+            if store != "none" { databasePath = work.appendingPathComponent("ccr.sqlite").path }
+            arguments += databasePath.map { ["--database", $0] } ?? ["--no-store"]
             process.arguments = arguments
             process.currentDirectoryURL = work
             try process.run()
@@ -87,7 +111,14 @@ struct BenchTunersCommand: AsyncParsableCommand {
 
         try await Task.sleep(for: .seconds(1))
         let baseline = try ProcessStats(pid: pid)
-        print("server pid \(pid), port \(serverPort); baseline RSS \(baseline.rssKB) KB")
+        print("server pid \(pid), port \(serverPort); baseline RSS \(baseline.rssKB) KB; load average \(loadAtStart)")
+
+        let probeCount = min(tuners, max(0, probes ?? min(100, max(1, tuners / 10))))
+        var liveReader: LiveLatencyReader?
+        if let databasePath, probeCount > 0 {
+            let readerStore = try await openStore(.sqlite(path: databasePath), options: StoreOptions(readOnly: true))
+            liveReader = try await LiveLatencyReader(store: readerStore, pollMilliseconds: pollMilliseconds)
+        }
 
         var options = TunerLoadGenerator.Options()
         options.port = serverPort
@@ -95,21 +126,33 @@ struct BenchTunersCommand: AsyncParsableCommand {
         options.rampPerSecond = ramp
         options.speed = speed
         options.threads = clientThreads
+        options.probes = liveReader == nil ? 0 : probeCount
+        options.probeIntervalMilliseconds = Int64(probeIntervalMilliseconds)
         let generator = TunerLoadGenerator(capture: captureBytes, options: options)
+        let readerTask = liveReader.map { reader in Task { await reader.run(ledger: generator.ledger) } }
+        defer { readerTask?.cancel() }
         let rampStart = Date()
         await generator.start()
         // Let the last connections finish connecting, and the server accept them all (on a
         // loaded machine its accept queue can lag well behind the client's connects).
-        for _ in 0..<1200 {
+        var allConnected = false
+        let connectDeadline = Date().addingTimeInterval(connectTimeout)
+        while Date() < connectDeadline {
             let s = generator.snapshot
             let accepted = metricsPort.flatMap { serverConnectedTuners(metricsPort: $0) } ?? s.connected
-            if s.connected + s.failed >= tuners && accepted >= s.connected - s.finished { break }
+            if s.connected + s.failed >= tuners && accepted >= s.connected - s.finished {
+                allConnected = true
+                break
+            }
             try await Task.sleep(for: .milliseconds(100))
         }
         print(String(format: "connected %d tuners in %.1f s (%d failed)", generator.snapshot.connected,
                      Date().timeIntervalSince(rampStart), generator.snapshot.failed))
         if let error = generator.snapshot.firstError { print("first connection error: \(error)") }
+        if !allConnected { print("NOT all tuners connected within \(Int(connectTimeout)) s: measuring those that are") }
         try await Task.sleep(for: .seconds(2))
+        // Latency counts only probe lines completed during the measurement.
+        liveReader?.startMeasuring(ledger: generator.ledger)
         let start = try ProcessStats(pid: pid)
         let startTime = Date()
         let startBytes = generator.snapshot.bytesSent
@@ -120,6 +163,11 @@ struct BenchTunersCommand: AsyncParsableCommand {
         }
         let end = try ProcessStats(pid: pid)
         let elapsed = Date().timeIntervalSince(startTime)
+        let loadAtEnd = loadAverage()
+        // Lines completed in the last second may still be on their way: give them that second.
+        let measuredUntil = ContinuousClock.now - .seconds(1)
+        try await Task.sleep(for: .seconds(1))
+        let latency = liveReader?.finish(ledger: generator.ledger, sentBefore: measuredUntil)
         let progress = generator.snapshot
         let connected = metricsPort.flatMap { serverConnectedTuners(metricsPort: $0) } ?? (progress.connected - progress.closedByServer)
         let perTuner = Double(end.rssKB - baseline.rssKB) / Double(max(connected, 1))
@@ -132,6 +180,25 @@ struct BenchTunersCommand: AsyncParsableCommand {
                      Double(end.anonKB - baseline.anonKB) / Double(max(connected, 1)), baseline.anonKB, end.anonKB))
         print(String(format: "server CPU: %.1f%% of one core over %.0f s; tuners sent %.0f KB/s (%.0f B/s per tuner)",
                      cpu, elapsed, rate / 1024, rate / Double(max(connected, 1))))
+        if let latency {
+            print(String(format: "live feed latency (%d probe tuners, a caption each %d ms; reader polls each %d ms): %d lines, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d not seen",
+                         probeCount, probeIntervalMilliseconds, pollMilliseconds, latency.samples, latency.p50, latency.p99,
+                         latency.max, latency.missing))
+        }
+        print("load average: at start \(loadAtStart), at end \(loadAtEnd)")
+        var result = "RESULT tuners=\(tuners) connected=\(connected) all_connected=\(allConnected ? "yes" : "no") store=\(store)"
+        result += String(format: " rss_base_kb=%d rss_kb=%d rss_peak_kb=%d per_tuner_kb=%.2f anon_per_tuner_kb=%.2f cpu_pct=%.1f seconds=%.0f",
+                         baseline.rssKB, end.rssKB, peakRSS, perTuner, Double(end.anonKB - baseline.anonKB) / Double(max(connected, 1)),
+                         cpu, elapsed)
+        if let latency {
+            result += String(format: " latency_samples=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f missing=%d", latency.samples, latency.p50,
+                             latency.p99, latency.max, latency.missing)
+        }
+        result += " load_start=\(loadAtStart.split(separator: " ").first ?? "?") load_end=\(loadAtEnd.split(separator: " ").first ?? "?")"
+        print(result)
+        readerTask?.cancel()
+        await readerTask?.value
+        await liveReader?.close()
         await generator.stop()
     }
 }
@@ -164,4 +231,79 @@ struct ProcessStats {
         let fields = stat[stat.index(after: stat.lastIndex(of: ")")!)...].split(separator: " ")
         cpuTicks = (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
     }
+}
+
+/// The 1, 5 and 15 minute load averages, as /proc/loadavg gives them.
+func loadAverage() -> String {
+    guard let text = try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8) else { return "?" }
+    return text.split(separator: " ").prefix(3).joined(separator: " ")
+}
+
+/// 10,000 tuners need 10,000 sockets here and in the server (which inherits the limit).
+func raiseFileLimit() {
+    var limit = rlimit()
+    guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+    limit.rlim_cur = limit.rlim_max
+    _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+}
+
+/// Polls the live feed query and times each probe line against the ledger's send time.
+final class LiveLatencyReader: Sendable {
+    struct Summary {
+        let samples: Int
+        let p50: Double
+        let p99: Double
+        let max: Double
+        let missing: Int
+    }
+
+    private let store: any CaptionStore
+    private let pollMilliseconds: Int
+    private let cursor: Mutex<LiveCursor>
+    /// Latencies in ms of lines read while measuring; nil before `startMeasuring`.
+    private let samples = Mutex<[Double]?>(nil)
+
+    init(store: any CaptionStore, pollMilliseconds: Int) async throws {
+        self.store = store
+        self.pollMilliseconds = max(1, pollMilliseconds)
+        self.cursor = Mutex(try await store.liveCursorNow())
+    }
+
+    func run(ledger: ProbeLedger) async {
+        while !Task.isCancelled {
+            let after = cursor.withLock { $0 }
+            guard let page = try? await store.liveLines(after: after, tunerID: nil, limit: 5000) else {
+                try? await Task.sleep(for: .milliseconds(pollMilliseconds))
+                continue
+            }
+            let seenAt = ContinuousClock.now
+            var latencies: [Double] = []
+            for line in page.lines {
+                guard let id = LatencyProbe.id(in: line.text), let sent = ledger.take(id: id) else { continue }
+                let waited = (seenAt - sent).components
+                latencies.append(Double(waited.seconds) * 1000 + Double(waited.attoseconds) / 1e15)
+            }
+            cursor.withLock { $0 = page.next }
+            if !latencies.isEmpty { samples.withLock { $0?.append(contentsOf: latencies) } }
+            if page.lines.count < 5000 { try? await Task.sleep(for: .milliseconds(pollMilliseconds)) }
+        }
+    }
+
+    /// Forgets probe lines sent so far (the ramp) and starts collecting.
+    func startMeasuring(ledger: ProbeLedger) {
+        ledger.reset()
+        samples.withLock { $0 = [] }
+    }
+
+    func finish(ledger: ProbeLedger, sentBefore deadline: ContinuousClock.Instant) -> Summary {
+        let values = (samples.withLock { $0 } ?? []).sorted()
+        func percentile(_ p: Double) -> Double {
+            guard !values.isEmpty else { return .nan }
+            return values[max(0, min(values.count - 1, Int((p * Double(values.count)).rounded(.up)) - 1))]
+        }
+        return Summary(samples: values.count, p50: percentile(0.5), p99: percentile(0.99), max: values.last ?? .nan,
+                       missing: ledger.outstanding(sentBefore: deadline))
+    }
+
+    func close() async { await store.close() }
 }

@@ -122,4 +122,17 @@ struct StoreUnitTests {
         #expect(try connection.query("PRAGMA journal_mode", []).first?.first?.string == "wal")
         #expect(try connection.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == Int64(Schema.currentVersion))
     }
+
+    @Test("insert batches keep every row in order and use at most 8 batch sizes")
+    func batchShapes() {
+        var sizes = Set<Int>()
+        for count in 0...600 {
+            let rows = Array(0..<count)
+            let chunks = rows.batchShaped()
+            #expect(chunks.flatMap { $0 } == rows)
+            #expect(chunks.allSatisfy { !$0.isEmpty && $0.count <= 128 })
+            sizes.formUnion(chunks.map(\.count))
+        }
+        #expect(sizes == [1, 2, 4, 8, 16, 32, 64, 128])
+    }
 }
