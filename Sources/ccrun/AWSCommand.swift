@@ -9,17 +9,15 @@ struct AWSCommand: AsyncParsableCommand {
         commandName: "aws",
         abstract: "Security groups, RDS, instances, volume, images, load balancers and autoscaling through the AWS API.",
         discussion: """
-        Order: `ccrun aws apply`, then the host runbooks on the new instances, then `ccrun aws images`
-        (`ccrun deploy` chains all three). `ccrun aws plan` exits 0 when nothing would change, 2 when
-        something would, 1 on error. Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the
-        inventory's aws.credentialsFile, else ~/.aws/credentials and ~/.aws/config (AWS_PROFILE);
-        endpoint: AWS_ENDPOINT_URL or aws.endpoint. See docs/aws.md.
+        Order: `ccrun aws apply`, then the host runbooks on the new instances, then `ccrun aws images`; `ccrun deploy` chains all three. `ccrun aws plan` exits 0 when nothing would change, 2 when something would, 1 on error.
+
+        Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the inventory's aws.credentialsFile, else ~/.aws/credentials and ~/.aws/config (AWS_PROFILE). Endpoint: AWS_ENDPOINT_URL, else aws.endpoint. See docs/aws.md.
         """,
         subcommands: [Plan.self, Apply.self, Images.self, Destroy.self]
     )
 
     struct Options: ParsableArguments {
-        @Option(help: "Inventory file with an \"aws\" object (default: $CCRUN_INVENTORY, else the lab's).")
+        @Option(help: "Inventory file with an \"aws\" object $CCRUN_INVENTORY sets the default.")
         var inventory: String = ProcessInfo.processInfo.environment["CCRUN_INVENTORY"] ?? "/var/lib/ccrun-lab/inventory.json"
         @Flag(help: "Print the report as JSON.")
         var json = false

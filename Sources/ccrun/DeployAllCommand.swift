@@ -15,16 +15,16 @@ struct DeployAllCommand: AsyncParsableCommand {
         abstract: "The whole guide: AWS resources, the host runbooks on the new instances, then images, load balancers and autoscaling.",
         discussion: """
         Phases, in order:
-          aws         security groups, RDS (waited for), instances, the NFS volume attached as /dev/xvdf
-          database    the database runbook against the RDS endpoint (or aws.rds.host's address)
-          nfs-master  the NFS server runbook on the cc-nfs-master instance's private address
+          aws         groups, RDS (waited for), instances, volume at /dev/xvdf
+          database    the database runbook against the RDS endpoint
+          nfs-master  the NFS server runbook on cc-nfs-master
           repo-node   the repository server runbook on cc-repo-node
           web-node    the web server runbook on cc-web-node
-          images      images of the three, termination protection on the NFS server, load balancers,
+          images      images, termination protection, load balancers,
                       launch configurations, autoscaling groups
-        Each phase is journaled in the state directory; --resume continues the last interrupted run and
-        skips the phases it finished. --dry-run plans every phase it can know and says "depends" for
-        phases whose instances or database do not exist yet.
+
+        Each phase is journaled in the state directory; --resume continues the last interrupted deploy and skips the phases it finished. --dry-run plans every phase it can and says "depends" for phases whose instances or database do not exist yet. Hosts are reached at the instances' private addresses with the SSH settings of the inventory hosts named by aws.instances.<role>.host; aws.rds.host names a host standing in for RDS (docs/aws.md).
+
         Exit status: 0 deployed / nothing to change, 2 changes pending (--dry-run), 1 error.
         """
     )

@@ -25,10 +25,12 @@ struct DeployAllTests {
         let labHosts = lab["hosts"] as? [String: Any] ?? [:]
         var hosts: [String: Any] = [:]
         for name in hostNames {
-            hosts[name] = try #require(labHosts[name], "lab host \(name) missing from \(LabEnvironment.inventoryPath)")
+            guard let host = labHosts[name] else { throw TestFailure("lab host \(name) missing from \(LabEnvironment.inventoryPath)") }
+            hosts[name] = host
         }
         json["hosts"] = hosts
-        json["database"] = try #require(lab["database"], "the lab inventory has no database object")
+        guard let database = lab["database"] else { throw TestFailure("the lab inventory has no database object") }
+        json["database"] = database
         json["nfsServer"] = "nfs-master"
         var aws = json["aws"] as! [String: Any]
         var rds = aws["rds"] as! [String: Any]
@@ -171,7 +173,7 @@ struct DeployAllTests {
 
         // Run it as a separate process and kill it as soon as it reports the nfs-master phase done.
         let log = w.directory.appendingPathComponent("killed-deploy.log")
-        FileManager.default.createFile(atPath: log.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
         let argv = try Self.argv(inv, [])
         let p = Process()
         p.executableURL = URL(fileURLWithPath: argv[0])
