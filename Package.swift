@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
+        /// Property-based tests of the ccr protocol parser and 608 decoder (tests only).
+        .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
         // C libraries from Debian packages, found through pkg-config.
@@ -71,12 +73,17 @@ let package = Package(
         // ---- tests ----
         /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs.
         .target(name: "SupportKit", dependencies: [], path: "Tests/SupportKit"),
-        .testTarget(name: "CaptionsTests", dependencies: ["Captions", "SupportKit"]),
+        .testTarget(name: "CaptionsTests", dependencies: [
+            "Captions", "SupportKit", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "SupportKit"]),
         .testTarget(name: "StepKitTests", dependencies: ["StepKit", "Transport", "SupportKit"]),
         .testTarget(name: "LabTests", dependencies: ["Lab", "Transport", "SupportKit"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Captions", "SupportKit"]),
-        .testTarget(name: "TunerServerTests", dependencies: ["TunerServer", "Store", "Captions", "SupportKit"]),
+        .testTarget(name: "TunerServerTests", dependencies: [
+            "TunerServer", "Store", "Captions", "SupportKit",
+            .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),
         .testTarget(name: "CloudAPITests", dependencies: ["CloudAPI", "StepKit", "SupportKit"]),
         /// bench/peers (Ansible, pyinfra) and ccrun agree on the lab: each finds nothing to change after the others.

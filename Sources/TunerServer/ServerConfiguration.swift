@@ -58,21 +58,24 @@ public struct ServerConfiguration: Sendable {
         return c
     }
 
-    /// Settings known in each section, for the unknown-key check.
+    /// Settings known in each section, for the unknown-key check. `[web]` belongs to `ccr web`,
+    /// which reads the same file layout (the runbooks write one /etc/ccr/ccr.conf per node, and a
+    /// node running both services shares it): `ccr serve` accepts and ignores it, but still
+    /// checks its key names so that a typo there is reported by either service.
     static let knownKeys: [String: Set<String>] = [
         "server": ["listen", "port", "password", "max_tuners", "handshake_timeout", "idle_timeout", "wrong_password_delay", "node_name", "threads"],
         "archive": ["dir", "flush_interval", "flush_bytes"],
         "metrics": ["listen", "port"],
         "database": ["driver", "path", "host", "port", "user", "password", "name", "spool_dir", "heartbeat_interval"],
+        "web": ["listen", "archive_dir", "poll_ms", "user", "password"],
     ]
 
     /// Reads an INI config file (see docs/ccr.md); `environment` supplies `CCR_TUNER_PASSWORD` and
     /// `CCR_DB_PASSWORD`, which win over the file. A file holding a password must not be
     /// readable by group or others.
     public static func load(path: String, environment: [String: String]) throws -> ServerConfiguration {
-        let text: String
-        do { text = try readTextFile(path) } catch { throw ConfigurationError.unreadable(path: path, reason: error) }
-        let ini = try IniFile(text: text, source: path)
+        let file = try ConfigFile.read(path: path)
+        let ini = try IniFile(text: file.text, source: path)
         if let (key, entry) = ini.unknownKeys(known: knownKeys).first {
             throw IniError.unknownKey(source: path, line: entry.line, key: key)
         }
@@ -102,8 +105,8 @@ public struct ServerConfiguration: Sendable {
         if let v = ini.string("database", "spool_dir") { c.spoolDirectory = v.isEmpty ? nil : v }
         if let v = try ini.double("database", "heartbeat_interval", in: 0.1...3600) { c.heartbeatInterval = v }
 
-        let filePasswords = ["server", "database"].compactMap { s in ini.entry(s, "password").map { (s, $0) } }
-        if let (section, entry) = filePasswords.first, let mode = fileMode(path), mode & 0o077 != 0 {
+        let filePasswords = ["server", "database", "web"].compactMap { s in ini.entry(s, "password").map { (s, $0) } }
+        if let (section, entry) = filePasswords.first, let mode = file.mode, mode & 0o077 != 0 {
             throw ConfigurationError.secretsReadableByOthers(path: path, line: entry.line, key: "\(section).password", mode: mode)
         }
         c.password = environment["CCR_TUNER_PASSWORD"] ?? ini.string("server", "password")
@@ -128,6 +131,23 @@ public struct ServerConfiguration: Sendable {
             throw IniError.badValue(source: path, line: line, key: "database.driver", "expected sqlite, mysql, mariadb or none, got `\(driver)`")
         }
         return c
+    }
+}
+
+/// A configuration file's text and permission bits, read the same way by `ccr serve`,
+/// `ccr web` and `ccr watchdog` (the permission bits decide whether a password may be in it).
+public struct ConfigFile: Sendable {
+    public let path: String
+    public let text: String
+    /// `st_mode & 0o777`, nil when stat failed after the read.
+    public let mode: UInt32?
+
+    public static func read(path: String) throws(ConfigurationError) -> ConfigFile {
+        do {
+            return ConfigFile(path: path, text: try readTextFile(path), mode: fileMode(path))
+        } catch {
+            throw ConfigurationError.unreadable(path: path, reason: error)
+        }
     }
 }
 

@@ -44,23 +44,16 @@ struct ServeCommand: AsyncParsableCommand {
     @Option(name: .customLong("max-tuners"), help: "Connection limit.")
     var maxTuners: Int?
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(stringLiteral: ServiceBootstrap.levelHelp))
     var logLevel: String = "info"
 
     @Option(name: .customLong("ready-file"), help: .hidden)
     var readyFile: String?
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level: expected trace, debug, info, notice, warning, error or critical")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let bootstrap = try ServiceBootstrap.start(logLevel: logLevel)
         let logger = Logger(label: "ccr.serve")
-        let environment = currentEnvironment()
+        let environment = bootstrap.environment
         var settings = try config.map { try ServerConfiguration.load(path: $0, environment: environment) }
             ?? ServerConfiguration.defaultsWithEnvironment(environment)
         if let port { settings.port = port }
@@ -119,27 +112,4 @@ final class ShutdownSignal: @unchecked Sendable {
         for await name in stream { return name }
         return "end"
     }
-}
-
-func currentEnvironment() -> [String: String] {
-    var result: [String: String] = [:]
-    var pointer = environ
-    while let entry = pointer.pointee {
-        let pair = String(cString: entry)
-        if let eq = pair.firstIndex(of: "=") {
-            result[String(pair[..<eq])] = String(pair[pair.index(after: eq)...])
-        }
-        pointer += 1
-    }
-    return result
-}
-
-/// Writes a small text file (the ready file: a temporary name renamed into place, so a reader
-/// never sees it half written).
-func writeSmallFile(_ path: String, _ text: String) {
-    let temporary = path + ".tmp"
-    guard let file = fopen(temporary, "w") else { return }
-    fputs(text, file)
-    fclose(file)
-    rename(temporary, path)
 }

@@ -36,7 +36,7 @@ struct WatchdogCommand: AsyncParsableCommand {
     @Flag(help: "Check once and exit.")
     var once = false
 
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(stringLiteral: ServiceBootstrap.levelHelp))
     var logLevel: String = "info"
 
     func validate() throws {
@@ -46,18 +46,11 @@ struct WatchdogCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        guard let level = Logger.Level(rawValue: logLevel) else {
-            throw ValidationError("--log-level: expected trace, debug, info, notice, warning, error or critical")
-        }
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        let bootstrap = try ServiceBootstrap.start(logLevel: logLevel)
         let logger = Logger(label: "ccr.watchdog")
         let storeConfiguration: StoreConfiguration
         if let config {
-            let settings = try ServerConfiguration.load(path: config, environment: ProcessInfo.processInfo.environment)
+            let settings = try ServerConfiguration.load(path: config, environment: bootstrap.environment)
             guard let store = settings.store else { throw ValidationError("\(config): [database] driver = none: nothing to watch") }
             storeConfiguration = store
         } else {

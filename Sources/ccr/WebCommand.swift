@@ -1,5 +1,6 @@
 import ArgumentParser
 import Store
+import TunerServer
 import Web
 #if canImport(Glibc)
 import Glibc
@@ -32,16 +33,19 @@ struct WebCommand: AsyncParsableCommand {
     @Option(help: "Archive folder written by `ccr serve` ('' for none).")
     var archive: String?
 
+    @Option(name: .customLong("log-level"), help: ArgumentHelp(stringLiteral: ServiceBootstrap.levelHelp))
+    var logLevel: String = "info"
+
     @Option(name: .customLong("ready-file"), help: .hidden)
     var readyFile: String?
 
     func run() async throws {
-        let environment = currentEnvironment()
+        let bootstrap = try ServiceBootstrap.start(logLevel: logLevel)
+        let environment = bootstrap.environment
         var settings = WebConfiguration()
         if let config {
-            let text: String
-            do { text = try readConfigText(config) } catch { throw ValidationError("cannot read \(config): \(error)") }
-            settings = try WebConfiguration.load(text: text, source: config, fileMode: configFileMode(config), environment: environment)
+            let file = try ConfigFile.read(path: config)
+            settings = try WebConfiguration.load(text: file.text, source: config, fileMode: file.mode, environment: environment)
         }
         if let listen {
             guard let (host, port) = WebConfiguration.parseListen(listen) else { throw ValidationError("--listen: expected HOST:PORT") }
@@ -69,23 +73,4 @@ struct WebCommand: AsyncParsableCommand {
         await site.feed.shutdown()
         await source.close()
     }
-}
-
-private func readConfigText(_ path: String) throws -> String {
-    guard let file = fopen(path, "r") else { throw ValidationError(String(cString: strerror(errno))) }
-    defer { fclose(file) }
-    var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
-        let n = fread(&buffer, 1, buffer.count, file)
-        if n == 0 { break }
-        bytes += buffer[0..<n]
-    }
-    return String(decoding: bytes, as: UTF8.self)
-}
-
-private func configFileMode(_ path: String) -> UInt32? {
-    var st = stat()
-    guard stat(path, &st) == 0 else { return nil }
-    return UInt32(st.st_mode) & 0o777
 }

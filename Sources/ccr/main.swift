@@ -2,7 +2,6 @@ import ArgumentParser
 
 /// `ccr`: the CC Repository server. Receives captions from CCExtractor tuners, decodes them,
 /// archives them and serves them on the web.
-@main
 struct CCR: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ccr",
@@ -10,3 +9,8 @@ struct CCR: AsyncParsableCommand {
         subcommands: [DecodeCommand.self, ServeCommand.self, SchemaCommand.self, WatchdogCommand.self, WebCommand.self, BenchTunersCommand.self]
     )
 }
+
+// Top-level code instead of `@main`, so that this runs on the process's first thread before the
+// concurrency runtime and Dispatch start theirs (which inherit its signal mask).
+TerminationSignals.unblockInheritedMask()
+await CCR.main()
