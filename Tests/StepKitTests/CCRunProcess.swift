@@ -1,0 +1,112 @@
+import Foundation
+import SupportKit
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A separate `ccrun` process, run the way a user runs it (the binary `swift test` built beside
+/// the tests, or `$CCRUN_BINARY`), with its output captured to files. Tests stop it at a named
+/// point (`CCRUN_TEST_STOP_AT`, see `TestStopPoints`) and SIGKILL it there.
+final class CCRunProcess {
+    enum Failure: Error, CustomStringConvertible {
+        case missingBinary
+        case timedOut(String, output: String)
+        case exitedEarly(String, status: Int32, output: String)
+        var description: String {
+            switch self {
+            case .missingBinary: "the ccrun executable was not found beside the tests (swift test builds it; or set CCRUN_BINARY)"
+            case let .timedOut(what, output): "timed out waiting for ccrun to \(what); its output:\n\(output.suffix(3000))"
+            case let .exitedEarly(what, status, output): "ccrun exited (\(status)) before it could \(what); its output:\n\(output.suffix(3000))"
+            }
+        }
+    }
+
+    static func binary() throws -> String {
+        if let p = ProcessInfo.processInfo.environment["CCRUN_BINARY"], !p.isEmpty { return p }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("ccrun").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        throw Failure.missingBinary
+    }
+
+    let arguments: [String]
+    private let process = Process()
+    private let outURL: URL
+    private let errURL: URL
+    let started = ContinuousClock.now
+
+    init(_ arguments: [String], environment extra: [String: String], logDirectory: URL) throws {
+        self.arguments = arguments
+        let id = UUID().uuidString.prefix(8)
+        outURL = logDirectory.appendingPathComponent("ccrun-\(id).out")
+        errURL = logDirectory.appendingPathComponent("ccrun-\(id).err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.arguments = arguments
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "CCRUN_TEST_STOP_AT")
+        env["NO_COLOR"] = "1"
+        for (k, v) in extra { env[k] = v }
+        process.environment = env
+        process.standardOutput = try FileHandle(forWritingTo: outURL)
+        process.standardError = try FileHandle(forWritingTo: errURL)
+        process.standardInput = FileHandle.nullDevice
+        try process.run()
+    }
+
+    var pid: Int32 { process.processIdentifier }
+    var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+    var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+    var output: String { stdout + stderr }
+    var commandLine: String { "ccrun " + arguments.joined(separator: " ") }
+
+    /// The state letter from /proc/PID/stat (T when stopped), nil once it is gone.
+    var state: Character? {
+        guard process.isRunning, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return nil }
+        return stat[stat.index(close, offsetBy: 2)...].first
+    }
+
+    /// Waits until the process stopped itself (SIGSTOP at its test stop point).
+    func waitUntilStopped(timeout: Duration = .seconds(180)) async throws {
+        let deadline = ContinuousClock.now + timeout
+        while ContinuousClock.now < deadline {
+            if !process.isRunning {
+                throw Failure.exitedEarly("reach its stop point", status: process.terminationStatus, output: output)
+            }
+            if state == "T" { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        throw Failure.timedOut("reach its stop point", output: output)
+    }
+
+    /// SIGKILL, then wait for it to be gone. Safe to call twice.
+    func kill() async {
+        guard process.isRunning else { return }
+        _ = Glibc.kill(pid, SIGKILL)
+        while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
+    }
+
+    func resume() { _ = Glibc.kill(pid, SIGCONT) }
+
+    /// Waits for the exit status; kills the process when it overruns `timeout`.
+    func exitStatus(timeout: Duration = .seconds(300)) async throws -> Int32 {
+        let deadline = ContinuousClock.now + timeout
+        while process.isRunning {
+            if ContinuousClock.now > deadline {
+                await kill()
+                throw Failure.timedOut("exit", output: output)
+            }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        return process.terminationStatus
+    }
+
+    /// Seconds since start.
+    var elapsed: Duration { ContinuousClock.now - started }
+}
