@@ -51,12 +51,17 @@ enum HostFiles {
       done < /etc/ccrun-lab/devices
     fi
     hostname "$(cat /etc/hostname)"
-    # Local filesystems from /etc/fstab, as at boot (NFS cannot be mounted here, see docs/lab.md).
+    # Local filesystems from /etc/fstab, then the NFS ones (through the lab's mount.nfs stand-in,
+    # docs/lab.md), before any service starts, as Debian's mountnfs.sh does at boot.
     mount -a -t nonfs,nfs4 || true
+    mount -a -t nfs,nfs4 || true
     : > /run/utmp
     # rcS.d then rc2.d, like sysvinit. hwclock.sh and procps are skipped: they would set the
     # machine's clock and kernel-wide sysctls, which a lab host must not touch.
-    for s in /etc/rcS.d/S* /etc/rc2.d/S*; do
+    # Without insserv every update-rc.d link is S01, so LSB dependencies are not ordered: rpcbind
+    # (which nfs-common's rpc.statd and NFS servers need) is started first; its second start below
+    # is a no-op.
+    for s in /etc/rcS.d/S*rpcbind /etc/rc2.d/S*rpcbind /etc/rcS.d/S* /etc/rc2.d/S*; do
       case "$s" in *hwclock.sh|*procps) continue ;; esac
       [ -x "$s" ] && "$s" start </dev/null
     done
