@@ -44,8 +44,8 @@ final class CCRunProcess {
         let id = UUID().uuidString.prefix(8)
         outURL = logDirectory.appendingPathComponent("ccrun-\(id).out")
         errURL = logDirectory.appendingPathComponent("ccrun-\(id).err")
-        FileManager.default.createFile(atPath: outURL.path, contents: nil)
-        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
         process.executableURL = URL(fileURLWithPath: try Self.binary())
         process.arguments = arguments
         var env = ProcessInfo.processInfo.environment

@@ -31,7 +31,7 @@ final class FaultWorkspace {
         try JSONSerialization.data(withJSONObject: inv).write(to: URL(fileURLWithPath: inventory))
         secret = "PLANTED-fault-\(UUID().uuidString.prefix(12))"
         secretFile = directory.appendingPathComponent("secret").path
-        FileManager.default.createFile(atPath: secretFile, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
+        _ = FileManager.default.createFile(atPath: secretFile, contents: Data((secret + "\n").utf8), attributes: [.posixPermissions: 0o600])
         stateDirectory = directory.appendingPathComponent("state")
     }
 

@@ -51,7 +51,7 @@ struct LinkCutTests {
     func silentHostEndsAtTheConnectTimeout() async throws {
         let link = try CutLink()
         defer { link.remove() }
-        let target = SSHTarget(host: CutLink.blackHole, port: 22, knownHostsPath: "/nonexistent",
+        let target = SSHTarget(host: CutLink.blackHole, port: 22, knownHostsPath: FileManager.default.temporaryDirectory.appendingPathComponent("no-such-\(UUID().uuidString)/known_hosts").path,
                                connectTimeout: .milliseconds(1500))
         let started = ContinuousClock.now
         let error = await #expect(throws: TransportError.self) { try await SSHConnection.connect(target) }
