@@ -33,6 +33,9 @@ public final class TunerLoadGenerator: Sendable {
         public var closedByServer = 0
         public var bytesSent = 0
         public var finished = 0
+        /// Sends held back because the server had not read what was sent before (its socket
+        /// buffer and our small write buffer were full): the tuner lags instead of queueing.
+        public var heldBack = 0
         /// The first connection error, for the report.
         public var firstError: String?
     }
@@ -116,6 +119,9 @@ public final class TunerLoadGenerator: Sendable {
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(60))
             .channelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: 64))
+            // A server that cannot keep up must not make this process queue gigabytes: past 8 KB
+            // unsent per connection the driver waits (a 10,000-tuner run once queued 8 GB here).
+            .channelOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 2048, high: 8192))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(DiscardingHandler(progress: progress))
@@ -215,6 +221,7 @@ final class LoopDriver: @unchecked Sendable {
         let now = NIODeadline.now()
         var sent = 0
         var finished = 0
+        var heldBack = 0
         var i = 0
         while i < connections.count {
             var c = connections[i]
@@ -225,16 +232,20 @@ final class LoopDriver: @unchecked Sendable {
                     finished += 1
                     continue
                 }
-                sent += sendProbeCaption(&c, probe: probe)
+                if c.channel.isWritable { sent += sendProbeCaption(&c, probe: probe) } else { heldBack += 1 }
                 connections[i] = c
                 i += 1
                 continue
             }
             let elapsed = Double((now - c.started).nanoseconds) / 1_000_000 * speed
             var end = c.offset
-            while c.block < schedule.blocks.count && Double(schedule.blocks[c.block].due) <= elapsed {
-                end = schedule.blocks[c.block].end
-                c.block += 1
+            if c.channel.isWritable {
+                while c.block < schedule.blocks.count && Double(schedule.blocks[c.block].due) <= elapsed {
+                    end = schedule.blocks[c.block].end
+                    c.block += 1
+                }
+            } else {
+                heldBack += 1
             }
             if end > c.offset {
                 var buffer = c.channel.allocator.buffer(capacity: end - c.offset)
@@ -253,10 +264,11 @@ final class LoopDriver: @unchecked Sendable {
             connections[i] = c
             i += 1
         }
-        if sent > 0 || finished > 0 {
+        if sent > 0 || finished > 0 || heldBack > 0 {
             progress?.update {
                 $0.bytesSent += sent
                 $0.finished += finished
+                $0.heldBack += heldBack
             }
         }
     }

@@ -173,8 +173,8 @@ struct BenchTunersCommand: AsyncParsableCommand {
         let perTuner = Double(end.rssKB - baseline.rssKB) / Double(max(connected, 1))
         let cpu = Double(end.cpuTicks - start.cpuTicks) / Double(ProcessStats.ticksPerSecond) / elapsed * 100
         let rate = Double(progress.bytesSent - startBytes) / elapsed
-        print(String(format: "tuners connected at the server: %d (client: %d opened, %d failed, %d closed)", connected,
-                     progress.connected, progress.failed, progress.closedByServer))
+        print(String(format: "tuners connected at the server: %d (client: %d opened, %d failed, %d closed; %d sends held back while the server lagged)",
+                     connected, progress.connected, progress.failed, progress.closedByServer, progress.heldBack))
         print(String(format: "server RSS: baseline %d KB, now %d KB, peak %d KB", baseline.rssKB, end.rssKB, peakRSS))
         print(String(format: "RSS per tuner: %.2f KB (anonymous memory only: %.2f KB; RssAnon %d -> %d KB)", perTuner,
                      Double(end.anonKB - baseline.anonKB) / Double(max(connected, 1)), baseline.anonKB, end.anonKB))
