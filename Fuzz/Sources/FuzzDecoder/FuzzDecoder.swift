@@ -1,0 +1,98 @@
+import Captions
+
+/// libFuzzer entry: the input is a `.bin` recording without its 11-byte header (added here, so
+/// that the fuzzer spends its time in records). The first byte picks the read size for the
+/// streaming path and the channel. Properties checked (a failed precondition is a finding):
+/// - no crash in the reader, the assembler, the decoder or the srt/txt/ttxt writers;
+/// - the offline reader (`ccr decode`) and the server's assembler fed in pieces give the same events;
+/// - every srt row fits 32 columns, a cue has at most 15 rows, transcript lines fit a row.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    guard size > 0 else { return 0 }
+    let control = data[0]
+    let bytes = RCWTHeader.bytes + Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
+    let options = DecoderOptions(channel: CaptionChannel(rawValue: Int(control & 0x03) + 1)!, xds: true,
+                                 checkParity: control & 0x04 != 0)
+    let chunk = Int(control >> 3) * 7 + 1
+
+    var whole = CaptionDecoder(options: options)
+    var wholeEvents: [CaptionEvent] = []
+    var wholeFailed = false
+    do throws(RCWTError) {
+        try RCWTFileReader(bytes: bytes).forEachRecord { record in wholeEvents += whole.decode(record) }
+    } catch {
+        wholeFailed = true
+    }
+    wholeEvents += whole.finish()
+
+    var split = CaptionDecoder(options: options)
+    var splitEvents: [CaptionEvent] = []
+    var assembler = RCWTRecordAssembler(maxTriplets: 0xFFFF)
+    var index = RCWTHeader.count
+    do throws(RCWTError) {
+        while index < bytes.count {
+            let end = min(bytes.count, index + chunk)
+            try assembler.append(bytes[index..<end]) { (record: RCWTRecord) throws(RCWTError) in
+                splitEvents += split.decode(record)
+            }
+            precondition(assembler.pendingByteCount <= 10 + 3 * 0xFFFF)
+            index = end
+        }
+    } catch {
+        preconditionFailure("the assembler rejected what the file reader reads: \(error)")
+    }
+    splitEvents += split.finish()
+    precondition(wholeFailed == (assembler.bytesNeeded > 0), "reader and assembler disagree on truncation")
+    precondition(wholeEvents == splitEvents, "events depend on how the bytes were cut")
+
+    var writers: [any CaptionWriter] = CaptionFormat.allCases.map { CaptionFile.makeWriter($0, xds: true) }
+    for event in wholeEvents {
+        switch event {
+        case .cue(let cue):
+            precondition(cue.rows.count <= 15 && cue.lines.count <= 15)
+            for row in cue.rows { precondition(visibleColumns(row) <= 32, "row wider than 32 columns: \(row)") }
+            for line in cue.lines { precondition(line.text.count <= 32, "line wider than 32 columns: \(line.text)") }
+        case .xds(let xds):
+            precondition(!xds.lines.isEmpty)
+        }
+        for i in writers.indices { _ = writers[i].write(event) }
+    }
+    for i in writers.indices { _ = writers[i].finish() }
+    return 0
+}
+
+func visibleColumns(_ row: String) -> Int {
+    var count = 0
+    var rest = Substring(row)
+    while let first = rest.first {
+        if first == "<", let close = rest.firstIndex(of: ">") {
+            let tag = rest[rest.startIndex...close]
+            if tag == "<i>" || tag == "</i>" || tag == "<u>" || tag == "</u>" || tag == "</font>" || tag.hasPrefix("<font ") {
+                rest = rest[rest.index(after: close)...]
+                continue
+            }
+        }
+        count += 1
+        rest = rest.dropFirst()
+    }
+    return count
+}
+
+/// SwiftPM links an executable target's entry point as `FuzzDecoder_main` (so tests can import it), which
+/// takes the place of libFuzzer's own main: hand the command line to libFuzzer's driver here.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+@_cdecl("FuzzDecoder_main")
+func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in
+        guard let data, size > 0 else { return 0 }
+        return fuzzDecoder(data, size)
+    }
+}

@@ -1,0 +1,82 @@
+import Captions
+import TunerCore
+
+/// libFuzzer entry: the input is a tuner's byte stream. Its first byte picks the read size
+/// (1...256 bytes per read) and whether the server wants a password. Properties checked (a
+/// failed precondition is a finding):
+/// - no crash, no unbounded growth (ASan/libFuzzer's -rss_limit_mb and -malloc_limit_mb);
+/// - the same events and the same outcome whether the stream arrives whole or in pieces;
+/// - every srt row fits 32 columns and a cue has at most 15 rows.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzSession(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
+    guard size > 0 else { return 0 }
+    let control = data[0]
+    let bytes = Array(UnsafeBufferPointer(start: data + 1, count: size - 1))
+    let password: String? = control & 0x80 != 0 ? "fuzz" : nil
+    let chunk = Int(control & 0x7F) * 2 + 1
+    let whole = run(bytes, password: password, chunk: bytes.count + 1)
+    let split = run(bytes, password: password, chunk: chunk)
+    precondition(whole.closed == split.closed, "outcome depends on the split: \(whole.closed) vs \(split.closed)")
+    precondition(whole.events == split.events, "events depend on the split")
+    return 0
+}
+
+private func run(_ bytes: [UInt8], password: String?, chunk: Int) -> (events: [String], closed: String) {
+    // Never flushed, so nothing is written under this root.
+    let settings = SessionSettings(password: password, layout: ArchiveLayout(root: "/nonexistent/ccr-fuzz"))
+    var session = TunerSession(tuner: "fuzz", settings: settings, clock: { 1_700_000_000_000 })
+    var events: [String] = []
+    var index = 0
+    while index < bytes.count {
+        let end = min(bytes.count, index + chunk)
+        do throws(SessionClose) {
+            try session.receive(bytes[index..<end]) { event in
+                if case .cue(let cue, _) = event {
+                    precondition(cue.rows.count <= 15, "\(cue.rows.count) rows")
+                    for row in cue.rows { precondition(visibleColumns(row) <= 32, "row wider than 32 columns: \(row)") }
+                }
+                events.append("\(event)")
+            }
+        } catch {
+            return (events, error.kind.rawValue)
+        }
+        index = end
+    }
+    return (events, "open")
+}
+
+func visibleColumns(_ row: String) -> Int {
+    var count = 0
+    var rest = Substring(row)
+    while let first = rest.first {
+        if first == "<", let close = rest.firstIndex(of: ">") {
+            let tag = rest[rest.startIndex...close]
+            if tag == "<i>" || tag == "</i>" || tag == "<u>" || tag == "</u>" || tag == "</font>" || tag.hasPrefix("<font ") {
+                rest = rest[rest.index(after: close)...]
+                continue
+            }
+        }
+        count += 1
+        rest = rest.dropFirst()
+    }
+    return count
+}
+
+/// SwiftPM links an executable target's entry point as `FuzzSession_main` (so tests can import it), which
+/// takes the place of libFuzzer's own main: hand the command line to libFuzzer's driver here.
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(
+    _ argc: UnsafeMutablePointer<Int32>,
+    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+@_cdecl("FuzzSession_main")
+func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
+    var count = argc
+    var arguments = argv
+    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in
+        guard let data, size > 0 else { return 0 }
+        return fuzzSession(data, size)
+    }
+}
