@@ -169,7 +169,10 @@ struct ProtocolPropertyTests {
 
     @Test("random bytes into a session: closes with a reason or keeps going, never crashes")
     func sessionOnRandomBytes() async throws {
-        let layout = ArchiveLayout(root: "/nonexistent/ccr-prop") // never flushed: nothing touches the disk
+        // A program named by XDS renames its (not yet written) files, which creates folders.
+        let root = try makeTemporaryDirectory("prop")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let layout = ArchiveLayout(root: root.path)
         await propertyCheck(count: 300, input: Gen.uint8().array(of: 0...3000), Self.chunkSizes, Gen.bool) { bytes, cuts, withPassword in
             let run = Self.runSession(bytes, password: withPassword ? Self.password : nil, cuts: cuts, layout: layout)
             if run.wrongPassword { #expect(run.close == .password) }
@@ -178,7 +181,9 @@ struct ProtocolPropertyTests {
 
     @Test("mutated valid streams into a session: no crash, rows fit 32 columns, the same outcome in any split")
     func sessionOnMutatedStreams() async throws {
-        let layout = ArchiveLayout(root: "/nonexistent/ccr-prop")
+        let root = try makeTemporaryDirectory("prop")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let layout = ArchiveLayout(root: root.path)
         let bases = Self.baseStreams()
         await propertyCheck(count: 80, input: Gen.int(in: 0...(bases.count - 1)), Self.mutations, Self.chunkSizes) { which, mutations, cuts in
             let base = bases[which]
@@ -193,7 +198,9 @@ struct ProtocolPropertyTests {
 
     @Test("a valid prefix split at any points gives the same events as the prefix whole")
     func validPrefixSplitAnywhere() async throws {
-        let layout = ArchiveLayout(root: "/nonexistent/ccr-prop")
+        let root = try makeTemporaryDirectory("prop")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let layout = ArchiveLayout(root: root.path)
         let bases = Self.baseStreams()
         await propertyCheck(count: 60, input: Gen.int(in: 0...(bases.count - 1)), Gen.int(in: 0...Int(Int32.max)), Self.chunkSizes) { which, cut, cuts in
             let base = bases[which]
@@ -208,7 +215,9 @@ struct ProtocolPropertyTests {
 
     @Test("huge EPG_DATA and PING traffic is streamed through: the session holds nothing")
     func nonCaptionBlocksAreNotBuffered() async throws {
-        let layout = ArchiveLayout(root: "/nonexistent/ccr-prop")
+        let root = try makeTemporaryDirectory("prop")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let layout = ArchiveLayout(root: root.path)
         await propertyCheck(count: 20, input: Gen.int(in: 0...(1 << 18)), Self.chunkSizes) { length, cuts in
             let bytes = BlockCommand.ping.block() + BlockCommand.epgData.block([UInt8](repeating: 0x41, count: length))
                 + BlockCommand.ping.block()

@@ -22,8 +22,8 @@ public func fuzzSession(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
 }
 
 private func run(_ bytes: [UInt8], password: String?, chunk: Int) -> (events: [String], closed: String) {
-    // Never flushed, so nothing is written under this root.
-    let settings = SessionSettings(password: password, layout: ArchiveLayout(root: "/nonexistent/ccr-fuzz"))
+    // Never flushed; naming a program may create folders, under Fuzz/run's scratch folder.
+    let settings = SessionSettings(password: password, layout: ArchiveLayout(root: "fuzz-archive"))
     var session = TunerSession(tuner: "fuzz", settings: settings, clock: { 1_700_000_000_000 })
     var events: [String] = []
     var index = 0
