@@ -44,7 +44,7 @@ struct BareHostRunbookTests {
             let reset = try ccrun.run(["lab", "reset-host"] + BareHostRunbookTests.cases.map(\.host))
             try #require(reset.status == 0, "ccrun lab reset-host: \(reset.text)")
             for c in BareHostRunbookTests.cases {
-                let probe = try lab.run(c.host, "test ! -e /usr/local/bin/ccr && test ! -e /etc/ccr && ! grep -q /srv /etc/fstab && ! dpkg-query -W nfs-common apache2 nfs-ganesha 2>/dev/null | grep -q .")
+                let probe = try lab.run(c.host, "test ! -e /usr/local/bin/ccr && test ! -e /etc/ccr && ! grep -q /srv /etc/fstab && ! dpkg-query -W -f '${db:Status-Status}\\n' nfs-common apache2 nfs-ganesha 2>/dev/null | grep -qx installed")
                 try #require(probe.status == 0, "\(c.host) is not bare after reset-host:\n\(probe.output)")
             }
             let db = try ccrun.run(["database", "--inventory", inventory, "--state-dir", stateDir] + ship)
@@ -94,11 +94,23 @@ struct BareHostRunbookTests {
 
         // Rollback, last deployed first (the clients' mounts of host8's volume go before host8's own).
         for c in Self.cases.reversed() {
-            let rb = try s.ccrun.run(["rollback", "--inventory", s.inventory, "--state-dir", s.stateDir, c.host])
+            let rollback = ["rollback", "--inventory", s.inventory, "--state-dir", s.stateDir, c.host]
+            var rb = try s.ccrun.run(rollback)
+            var said = rb.stdout
+            if c.runbook == "nfs-master" && rb.status != 0 {
+                // The clients' services wrote logs onto the master's volume: data the run did not
+                // create. Rollback keeps it and stops there, naming the folder; the operator moves
+                // the data away and runs rollback again, which continues where it stopped.
+                #expect(rb.stdout.contains("holds files this run did not create"), "ccrun rollback \(c.host): \(rb.text)")
+                try s.lab.check(c.host, "for d in /srv/logs /srv/archive /srv/web; do [ ! -d $d ] || find $d -mindepth 1 -delete; done",
+                                "moving the services' data away")
+                rb = try s.ccrun.run(rollback)
+                said += rb.stdout
+            }
             #expect(rb.status == 0, "ccrun rollback \(c.host): \(rb.text)")
             if c.runbook == "nfs-master" {
-                let mkfs = rb.stdout.split(separator: "\n").filter { $0.contains("irreversible") && $0.contains("ext4") }
-                #expect(!mkfs.isEmpty, "rollback of nfs-master did not report the mkfs step as irreversible:\n\(rb.stdout)")
+                let mkfs = said.split(separator: "\n").filter { $0.contains("irreversible") && $0.contains("ext4") }
+                #expect(!mkfs.isEmpty, "rollback of nfs-master did not report the mkfs step as irreversible:\n\(said)")
             }
             let after = try s.lab.manifest(c.host), before = pristine[c.host]!
             #expect(LabHostShell.withoutVersions(after) == LabHostShell.withoutVersions(before),

@@ -18,7 +18,8 @@ import Testing
         for k in 0..<5 {
             var texts: [String] = []
             try session.receive(LatencyProbe.caption(id: 3_000_000 + k, at: Int64(k) * 1000)) { event in
-                if case .cue(let cue, _) = event { texts.append(cue.plainText) }
+                // As the server's handler: a cue with no lines (a cleared screen) is not stored.
+                if case .cue(let cue, _) = event, !cue.lines.isEmpty { texts.append(cue.plainText) }
             }
             #expect(texts.map { LatencyProbe.id(in: $0) } == (k == 0 ? [] : [3_000_000 + k - 1]), "after caption \(k): \(texts)")
         }
