@@ -81,6 +81,25 @@ public struct Cue: Sendable, Hashable {
 
     /// The rows without tags and trailing spaces (for search and display).
     public var plainText: String { lines.map(\.text).joined(separator: "\n") }
+
+    /// Screen columns an srt row occupies: its characters without the `<i>`, `<u>`, `<font ...>`
+    /// tags (and their ends) that `RowRenderer.srtRow` puts in. A 608 row never exceeds 32.
+    public static func visibleColumns(_ row: String) -> Int {
+        var count = 0
+        var rest = Substring(row)
+        while let first = rest.first {
+            if first == "<", let close = rest.firstIndex(of: ">") {
+                let tag = rest[rest.startIndex...close]
+                if tag == "<i>" || tag == "</i>" || tag == "<u>" || tag == "</u>" || tag == "</font>" || tag.hasPrefix("<font ") {
+                    rest = rest[rest.index(after: close)...]
+                    continue
+                }
+            }
+            count += 1
+            rest = rest.dropFirst()
+        }
+        return count
+    }
 }
 
 /// The typed content of an XDS packet.

@@ -206,30 +206,11 @@ struct DecoderPropertyTests {
         case .cue(let cue):
             #expect(cue.rows.count <= 15)
             #expect(cue.lines.count <= 15)
-            for row in cue.rows { #expect(visibleColumns(row) <= 32, "row \(row.debugDescription)") }
+            for row in cue.rows { #expect(Cue.visibleColumns(row) <= 32, "row \(row.debugDescription)") }
             for line in cue.lines { #expect(line.text.count <= 32, "line \(line.text.debugDescription)") }
             #expect(cue.start <= cue.end || cue.start == -1)
         case .xds(let xds):
             #expect(!xds.lines.isEmpty)
         }
-    }
-
-    /// Characters of a row as shown, without the `<i>`, `<u>`, `<font ...>` tags and their ends
-    /// that srt rows carry.
-    static func visibleColumns(_ row: String) -> Int {
-        var count = 0
-        var rest = Substring(row)
-        while let first = rest.first {
-            if first == "<", let close = rest.firstIndex(of: ">") {
-                let tag = rest[rest.startIndex...close]
-                if tag == "<i>" || tag == "</i>" || tag == "<u>" || tag == "</u>" || tag == "</font>" || tag.hasPrefix("<font ") {
-                    rest = rest[rest.index(after: close)...]
-                    continue
-                }
-            }
-            count += 1
-            rest = rest.dropFirst()
-        }
-        return count
     }
 }

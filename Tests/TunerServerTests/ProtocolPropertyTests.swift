@@ -147,7 +147,7 @@ struct ProtocolPropertyTests {
                 try session.receive(bytes[index..<end]) { event in
                     switch event {
                     case .cue(let cue, _):
-                        for row in cue.rows { #expect(visibleColumns(row) <= 32, "row \(row.debugDescription)") }
+                        for row in cue.rows { #expect(Cue.visibleColumns(row) <= 32, "row \(row.debugDescription)") }
                         #expect(cue.rows.count <= 15)
                     case .wrongPassword:
                         run.wrongPassword = true
@@ -225,23 +225,5 @@ struct ProtocolPropertyTests {
             #expect(run.close == nil)
             #expect(run.events == Array(repeating: "\(SessionEvent.reply([0x37]))", count: 2))
         }
-    }
-
-    /// Characters of an srt row as shown (the `<i>`, `<font ...>` tags excluded).
-    static func visibleColumns(_ row: String) -> Int {
-        var count = 0
-        var rest = Substring(row)
-        while let first = rest.first {
-            if first == "<", let close = rest.firstIndex(of: ">") {
-                let tag = rest[rest.startIndex...close]
-                if tag == "<i>" || tag == "</i>" || tag == "<u>" || tag == "</u>" || tag == "</font>" || tag.hasPrefix("<font ") {
-                    rest = rest[rest.index(after: close)...]
-                    continue
-                }
-            }
-            count += 1
-            rest = rest.dropFirst()
-        }
-        return count
     }
 }

@@ -50,7 +50,7 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         switch event {
         case .cue(let cue):
             precondition(cue.rows.count <= 15 && cue.lines.count <= 15)
-            for row in cue.rows { precondition(visibleColumns(row) <= 32, "row wider than 32 columns: \(row)") }
+            for row in cue.rows { precondition(Cue.visibleColumns(row) <= 32, "row wider than 32 columns: \(row)") }
             for line in cue.lines { precondition(line.text.count <= 32, "line wider than 32 columns: \(line.text)") }
         case .xds(let xds):
             precondition(!xds.lines.isEmpty)
@@ -59,23 +59,6 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     }
     for i in writers.indices { _ = writers[i].finish() }
     return 0
-}
-
-func visibleColumns(_ row: String) -> Int {
-    var count = 0
-    var rest = Substring(row)
-    while let first = rest.first {
-        if first == "<", let close = rest.firstIndex(of: ">") {
-            let tag = rest[rest.startIndex...close]
-            if tag == "<i>" || tag == "</i>" || tag == "<u>" || tag == "</u>" || tag == "</font>" || tag.hasPrefix("<font ") {
-                rest = rest[rest.index(after: close)...]
-                continue
-            }
-        }
-        count += 1
-        rest = rest.dropFirst()
-    }
-    return count
 }
 
 /// SwiftPM links an executable target's entry point as `FuzzDecoder_main` (so tests can import it), which

@@ -33,7 +33,7 @@ private func run(_ bytes: [UInt8], password: String?, chunk: Int) -> (events: [S
             try session.receive(bytes[index..<end]) { event in
                 if case .cue(let cue, _) = event {
                     precondition(cue.rows.count <= 15, "\(cue.rows.count) rows")
-                    for row in cue.rows { precondition(visibleColumns(row) <= 32, "row wider than 32 columns: \(row)") }
+                    for row in cue.rows { precondition(Cue.visibleColumns(row) <= 32, "row wider than 32 columns: \(row)") }
                 }
                 events.append("\(event)")
             }
@@ -43,23 +43,6 @@ private func run(_ bytes: [UInt8], password: String?, chunk: Int) -> (events: [S
         index = end
     }
     return (events, "open")
-}
-
-func visibleColumns(_ row: String) -> Int {
-    var count = 0
-    var rest = Substring(row)
-    while let first = rest.first {
-        if first == "<", let close = rest.firstIndex(of: ">") {
-            let tag = rest[rest.startIndex...close]
-            if tag == "<i>" || tag == "</i>" || tag == "<u>" || tag == "</u>" || tag == "</font>" || tag.hasPrefix("<font ") {
-                rest = rest[rest.index(after: close)...]
-                continue
-            }
-        }
-        count += 1
-        rest = rest.dropFirst()
-    }
-    return count
 }
 
 /// SwiftPM links an executable target's entry point as `FuzzSession_main` (so tests can import it), which
