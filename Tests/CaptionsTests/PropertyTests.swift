@@ -48,27 +48,8 @@ struct DecoderPropertyTests {
         return streams
     }
 
-    /// One random change to a byte stream: overwrite, insert or delete a byte at a position
-    /// (taken modulo the stream's length, so any generated value applies to any stream).
-    struct Mutation: Sendable, CustomStringConvertible {
-        var kind: Int
-        var position: Int
-        var byte: UInt8
-        var description: String { "\(["set", "insert", "delete"][kind]) @\(position) \(byte)" }
-
-        func apply(_ bytes: inout [UInt8]) {
-            guard !bytes.isEmpty else { bytes.append(byte); return }
-            let at = position % bytes.count
-            switch kind {
-            case 0: bytes[at] = byte
-            case 1: bytes.insert(byte, at: at)
-            default: bytes.remove(at: at)
-            }
-        }
-    }
-
     static let mutations = zip(Gen.int(in: 0...2), Gen.int(in: 0...Int(Int32.max)), Gen.uint8())
-        .map { Mutation(kind: $0, position: $1, byte: $2) }
+        .map { ByteMutation(kind: $0, position: $1, byte: $2) }
         .array(of: 1...24)
 
     /// Random triplets, mostly 608 data whose first byte looks like a control code.

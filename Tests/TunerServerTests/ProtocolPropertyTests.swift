@@ -43,25 +43,8 @@ struct ProtocolPropertyTests {
         return streams
     }
 
-    struct Mutation: Sendable, CustomStringConvertible {
-        var kind: Int
-        var position: Int
-        var byte: UInt8
-        var description: String { "\(["set", "insert", "delete"][kind]) @\(position) \(byte)" }
-
-        func apply(_ bytes: inout [UInt8], within limit: Int) {
-            guard !bytes.isEmpty else { bytes.append(byte); return }
-            let at = position % min(bytes.count, max(1, limit))
-            switch kind {
-            case 0: bytes[at] = byte
-            case 1: bytes.insert(byte, at: at)
-            default: bytes.remove(at: at)
-            }
-        }
-    }
-
     static let mutations = zip(Gen.int(in: 0...2), Gen.int(in: 0...Int(Int32.max)), Gen.uint8())
-        .map { Mutation(kind: $0, position: $1, byte: $2) }
+        .map { ByteMutation(kind: $0, position: $1, byte: $2) }
         .array(of: 1...16)
 
     static let chunkSizes = Gen.int(in: 1...4096).array(of: 1...60)
@@ -83,7 +66,7 @@ struct ProtocolPropertyTests {
         let bases = Self.baseStreams()
         await propertyCheck(count: 150, input: Gen.int(in: 0...(bases.count - 1)), Self.mutations, Self.chunkSizes) { which, mutations, cuts in
             var bytes = Array(bases[which].bytes.prefix(60_000))
-            for m in mutations { m.apply(&bytes, within: bytes.count) }
+            for m in mutations { m.apply(&bytes) }
             Self.checkFramer(bytes, cuts: cuts)
         }
     }
@@ -188,7 +171,7 @@ struct ProtocolPropertyTests {
         await propertyCheck(count: 80, input: Gen.int(in: 0...(bases.count - 1)), Self.mutations, Self.chunkSizes) { which, mutations, cuts in
             let base = bases[which]
             var bytes = Array(base.bytes.prefix(80_000))
-            for m in mutations { m.apply(&bytes, within: bytes.count) }
+            for m in mutations { m.apply(&bytes) }
             let whole = Self.runSession(bytes, password: base.password, cuts: [bytes.count + 1], layout: layout)
             let split = Self.runSession(bytes, password: base.password, cuts: cuts, layout: layout)
             #expect(split.close == whole.close)
