@@ -15,8 +15,8 @@ public struct Deployment: Sendable {
     public var readWritePassword: Secret
     /// The database name (`cc` in the guide).
     public var databaseName: String
-    /// The statically linked release `ccr` built on the controller.
-    public var ccrBinary: Data
+    /// The statically linked release `ccr` built on the controller (mapped, digest computed once).
+    public var ccrBinary: Payload
     /// `ccr schema --dialect mysql` of that binary.
     public var schemaSQL: String
     /// packaging/init.d/* and packaging/systemd/*.service, by service name.
@@ -26,7 +26,7 @@ public struct Deployment: Sendable {
     public var forceMkfs: Bool
 
     public init(nfsServer: String, admin: DatabaseEndpoint, readOnlyPassword: Secret, readWritePassword: Secret,
-                databaseName: String = "cc", ccrBinary: Data, schemaSQL: String, serviceFiles: [String: ServiceFiles],
+                databaseName: String = "cc", ccrBinary: Payload, schemaSQL: String, serviceFiles: [String: ServiceFiles],
                 dataDevice: String = "/dev/xvdf", forceMkfs: Bool = false) {
         self.nfsServer = nfsServer; self.admin = admin; self.readOnlyPassword = readOnlyPassword
         self.readWritePassword = readWritePassword; self.databaseName = databaseName; self.ccrBinary = ccrBinary

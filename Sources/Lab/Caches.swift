@@ -38,10 +38,18 @@ struct RootfsCache {
 
     var stamp: String { "rev=\(HostFiles.rootfsRevision) include=\(LabPackages.baseSystem.joined(separator: ","))" }
     var stampPath: String { "\(spec.rootfsPath)/etc/ccrun-lab-rootfs" }
+    /// A random token written at each build. A host's writable layer records the build it was made
+    /// on: an overlay whose lower layer was rebuilt under it fails in odd ways (ENOENT on create),
+    /// so `up` gives such a host a fresh layer instead (see `Lab.ensureFilesystem`).
+    var buildPath: String { "\(spec.rootfsPath)/etc/ccrun-lab-rootfs-build" }
+
+    var build: String? {
+        (try? String(contentsOfFile: buildPath, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
 
     var isCurrent: Bool {
         (try? String(contentsOfFile: stampPath, encoding: .utf8))?
-            .trimmingCharacters(in: .whitespacesAndNewlines) == stamp
+            .trimmingCharacters(in: .whitespacesAndNewlines) == stamp && build != nil
     }
 
     func ensure() throws {
@@ -76,6 +84,7 @@ struct RootfsCache {
         try write(HostFiles.sshdConfig + "\n", to: "\(root)/etc/ssh/sshd_config.d/ccrun-lab.conf", mode: 0o644)
         try write(HostFiles.ganeshaInitScript + "\n", to: "\(root)/etc/init.d/nfs-ganesha", mode: 0o755)
         try write(HostFiles.sudoers, to: "\(root)/etc/sudoers.d/ccrun-lab-deploy", mode: 0o440)
+        try write(randomToken(16) + "\n", to: "\(root)/etc/ccrun-lab-rootfs-build", mode: 0o644)
         try write(stamp + "\n", to: "\(root)/etc/ccrun-lab-rootfs", mode: 0o644)
     }
 }
@@ -171,8 +180,11 @@ func write(_ text: String, to path: String, mode: Int) throws {
     let directory = (path as NSString).deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let temp = path + ".tmp-ccrun"
-    FileManager.default.createFile(atPath: temp, contents: nil, attributes: [.posixPermissions: mode])
-    let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: temp))
+    let descriptor = open(temp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, mode_t(mode))
+    guard descriptor >= 0 else {
+        throw ShellError(command: "create \(temp)", status: errno, stderr: String(cString: strerror(errno)))
+    }
+    let handle = FileHandle(fileDescriptor: descriptor, closeOnDealloc: true)
     try handle.write(contentsOf: Data(text.utf8))
     try handle.close()
     _ = chmod(temp, mode_t(mode))

@@ -133,10 +133,26 @@ public struct Lab: Sendable {
     }
 
     /// Mounts the host's overlay; returns true when the host's writable layer is new.
+    ///
+    /// A layer made on an earlier build of the root filesystem (a rebuild, or state left by an
+    /// earlier lab on this machine) is discarded first: overlayfs does not support a lower layer
+    /// that changed under its upper layer, and creating files in it then fails with ENOENT.
     private func ensureFilesystem(host: String) throws -> Bool {
         let dir = spec.hostDirectory(host)
         let merged = spec.mergedPath(host)
+        let buildRecord = "\(dir)/rootfs-build"
+        let build = RootfsCache(spec: spec, shell: shell, log: log).build ?? ""
+        let recorded = (try? String(contentsOfFile: buildRecord, encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        if FileManager.default.fileExists(atPath: "\(dir)/upper"), recorded != build {
+            log("\(host): its writable layer was made on another root filesystem build; starting it afresh")
+            try Processes.killAndWait(pids(inNamespace: spec.namespace(of: host)))
+            try Mounts.unmountTree(under: dir + "/", shell: shell)
+            try removeDirectory("\(dir)/upper")
+            try removeDirectory("\(dir)/work")
+        }
         try shell.run("mkdir", ["-p", "\(dir)/upper", "\(dir)/work", merged])
+        try write(build + "\n", to: buildRecord, mode: 0o644)
         // nfs_export (with index) gives the overlay file handles, which ganesha's VFS FSAL needs.
         if !Mounts.isMountPoint(merged) {
             try shell.run("mount", ["-t", "overlay", "overlay", "-o",
@@ -441,7 +457,7 @@ public struct Lab: Sendable {
 /// Mount table queries (/proc/self/mountinfo) for the lab's overlays.
 enum Mounts {
     static func mountPoints(under prefix: String) -> [String] {
-        guard let text = try? String(contentsOfFile: "/proc/self/mountinfo", encoding: .utf8) else { return [] }
+        guard let text = ProcFile.text("/proc/self/mountinfo") else { return [] }
         return text.split(separator: "\n").compactMap { line in
             let fields = line.split(separator: " ")
             guard fields.count > 4 else { return nil }

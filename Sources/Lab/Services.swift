@@ -127,7 +127,7 @@ struct MotoService {
 
     func runningIdentity() -> String? {
         guard let pid = Processes.matching(isServerProcess).first,
-              let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let stat = ProcFile.text("/proc/\(pid)/stat"),
               let close = stat.lastIndex(of: ")") else { return nil }
         let fields = stat[stat.index(after: close)...].split(separator: " ")
         return fields.count > 19 ? "\(pid) \(fields[19])" : nil

@@ -14,10 +14,15 @@ public struct ShellAction: Sendable, Hashable {
 
 /// Bytes to place at a path with mode and owner: sent under a temporary name, chowned,
 /// chmoded, then renamed over the path, so readers never see a half-written file.
+///
+/// A payload with a known SHA-256 (an `Upload`) is also checked on the target before the rename
+/// and its digest recorded in the target's digest cache (`FileProbe.digestCacheDirectory`), so
+/// the next probe of the unchanged file need not hash it again.
 public struct UploadAction: Sendable, Hashable {
     public var path: String
     public var content: SecretText?
     public var bytes: Data?
+    public var expectedSHA256: String?
     public var mode: String
     public var owner: String
     public var group: String
@@ -28,6 +33,10 @@ public struct UploadAction: Sendable, Hashable {
     public init(path: String, bytes: Data, mode: String, owner: String, group: String) {
         self.path = path; content = nil; self.bytes = bytes; self.mode = mode; self.owner = owner; self.group = group
     }
+    public init(path: String, payload: Payload, mode: String, owner: String, group: String) {
+        self.init(path: path, bytes: payload.bytes, mode: mode, owner: owner, group: group)
+        expectedSHA256 = payload.sha256
+    }
     public func payload() -> Data { bytes ?? Data((content?.revealed() ?? "").utf8) }
     public var temporaryPath: String {
         let url = URL(fileURLWithPath: path)
@@ -35,8 +44,15 @@ public struct UploadAction: Sendable, Hashable {
     }
     /// The command run after the bytes landed at `temporaryPath`.
     public var finishScript: String {
-        let t = Shell.quote(temporaryPath)
-        return "chown \(Shell.quote(owner + ":" + group)) \(t) && chmod \(mode) \(t) && mv -f \(t) \(Shell.quote(path))"
+        let t = Shell.quote(temporaryPath), p = Shell.quote(path)
+        let install = "chown \(Shell.quote(owner + ":" + group)) \(t) && chmod \(mode) \(t) && mv -f \(t) \(p)"
+        guard let expected = expectedSHA256 else { return install }
+        return """
+            s=$(sha256sum < \(t) | cut -d' ' -f1)
+            if [ "$s" != \(expected) ]; then rm -f \(t); echo \(Shell.quote("the copy of \(path) on the host has a different SHA-256 than the one sent; nothing was replaced")) >&2; exit 1; fi
+            \(install) || exit $?
+            \(FileProbe.recordDigestScript(path: path, sha256Variable: "s"))
+            """
     }
     public var masksContent: Bool { content?.containsSecrets ?? false }
 }
@@ -67,7 +83,7 @@ public enum Action: Sendable, Hashable {
     public var commands: [String] {
         switch self {
         case let .shell(a): [a.script]
-        case let .upload(u): ["upload \(u.payload().count) bytes sha256=\(SHA256Digest.hex(u.payload())) to \(u.temporaryPath) mode \(u.mode)", u.finishScript]
+        case let .upload(u): ["upload \(u.payload().count) bytes sha256=\(u.expectedSHA256 ?? SHA256Digest.hex(u.payload())) to \(u.temporaryPath) mode \(u.mode)", u.finishScript]
         case let .sql(s): ["sql \(s.endpoint): \(s.script.masked)"]
         }
     }

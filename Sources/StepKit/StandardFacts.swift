@@ -90,17 +90,46 @@ public enum FileProbe {
 
     public static func key(_ path: String, content: Bool) -> String { (content ? "file+content:" : "file:") + path }
 
+    /// Where the target remembers digests of files ccrun uploaded (see `UploadAction`).
+    public static let digestCacheDirectory = "/var/lib/ccrun/digests"
+
+    /// The file's identity on the target: device, inode, size, modification and change times
+    /// (nanoseconds). Any write, replacement, chmod or touch changes it; the change time cannot
+    /// be set back without root changing the clock.
+    static func identityCommand(_ quotedPath: String) -> String { "stat -c '%d %i %s %y %z' \(quotedPath)" }
+
+    static func digestEntry(_ path: String) -> String { digestCacheDirectory + "/" + SHA256Digest.hex(path) }
+
+    /// Records `$<sha256Variable>` as the digest of `path` as it is now; never fails the caller.
+    public static func recordDigestScript(path: String, sha256Variable: String) -> String {
+        let e = Shell.quote(digestEntry(path))
+        return "{ mkdir -p \(digestCacheDirectory) && { \(identityCommand(Shell.quote(path))); echo \"$\(sha256Variable)\"; } > \(e); } 2>/dev/null || rm -f \(e); true"
+    }
+
+    /// `content: true` reads small files back (diffs, undo) and hashes them; `content: false`
+    /// (binaries) takes the digest the last upload recorded when the file is unchanged since, so
+    /// an audit of a 100 MB binary costs a `stat`, not a full read.
     public static func probe(_ path: String, content: Bool = true) -> Probe<FileState?> {
         let p = Shell.quote(path)
-        let contentPart = content ? """
-            if [ "$s" -le \(contentLimit) ]; then printf 'content '; base64 -w0 \(p); echo; fi
-            """ : ""
+        let hash = "sha256sum < \(p) | cut -d' ' -f1"
+        let digestPart: String
+        if content {
+            digestPart = """
+                printf 'sha256 %s\\n' "$(\(hash))"
+                s=$(stat -c %s \(p)); if [ "$s" -le \(contentLimit) ]; then printf 'content '; base64 -w0 \(p); echo; fi
+                """
+        } else {
+            let e = Shell.quote(digestEntry(path))
+            digestPart = """
+                if [ -r \(e) ] && [ "$(sed -n 1p \(e))" = "$(\(identityCommand(p)))" ]; then printf 'sha256 %s\\n' "$(sed -n 2p \(e))"
+                else printf 'sha256 %s\\n' "$(\(hash))"; fi
+                """
+        }
         return Probe(FactQuery(key: key(path, content: content), script: """
             if [ -L \(p) ] || [ -e \(p) ]; then
             printf 'stat %s\\n' "$(stat -c '%F|%a|%U|%G|%s' \(p))"
             if [ -f \(p) ] && [ ! -L \(p) ]; then
-            s=$(stat -c %s \(p)); printf 'sha256 %s\\n' "$(sha256sum < \(p) | cut -d' ' -f1)"
-            \(contentPart)
+            \(digestPart)
             fi
             else echo absent; fi
             """)) { out in try parse(out, key: key(path, content: content)) }

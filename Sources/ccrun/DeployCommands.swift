@@ -11,7 +11,7 @@ struct DeployOptions: ParsableArguments {
     @Flag(name: .long, help: "Continue the host's last interrupted run of this runbook (finished steps are re-checked, not re-applied).")
     var resume = false
 
-    @Option(name: .long, help: "A prebuilt release ccr to ship (default: $CCR_BINARY, else `swift build -c release --static-swift-stdlib --product ccr`).")
+    @Option(name: .long, help: "A prebuilt release ccr to ship (default: $CCR_BINARY, else `swift build -c release --static-swift-stdlib -Xlinker --strip-debug --product ccr`).")
     var ccrBinary: String?
 
     @Option(name: .long, help: "Directory for the generated cc_ro/cc_rw password files (default: next to the inventory's admin password file).")
@@ -42,7 +42,9 @@ struct DeploymentLoader {
         let root = Self.packageRoot()
         let scratch = ProcessInfo.processInfo.environment["CCRUN_BUILD_PATH"] ?? "\(root)/.build-ship"
         FileHandle.standardError.write(Data("building ccr (release, static Swift runtime) in \(scratch)...\n".utf8))
-        let out = try runTool("/bin/sh", ["-c", "cd \(Shell.quote(root)) && swift build -c release --static-swift-stdlib --product ccr --scratch-path \(Shell.quote(scratch)) >&2 && swift build -c release --static-swift-stdlib --product ccr --scratch-path \(Shell.quote(scratch)) --show-bin-path"])
+        // The flags of scripts/test and scripts/demo, so all three share one build.
+        let build = "swift build -c release --static-swift-stdlib -Xlinker --strip-debug --product ccr --scratch-path \(Shell.quote(scratch))"
+        let out = try runTool("/bin/sh", ["-c", "cd \(Shell.quote(root)) && \(build) >&2 && \(build) --show-bin-path"])
         return out.trimmingCharacters(in: .whitespacesAndNewlines) + "/ccr"
     }
 
@@ -78,7 +80,7 @@ struct DeploymentLoader {
         return try Secret(label: name, contentsOfFile: path)
     }
 
-    func load(needsBinary: Bool = true) throws -> (Inventory, Deployment) {
+    func load(needsBinary: Bool = true, needsSchema: Bool = true) throws -> (Inventory, Deployment) {
         guard let inventory = try hostOptions.loadInventory() else { throw ValidationError("--inventory FILE is required") }
         guard let db = inventory.database else { throw ValidationError("the inventory has no \"database\" object") }
         let admin = try db.adminEndpoint()
@@ -87,12 +89,12 @@ struct DeploymentLoader {
         let packaging = options.packaging ?? Self.packageRoot() + "/packaging"
         var files: [String: ServiceFiles] = [:]
         for s in ["ccr", "ccr-web", "ccr-watchdog"] { files[s] = try ServiceFiles.load(s, packagingDirectory: packaging) }
-        var binary = Data(), schema = ""
+        var binary = Payload(Data()), schema = ""
         if needsBinary {
             let path = try ccrBinary()
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read ccr binary \(path)") }
-            binary = data
-            schema = try runTool(path, ["schema", "--dialect", "mysql"])
+            do { binary = try Payload.mapping(file: path) } catch { throw ValidationError("cannot read ccr binary \(path): \(error.localizedDescription)") }
+            // Only the database runbook creates tables; the host runbooks need not start ccr.
+            if needsSchema { schema = try runTool(path, ["schema", "--dialect", "mysql"]) }
         }
         let deployment = Deployment(nfsServer: nfsServer, admin: admin,
                                     readOnlyPassword: try password(env: "CCR_RO_PASSWORD", file: "cc_ro-password", inventory: inventory),
@@ -121,7 +123,8 @@ enum GuideRunbooks {
 /// Runs one guide runbook on hosts (or, for the database, on the controller).
 func runGuide(_ name: String, hosts: [String], hostOptions: HostOptions, options: DeployOptions, output: OutputOptions,
               make: @escaping (Deployment, String, Inventory) throws -> Runbook) async throws -> Int32 {
-    let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load()
+    let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options)
+        .load(needsSchema: name == DatabaseRunbook.name)
     let journal = hostOptions.journal
     var targets: [HostTarget]
     if hosts.isEmpty {

@@ -64,7 +64,7 @@ struct ResumeCommand: AsyncParsableCommand {
     func guideRunbook(_ name: String, host: String) throws -> Runbook? {
         guard GuideRunbooks.hostRunbooks.contains(name) else { return nil }
         let options = try DeployOptions.parse(ccrBinary.map { ["--ccr-binary", $0] } ?? [])
-        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load()
+        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load(needsSchema: false)
         var d = base
         if let dev = inventory.hosts[host]?.vars?["dataDevice"] { d.dataDevice = dev }
         return try GuideRunbooks.make(name, d)

@@ -229,7 +229,7 @@ struct DnfPathTests {
         let none = ServiceFiles(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n")
         let d = Deployment(nfsServer: "nfs-master", admin: DatabaseEndpoint(host: "db", port: 3306, user: "admin", password: Secret(label: "admin", value: "unused-admin")),
                            readOnlyPassword: Secret(label: "cc_ro", value: "unused-ro"), readWritePassword: Secret(label: "cc_rw", value: "unused-rw"),
-                           ccrBinary: Data("unused".utf8), schemaSQL: "", serviceFiles: ["ccr": none, "ccr-web": none, "ccr-watchdog": none])
+                           ccrBinary: Payload(Data("unused".utf8)), schemaSQL: "", serviceFiles: ["ccr": none, "ccr-web": none, "ccr-watchdog": none])
         var steps: [any Step] = []
         for step in try RepoNodeRunbook.make(d).steps + WebNodeRunbook.make(d).steps
         where step.id.hasPrefix("packages:") && !steps.contains(where: { $0.id == step.id }) {

@@ -48,14 +48,14 @@ struct LabHostShell {
     /// the package database (with dpkg's status, so "removed but config left" shows) and the boot
     /// links. Not in it: the account files maintainer scripts add system users to (rollback does
     /// not delete users, README), caches, the controller's run records under /var/lib/ccrun
-    /// (journal, lock, backups: they record runs, they are not the deployment), and the contents
+    /// (journal, lock, backups, digests: they record runs, they are not the deployment), and the contents
     /// of log files, which running services keep appending to (their names and modes are in).
     static let manifestScript = #"""
         for p in $(find /etc /srv /usr/local /var/lib/ccrun 2>/dev/null | LC_ALL=C sort); do
           case "$p" in
             /etc/passwd|/etc/passwd-|/etc/group|/etc/group-|/etc/shadow|/etc/shadow-|/etc/gshadow|/etc/gshadow-) continue ;;
             /etc/subuid|/etc/subuid-|/etc/subgid|/etc/subgid-|/etc/ld.so.cache) continue ;;
-            /var/lib/ccrun|/var/lib/ccrun/journal*|/var/lib/ccrun/lock*|/var/lib/ccrun/backup*|/var/lib/ccrun/last-run|/var/lib/ccrun/stamps) continue ;;
+            /var/lib/ccrun|/var/lib/ccrun/journal*|/var/lib/ccrun/lock*|/var/lib/ccrun/backup*|/var/lib/ccrun/last-run|/var/lib/ccrun/stamps|/var/lib/ccrun/digests*) continue ;;
           esac
           if [ -f "$p" ] && [ ! -L "$p" ]; then
             case "$p" in *.log|*/log/*|/srv/logs/*) h=log ;; *) h=$(sha256sum < "$p" | cut -c1-16) ;; esac

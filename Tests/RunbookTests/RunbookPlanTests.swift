@@ -18,7 +18,7 @@ import Testing
     func deployment() -> Deployment {
         Deployment(nfsServer: "nfs.example", admin: DatabaseEndpoint(host: "db.example", port: 3306, user: "admin", password: Secret(label: "admin", value: "ADMINPW")),
                    readOnlyPassword: Secret(label: "cc_ro", value: "ROPW-123"), readWritePassword: Secret(label: "cc_rw", value: "RWPW-456"),
-                   ccrBinary: Data("binary".utf8), schemaSQL: "CREATE TABLE IF NOT EXISTS nodes (id INT);\nCREATE TABLE IF NOT EXISTS programs (\n  id INT);\n",
+                   ccrBinary: Payload(Data("binary".utf8)), schemaSQL: "CREATE TABLE IF NOT EXISTS nodes (id INT);\nCREATE TABLE IF NOT EXISTS programs (\n  id INT);\n",
                    serviceFiles: ["ccr": .init(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n"), "ccr-web": .init(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n"),
                                   "ccr-watchdog": .init(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n")])
     }

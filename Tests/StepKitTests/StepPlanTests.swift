@@ -234,7 +234,12 @@ import Testing
         f.file("/usr/local/bin/ccr", FileState(kind: .file, mode: "755", owner: "root", group: "root", size: 3, sha256: "00"), content: false)
         let change = try #require(try f.plan(Upload(bytes, to: "/usr/local/bin/ccr", mode: "755")).change)
         #expect(change.commands.first == "mkdir -p /var/lib/ccrun/backup/R1 && chmod 700 /var/lib/ccrun/backup/R1 && cp -p /usr/local/bin/ccr /var/lib/ccrun/backup/R1/%usr%local%bin%ccr")
-        #expect(change.commands.last == "chown root:root /usr/local/bin/.ccr.ccrun-tmp && chmod 755 /usr/local/bin/.ccr.ccrun-tmp && mv -f /usr/local/bin/.ccr.ccrun-tmp /usr/local/bin/ccr")
+        // The copy is checked against the digest sent before it replaces the binary, and its
+        // digest recorded for the next run's probe.
+        let finish = try #require(change.commands.last)
+        #expect(finish.contains("s=$(sha256sum < /usr/local/bin/.ccr.ccrun-tmp | cut -d' ' -f1)\nif [ \"$s\" != \(SHA256Digest.hex(bytes)) ]"))
+        #expect(finish.contains("chown root:root /usr/local/bin/.ccr.ccrun-tmp && chmod 755 /usr/local/bin/.ccr.ccrun-tmp && mv -f /usr/local/bin/.ccr.ccrun-tmp /usr/local/bin/ccr || exit $?"))
+        #expect(finish.contains("> /var/lib/ccrun/digests/\(SHA256Digest.hex("/usr/local/bin/ccr"))"))
     }
 
     @Test func guardedCommandHonoursCreatesAndUnless() throws {

@@ -5,21 +5,25 @@ import Foundation
 /// the previous version back from a copy kept on the host, or removes the file.
 public struct Upload: Step {
     public let path: String
-    public let bytes: Data
+    public let payload: Payload
     public let mode: String
     public let owner: String
     public let group: String
     public let description: String
-    public let sha256: String
+    public var bytes: Data { payload.bytes }
+    public var sha256: String { payload.sha256 }
+
+    public init(_ payload: Payload, to path: String, mode: String = "644", owner: String = "root", group: String = "root", description: String? = nil) {
+        self.path = path; self.payload = payload; self.mode = FileSupport.normalizeMode(mode); self.owner = owner; self.group = group
+        self.description = description ?? "upload \(path) (\(payload.bytes.count) bytes, mode \(FileSupport.normalizeMode(mode)))"
+    }
 
     public init(_ bytes: Data, to path: String, mode: String = "644", owner: String = "root", group: String = "root", description: String? = nil) {
-        self.path = path; self.bytes = bytes; self.mode = FileSupport.normalizeMode(mode); self.owner = owner; self.group = group
-        self.sha256 = SHA256Digest.hex(bytes)
-        self.description = description ?? "upload \(path) (\(bytes.count) bytes, mode \(FileSupport.normalizeMode(mode)))"
+        self.init(Payload(bytes), to: path, mode: mode, owner: owner, group: group, description: description)
     }
 
     public init(contentsOf url: URL, to path: String, mode: String = "644", owner: String = "root", group: String = "root", description: String? = nil) throws {
-        self.init(try Data(contentsOf: url), to: path, mode: mode, owner: owner, group: group, description: description)
+        self.init(try Payload.mapping(file: url.path), to: path, mode: mode, owner: owner, group: group, description: description)
     }
 
     public var id: String { "upload:\(path)" }
@@ -29,7 +33,7 @@ public struct Upload: Step {
     public var affects: FactScope { .keys(FileSupport.keys(path)) }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
-        let upload = Action.upload(UploadAction(path: path, bytes: bytes, mode: mode, owner: owner, group: group))
+        let upload = Action.upload(UploadAction(path: path, payload: payload, mode: mode, owner: owner, group: group))
         guard let current = try facts[probe] else {
             return .change(Change(actions: [upload], diff: "+ \(path) sha256 \(sha256) (\(bytes.count) bytes)\n",
                                   undo: [.restoreFile(path: path, previous: nil)]))
