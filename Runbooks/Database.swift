@@ -20,11 +20,13 @@ public enum DatabaseRunbook {
             SQLScript(id: "tables-\(db)", "create the tables (mysql ... cc < misc/tables.sql; now `ccr schema --dialect mysql`)", on: admin,
                       script: SecretText("USE `\(db)`;\n" + d.schemaSQL),
                       unless: SecretText("SELECT 1 FROM information_schema.tables WHERE table_schema = '\(db)' AND table_name IN (\(tableList)) HAVING COUNT(*) = \(tables.count)"),
-                      undo: "DROP DATABASE IF EXISTS `\(db)`; CREATE DATABASE `\(db)` DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;"),
-            user("cc_ro", password: d.readOnlyPassword, privileges: ["SELECT"], db: db, admin: admin,
-                 description: "create the read-only user cc_ro (SELECT on \(db).*), for the web servers"),
-            user("cc_rw", password: d.readWritePassword, privileges: ["SELECT", "INSERT", "UPDATE", "DELETE"], db: db, admin: admin,
-                 description: "create the read-write user cc_rw (SELECT, INSERT, UPDATE, DELETE on \(db).*, no DDL), for ccr"),
+                      undo: "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS \(tables.map { "`\(db)`.`\($0)`" }.joined(separator: ", ")); SET FOREIGN_KEY_CHECKS = 1;",
+                      existed: SecretText("SELECT 1 FROM information_schema.tables WHERE table_schema = '\(db)' AND table_name IN (\(tableList))"),
+                      existedReason: "some of the tables existed before this run; rollback keeps them all, with their rows"),
+            user(d.readOnlyUser, password: d.readOnlyPassword, privileges: ["SELECT"], db: db, admin: admin,
+                 description: "create the read-only user \(d.readOnlyUser) (SELECT on \(db).*), for the web servers"),
+            user(d.readWriteUser, password: d.readWritePassword, privileges: ["SELECT", "INSERT", "UPDATE", "DELETE"], db: db, admin: admin,
+                 description: "create the read-write user \(d.readWriteUser) (SELECT, INSERT, UPDATE, DELETE on \(db).*, no DDL), for ccr"),
         ])
     }
 
@@ -60,6 +62,8 @@ public enum DatabaseRunbook {
                 AND d.Db = '\(db)' AND \(grantCheck) \
                 AND (SELECT COUNT(*) FROM mysql.db x WHERE x.User = '\(name)') = 1
                 """,
-            undo: "DROP USER IF EXISTS '\(name)'@'%';")
+            undo: "DROP USER IF EXISTS '\(name)'@'%';",
+            existed: SecretText("SELECT 1 FROM mysql.user WHERE User = '\(name)' AND Host = '%'"),
+            existedReason: "the account \(name) existed before this run and was only corrected; its former password is not kept (a MySQL password hash logs in as well as the password), so it stays as this run left it")
     }
 }

@@ -32,7 +32,7 @@ public enum NFSMasterRunbook {
         ]
         // ... ccr-watchdog, configured with cc_rw in /etc/ccr, started and enabled
         steps += [
-            ShipCCR.config(ShipCCR.databaseSection(d, user: "cc_rw", password: d.readWritePassword),
+            ShipCCR.config(ShipCCR.databaseSection(d, user: d.readWriteUser, password: d.readWritePassword),
                            description: "write /etc/ccr/ccr.conf for the watchdog (database host, cc_rw and its password; 0600)"),
             serviceDefinition("ccr-watchdog", files: try d.files("ccr-watchdog")),
             restartWhenChanged("ccr-watchdog", files: [Paths.config, Paths.ccrBinary]),

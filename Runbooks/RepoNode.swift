@@ -24,7 +24,7 @@ public enum RepoNodeRunbook {
                 [archive]
                 dir = \(Paths.archive)
 
-                """ + ShipCCR.databaseSection(d, user: "cc_rw", password: d.readWritePassword),
+                """ + ShipCCR.databaseSection(d, user: d.readWriteUser, password: d.readWritePassword),
                 description: "write /etc/ccr/ccr.conf (database host, cc_rw and its password; archive /srv/archive; 0600)"),
             serviceDefinition("ccr", files: try d.files("ccr")),
             restartWhenChanged("ccr", files: [Paths.config, Paths.ccrBinary]),

@@ -15,6 +15,9 @@ public struct Deployment: Sendable {
     public var readWritePassword: Secret
     /// The database name (`cc` in the guide).
     public var databaseName: String
+    /// The web servers' read-only and ccr's read-write accounts (`cc_ro`, `cc_rw` in the guide).
+    public var readOnlyUser = "cc_ro"
+    public var readWriteUser = "cc_rw"
     /// The statically linked release `ccr` built on the controller (mapped, digest computed once).
     public var ccrBinary: Payload
     /// `ccr schema --dialect mysql` of that binary.

@@ -46,8 +46,8 @@ public enum WebNodeRunbook {
                 listen = \(webListen)
                 archive_dir = \(Paths.archive)
 
-                """ + ShipCCR.databaseSection(d, user: "cc_ro", password: d.readOnlyPassword),
-                description: "write /etc/ccr/ccr.conf for ccr web (database host, cc_ro and its password; 0600, not Apache's config)"),
+                """ + ShipCCR.databaseSection(d, user: d.readOnlyUser, password: d.readOnlyPassword),
+                description: "write /etc/ccr/ccr.conf for ccr web (database host, the read-only account and its password; 0600, not Apache's config)"),
             serviceDefinition("ccr-web", files: try d.files("ccr-web")),
             restartWhenChanged("ccr-web", files: [Paths.config, Paths.ccrBinary]),
             ServiceRunning("ccr-web", answers: .tcpPort(8080), waitSeconds: 30, description: "start ccr web (answering on \(webListen))"),

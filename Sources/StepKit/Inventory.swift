@@ -22,6 +22,10 @@ public struct Inventory: Codable, Sendable {
         public var port: Int?
         public var adminUser: String
         public var adminPasswordFile: String?
+        /// The database and the two accounts the runbooks create (the guide's `cc`, `cc_ro`, `cc_rw`).
+        public var name: String?
+        public var readOnlyUser: String?
+        public var readWriteUser: String?
         /// The admin endpoint, with the password read from its file.
         public func adminEndpoint() throws -> DatabaseEndpoint {
             let pw = try adminPasswordFile.map { try Secret(label: "db-admin-password", contentsOfFile: $0) } ?? Secret(label: "db-admin-password", value: "")

@@ -43,11 +43,13 @@ public struct JournalRecord: Codable, Sendable, Hashable {
     }
 }
 
-/// New run ids sort by time: 20261125T120301Z-3f9a.
+/// New run ids sort by time: 20261125T120301.042Z-3f9a0c1d. Milliseconds, because runs made in
+/// the same second (a quick repair after an apply) must still sort in order: rollback and
+/// resume pick "the last run" by this order.
 public enum RunID {
     public static func make(date: Date = Date()) -> String {
         let f = DateFormatter(); f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyyMMdd'T'HHmmss'Z'"
+        f.dateFormat = "yyyyMMdd'T'HHmmss.SSS'Z'"
         return f.string(from: date) + "-" + UUID().uuidString.prefix(8).lowercased()
     }
 }

@@ -78,6 +78,10 @@ public struct MariaDBExecutor: SQLExecutor {
 /// Satisfied when the `unless` query returns at least one row. Secrets in the script are
 /// masked in every report and never in a command line. Undo runs `undoSQL` (secret-free)
 /// when given; otherwise the step is irreversible.
+///
+/// `existed` tells a creation from a repair: when that query returns a row before the change
+/// (the account or tables were there, only different), `undoSQL` would destroy what the run did
+/// not create, so undo is then `existedUndo`, or irreversible with `existedReason`.
 public struct SQLScript: Step {
     public let id: String
     public let description: String
@@ -85,15 +89,21 @@ public struct SQLScript: Step {
     public let script: SecretText
     public let unless: SecretText?
     public let undoSQL: String?
+    public let existed: SecretText?
+    public let existedUndo: String?
+    public let existedReason: String
 
     public init(id: String, _ description: String, on database: DatabaseEndpoint, script: SecretText,
-                unless: SecretText? = nil, undo: String? = nil) {
+                unless: SecretText? = nil, undo: String? = nil,
+                existed: SecretText? = nil, existedUndo: String? = nil, existedReason: String = "it existed before this run") {
         self.id = "sql:" + id; self.description = description; self.database = database
         self.script = script; self.unless = unless; self.undoSQL = undo
+        self.existed = existed; self.existedUndo = existedUndo; self.existedReason = existedReason
     }
 
     var unlessQuery: FactQuery? { unless.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
-    public var facts: [FactQuery] { unlessQuery.map { [$0] } ?? [] }
+    var existedQuery: FactQuery? { existed.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
+    public var facts: [FactQuery] { [unlessQuery, existedQuery].compactMap { $0 } }
     public var affects: FactScope { .keys(Set(facts.map(\.key))) }
     public var secrets: [Secret] { script.secrets + (unless?.secrets ?? []) + [database.password] }
     public var reversibility: Reversibility { undoSQL == nil ? .irreversible("no undo SQL for \(id)") : .reversible }
@@ -103,8 +113,14 @@ public struct SQLScript: Step {
             guard let out = facts.outputs[q.key] else { throw FactError.missing(q.key) }
             if out.status == 0, (Int(out.stdout) ?? 0) > 0 { return .satisfied }
         }
+        var undo: UndoAction = undoSQL.map { .runSQL(endpoint: database.description, script: $0) } ?? .irreversible(reason: "no undo SQL given for \(id)")
+        if let q = existedQuery {
+            guard let out = facts.outputs[q.key] else { throw FactError.missing(q.key) }
+            if out.status == 0, (Int(out.stdout) ?? 0) > 0 {
+                undo = existedUndo.map { .runSQL(endpoint: database.description, script: $0) } ?? .irreversible(reason: "\(id): \(existedReason)")
+            }
+        }
         return .change(Change(actions: [.sql(SQLAction(endpoint: database, script: script))],
-                              diff: "SQL on \(database):\n\(script.masked)\n",
-                              undo: [undoSQL.map { .runSQL(endpoint: database.description, script: $0) } ?? .irreversible(reason: "no undo SQL given for \(id)")]))
+                              diff: "SQL on \(database):\n\(script.masked)\n", undo: [undo]))
     }
 }

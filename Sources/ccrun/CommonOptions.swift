@@ -91,8 +91,14 @@ struct HostOptions: ParsableArguments {
         return options
     }
 
+    /// The target name of runs made on this machine (the database runbook's SQL goes from here).
+    static let controller = "controller"
+
+    /// HOST targets; `controller` (when no inventory host has that name) is this machine, where
+    /// the database runbook ran, so `ccrun rollback controller` and `ccrun resume controller` work.
     func hostTargets(_ names: [String], inventory: Inventory?) throws -> [HostTarget] {
         try names.map { name in
+            if name == Self.controller && inventory?.hosts[name] == nil { return HostTarget(LocalHost(name: name)) }
             let target = try sshTarget(for: name, inventory: inventory)
             return HostTarget(name: name) { SSHRemoteHost(connection: try await SSHConnection.connect(target)) }
         }

@@ -96,22 +96,26 @@ struct DeploymentLoader {
             // Only the database runbook creates tables; the host runbooks need not start ccr.
             if needsSchema { schema = try runTool(path, ["schema", "--dialect", "mysql"]) }
         }
-        let deployment = Deployment(nfsServer: nfsServer, admin: admin,
-                                    readOnlyPassword: try password(env: "CCR_RO_PASSWORD", file: "cc_ro-password", inventory: inventory),
-                                    readWritePassword: try password(env: "CCR_RW_PASSWORD", file: "cc_rw-password", inventory: inventory),
-                                    ccrBinary: binary, schemaSQL: schema, serviceFiles: files,
+        let readOnlyUser = db.readOnlyUser ?? "cc_ro", readWriteUser = db.readWriteUser ?? "cc_rw"
+        var deployment = Deployment(nfsServer: nfsServer, admin: admin,
+                                    readOnlyPassword: try password(env: "CCR_RO_PASSWORD", file: "\(readOnlyUser)-password", inventory: inventory),
+                                    readWritePassword: try password(env: "CCR_RW_PASSWORD", file: "\(readWriteUser)-password", inventory: inventory),
+                                    databaseName: db.name ?? "cc", ccrBinary: binary, schemaSQL: schema, serviceFiles: files,
                                     dataDevice: "/dev/xvdf", forceMkfs: options.forceMkfs)
+        deployment.readOnlyUser = readOnlyUser
+        deployment.readWriteUser = readWriteUser
         return (inventory, deployment)
     }
 }
 
-/// The guide's host runbooks by the name their journal records, so `ccrun resume` can rebuild
-/// an interrupted run (the database runbook runs on the controller: `ccrun database --resume`).
+/// The guide's runbooks by the name their journal records, so `ccrun resume` can rebuild an
+/// interrupted run (the database runbook's target is `controller`: it runs SQL from here).
 enum GuideRunbooks {
-    static let hostRunbooks = [NFSMasterRunbook.name, RepoNodeRunbook.name, WebNodeRunbook.name]
+    static let names = [DatabaseRunbook.name, NFSMasterRunbook.name, RepoNodeRunbook.name, WebNodeRunbook.name]
 
     static func make(_ name: String, _ d: Deployment) throws -> Runbook? {
         switch name {
+        case DatabaseRunbook.name: DatabaseRunbook.make(d)
         case NFSMasterRunbook.name: try NFSMasterRunbook.make(d)
         case RepoNodeRunbook.name: try RepoNodeRunbook.make(d)
         case WebNodeRunbook.name: try WebNodeRunbook.make(d)
@@ -128,7 +132,7 @@ func runGuide(_ name: String, hosts: [String], hostOptions: HostOptions, options
     let journal = hostOptions.journal
     var targets: [HostTarget]
     if hosts.isEmpty {
-        targets = [HostTarget(LocalHost(name: "controller"))]
+        targets = [HostTarget(LocalHost(name: HostOptions.controller))]
     } else {
         targets = try hostOptions.hostTargets(hosts, inventory: inventory)
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Runbooks
 import StepKit
 
 /// `ccrun sample HOST...`: applies (or audits with --dry-run) the sample runbook.
@@ -53,8 +54,11 @@ struct ResumeCommand: AsyncParsableCommand {
     @Option(name: .long, help: "File holding the sample's secret.")
     var secretFile: String?
 
-    @Option(name: .long, help: "For nfs-master, repo-node and web-node runs: the release ccr to ship (as their --ccr-binary).")
+    @Option(name: .long, help: "For the guide's runbooks: the release ccr to ship (as their --ccr-binary).")
     var ccrBinary: String?
+
+    @Option(name: .long, help: "For the guide's runbooks: where the cc_ro/cc_rw password files are (as their --secrets-dir).")
+    var secretsDir: String?
 
     @Argument(help: "Hosts: inventory names, ssh_config aliases or addresses.")
     var hosts: [String]
@@ -62,9 +66,10 @@ struct ResumeCommand: AsyncParsableCommand {
     /// A guide runbook (nfs-master, repo-node, web-node) rebuilt from the inventory, as its own
     /// command would build it; nil for other names.
     func guideRunbook(_ name: String, host: String) throws -> Runbook? {
-        guard GuideRunbooks.hostRunbooks.contains(name) else { return nil }
-        let options = try DeployOptions.parse(ccrBinary.map { ["--ccr-binary", $0] } ?? [])
-        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load(needsSchema: false)
+        guard GuideRunbooks.names.contains(name) else { return nil }
+        let options = try DeployOptions.parse((ccrBinary.map { ["--ccr-binary", $0] } ?? []) + (secretsDir.map { ["--secrets-dir", $0] } ?? []))
+        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options)
+            .load(needsSchema: name == DatabaseRunbook.name)
         var d = base
         if let dev = inventory.hosts[host]?.vars?["dataDevice"] { d.dataDevice = dev }
         return try GuideRunbooks.make(name, d)
