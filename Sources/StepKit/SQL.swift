@@ -81,7 +81,7 @@ public struct MariaDBExecutor: SQLExecutor {
 ///
 /// `existed` tells a creation from a repair: when that query returns a row before the change
 /// (the account or tables were there, only different), `undoSQL` would destroy what the run did
-/// not create, so undo is then `existedUndo`, or irreversible with `existedReason`.
+/// not create, so the change is then irreversible, with `existedReason`.
 public struct SQLScript: Step {
     public let id: String
     public let description: String
@@ -90,36 +90,32 @@ public struct SQLScript: Step {
     public let unless: SecretText?
     public let undoSQL: String?
     public let existed: SecretText?
-    public let existedUndo: String?
     public let existedReason: String
 
     public init(id: String, _ description: String, on database: DatabaseEndpoint, script: SecretText,
                 unless: SecretText? = nil, undo: String? = nil,
-                existed: SecretText? = nil, existedUndo: String? = nil, existedReason: String = "it existed before this run") {
+                existed: SecretText? = nil, existedReason: String = "it existed before this run") {
         self.id = "sql:" + id; self.description = description; self.database = database
         self.script = script; self.unless = unless; self.undoSQL = undo
-        self.existed = existed; self.existedUndo = existedUndo; self.existedReason = existedReason
+        self.existed = existed; self.existedReason = existedReason
     }
 
     var unlessQuery: FactQuery? { unless.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
-    var existedQuery: FactQuery? { existed.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
+    public var existedQuery: FactQuery? { existed.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
     public var facts: [FactQuery] { [unlessQuery, existedQuery].compactMap { $0 } }
     public var affects: FactScope { .keys(Set(facts.map(\.key))) }
     public var secrets: [Secret] { script.secrets + (unless?.secrets ?? []) + [database.password] }
     public var reversibility: Reversibility { undoSQL == nil ? .irreversible("no undo SQL for \(id)") : .reversible }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
-        if let q = unlessQuery {
+        /// A query's answer: at least one row (SQL facts hold the row count).
+        func hasRows(_ q: FactQuery) throws -> Bool {
             guard let out = facts.outputs[q.key] else { throw FactError.missing(q.key) }
-            if out.status == 0, (Int(out.stdout) ?? 0) > 0 { return .satisfied }
+            return out.status == 0 && (Int(out.stdout) ?? 0) > 0
         }
+        if let q = unlessQuery, try hasRows(q) { return .satisfied }
         var undo: UndoAction = undoSQL.map { .runSQL(endpoint: database.description, script: $0) } ?? .irreversible(reason: "no undo SQL given for \(id)")
-        if let q = existedQuery {
-            guard let out = facts.outputs[q.key] else { throw FactError.missing(q.key) }
-            if out.status == 0, (Int(out.stdout) ?? 0) > 0 {
-                undo = existedUndo.map { .runSQL(endpoint: database.description, script: $0) } ?? .irreversible(reason: "\(id): \(existedReason)")
-            }
-        }
+        if let q = existedQuery, try hasRows(q) { undo = .irreversible(reason: "\(id): \(existedReason)") }
         return .change(Change(actions: [.sql(SQLAction(endpoint: database, script: script))],
                               diff: "SQL on \(database):\n\(script.masked)\n", undo: [undo]))
     }

@@ -85,7 +85,10 @@ struct DatabaseRunbookTests {
 
         /// The table names `ccr schema --dialect mysql` of the shipped binary creates.
         func schemaTables() throws -> [String] {
-            let binary = try #require(ship.last, "no shippable ccr (CCR_SHIP_BINARY)")
+            // The binary ccrun shipped: CCR_SHIP_BINARY, else the one it built in .build-ship.
+            let built = Fixtures.packageRoot.appendingPathComponent(".build-ship/release/ccr").path
+            let binary = try #require(ship.last ?? (FileManager.default.isExecutableFile(atPath: built) ? built : nil),
+                                      "no shippable ccr (CCR_SHIP_BINARY, or .build-ship/release/ccr)")
             let out = try LabDeployTests.run(binary, ["schema", "--dialect", "mysql"])
             try #require(out.status == 0, "\(out.output)")
             let regex = try NSRegularExpression(pattern: "CREATE TABLE IF NOT EXISTS `?([A-Za-z0-9_]+)")

@@ -82,6 +82,29 @@ import Testing
         #expect(db.secrets.map(\.label).contains("cc_rw"))
     }
 
+    /// Facts in, undo out: what a database step undoes depends on what was there before it.
+    @Test func databaseUndoDropsOnlyWhatTheRunCreated() throws {
+        let d = deployment()
+        let db = DatabaseRunbook.make(d)
+        func undo(_ id: String, existed: Bool) throws -> [UndoAction] {
+            let step = try #require(db.steps.first { $0.id == id })
+            let sql = try #require(step as? SQLScript)
+            var outputs = Dictionary(uniqueKeysWithValues: step.facts.map { ($0.key, FactOutput(stdout: "0", status: 0)) })
+            if let q = sql.existedQuery { outputs[q.key] = FactOutput(stdout: existed ? "1" : "0", status: 0) }
+            return try #require(try step.plan(FactSet(outputs), context: PlanContext()).change).undo
+        }
+        #expect(try undo("sql:user-cc_rw", existed: false) == [.runSQL(endpoint: d.admin.description, script: "DROP USER IF EXISTS 'cc_rw'@'%';")])
+        guard case let .irreversible(reason) = try undo("sql:user-cc_rw", existed: true).first else {
+            Issue.record("correcting an existing account must not be undone by dropping it"); return
+        }
+        #expect(reason.contains("existed before this run"))
+        #expect(try undo("sql:tables-cc", existed: false) == [.runSQL(endpoint: d.admin.description,
+            script: "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS `cc`.`nodes`, `cc`.`programs`; SET FOREIGN_KEY_CHECKS = 1;")])
+        guard case .irreversible = try undo("sql:tables-cc", existed: true).first else {
+            Issue.record("tables that partly existed must not be dropped by rollback"); return
+        }
+    }
+
     @Test func everySectionBuildsWithUniqueStepIDs() throws {
         let d = deployment()
         for book in [DatabaseRunbook.make(d), try NFSMasterRunbook.make(d), try RepoNodeRunbook.make(d), try WebNodeRunbook.make(d)] {
