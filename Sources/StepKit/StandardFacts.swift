@@ -111,23 +111,23 @@ public enum FileProbe {
     /// an audit of a 100 MB binary costs a `stat`, not a full read.
     public static func probe(_ path: String, content: Bool = true) -> Probe<FileState?> {
         let p = Shell.quote(path)
-        let hash = "sha256sum < \(p) | cut -d' ' -f1"
+        let hash = "set -- $(sha256sum < \(p)); printf 'sha256 %s\\n' \"$1\""
         let digestPart: String
         if content {
+            // Small files come back whole and are hashed on the controller (see `parse`).
             digestPart = """
-                printf 'sha256 %s\\n' "$(\(hash))"
-                s=$(stat -c %s \(p)); if [ "$s" -le \(contentLimit) ]; then printf 'content '; base64 -w0 \(p); echo; fi
+                if [ "${st##*|}" -le \(contentLimit) ]; then printf 'content '; base64 -w0 \(p); echo; else \(hash); fi
                 """
         } else {
             let e = Shell.quote(digestEntry(path))
             digestPart = """
                 if [ -r \(e) ] && [ "$(sed -n 1p \(e))" = "$(\(identityCommand(p)))" ]; then printf 'sha256 %s\\n' "$(sed -n 2p \(e))"
-                else printf 'sha256 %s\\n' "$(\(hash))"; fi
+                else \(hash); fi
                 """
         }
         return Probe(FactQuery(key: key(path, content: content), script: """
             if [ -L \(p) ] || [ -e \(p) ]; then
-            printf 'stat %s\\n' "$(stat -c '%F|%a|%U|%G|%s' \(p))"
+            st=$(stat -c '%F|%a|%U|%G|%s' \(p)); printf 'stat %s\\n' "$st"
             if [ -f \(p) ] && [ ! -L \(p) ]; then
             \(digestPart)
             fi
@@ -152,7 +152,8 @@ public enum FileProbe {
                 state?.content = Data()
             }
         }
-        guard let state else { throw FactError.unparsable(key: key, detail: "no stat line") }
+        guard var state else { throw FactError.unparsable(key: key, detail: "no stat line") }
+        if state.sha256 == nil, let content = state.content { state.sha256 = SHA256Digest.hex(content) }
         return state
     }
 }

@@ -107,7 +107,9 @@ import Testing
 
 @Suite struct ServiceTests {
     func service(_ f: inout FactFixtures, _ name: String, check: ServiceCheck? = nil, _ lines: String) {
+        // The same answer feeds both probes (their scripts print the same kinds of lines).
         f.raw(ServiceProbe.probe(name, check: check).query.key, lines)
+        f.raw(ServiceProbe.bootProbe(name).query.key, lines)
     }
 
     @Test func stoppedSysvServiceIsStartedAndMustAnswerOnItsPort() throws {

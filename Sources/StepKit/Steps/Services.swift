@@ -81,23 +81,54 @@ public struct ServiceState: Sendable, Hashable {
     public var statusSaysRunning: Bool { systemdActive == "active" || sysvStatus == 0 }
 }
 
+/// Two probes per service, so that an audit runs no init script it does not need:
+/// - `probe` (running): exists, and either the answer check or the status (`systemctl is-active`,
+///   `/etc/init.d/NAME status`). With a check, the status is only asked when the service does not
+///   answer: it is what tells "start" from "restart" then, and is never needed otherwise.
+/// - `bootProbe` (enabled at boot): exists, systemd's enabled state, rc links, chkconfig.
 public enum ServiceProbe {
+    static func existsLines(_ q: String, systemd extra: String = "") -> String {
+        """
+        [ -x /etc/init.d/\(q) ] && echo sysv-script
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        echo "systemd-load $(systemctl show -p LoadState --value \(q).service 2>/dev/null)"\(extra)
+        fi
+        """
+    }
+
+    static func statusLines(_ q: String) -> String {
+        """
+        if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+        echo "systemd-active $(systemctl is-active \(q).service 2>/dev/null)"
+        elif [ -x /etc/init.d/\(q) ]; then
+        timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1; echo "sysv-status $?"
+        fi
+        """
+    }
+
     public static func probe(_ name: String, check: ServiceCheck?) -> Probe<ServiceState> {
         let q = Shell.quote(name)
         let checkKey = check.map { "|\($0)" } ?? ""
+        let state: String
+        if let check {
+            state = "if ( \(check.script) ) >/dev/null 2>&1; then echo answers-yes; else echo answers-no\n\(statusLines(q))\nfi"
+        } else {
+            state = statusLines(q)
+        }
         return Probe(FactQuery(key: "service:\(name)\(checkKey)", script: """
-            [ -x /etc/init.d/\(q) ] && echo sysv-script
-            if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-            echo "systemd-load $(systemctl show -p LoadState --value \(q).service 2>/dev/null)"
-            echo "systemd-active $(systemctl is-active \(q).service 2>/dev/null)"
-            echo "systemd-enabled $(systemctl is-enabled \(q).service 2>/dev/null)"
-            elif [ -x /etc/init.d/\(q) ]; then
-            timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1; echo "sysv-status $?"
-            fi
+            \(existsLines(q))
+            \(state)
+            true
+            """)) { out in parse(out) }
+    }
+
+    public static func bootProbe(_ name: String) -> Probe<ServiceState> {
+        let q = Shell.quote(name)
+        return Probe(FactQuery(key: "service-boot:\(name)", script: """
+            \(existsLines(q, systemd: "\necho \"systemd-enabled $(systemctl is-enabled \(q).service 2>/dev/null)\""))
             for l in /etc/rc[2345S].d/S[0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-start $l"; done
             for l in /etc/rc[0-6S].d/[SK][0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-link $l"; done
             command -v chkconfig >/dev/null 2>&1 && chkconfig --list \(q) 2>/dev/null | sed 's/^/chkconfig /'
-            \(check.map { "if ( \($0.script) ) >/dev/null 2>&1; then echo answers-yes; else echo answers-no; fi" } ?? "")
             true
             """)) { out in parse(out) }
     }
@@ -178,7 +209,7 @@ public struct ServiceEnabled: Step {
     }
 
     public var id: String { "enabled:\(name)" }
-    var probe: Probe<ServiceState> { ServiceProbe.probe(name, check: nil) }
+    var probe: Probe<ServiceState> { ServiceProbe.bootProbe(name) }
     public var facts: [FactQuery] { [SystemProbe.probe.query, probe.query] }
     public var affects: FactScope { .keys([probe.query.key]) }
 
