@@ -119,10 +119,16 @@ public enum FileProbe {
                 if [ "${st##*|}" -le \(contentLimit) ]; then printf 'content '; base64 -w0 \(p); echo; else \(hash); fi
                 """
         } else {
+            // A file ccrun did not upload (placed by hand or by another tool) is hashed once and,
+            // in an apply run holding the host's lock (never in a dry-run), recorded when it did not
+            // change while being hashed, so the next runs only stat it.
             let e = Shell.quote(digestEntry(path))
             digestPart = """
-                if [ -r \(e) ] && [ "$(sed -n 1p \(e))" = "$(\(identityCommand(p)))" ]; then printf 'sha256 %s\\n' "$(sed -n 2p \(e))"
-                else \(hash); fi
+                k=$(\(identityCommand(p)))
+                if [ -r \(e) ] && [ "$(sed -n 1p \(e))" = "$k" ]; then printf 'sha256 %s\\n' "$(sed -n 2p \(e))"
+                else \(hash)
+                if [ "${ccrun_locked:-0}" = 1 ] && [ -n "$1" ] && [ "$(\(identityCommand(p)))" = "$k" ]; then { mkdir -p \(digestCacheDirectory) && { echo "$k"; echo "$1"; } > \(e); } 2>/dev/null || rm -f \(e); fi
+                fi
                 """
         }
         return Probe(FactQuery(key: key(path, content: content), script: """

@@ -60,6 +60,29 @@ import Testing
         #expect(dry.steps.map(\.state) == [.wouldChange])
     }
 
+    /// A binary another tool put there: a dry-run records nothing; an apply run that finds it
+    /// already right records its digest, so the following runs only stat it.
+    @Test func aFilePlacedByAnotherToolIsRecordedByApplyNeverByADryRun() async throws {
+        let sb = try Sandbox()
+        let path = sb.path("/ccr-by-hand")
+        let bytes = Data((0..<200_000).map { UInt8(($0 * 7) % 256) })
+        try bytes.write(to: URL(fileURLWithPath: path))
+        chmod(path, 0o755)
+        let entry = FileProbe.digestEntry(path)
+        try? FileManager.default.removeItem(atPath: entry)
+        defer { try? FileManager.default.removeItem(atPath: entry) }
+        let book = Runbook("by-hand", steps: [Upload(bytes, to: path, mode: "755")])
+        func run(_ mode: RunOptions.Mode) async -> [StepState] {
+            await Runner(runbook: book, options: RunOptions(mode: mode, runId: RunID.make(), target: sb.target, journal: sb.journal))
+                .run(on: LocalHost()).steps.map(\.state)
+        }
+        #expect(await run(.dryRun) == [.ok])
+        #expect(!FileManager.default.fileExists(atPath: entry), "a dry-run must write nothing, not even a digest record")
+        #expect(await run(.apply) == [.ok])
+        let record = try String(contentsOfFile: entry, encoding: .utf8).split(separator: "\n").map(String.init)
+        #expect(record.count == 2 && record[1] == SHA256Digest.hex(bytes))
+    }
+
     @Test func aCopyThatArrivedDifferentIsNotInstalled() async throws {
         let sb = try Sandbox()
         let path = sb.path("/ccr")
