@@ -38,7 +38,9 @@ public struct UploadAction: Sendable, Hashable {
         expectedSHA256 = payload.sha256
     }
     public func payload() -> Data { bytes ?? Data((content?.revealed() ?? "").utf8) }
-    public var temporaryPath: String {
+    public var temporaryPath: String { Self.temporaryPath(for: path) }
+    /// Where the bytes for `path` land before the rename (a run killed mid-upload leaves it).
+    public static func temporaryPath(for path: String) -> String {
         let url = URL(fileURLWithPath: path)
         return url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).ccrun-tmp").path
     }

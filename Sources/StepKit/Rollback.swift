@@ -110,7 +110,8 @@ public struct Rollback: Sendable {
         let exec = ActionExecutor(host: host, sql: options.sql, scrubber: SecretScrubber([]), timeout: options.actionTimeout)
         switch undo {
         case let .restoreFile(path, nil):
-            try await exec.run("rm -f \(Shell.quote(path))", stdin: nil, what: "removing \(path)")
+            // With the temporary copy a run killed mid-upload left behind.
+            try await exec.run("rm -f \(Shell.quote(path)) \(Shell.quote(UploadAction.temporaryPath(for: path)))", stdin: nil, what: "removing \(path)")
         case let .restoreFile(path, snap?):
             if let b64 = snap.contentBase64 {
                 let data = Data(base64Encoded: b64) ?? Data()

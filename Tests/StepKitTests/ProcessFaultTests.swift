@@ -126,10 +126,14 @@ enum SampleHost {
         try await host.run(manifestScript, stdin: nil, timeout: .seconds(60)).stdoutText
     }
 
-    /// The engine's invariants after a run: no temp files, dpkg clean, no line twice.
-    static func expectClean(_ host: any RemoteHost, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+    static func expectCleanOfTemporaryFiles(_ host: any RemoteHost, sourceLocation: SourceLocation = #_sourceLocation) async throws {
         let left = try await host.run(leftoversScript).stdoutText
         #expect(left.isEmpty, "temporary files left on \(host.name): \(left)", sourceLocation: sourceLocation)
+    }
+
+    /// The engine's invariants after a run: no temp files, dpkg clean, no line twice.
+    static func expectClean(_ host: any RemoteHost, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+        try await expectCleanOfTemporaryFiles(host, sourceLocation: sourceLocation)
         let audit = try await host.run("dpkg --audit 2>&1; true").stdoutText
         #expect(audit.isEmpty, "dpkg --audit on \(host.name): \(audit)", sourceLocation: sourceLocation)
         let dups = try await host.run("for f in /etc/exports /etc/fstab; do [ -f $f ] && grep -v '^[[:space:]]*$' $f | sort | uniq -d | sed \"s|^|$f: |\"; done; true").stdoutText
@@ -222,6 +226,30 @@ struct ProcessFaultTests {
         let straight = try await ws.run(["sample", "host6"])
         #expect(straight.status == 0, "uninterrupted run: \(straight.process.output)")
         #expect(try await SampleHost.manifest(host) == resumed)
+        await ws.killAll()
+        try await SampleHost.bare(host)
+    }
+
+    /// A run killed in the middle of the 5 MB upload, then rolled back instead of resumed: the
+    /// host is as before the run, the engine's temporary copy of the upload included.
+    @Test(.timeLimit(.minutes(10)))
+    func rollbackOfARunKilledMidUploadLeavesTheHostAsBefore() async throws {
+        let ws = try FaultWorkspace()
+        defer { ws.remove() }
+        let host = try await LabHost.connect("host7")
+        defer { Task { await host.disconnect() } }
+        try await SampleHost.bare(host)
+        let before = try await SampleHost.manifest(host)
+
+        let killed = try await ws.kill(["sample", "host7"], at: "upload-bytes:2000000")
+        #expect(killed.stderr.contains("test stop point upload-bytes:2000000 reached"))
+        let partial = try await host.run("ls -A \(SampleHost.root)").stdoutText
+        #expect(partial.contains(".ccr.bin.ccrun-tmp"), "the kill was meant to leave a partial upload: \(partial)")
+
+        let rollback = try await ws.run(["rollback", "host7"])
+        #expect(rollback.status == 0, "rollback: \(rollback.process.output)")
+        try await SampleHost.expectCleanOfTemporaryFiles(host)
+        #expect(try await SampleHost.manifest(host) == before, "rollback of the killed run did not restore host7")
         await ws.killAll()
         try await SampleHost.bare(host)
     }
