@@ -53,7 +53,7 @@ public struct UploadAction: Sendable, Hashable {
             s=$(sha256sum < \(t) | cut -d' ' -f1)
             if [ "$s" != \(expected) ]; then rm -f \(t); echo \(Shell.quote("the copy of \(path) on the host has a different SHA-256 than the one sent; nothing was replaced")) >&2; exit 1; fi
             \(install) || exit $?
-            \(FileProbe.recordDigestScript(path: path, sha256Variable: "s"))
+            \(FileProbe.recordDigestScript(path: path, sha256: "\"$s\""))
             """
     }
     public var masksContent: Bool { content?.containsSecrets ?? false }

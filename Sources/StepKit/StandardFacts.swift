@@ -100,10 +100,12 @@ public enum FileProbe {
 
     static func digestEntry(_ path: String) -> String { digestCacheDirectory + "/" + SHA256Digest.hex(path) }
 
-    /// Records `$<sha256Variable>` as the digest of `path` as it is now; never fails the caller.
-    public static func recordDigestScript(path: String, sha256Variable: String) -> String {
+    /// Records the digest `sha256` (a shell word, e.g. `"$s"`) of `path` under its identity
+    /// `identity` (a shell word; by default the file's identity as it is now); never fails the caller.
+    public static func recordDigestScript(path: String, sha256: String, identity: String? = nil) -> String {
         let e = Shell.quote(digestEntry(path))
-        return "{ mkdir -p \(digestCacheDirectory) && { \(identityCommand(Shell.quote(path))); echo \"$\(sha256Variable)\"; } > \(e); } 2>/dev/null || rm -f \(e); true"
+        let id = identity ?? "\"$(\(identityCommand(Shell.quote(path))))\""
+        return "{ mkdir -p \(digestCacheDirectory) && { echo \(id); echo \(sha256); } > \(e); } 2>/dev/null || rm -f \(e); true"
     }
 
     /// `content: true` reads small files back (diffs, undo) and hashes them; `content: false`
@@ -127,7 +129,7 @@ public enum FileProbe {
                 k=$(\(identityCommand(p)))
                 if [ -r \(e) ] && [ "$(sed -n 1p \(e))" = "$k" ]; then printf 'sha256 %s\\n' "$(sed -n 2p \(e))"
                 else \(hash)
-                if [ "${ccrun_locked:-0}" = 1 ] && [ -n "$1" ] && [ "$(\(identityCommand(p)))" = "$k" ]; then { mkdir -p \(digestCacheDirectory) && { echo "$k"; echo "$1"; } > \(e); } 2>/dev/null || rm -f \(e); fi
+                if [ "${ccrun_locked:-0}" = 1 ] && [ -n "$1" ] && [ "$(\(identityCommand(p)))" = "$k" ]; then \(recordDigestScript(path: path, sha256: "\"$1\"", identity: "\"$k\"")); fi
                 fi
                 """
         }
