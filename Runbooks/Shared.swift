@@ -16,8 +16,8 @@ public struct Deployment: Sendable {
     /// The database name (`cc` in the guide).
     public var databaseName: String
     /// The web servers' read-only and ccr's read-write accounts (`cc_ro`, `cc_rw` in the guide).
-    public var readOnlyUser = "cc_ro"
-    public var readWriteUser = "cc_rw"
+    public var readOnlyUser: String
+    public var readWriteUser: String
     /// The statically linked release `ccr` built on the controller (mapped, digest computed once).
     public var ccrBinary: Payload
     /// `ccr schema --dialect mysql` of that binary.
@@ -29,10 +29,12 @@ public struct Deployment: Sendable {
     public var forceMkfs: Bool
 
     public init(nfsServer: String, admin: DatabaseEndpoint, readOnlyPassword: Secret, readWritePassword: Secret,
-                databaseName: String = "cc", ccrBinary: Payload, schemaSQL: String, serviceFiles: [String: ServiceFiles],
+                databaseName: String = "cc", readOnlyUser: String = "cc_ro", readWriteUser: String = "cc_rw",
+                ccrBinary: Payload, schemaSQL: String, serviceFiles: [String: ServiceFiles],
                 dataDevice: String = "/dev/xvdf", forceMkfs: Bool = false) {
         self.nfsServer = nfsServer; self.admin = admin; self.readOnlyPassword = readOnlyPassword
-        self.readWritePassword = readWritePassword; self.databaseName = databaseName; self.ccrBinary = ccrBinary
+        self.readWritePassword = readWritePassword; self.databaseName = databaseName
+        self.readOnlyUser = readOnlyUser; self.readWriteUser = readWriteUser; self.ccrBinary = ccrBinary
         self.schemaSQL = schemaSQL; self.serviceFiles = serviceFiles; self.dataDevice = dataDevice; self.forceMkfs = forceMkfs
     }
 

@@ -80,7 +80,9 @@ struct DeploymentLoader {
         return try Secret(label: name, contentsOfFile: path)
     }
 
-    func load(needsBinary: Bool = true, needsSchema: Bool = true) throws -> (Inventory, Deployment) {
+    /// The deployment for `runbook` (a `GuideRunbooks` name): only the database runbook reads the
+    /// schema, which starts the ccr binary.
+    func load(for runbook: String) throws -> (Inventory, Deployment) {
         guard let inventory = try hostOptions.loadInventory() else { throw ValidationError("--inventory FILE is required") }
         guard let db = inventory.database else { throw ValidationError("the inventory has no \"database\" object") }
         let admin = try db.adminEndpoint()
@@ -89,21 +91,17 @@ struct DeploymentLoader {
         let packaging = options.packaging ?? Self.packageRoot() + "/packaging"
         var files: [String: ServiceFiles] = [:]
         for s in ["ccr", "ccr-web", "ccr-watchdog"] { files[s] = try ServiceFiles.load(s, packagingDirectory: packaging) }
-        var binary = Payload(Data()), schema = ""
-        if needsBinary {
-            let path = try ccrBinary()
-            do { binary = try Payload.mapping(file: path) } catch { throw ValidationError("cannot read ccr binary \(path): \(error.localizedDescription)") }
-            // Only the database runbook creates tables; the host runbooks need not start ccr.
-            if needsSchema { schema = try runTool(path, ["schema", "--dialect", "mysql"]) }
-        }
+        let path = try ccrBinary()
+        let binary: Payload
+        do { binary = try Payload.mapping(file: path) } catch { throw ValidationError("cannot read ccr binary \(path): \(error.localizedDescription)") }
+        let schema = runbook == DatabaseRunbook.name ? try runTool(path, ["schema", "--dialect", "mysql"]) : ""
         let readOnlyUser = db.readOnlyUser ?? "cc_ro", readWriteUser = db.readWriteUser ?? "cc_rw"
-        var deployment = Deployment(nfsServer: nfsServer, admin: admin,
+        let deployment = Deployment(nfsServer: nfsServer, admin: admin,
                                     readOnlyPassword: try password(env: "CCR_RO_PASSWORD", file: "\(readOnlyUser)-password", inventory: inventory),
                                     readWritePassword: try password(env: "CCR_RW_PASSWORD", file: "\(readWriteUser)-password", inventory: inventory),
-                                    databaseName: db.name ?? "cc", ccrBinary: binary, schemaSQL: schema, serviceFiles: files,
+                                    databaseName: db.name ?? "cc", readOnlyUser: readOnlyUser, readWriteUser: readWriteUser,
+                                    ccrBinary: binary, schemaSQL: schema, serviceFiles: files,
                                     dataDevice: "/dev/xvdf", forceMkfs: options.forceMkfs)
-        deployment.readOnlyUser = readOnlyUser
-        deployment.readWriteUser = readWriteUser
         return (inventory, deployment)
     }
 }
@@ -127,8 +125,7 @@ enum GuideRunbooks {
 /// Runs one guide runbook on hosts (or, for the database, on the controller).
 func runGuide(_ name: String, hosts: [String], hostOptions: HostOptions, options: DeployOptions, output: OutputOptions,
               make: @escaping (Deployment, String, Inventory) throws -> Runbook) async throws -> Int32 {
-    let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options)
-        .load(needsSchema: name == DatabaseRunbook.name)
+    let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load(for: name)
     let journal = hostOptions.journal
     var targets: [HostTarget]
     if hosts.isEmpty {

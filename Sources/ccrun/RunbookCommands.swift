@@ -63,13 +63,12 @@ struct ResumeCommand: AsyncParsableCommand {
     @Argument(help: "Hosts: inventory names, ssh_config aliases or addresses.")
     var hosts: [String]
 
-    /// A guide runbook (nfs-master, repo-node, web-node) rebuilt from the inventory, as its own
-    /// command would build it; nil for other names.
+    /// A guide runbook (database, nfs-master, repo-node, web-node) rebuilt from the inventory, as
+    /// its own command would build it; nil for other names.
     func guideRunbook(_ name: String, host: String) throws -> Runbook? {
         guard GuideRunbooks.names.contains(name) else { return nil }
         let options = try DeployOptions.parse((ccrBinary.map { ["--ccr-binary", $0] } ?? []) + (secretsDir.map { ["--secrets-dir", $0] } ?? []))
-        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options)
-            .load(needsSchema: name == DatabaseRunbook.name)
+        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load(for: name)
         var d = base
         if let dev = inventory.hosts[host]?.vars?["dataDevice"] { d.dataDevice = dev }
         return try GuideRunbooks.make(name, d)
