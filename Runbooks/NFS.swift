@@ -9,7 +9,7 @@ public enum NFSServerKind: String, Sendable {
 
     public static let probe = Probe<NFSServerKind>(FactQuery(key: "nfs-server-kind", script: """
         if grep -qw nfsd /proc/filesystems 2>/dev/null; then echo kernel; else echo ganesha; fi
-        """)) { NFSServerKind(rawValue: $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .ganesha }
+        """, isolation: .inline)) { NFSServerKind(rawValue: $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .ganesha }
 }
 
 /// One line of the guide's /etc/exports.
@@ -164,7 +164,7 @@ public enum NFSClient {
     /// service (nfslock / nfs-common's statd) started and enabled.
     public static func steps() -> [any Step] {
         [ByFact.packages(apt: ["nfs-common", "rpcbind"], rpm: ["nfs-utils", "rpcbind"], "install the NFS client (nfs-utils or nfs-common, and rpcbind)")]
-            + ByFact.service(apt: "rpcbind", rpm: "rpcbind", "rpcbind")
+            + ByFact.service(apt: "rpcbind", rpm: "rpcbind", answers: .tcpPort(111), "rpcbind")
             + lockService()
     }
 
@@ -176,7 +176,7 @@ public enum NFSClient {
     /// same daemon is started by nfs-common's init script, whose `status` also asks for rpc.idmapd
     /// (NFSv4 only, not run here), so "running" is checked by rpc.statd itself.
     public static func lockService() -> [any Step] {
-        ByFact.service(apt: "nfs-common", rpm: "nfslock", answers: .command("ps -e -o comm= | grep -qx rpc.statd"),
+        ByFact.service(apt: "nfs-common", rpm: "nfslock", answers: .process("rpc.statd"),
                        "the NFS lock service (nfslock: rpc.statd)")
     }
 

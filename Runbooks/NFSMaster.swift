@@ -52,7 +52,7 @@ public enum NFSMasterRunbook {
             },
             NFSExports(exports, description: "export /srv/archive, /srv/web and /srv/logs (/etc/exports and exportfs -ar, or ganesha EXPORT blocks)"),
         ]
-        steps += ByFact.service(apt: "rpcbind", rpm: "rpcbind", "rpcbind")
+        steps += ByFact.service(apt: "rpcbind", rpm: "rpcbind", answers: .tcpPort(111), "rpcbind")
         steps += NFSClient.lockService()   // the guide's nfslock (see NFSClient.lockService)
         steps += [
             ByFact(id: "running:nfs-server", "sudo service nfs start (nfs-kernel-server or nfs-ganesha)", selector: [NFSServerKind.probe.query],

@@ -10,10 +10,29 @@ public struct FactQuery: Hashable, Sendable {
         /// A query run against a database from the controller.
         case sql(DatabaseEndpoint, SecretText)
     }
+    /// How a shell snippet runs inside the batch script.
+    public enum Isolation: Hashable, Sendable {
+        /// In a subshell of its own: its variables, `cd`, `set` and `exit` stay inside it, at the
+        /// cost of a fork. For snippets the engine did not write (guard conditions) or that source
+        /// files (os-release).
+        case subshell
+        /// In the batch's own shell, no fork: for the engine's standard probes, which assign every
+        /// variable before reading it and never `exit` (one that did would cut the batch short,
+        /// which `FactBatch.parse` reports as a missing answer, never as a wrong one).
+        case inline
+    }
     public let key: String
     public let kind: Kind
-    public init(key: String, script: String) { self.key = key; kind = .shell(script) }
-    public init(key: String, sql: SecretText, on endpoint: DatabaseEndpoint) { self.key = key; kind = .sql(endpoint, sql) }
+    public let isolation: Isolation
+    /// A path the snippet reads from the batch's one shared `stat` (see `FactBatch.statTable`)
+    /// instead of starting `stat` itself.
+    public let statPath: String?
+    public init(key: String, script: String, isolation: Isolation = .subshell, statPath: String? = nil) {
+        self.key = key; kind = .shell(script); self.isolation = isolation; self.statPath = statPath
+    }
+    public init(key: String, sql: SecretText, on endpoint: DatabaseEndpoint) {
+        self.key = key; kind = .sql(endpoint, sql); isolation = .subshell; statPath = nil
+    }
 }
 
 /// The raw answer to a `FactQuery`.
@@ -98,11 +117,38 @@ public struct FactBatch: Sendable {
         self.boundary = boundary
     }
 
+    /// The shared stat table: one `stat` of every path the batch's snippets declared, its lines
+    /// split by shell builtins into one variable per path (`statVariable(for:)`; unset when the
+    /// path does not exist). Every program started costs the host about a millisecond, and an
+    /// audit asks about dozens of files.
+    static let statFields = "%F|%a|%U|%G|%s/" + FileProbe.identityFormat
+
+    /// The shell variable holding `path`'s stat fields after the table ran.
+    public static func statVariable(for path: String) -> String { "ccrun_st_" + SHA256Digest.hex(path).prefix(16) }
+
+    var statTable: String {
+        var seen = Set<String>()
+        let paths = queries.compactMap(\.statPath).filter { seen.insert($0).inserted }
+        guard !paths.isEmpty else { return "" }
+        let arms = paths.map { "\(Shell.quote($0))) \(Self.statVariable(for: $0))=${ccrun_line#*|};;" }.joined(separator: "\n")
+        return """
+            ccrun_out=$(stat -c '%n|\(Self.statFields)' -- \(Shell.join(paths)) 2>/dev/null)
+            ccrun_ifs=$IFS; IFS='
+            '; set -f
+            for ccrun_line in $ccrun_out; do case ${ccrun_line%%|*} in
+            \(arms)
+            esac; done
+            IFS=$ccrun_ifs; set +f
+
+            """
+    }
+
     public var script: String {
-        var s = ""
+        var s = statTable
         for (i, q) in queries.enumerated() {
             guard case let .shell(snippet) = q.kind else { continue }
-            s += "printf '%s begin \(i)\\n' \(boundary)\n(\n\(snippet)\n) </dev/null 2>/dev/null\nccrun_rc=$?\nprintf '\\n%s end \(i) %d\\n' \(boundary) $ccrun_rc\n"
+            let (open, close) = q.isolation == .subshell ? ("(", ")") : ("{", "}")
+            s += "printf '%s begin \(i)\\n' \(boundary)\n\(open)\n\(snippet)\n\(close) </dev/null 2>/dev/null\nccrun_rc=$?\nprintf '\\n%s end \(i) %d\\n' \(boundary) $ccrun_rc\n"
         }
         return s
     }

@@ -94,7 +94,7 @@ public struct ReportPrinter: Sendable {
         for s in [StepState.ok, .changed, .wouldChange, .depends, .failed, .skipped] where h.count(s) > 0 {
             parts.append(paint("\(h.count(s)) \(s.rawValue)", colourCode(s)))
         }
-        var out = "\(h.host): " + (parts.isEmpty ? "no steps" : parts.joined(separator: ", ")) + String(format: " in %.3f s (%d round trips, run %@)", h.seconds, h.roundTrips, h.runId)
+        var out = "\(h.host): " + (parts.isEmpty ? "no steps" : parts.joined(separator: ", ")) + String(format: " in %.3f s (%d round trip%@, run %@)", h.seconds, h.roundTrips, h.roundTrips == 1 ? "" : "s", h.runId)
         if let e = h.error { out += "\n\(h.host): " + paint("error: \(e)", "31") }
         return out
     }

@@ -145,6 +145,8 @@ final class HostRun {
     var history = RunHistory([])
     var remoteJournalStarted = false
     var reports: [StepReport] = []
+    /// Set once the host's lock is this run's: nothing is applied without it.
+    var holdsLock = false
 
     init(runbook: Runbook, options: RunOptions, host: CountingHost, onStep: @escaping @Sendable (String, StepReport) -> Void) {
         self.runbook = runbook; self.options = options; self.host = host; self.onStep = onStep
@@ -156,15 +158,20 @@ final class HostRun {
     func execute() async -> HostReport {
         let start = ContinuousClock.now
         var hostError: String?
-        var locked = false
+        var noOp = false
         do {
             try runbook.validate()
             let allQueries = runbook.steps.flatMap(\.allFacts)
             if isApply {
                 if options.resume { try await loadHistory() }
                 try journalLocal(JournalRecord(kind: .run, runId: options.runId, host: host.name, runbook: runbook.name, mode: options.mode.rawValue))
-                facts = try await lockAndProbe(allQueries)
-                locked = true
+                if !options.resume, let unchanged = try await probeForNoOp(allQueries) {
+                    facts = unchanged
+                    noOp = true
+                } else {
+                    facts = try await lockAndProbe(allQueries)
+                    holdsLock = true
+                }
             } else {
                 facts = try await probe(allQueries)
             }
@@ -172,9 +179,11 @@ final class HostRun {
         } catch {
             hostError = scrubber.scrub("\(error)")
         }
-        if isApply && locked {
+        if isApply && holdsLock {
             let failed = hostError != nil || reports.contains { $0.state == .failed }
             await finish(failed: failed)
+        } else if noOp && hostError == nil && !reports.contains(where: { $0.state != .ok }) {
+            try? journalLocal(JournalRecord(kind: .finished, runId: options.runId, host: host.name, status: "ok"))
         }
         // Steps never reached are reported as skipped.
         for i in reports.count..<runbook.steps.count {
@@ -190,17 +199,29 @@ final class HostRun {
 
     // MARK: facts
 
-    func probe(_ queries: [FactQuery], prefix: String? = nil) async throws -> FactSet {
+    /// Probes `queries` in one script.
+    func probe(_ queries: [FactQuery]) async throws -> FactSet {
+        try await probe(queries, prefix: "", onlyIf: nil).facts ?? FactSet()
+    }
+
+    /// Runs the batched probe of `queries` after the shell `prefix` (lock scripts), in one round
+    /// trip; with `onlyIf`, the batch runs only when that shell condition holds after the prefix.
+    /// Returns the prefix's output, and the facts when the batch ran (SQL facts are asked from
+    /// the controller then).
+    func probe(_ queries: [FactQuery], prefix: String, onlyIf condition: String?) async throws -> (facts: FactSet?, prefixOutput: String) {
         let batch = FactBatch(queries)
         var result = FactSet()
-        if !batch.queries.isEmpty || prefix != nil {
-            let script = prefix.map { $0 + "\nif [ \"$ccrun_locked\" = 1 ]; then\n" + batch.script + "\nfi" } ?? batch.script
+        var prefixOutput = ""
+        if !batch.queries.isEmpty || !prefix.isEmpty {
+            let marker = "CCRUN-BATCH-" + batch.boundary
+            let body = "echo \(marker)\n" + batch.script
+            let script = prefix + "\n" + (condition.map { "if \($0); then\n\(body)\nfi" } ?? body)
             let out = try await host.run(script, stdin: nil, timeout: options.probeTimeout)
-            if let prefix = prefix, !prefix.isEmpty { lastPrefixOutput = out.stdoutText }
-            if prefix == nil || TargetLock.parse(out.stdoutText).acquired {
-                do { result = try batch.parse(out.stdoutText) } catch {
-                    throw HostError.protocolError(host: host.name, detail: "\(error); stderr: \(scrubber.scrub(out.stderrText.suffix(500).description))")
-                }
+            let text = out.stdoutText
+            guard let ran = text.range(of: marker + "\n") else { return (nil, text) }
+            prefixOutput = String(text[..<ran.lowerBound])
+            do { result = try batch.parse(String(text[ran.upperBound...])) } catch {
+                throw HostError.protocolError(host: host.name, detail: "\(error); stderr: \(scrubber.scrub(out.stderrText.suffix(500).description))")
             }
         }
         for q in queries {
@@ -212,16 +233,30 @@ final class HostRun {
                 throw StepRefusal(scrubber.scrub("\(error)"))
             }
         }
-        return result
+        return (result, prefixOutput)
     }
-    var lastPrefixOutput = ""
+
+    /// A fresh apply probes first as a dry-run does, without the lock: when no other run holds
+    /// the lock and every step is already satisfied, there is nothing to change and nothing to
+    /// lock, so a no-op run costs the one round trip of a dry-run. Otherwise (something to
+    /// change, a step refusing, a digest to record, a lock present) it returns nil and the run
+    /// takes the lock and probes again under it, so whatever it applies is planned from state no
+    /// other ccrun can change meanwhile.
+    func probeForNoOp(_ queries: [FactQuery]) async throws -> FactSet? {
+        let lock = Shell.quote(paths.lock)
+        let (found, _) = try await probe(queries, prefix: "", onlyIf: "[ ! -e \(lock) ]")
+        guard let found, !found.outputs.values.contains(where: FileProbe.digestUnrecorded) else { return nil }
+        for step in runbook.steps {
+            guard (try? step.plan(found, context: PlanContext(backupDirectory: paths.backupDirectory(options.runId))))?.isSatisfied == true else { return nil }
+        }
+        return found
+    }
 
     func lockAndProbe(_ queries: [FactQuery]) async throws -> FactSet {
         let lock = TargetLock(paths: paths, owner: options.lockOwner)
-        let prefix = lock.acquireScript + "\nccrun_locked=0; [ \"$(head -n1 \(Shell.quote(paths.lock)) 2>/dev/null)\" = \(Shell.quote("run=" + options.runId)) ] && grep -qx \(Shell.quote("pid=\(options.lockOwner.pid)")) \(Shell.quote(paths.lock)) && ccrun_locked=1"
-        let result = try await probe(queries, prefix: prefix)
-        let parsed = TargetLock.parse(lastPrefixOutput)
-        if parsed.acquired { return result }
+        let (result, prefixOutput) = try await probe(queries, prefix: lock.acquireScript + "\n" + lock.ownedCheckScript, onlyIf: "[ \"$ccrun_locked\" = 1 ]")
+        let parsed = TargetLock.parse(prefixOutput)
+        if parsed.acquired, let result { return result }
         guard let info = parsed.info else {
             throw HostError.protocolError(host: host.name, detail: "cannot create the lock \(paths.lock) (is \(paths.stateDirectory) writable? is sudo needed?)")
         }
@@ -325,6 +360,7 @@ final class HostRun {
     }
 
     func apply(_ step: any Step, index: Int, change: Change, undo: [UndoAction]) async throws {
+        guard holdsLock else { throw StepRefusal("engine error: \(step.id) would be applied without the host's lock; nothing was changed") }
         let intent = JournalRecord(kind: .intent, runId: options.runId, host: host.name, stepId: step.id, index: index,
                                    fingerprint: step.fingerprint, description: scrubber.scrub(step.description), undo: undo)
         let done = JournalRecord(kind: .done, runId: options.runId, host: host.name, stepId: step.id, index: index, status: "changed")

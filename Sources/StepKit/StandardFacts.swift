@@ -40,7 +40,7 @@ public enum SystemProbe {
         echo "id=${ID:-unknown}"; echo "version=${VERSION_ID:-}"
         for t in \(tools.joined(separator: " ")); do command -v "$t" >/dev/null 2>&1 && echo "has=$t"; done
         if [ -d /run/systemd/system ]; then echo init=systemd; else echo init=sysv; fi
-        echo "boot=$(cat /proc/sys/kernel/random/boot_id 2>/dev/null)"
+        b=; read -r b < /proc/sys/kernel/random/boot_id 2>/dev/null; echo "boot=$b"
         """)) { out in
         var f = SystemFacts(distribution: "unknown", version: "", tools: [], initSystem: .sysv)
         for line in out.lines {
@@ -89,6 +89,15 @@ public enum FileProbe {
     public static let contentLimit = 1 << 20
 
     public static func key(_ path: String, content: Bool) -> String { (content ? "file+content:" : "file:") + path }
+    public static func existsKey(_ path: String) -> String { "file-exists:" + path }
+
+    /// Whether anything (a symlink included) is at `path`: shell builtins, nothing hashed.
+    public static func exists(_ path: String) -> Probe<Bool> {
+        let p = Shell.quote(path)
+        return Probe(FactQuery(key: existsKey(path), script: "if [ -e \(p) ] || [ -L \(p) ]; then echo yes; else echo no; fi", isolation: .inline)) {
+            $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "yes"
+        }
+    }
 
     /// Where the target remembers digests of files ccrun uploaded (see `UploadAction`).
     public static let digestCacheDirectory = "/var/lib/ccrun/digests"
@@ -96,7 +105,14 @@ public enum FileProbe {
     /// The file's identity on the target: device, inode, size, modification and change times
     /// (nanoseconds). Any write, replacement, chmod or touch changes it; the change time cannot
     /// be set back without root changing the clock.
-    static func identityCommand(_ quotedPath: String) -> String { "stat -c '%d %i %s %y %z' \(quotedPath)" }
+    /// The identity part of `FactBatch.statFields`.
+    static let identityFormat = "%d %i %s %y %z"
+    static func identityCommand(_ quotedPath: String) -> String { "stat -c '\(identityFormat)' \(quotedPath)" }
+
+    /// Printed by a probe that hashed a file it could not record (no lock held, or the file
+    /// changed while hashed): a run seeing it takes the lock so the digest gets recorded.
+    static let unrecordedMarker = "digest-unrecorded"
+    static func digestUnrecorded(_ out: FactOutput) -> Bool { out.lines.contains { $0 == unrecordedMarker } }
 
     static func digestEntry(_ path: String) -> String { digestCacheDirectory + "/" + SHA256Digest.hex(path) }
 
@@ -126,21 +142,38 @@ public enum FileProbe {
             // change while being hashed, so the next runs only stat it.
             let e = Shell.quote(digestEntry(path))
             digestPart = """
-                k=$(\(identityCommand(p)))
-                if [ -r \(e) ] && [ "$(sed -n 1p \(e))" = "$k" ]; then printf 'sha256 %s\\n' "$(sed -n 2p \(e))"
+                ccrun_d1=; ccrun_d2=; [ -r \(e) ] && { IFS= read -r ccrun_d1; IFS= read -r ccrun_d2; } < \(e)
+                if [ -n "$ccrun_d2" ] && [ "$ccrun_d1" = "$k" ]; then printf 'sha256 %s\\n' "$ccrun_d2"
                 else \(hash)
-                if [ "${ccrun_locked:-0}" = 1 ] && [ -n "$1" ] && [ "$(\(identityCommand(p)))" = "$k" ]; then \(recordDigestScript(path: path, sha256: "\"$1\"", identity: "\"$k\"")); fi
+                if [ "${ccrun_locked:-0}" = 1 ] && [ -n "$1" ] && [ "$(\(identityCommand(p)))" = "$k" ]; then \(recordDigestScript(path: path, sha256: "\"$1\"", identity: "\"$k\"")); else echo \(unrecordedMarker); fi
                 fi
                 """
         }
+        // The batch's shared `stat` (`FactBatch.statTable`) gives the state and the identity (`k`,
+        // after the `/`, which no field before it can contain); a path with a newline or a `|`,
+        // which the table's lines cannot hold, gets a `stat` of its own.
+        let lookup: String, shared: String?
+        if path.contains("\n") || path.contains("|") {
+            shared = nil
+            lookup = """
+                if [ -L \(p) ] || [ -e \(p) ]; then
+                st=$(stat -c '\(FactBatch.statFields)' \(p))
+                """
+        } else {
+            shared = path
+            lookup = """
+                st=${\(FactBatch.statVariable(for: path)):-}
+                if [ -n "$st" ]; then
+                """
+        }
         return Probe(FactQuery(key: key(path, content: content), script: """
-            if [ -L \(p) ] || [ -e \(p) ]; then
-            st=$(stat -c '%F|%a|%U|%G|%s' \(p)); printf 'stat %s\\n' "$st"
+            \(lookup)
+            k=${st#*/}; st=${st%%/*}; printf 'stat %s\\n' "$st"
             if [ -f \(p) ] && [ ! -L \(p) ]; then
             \(digestPart)
             fi
             else echo absent; fi
-            """)) { out in try parse(out, key: key(path, content: content)) }
+            """, isolation: .inline, statPath: shared)) { out in try parse(out, key: key(path, content: content)) }
     }
 
     static func parse(_ out: FactOutput, key: String) throws -> FileState? {
@@ -178,16 +211,21 @@ public struct InstalledPackages: Sendable, Hashable {
 
 public enum PackagesProbe {
     public static let key = "packages"
+    static let installed = "install ok installed|"
     public static let probe = Probe<InstalledPackages>(FactQuery(key: key, script: """
-        if command -v dpkg-query >/dev/null 2>&1; then echo '[dpkg]'; dpkg-query -W -f='${Status}|${Package}\\n' | sed -n 's/^install ok installed|//p'; fi
+        if command -v dpkg-query >/dev/null 2>&1; then echo '[dpkg]'; dpkg-query -W -f='${Status}|${Package}\\n'; fi
         if command -v rpm >/dev/null 2>&1; then echo '[rpm]'; rpm -qa --qf '%{NAME}\\n' 2>/dev/null; fi
-        """)) { out in
+        """, isolation: .inline)) { out in
         var result = InstalledPackages()
         var section = ""
         for line in out.lines {
             if line == "[dpkg]" { section = "dpkg"; result.dpkg = result.dpkg ?? [] ; continue }
             if line == "[rpm]" { section = "rpm"; result.rpm = result.rpm ?? []; continue }
-            if section == "dpkg" { result.dpkg?.insert(String(line)) } else if section == "rpm" { result.rpm?.insert(String(line)) }
+            // dpkg lists every package it knows (removed ones keep their conffiles): only
+            // "install ok installed" counts. Filtered here rather than by a `sed` on the host.
+            if section == "dpkg" {
+                if line.hasPrefix(installed) { result.dpkg?.insert(String(line.dropFirst(installed.count))) }
+            } else if section == "rpm" { result.rpm?.insert(String(line)) }
         }
         return result
     }
@@ -201,7 +239,7 @@ public struct MountEntry: Sendable, Hashable {
 
 public enum MountsProbe {
     public static let key = "mounts"
-    public static let probe = Probe<[MountEntry]>(FactQuery(key: key, script: "cat /proc/mounts")) { out in
+    public static let probe = Probe<[MountEntry]>(FactQuery(key: key, script: "cat /proc/mounts", isolation: .inline)) { out in
         out.lines.compactMap { line in
             let f = line.split(separator: " ")
             guard f.count >= 3 else { return nil }

@@ -129,23 +129,9 @@ final class LibSSH2Session {
     private func authenticate(deadline: ContinuousClock.Instant) throws {
         guard let session else { return }
         let user = target.user
-        // Asking for the method list also tries "none", which a server may accept.
-        var methods: String?
-        while true {
-            if let list = libssh2_userauth_list(session, user, UInt32(user.utf8.count)) {
-                methods = String(cString: list)
-                break
-            }
-            if libssh2_userauth_authenticated(session) != 0 { return }
-            let rc = libssh2_session_last_errno(session)
-            guard rc == LibSSH2.eagain else { throw error(rc, stage: "authentication") }
-            try waitSocket(deadline: deadline, stage: "authentication")
-        }
-        if let methods, !methods.split(separator: ",").contains("publickey") {
-            throw TransportError.authenticationFailed(user: user, host: name, tried: [],
-                detail: "The server does not accept public keys (it offers: \(methods)).")
-        }
-
+        // Keys are offered straight away: asking for the method list first (the "none" method)
+        // costs a round trip and a pass through sshd's authentication on every connection. The
+        // list is asked for only to explain a failure (see `authenticationFailure`).
         var tried: [String] = []
         if target.useAgent {
             if try authenticateWithAgent(deadline: deadline, tried: &tried) { return }
@@ -169,7 +155,27 @@ final class LibSSH2Session {
                 tried.append("\(file) (rejected)")
             }
         }
-        throw TransportError.authenticationFailed(user: user, host: name, tried: tried, detail: "")
+        throw authenticationFailure(tried: tried, deadline: deadline)
+    }
+
+    /// The error for keys all refused: says so plainly when the server does not take public keys
+    /// at all (its method list, asked for only now).
+    private func authenticationFailure(tried: [String], deadline: ContinuousClock.Instant) -> TransportError {
+        var methods: String?
+        if let session {
+            while methods == nil {
+                if let list = libssh2_userauth_list(session, target.user, UInt32(target.user.utf8.count)) {
+                    methods = String(cString: list)
+                } else if libssh2_session_last_errno(session) != LibSSH2.eagain || (try? waitSocket(deadline: deadline, stage: "authentication")) == nil {
+                    break
+                }
+            }
+        }
+        if let methods, !methods.split(separator: ",").contains("publickey") {
+            return TransportError.authenticationFailed(user: target.user, host: name, tried: [],
+                detail: "The server does not accept public keys (it offers: \(methods)).")
+        }
+        return TransportError.authenticationFailed(user: target.user, host: name, tried: tried, detail: "")
     }
 
     private func authenticateWithAgent(deadline: ContinuousClock.Instant, tried: inout [String]) throws -> Bool {

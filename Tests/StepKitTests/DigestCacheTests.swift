@@ -42,10 +42,11 @@ import Testing
         #expect(record.count == 2 && record[1] == SHA256Digest.hex(bytes))
 
         func probedDigest() async throws -> String? {
+            // As the engine asks it: inside a batch (whose one `stat` the probe reads).
             let probe = FileProbe.probe(path, content: false)
-            guard case let .shell(script) = probe.query.kind else { Issue.record("not a shell probe"); return nil }
-            let out = try await LocalHost().run(script, stdin: nil, timeout: nil)
-            return try probe.parse(FactOutput(stdout: out.stdoutText, status: out.exitStatus))?.sha256
+            let batch = FactBatch([probe.query])
+            let out = try await LocalHost().run(batch.script, stdin: nil, timeout: nil)
+            return try batch.parse(out.stdoutText)[probe]?.sha256
         }
         #expect(try await probedDigest() == SHA256Digest.hex(bytes))
         // The record is what the probe reads (planted value shows through)...

@@ -32,9 +32,13 @@ struct FactFixtures {
         set.outputs[key] = FactOutput(stdout: stdout, status: status)
     }
 
-    mutating func packages(dpkg: [String]? = nil, rpm: [String]? = nil) {
+    /// What the packages probe prints: dpkg-query's `Status|Package` lines as they come
+    /// (`removed` are packages dpkg still knows, with only their conffiles left), rpm's names.
+    mutating func packages(dpkg: [String]? = nil, rpm: [String]? = nil, removed: [String] = []) {
         var out = ""
-        if let dpkg { out += "[dpkg]\n" + dpkg.joined(separator: "\n") + "\n" }
+        if let dpkg {
+            out += "[dpkg]\n" + (dpkg.map { "install ok installed|\($0)" } + removed.map { "deinstall ok config-files|\($0)" }).joined(separator: "\n") + "\n"
+        }
         if let rpm { out += "[rpm]\n" + rpm.joined(separator: "\n") + "\n" }
         raw(PackagesProbe.key, out)
     }

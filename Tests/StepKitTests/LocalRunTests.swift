@@ -82,9 +82,9 @@ func sampleSteps(_ sb: Sandbox, secret: Secret, binary: Data) -> Runbook {
         let before = sb.manifest()
         let second = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
         #expect(second.steps.allSatisfy { $0.state == .ok })
-        #expect(second.roundTrips == 2, "lock+probe, release")
+        #expect(second.roundTrips == 1, "one probe: nothing to change, so no lock taken")
         #expect(sb.manifest() == before)
-        // The lock is released.
+        // No lock left (none was taken).
         #expect(!FileManager.default.fileExists(atPath: sb.target.lock))
     }
 
@@ -154,6 +154,19 @@ func sampleSteps(_ sb: Sandbox, secret: Secret, binary: Data) -> Runbook {
         let took = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
         #expect(took.error == nil && took.steps.first?.state == .changed)
         #expect(!FileManager.default.fileExists(atPath: sb.target.lock))
+    }
+
+    /// A run with nothing to change takes no lock, yet it does not report "ok" over a run in
+    /// progress: another run's lock sends it down the locked path, which refuses.
+    @Test func aNoOpRunStillRespectsAnotherRunsLock() async throws {
+        let sb = try Sandbox()
+        let book = Runbook("lock", steps: [File(sb.path("/etc/a"), content: "a\n")])
+        #expect(await Runner(runbook: book, options: options(sb)).run(on: LocalHost()).error == nil)
+        var live = LockOwner.current(runId: "other-run"); live.pid = 1
+        _ = try await LocalHost().run(TargetLock(paths: sb.target, owner: live).acquireScript)
+        let refused = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
+        #expect(refused.error?.contains("is locked by ccrun run other-run") == true)
+        #expect(refused.steps.allSatisfy { $0.state == .skipped })
     }
 
     @Test func secretsAreFoundNowhereButInTheirConfigFile() async throws {

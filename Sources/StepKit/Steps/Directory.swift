@@ -19,7 +19,7 @@ public struct Directory: Step {
     /// The ancestors of `path` that do not exist (so undo removes exactly what mkdir -p made).
     var missingAncestors: Probe<[String]> {
         let ancestors = Directory.ancestors(of: path)
-        return Probe(FactQuery(key: "missing-ancestors:" + path, script: ancestors.map { "[ -e \(Shell.quote($0)) ] || echo \(Shell.quote($0))" }.joined(separator: "\n") + "\ntrue")) {
+        return Probe(FactQuery(key: "missing-ancestors:" + path, script: ancestors.map { "[ -e \(Shell.quote($0)) ] || echo \(Shell.quote($0))" }.joined(separator: "\n") + "\ntrue", isolation: .inline)) {
             $0.lines.map(String.init)
         }
     }

@@ -9,7 +9,7 @@ enum FileSupport {
     }
 
     static func keys(_ path: String) -> Set<String> {
-        [FileProbe.key(path, content: true), FileProbe.key(path, content: false)]
+        [FileProbe.key(path, content: true), FileProbe.key(path, content: false), FileProbe.existsKey(path)]
     }
 
     /// Where a previous version of `path` is copied on the target before it is replaced.

@@ -7,25 +7,48 @@ public enum ServiceCheck: Sendable, Hashable {
     case tcpPort(Int, host: String = "127.0.0.1")
     /// The pid in this file is alive.
     case pidFile(String)
+    /// A process with this name (as in `ps -o comm`, at most 15 characters) runs.
+    case process(String)
     /// This read-only command exits 0.
     case command(String)
 
     var script: String {
         switch self {
         case let .tcpPort(port, host):
-            // bash's /dev/tcp connects for real; without bash, look for a listener in /proc/net/tcp*.
-            let hex = String(format: "%04X", port)
-            return "if command -v bash >/dev/null 2>&1; then timeout 3 bash -c 'exec 3<>/dev/tcp/\(host)/\(port)' 2>/dev/null; else cat /proc/net/tcp /proc/net/tcp6 2>/dev/null | awk '$4==\"0A\" && $2 ~ /:\(hex)$/ {f=1} END {exit !f}'; fi"
-        case let .pidFile(f):
-            return "[ -r \(Shell.quote(f)) ] && kill -0 \"$(cat \(Shell.quote(f)))\" 2>/dev/null"
+            // A socket listening on the port, bound to the wildcard or to `host`, is what makes the
+            // kernel accept a connection there. Read from the kernel's tables by one `grep` rather
+            // than by connecting (bash's /dev/tcp needs bash, and `timeout` around it, to never
+            // hang on a full backlog: two programs started per check, every audit). Measured on a
+            // lab host: a shell `read` loop over /proc costs ~2 ms per line, a shell pattern over
+            // the whole table ~8 ms, this `grep` ~2.5 ms.
+            let locals = Self.listenAddresses(port: port, host: host).joined(separator: "|")
+            return "LC_ALL=C grep -qE \(Shell.quote("^ *[0-9]+: (\(locals)) [0-9A-F]+:[0-9A-F]+ 0A ")) /proc/net/tcp /proc/net/tcp6"        case let .pidFile(f):
+            return "ccrun_pid=; [ -r \(Shell.quote(f)) ] && read -r ccrun_pid < \(Shell.quote(f)) && [ -n \"$ccrun_pid\" ] && kill -0 \"$ccrun_pid\""
+        case let .process(name):
+            // Shell builtins only: the kernel's name of each process, as `ps -o comm` shows it.
+            let n = Shell.quote(String(name.prefix(15)))
+            return "for ccrun_p in /proc/[0-9]*/comm; do ccrun_c=; read -r ccrun_c < \"$ccrun_p\" 2>/dev/null; [ \"$ccrun_c\" = \(n) ] && exit 0; done; exit 1"
         case let .command(c):
             return c
         }
     }
+
+    /// The local addresses (`ADDR:PORT` in hex, as /proc/net/tcp{,6} print them) of a socket
+    /// `host` can reach on `port`: the wildcards and `host` itself (an IPv4 address is printed as
+    /// the host-order 32-bit word).
+    static func listenAddresses(port: Int, host: String) -> [String] {
+        var addresses = ["00000000", String(repeating: "0", count: 32)]
+        let octets = host.split(separator: ".").compactMap { UInt8($0) }
+        if octets.count == 4 { addresses.append(octets.reversed().map { String(format: "%02X", $0) }.joined()) }
+        if host == "127.0.0.1" || host == "::1" { addresses.append(String(repeating: "0", count: 24) + "01000000") }
+        return addresses.map { "\($0):" + String(format: "%04X", port) }
+    }
+
     var summary: String {
         switch self {
         case let .tcpPort(p, h): "port \(p) on \(h) answers"
         case let .pidFile(f): "pid in \(f) is alive"
+        case let .process(n): "a process \(n) runs"
         case let .command(c): "`\(c)` succeeds"
         }
     }
@@ -119,7 +142,7 @@ public enum ServiceProbe {
             \(existsLines(q))
             \(state)
             true
-            """)) { out in parse(out) }
+            """, isolation: .inline)) { out in parse(out) }
     }
 
     public static func bootProbe(_ name: String) -> Probe<ServiceState> {
@@ -130,7 +153,7 @@ public enum ServiceProbe {
             for l in /etc/rc[0-6S].d/[SK][0-9][0-9]\(q); do [ -e "$l" ] && echo "rc-link $l"; done
             command -v chkconfig >/dev/null 2>&1 && chkconfig --list \(q) 2>/dev/null | sed 's/^/chkconfig /'
             true
-            """)) { out in parse(out) }
+            """, isolation: .inline)) { out in parse(out) }
     }
 
     public static func parse(_ out: FactOutput) -> ServiceState {

@@ -75,7 +75,7 @@ public struct GuardedCommand: Step {
         self.creates = creates; self.unless = unless; self.undoCommand = undo; self.stdinSecrets = stdinSecrets
     }
 
-    var createsProbe: Probe<FileState?>? { creates.map { FileProbe.probe($0, content: false) } }
+    var createsProbe: Probe<Bool>? { creates.map(FileProbe.exists) }
     var unlessProbe: Probe<Bool>? { unless.map { ConditionProbe.probe($0) } }
     public var facts: [FactQuery] { [createsProbe?.query, unlessProbe?.query].compactMap { $0 } }
     public var affects: FactScope { .everything }
@@ -83,7 +83,7 @@ public struct GuardedCommand: Step {
     public var reversibility: Reversibility { undoCommand == nil ? .irreversible("no undo command given for \(id)") : .reversible }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
-        if let p = createsProbe, try facts[p] != nil { return .satisfied }
+        if let p = createsProbe, try facts[p] { return .satisfied }
         if let p = unlessProbe, try facts[p] { return .satisfied }
         var script = command
         if let creates {

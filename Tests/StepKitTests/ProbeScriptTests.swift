@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import StepKit
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The probe scripts themselves, run by this machine's /bin/sh (dash on Debian, as `sudo -n sh -c`
+/// runs them on a target): the batch's one shared `stat`, and the service checks that read the
+/// kernel's tables instead of starting programs.
+@Suite struct ProbeScriptTests {
+    func run(_ batch: FactBatch) async throws -> FactSet {
+        let out = try await LocalHost().run(batch.script, stdin: nil, timeout: .seconds(30))
+        return try batch.parse(out.stdoutText)
+    }
+
+    @Test func filesAreStatedOnceForTheWholeBatchAndAwkwardNamesStillWork() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("probe-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let names = ["plain", "with space", "with|bar", "with*star", "with\nnewline"]
+        for (i, n) in names.enumerated() {
+            try Data("content \(i)\n".utf8).write(to: URL(fileURLWithPath: dir + "/" + n))
+            chmod(dir + "/" + n, mode_t(0o640 + i))
+        }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: dir + "/missing-target")
+        let probes = names.map { FileProbe.probe(dir + "/" + $0) } + [FileProbe.probe(dir, content: false), FileProbe.probe(dir + "/link"),
+                                                                       FileProbe.probe(dir + "/absent")]
+        let batch = FactBatch(probes.map(\.query))
+        // One `stat` for every path the table can hold; "|" and newline names get their own.
+        #expect(batch.script.components(separatedBy: "stat -c '%n|").count - 1 == 1)
+        #expect(batch.script.components(separatedBy: "stat -c '%F|").count - 1 == 2)
+        let facts = try await run(batch)
+        for (i, n) in names.enumerated() {
+            let state = try #require(try facts[probes[i]], "\(n)")
+            #expect(state.kind == .file && state.mode == String(0o640 + i, radix: 8) && state.size == "content \(i)\n".utf8.count, "\(n): \(state)")
+            #expect(state.content == Data("content \(i)\n".utf8))
+        }
+        #expect(try facts[probes[5]]?.kind == .directory)
+        #expect(try facts[probes[6]]?.kind == .symlink)
+        #expect(try facts[probes[7]] == nil)
+    }
+
+    @Test func existsSeesFilesDirectoriesAndDanglingLinks() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("exists-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileManager.default.createSymbolicLink(atPath: dir + "/link", withDestinationPath: dir + "/nowhere")
+        let probes = [FileProbe.exists(dir), FileProbe.exists(dir + "/link"), FileProbe.exists(dir + "/nothing")]
+        let facts = try await run(FactBatch(probes.map(\.query)))
+        #expect(try probes.map { try facts[$0] } == [true, true, false])
+    }
+
+    /// A socket listening on 127.0.0.1, on an ephemeral port.
+    func listen() throws -> (fd: Int32, port: Int) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var addr = sockaddr_in()
+        addr.sin_family = sa_family_t(AF_INET)
+        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, len) } }
+        #expect(bound == 0 && Glibc.listen(fd, 4) == 0)
+        _ = withUnsafeMutablePointer(to: &addr) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return (fd, Int(UInt16(bigEndian: addr.sin_port)))
+    }
+
+    func check(_ c: ServiceCheck) async throws -> Bool {
+        try await LocalHost().run("( \(c.script) ) >/dev/null 2>&1", stdin: nil, timeout: .seconds(30)).exitStatus == 0
+    }
+
+    @Test func tcpPortCheckFollowsTheListener() async throws {
+        let (fd, port) = try listen()
+        #expect(try await check(.tcpPort(port)))
+        // Not listening on another address the check was asked about.
+        #expect(try await !check(.tcpPort(port, host: "198.51.100.99")))
+        close(fd)
+        #expect(try await !check(.tcpPort(port)))
+    }
+
+    @Test func processCheckFindsARunningProgramByItsName() async throws {
+        let sleeper = Process()
+        sleeper.executableURL = URL(fileURLWithPath: "/bin/sleep")
+        sleeper.arguments = ["30"]
+        try sleeper.run()
+        defer { sleeper.terminate(); kill(sleeper.processIdentifier, SIGKILL); sleeper.waitUntilExit() }
+        #expect(try await check(.process("sleep")))
+        #expect(try await !check(.process("no-such-program")))
+        let pidFile = FileManager.default.temporaryDirectory.appendingPathComponent("pid-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: pidFile) }
+        try "\(sleeper.processIdentifier)\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
+        #expect(try await check(.pidFile(pidFile)))
+    }
+}
