@@ -19,6 +19,11 @@ struct DatabaseResource: CloudResource {
         return lines.isEmpty ? .satisfied : .change(lines)
     }
 
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        Self.createdOrIrreversible(exists: try await ctx.api.database(spec.identifier) != nil,
+                                   "RDS \(spec.identifier) existed; its class, storage or security groups were changed in place")
+    }
+
     func apply(_ ctx: CloudContext) async throws -> [String] {
         let gid = try await ctx.requireGroupId(spec.securityGroup)
         var done: [String] = []
@@ -85,6 +90,10 @@ struct InstanceResource: CloudResource {
         return lines.isEmpty ? .satisfied : .change(lines)
     }
 
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        Self.createdOrIrreversible(exists: try await ctx.instance(spec.name) != nil, "instance \(spec.name) existed; its security groups were changed")
+    }
+
     func apply(_ ctx: CloudContext) async throws -> [String] {
         let ids = try await ctx.groupIds()
         let groupIds = try spec.groups.map { g -> String in
@@ -132,6 +141,11 @@ struct VolumeResource: CloudResource {
         let attached = v?.attachments.contains { $0.instanceId == inst?.id && $0.device == spec.device && $0.state != "detaching" } ?? false
         if !attached { lines.append("+ attach \(spec.name) to \(spec.instanceName) as \(spec.device)") }
         return lines.isEmpty ? .satisfied : .change(lines)
+    }
+
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        Self.createdOrIrreversible(exists: !(try await ctx.api.volumes(named: spec.name).isEmpty),
+                                   "volume \(spec.name) existed; ccrun attached it to \(spec.instanceName) as \(spec.device) (detach it by hand to undo)")
     }
 
     func apply(_ ctx: CloudContext) async throws -> [String] {

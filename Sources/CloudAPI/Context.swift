@@ -87,4 +87,21 @@ public protocol CloudResource: Sendable {
     func apply(_ ctx: CloudContext) async throws -> [String]
     /// Deletes what exists of it; returns what it deleted (empty when nothing existed).
     func destroy(_ ctx: CloudContext) async throws -> [String]
+    /// What would undo an apply made now: read from the account before the apply.
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo
+    /// Deletes what a run created (`CloudUndo.delete`); by default the same as `destroy`.
+    func deleteCreated(_ ctx: CloudContext) async throws -> [String]
+    /// Carries out an undo other than `.delete` (rules, protection); nil when it has none.
+    func restore(_ undo: CloudUndo, _ ctx: CloudContext) async throws -> [String]?
+}
+
+public extension CloudResource {
+    func deleteCreated(_ ctx: CloudContext) async throws -> [String] { try await destroy(ctx) }
+    func restore(_ undo: CloudUndo, _ ctx: CloudContext) async throws -> [String]? { nil }
+
+    /// `.delete` when the object does not exist yet (the apply creates it), else `.irreversible`
+    /// with what the apply would change on the object it found.
+    static func createdOrIrreversible(exists: Bool, _ changedExisting: String) -> CloudUndo {
+        exists ? .irreversible(changedExisting) : .delete
+    }
 }

@@ -176,7 +176,7 @@ public struct DeploymentRunner: Sendable {
         let start = Date()
         let runbook = "aws-" + command
         let previous = journal.runs(host: journalHost).first { $0.runbook == runbook }
-        let resume = previous.flatMap { $0.isFinished ? nil : $0.runId }
+        let resume = previous.flatMap { $0.isFinished || $0.isRolledBack ? nil : $0.runId }
         var report = CloudRunReport(command: command, runId: resume ?? RunID.make(), mode: "apply", resumed: resume != nil,
                                     steps: [], error: nil, requests: 0, seconds: 0)
         let runId = report.runId
@@ -193,9 +193,10 @@ public struct DeploymentRunner: Sendable {
                         report.steps.append(step(r, obs, applied: false, seconds: Date().timeIntervalSince(t)))
                         continue
                     }
-                    // Write-ahead: the intent (what will change) is on disk before the first call.
+                    // Write-ahead: the intent (what will change, and what undoes it) is on disk before the first call.
+                    let undo = try await r.undo(ctx)
                     try journal.append(JournalRecord(kind: .intent, runId: runId, host: journalHost, stepId: r.id, index: index,
-                                                     description: scrubber.scrub(lines.joined(separator: "; "))))
+                                                     description: scrubber.scrub(lines.joined(separator: "; ")), externalUndo: try undo.encoded()))
                     let done = try await r.apply(ctx)
                     if crashAfter == r.id { kill(getpid(), SIGKILL) }
                     try journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index,
@@ -241,6 +242,60 @@ public struct DeploymentRunner: Sendable {
             }
             try journal.append(JournalRecord(kind: .finished, runId: report.runId, host: journalHost, status: "destroyed"))
             try? FileManager.default.removeItem(atPath: outputsPath)
+        } catch { report.error = scrubber.scrub("\(error)") }
+        return await finish(report, start)
+    }
+
+    /// Undoes the last `apply` or `images` run that changed something, in reverse order, from
+    /// the undo data its intents recorded: deletes what it created, revokes the rules it added
+    /// and restores those it revoked, turns off the protection it turned on; objects it found and
+    /// changed in place are reported as not undoable. Each undone resource is journalled, so an
+    /// interrupted rollback is simply run again.
+    public func rollback() async -> CloudRunReport {
+        let start = Date()
+        var report = CloudRunReport(command: "rollback", runId: "none", mode: "rollback", resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        do {
+            try await verifyCredentials()
+            guard let last = journal.runs(host: journalHost).first(where: {
+                ($0.runbook == "aws-apply" || $0.runbook == "aws-images") && $0.hasIntents && !$0.isRolledBack
+            }), let runId = last.runId else { return await finish(report, start) }
+            report.runId = runId
+            let ctx = context()
+            let undone = last.undoneSteps
+            for intent in last.firstIntents.reversed() {
+                guard let stepId = intent.stepId, !undone.contains(stepId) else { continue }
+                let t = Date()
+                func step(_ state: StepState, _ changes: [String], _ message: String? = nil) {
+                    let phase = deployment.resources.first { $0.id == stepId }?.phase ?? .base
+                    report.steps.append(CloudStepReport(id: stepId, phase: phase, state: state, changes: changes.map(scrubber.scrub),
+                                                        message: message.map(scrubber.scrub), seconds: Date().timeIntervalSince(t)))
+                }
+                guard let r = deployment.resources.first(where: { $0.id == stepId }), let text = intent.externalUndo,
+                      let undo = try? CloudUndo.decode(text) else {
+                    step(.failed, [], "no undo data for \(stepId) in run \(runId) (not in this inventory, or journalled by an older ccrun)")
+                    continue
+                }
+                do {
+                    let done: [String]
+                    switch undo {
+                    case let .irreversible(why):
+                        step(.skipped, [], "cannot undo: \(why)")
+                        continue
+                    case .delete: done = try await r.deleteCreated(ctx)
+                    default:
+                        guard let restored = try await r.restore(undo, ctx) else { throw CloudError.unexpected("\(stepId) cannot \(undo.summary)") }
+                        done = restored
+                    }
+                    try journal.append(JournalRecord(kind: .undone, runId: runId, host: journalHost, stepId: stepId, description: scrubber.scrub(done.joined(separator: "; "))))
+                    step(done.isEmpty ? .ok : .changed, done)
+                } catch {
+                    step(.failed, [], "\(error)")
+                }
+            }
+            if !report.steps.contains(where: { $0.state == .failed }) {
+                try journal.append(JournalRecord(kind: .rolledBack, runId: runId, host: journalHost, status: "rolled back"))
+                try? FileManager.default.removeItem(atPath: outputsPath)
+            }
         } catch { report.error = scrubber.scrub("\(error)") }
         return await finish(report, start)
     }

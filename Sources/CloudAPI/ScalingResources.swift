@@ -15,6 +15,10 @@ struct ImageResource: CloudResource {
         return .change(["+ create image \(spec.name) of \(spec.instanceName)"])
     }
 
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        Self.createdOrIrreversible(exists: try await ctx.image(spec.name) != nil, "image \(spec.name) existed (the run only waited for it)")
+    }
+
     func apply(_ ctx: CloudContext) async throws -> [String] {
         var done: [String] = []
         if try await ctx.image(spec.name) == nil {
@@ -52,6 +56,14 @@ struct TerminationProtectionResource: CloudResource {
         guard let inst = try await ctx.instance(instanceName) else { return .depends("instance \(instanceName) does not exist yet") }
         return try await ctx.api.terminationProtection(instanceId: inst.id) ? .satisfied : .change(["+ termination protection on \(instanceName)"])
     }
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo { .protectionOff }
+
+    /// Turns protection off again; that is all the undo of "turn it on" is.
+    func restore(_ undo: CloudUndo, _ ctx: CloudContext) async throws -> [String]? {
+        guard undo == .protectionOff else { return nil }
+        return try await destroy(ctx)
+    }
+
     func apply(_ ctx: CloudContext) async throws -> [String] {
         guard let inst = try await ctx.instance(instanceName) else { throw CloudError.unexpected("instance \(instanceName) does not exist") }
         if try await ctx.api.terminationProtection(instanceId: inst.id) { return [] }
@@ -84,6 +96,11 @@ struct LoadBalancerResource: CloudResource {
         if gid == nil || lb.securityGroupIds != [gid!] { lines.append("~ \(spec.name) security groups -> [\(spec.securityGroup)]") }
         if lb.healthTarget != spec.healthTarget { lines.append("~ \(spec.name) health check \(lb.healthTarget ?? "none") -> \(spec.healthTarget)") }
         return lines.isEmpty ? .satisfied : .change(lines)
+    }
+
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        Self.createdOrIrreversible(exists: try await ctx.api.loadBalancer(spec.name) != nil,
+                                   "load balancer \(spec.name) existed; its listeners, group or health check were changed in place")
     }
 
     func apply(_ ctx: CloudContext) async throws -> [String] {
@@ -131,6 +148,22 @@ struct LaunchConfigurationResource: CloudResource {
             return .change(["~ launch configuration \(n) differs (groups/type); delete it to have it recreated"])
         }
         return .satisfied
+    }
+
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        guard let img = try await ctx.image(spec.imageName) else { return .delete }
+        let n = name(imageId: img.id)
+        return Self.createdOrIrreversible(exists: try await ctx.api.launchConfigurations().contains { $0.name == n },
+                                          "launch configuration \(n) existed")
+    }
+
+    /// Only the configuration of the current image: older ones were made by earlier runs.
+    func deleteCreated(_ ctx: CloudContext) async throws -> [String] {
+        guard let img = try await ctx.image(spec.imageName) else { return [] }
+        let n = name(imageId: img.id)
+        guard try await ctx.api.launchConfigurations().contains(where: { $0.name == n }) else { return [] }
+        try await ctx.api.deleteLaunchConfiguration(n)
+        return ["deleted launch configuration \(n)"]
     }
 
     func apply(_ ctx: CloudContext) async throws -> [String] {
@@ -189,6 +222,11 @@ struct AutoScalingGroupResource: CloudResource {
             }
         }
         return lines.isEmpty ? .satisfied : .change(lines)
+    }
+
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        Self.createdOrIrreversible(exists: try await ctx.api.autoScalingGroup(spec.name) != nil,
+                                   "autoscaling group \(spec.name) existed; its sizes, launch configuration, load balancer or policy were changed")
     }
 
     func apply(_ ctx: CloudContext) async throws -> [String] {

@@ -11,6 +11,10 @@ struct SecurityGroupResource: CloudResource {
         try await ctx.groupId(spec.name) == nil ? .change(["+ create security group \(spec.name) (\(spec.description))"]) : .satisfied
     }
 
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        Self.createdOrIrreversible(exists: try await ctx.groupId(spec.name) != nil, "security group \(spec.name) existed")
+    }
+
     func apply(_ ctx: CloudContext) async throws -> [String] {
         if try await ctx.groupId(spec.name) != nil { return [] }
         do {
@@ -70,6 +74,29 @@ struct SecurityGroupRulesResource: CloudResource {
         let desired = Set(spec.rules)
         let have = try await current(ctx)?.rules ?? []
         return (desired.subtracting(have).sorted(), have.subtracting(desired).sorted())
+    }
+
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        let (missing, extra) = try await diff(ctx)
+        return .rules(authorized: missing, revoked: extra)
+    }
+
+    /// Revokes the rules the run authorized and authorizes again those it revoked.
+    func restore(_ undo: CloudUndo, _ ctx: CloudContext) async throws -> [String]? {
+        guard case let .rules(authorized, revoked) = undo else { return nil }
+        guard let (gid, have) = try await current(ctx) else { return [] }   // the group is gone: nothing to restore
+        var done: [String] = []
+        for r in authorized where have.contains(r) {
+            let s = try await sourceParams(ctx, r)
+            try await ctx.api.revokeIngress(groupId: gid, proto: r.proto == "all" ? "-1" : r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+            done.append("revoked \(spec.name): \(r)")
+        }
+        for r in revoked where !have.contains(r) {
+            let s = try await sourceParams(ctx, r)
+            try await ctx.api.authorizeIngress(groupId: gid, proto: r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+            done.append("authorized \(spec.name): \(r) again")
+        }
+        return done
     }
 
     func observe(_ ctx: CloudContext) async throws -> Observation {

@@ -18,13 +18,16 @@ public struct JournalRecord: Codable, Sendable, Hashable {
     public var fingerprint: String?
     public var description: String?
     public var undo: [UndoAction]?
+    /// Undo data of an engine StepKit does not know (CloudAPI's `CloudUndo`), as JSON.
+    public var externalUndo: String?
     public var status: String?
 
     public init(kind: Kind, runId: String, host: String, runbook: String? = nil, mode: String? = nil, stepId: String? = nil,
-                index: Int? = nil, fingerprint: String? = nil, description: String? = nil, undo: [UndoAction]? = nil, status: String? = nil) {
+                index: Int? = nil, fingerprint: String? = nil, description: String? = nil, undo: [UndoAction]? = nil,
+                externalUndo: String? = nil, status: String? = nil) {
         self.kind = kind; self.runId = runId; self.host = host; self.at = JournalRecord.timestamp()
         self.runbook = runbook; self.mode = mode; self.stepId = stepId; self.index = index
-        self.fingerprint = fingerprint; self.description = description; self.undo = undo; self.status = status
+        self.fingerprint = fingerprint; self.description = description; self.undo = undo; self.externalUndo = externalUndo; self.status = status
     }
 
     static func timestamp() -> String {

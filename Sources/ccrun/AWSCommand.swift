@@ -13,7 +13,7 @@ struct AWSCommand: AsyncParsableCommand {
 
         Credentials: AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, else the inventory's aws.credentialsFile, else ~/.aws/credentials and ~/.aws/config (AWS_PROFILE). Endpoint: AWS_ENDPOINT_URL, else aws.endpoint. See docs/aws.md.
         """,
-        subcommands: [Plan.self, Apply.self, Images.self, Destroy.self]
+        subcommands: [Plan.self, Apply.self, Images.self, Rollback.self, Destroy.self]
     )
 
     struct Options: ParsableArguments {
@@ -86,6 +86,13 @@ struct AWSCommand: AsyncParsableCommand {
             abstract: "After the host runbooks: images, termination protection, load balancers, launch configurations, autoscaling groups.")
         @OptionGroup var options: Options
         func run() async throws { try await AWSCommand.run(options) { await $0.apply(phases: [.images], command: "images") } }
+    }
+
+    struct Rollback: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Undo the last apply or images run: delete what it created, put back the rules it changed, in reverse order.")
+        @OptionGroup var options: Options
+        func run() async throws { try await AWSCommand.run(options) { await $0.rollback() } }
     }
 
     struct Destroy: AsyncParsableCommand {

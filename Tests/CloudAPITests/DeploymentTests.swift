@@ -111,6 +111,37 @@ struct DeploymentTests {
         try w.assertStateSecretFree()
     }
 
+    @Test("rollback undoes only what the last run did: what it created is deleted, a group it found gets its own rules back")
+    func rollbackUndoesTheLastRun() throws {
+        let w = try AWSWorld()
+        defer { w.close() }
+        // Before ccrun ever ran, an admin made cc-db by hand, with a rule of their own.
+        _ = try w.boto(#"""
+        g = ec2.create_security_group(GroupName="cc-db", Description="made by hand")
+        ec2.authorize_security_group_ingress(GroupId=g["GroupId"], IpPermissions=[{"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "198.51.100.200/32"}]}])
+        print("0")
+        """#)
+        let apply = try w.ccrun(["apply"])
+        #expect(apply.status == 0, "\(apply.stdout)\(apply.stderr)")
+        #expect((try w.snapshot()["groups"] as! [String: [String]]) == expectedRules, "apply makes cc-db the guide's table")
+
+        let rollback = try w.ccrun(["rollback"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        let s = try w.snapshot()
+        #expect((s["groups"] as! [String: [String]]) == ["cc-db": ["tcp 5432 from 198.51.100.200/32"]],
+                "the hand-made group stays, with its own rule back and the guide's rules gone")
+        #expect((s["instances"] as! [Any]).isEmpty)
+        #expect((s["volumes"] as! [[String: Any]]).filter { $0["name"] as? String == "cc-nfs-data" }.isEmpty)
+        #expect((s["databases"] as! [Any]).isEmpty)
+        #expect(rollback.stdout.contains("security-group cc-db") == false, "the group the run did not create is not touched: \(rollback.stdout)")
+
+        // Nothing left to roll back; the account needs the whole apply again.
+        let again = try w.ccrun(["rollback", "--json"])
+        #expect(again.status == 0 && !again.stdout.contains("\"changed\""), "\(again.stdout)")
+        #expect(try w.ccrun(["plan", "--phase", "base"]).status == 2)
+        try w.assertStateSecretFree()
+    }
+
     @Test("a rule removed by hand: plan reports exactly it (exit 2), apply restores it")
     func driftedRule() throws {
         let w = try AWSWorld()
