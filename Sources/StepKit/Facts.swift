@@ -124,7 +124,7 @@ public struct FactBatch: Sendable {
     static let statFields = "%F|%a|%U|%G|%s/" + FileProbe.identityFormat
 
     /// The shell variable holding `path`'s stat fields after the table ran.
-    public static func statVariable(for path: String) -> String { "ccrun_st_" + SHA256Digest.hex(path).prefix(16) }
+    static func statVariable(for path: String) -> String { "ccrun_st_" + SHA256Digest.hex(path).prefix(16) }
 
     var statTable: String {
         var seen = Set<String>()
