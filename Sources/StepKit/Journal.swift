@@ -1,4 +1,7 @@
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One line of a run's journal (JSON Lines). Written before (`intent`, with undo data) and
 /// after (`done`) every apply, on the target and locally. Holds no secret: undo data is built
@@ -30,10 +33,8 @@ public struct JournalRecord: Codable, Sendable, Hashable {
         self.fingerprint = fingerprint; self.description = description; self.undo = undo; self.externalUndo = externalUndo; self.status = status
     }
 
-    static func timestamp() -> String {
-        let f = ISO8601DateFormatter(); f.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        return f.string(from: Date())
-    }
+    /// ISO 8601 UTC with milliseconds: 2026-12-06T04:59:16.847Z.
+    static func timestamp() -> String { UTCTime(Date()).format(date: "-", separator: "T", time: ":") }
 
     public func jsonLine() throws -> Data {
         let e = JSONEncoder(); e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
@@ -51,9 +52,32 @@ public struct JournalRecord: Codable, Sendable, Hashable {
 /// resume pick "the last run" by this order.
 public enum RunID {
     public static func make(date: Date = Date()) -> String {
-        let f = DateFormatter(); f.locale = Locale(identifier: "en_US_POSIX"); f.timeZone = TimeZone(identifier: "UTC")
-        f.dateFormat = "yyyyMMdd'T'HHmmss.SSS'Z'"
-        return f.string(from: date) + "-" + UUID().uuidString.prefix(8).lowercased()
+        UTCTime(date).format(date: "", separator: "T", time: "") + "-" + UUID().uuidString.prefix(8).lowercased()
+    }
+}
+
+/// A UTC time broken down by the C library. Foundation's date formatters load ICU's calendar and
+/// time zone data on first use (a few milliseconds per process), and every run stamps its id and
+/// its journal records; these fixed formats need none of it.
+struct UTCTime {
+    var year = 0, month = 0, day = 0, hour = 0, minute = 0, second = 0, millisecond = 0
+
+    init(_ date: Date) {
+        // Whole milliseconds first, as Foundation (ICU) counts them, then split.
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var whole = time_t(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
+        millisecond = Int(ms - Int64(whole) * 1000)
+        var parts = tm()
+        gmtime_r(&whole, &parts)
+        year = Int(parts.tm_year) + 1900; month = Int(parts.tm_mon) + 1; day = Int(parts.tm_mday)
+        hour = Int(parts.tm_hour); minute = Int(parts.tm_min); second = Int(parts.tm_sec)
+    }
+
+    /// `<yyyy><d><MM><d><dd><separator><HH><t><mm><t><ss>.<SSS>Z`
+    func format(date d: String, separator: String, time t: String) -> String {
+        func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+        let ms = millisecond < 10 ? "00\(millisecond)" : millisecond < 100 ? "0\(millisecond)" : "\(millisecond)"
+        return "\(year)\(d)\(two(month))\(d)\(two(day))\(separator)\(two(hour))\(t)\(two(minute))\(t)\(two(second)).\(ms)Z"
     }
 }
 
@@ -86,7 +110,10 @@ public struct RunHistory: Sendable {
     }
 }
 
-/// The controller's copy of the journals: `<dir>/<host>/<run-id>.jsonl`, fsync'd per record.
+/// The controller's copy of the journals: `<dir>/<host>/<run-id>.jsonl`. Records that must
+/// survive a crash before the engine goes on (an intent, before its change) are fsync'd; the
+/// others are flushed by the next fsync of the same file, and losing them costs nothing but a
+/// re-check (a lost `done` is found applied on resume, a lost `finished` makes resume a no-op).
 public struct LocalJournal: Sendable {
     public let directory: URL
     public init(directory: URL) { self.directory = directory }
@@ -105,7 +132,9 @@ public struct LocalJournal: Sendable {
         directory.appendingPathComponent(Self.safe(host)).appendingPathComponent(Self.safe(runId) + ".jsonl")
     }
 
-    public func append(_ record: JournalRecord) throws {
+    /// Appends a record; with `sync` (the default) it is on disk when this returns. An fsync
+    /// costs 5-15 ms here, so the engine asks for it only where the write-ahead rule needs it.
+    public func append(_ record: JournalRecord, sync: Bool = true) throws {
         let url = file(host: record.host, runId: record.runId)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
@@ -116,7 +145,7 @@ public struct LocalJournal: Sendable {
         defer { try? h.close() }
         try h.seekToEnd()
         try h.write(contentsOf: record.jsonLine())
-        try h.synchronize()
+        if sync { try h.synchronize() }
     }
 
     public func history(host: String, runId: String) -> RunHistory {

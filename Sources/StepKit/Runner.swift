@@ -276,7 +276,9 @@ final class HostRun {
         remoteJournalStarted = !remote.isEmpty
     }
 
-    func journalLocal(_ r: JournalRecord) throws { try options.journal?.append(r) }
+    /// Only intents are synced: they must be on disk before their change (write-ahead); the
+    /// rest ride on the next intent's fsync or cost only a re-check if lost (see `LocalJournal`).
+    func journalLocal(_ r: JournalRecord) throws { try options.journal?.append(r, sync: r.kind == .intent) }
 
     func journalRemote(_ records: [JournalRecord]) async throws {
         var data = Data()

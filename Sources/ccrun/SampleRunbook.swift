@@ -13,13 +13,15 @@ enum SampleRunbook {
         var database: DatabaseEndpoint?
         /// Written into the config file and used as the SQL user's password.
         var secret: Secret
+        /// The binary to ship, from a file as a real runbook's (see `RunbookCatalog.sampleBinary`).
+        var binary: Payload
         var forceMkfs = false
     }
 
     static let root = "/srv/ccr-sample"
 
     /// 5 MB of deterministic bytes standing in for a binary (same bytes every run).
-    static let blob: Data = {
+    static func blob() -> Data {
         var state: UInt64 = 0x9E37_79B9_7F4A_7C15
         var bytes = [UInt8](repeating: 0, count: 5 << 20)
         for i in bytes.indices {
@@ -27,7 +29,7 @@ enum SampleRunbook {
             bytes[i] = UInt8(truncatingIfNeeded: state >> 33)
         }
         return Data(bytes)
-    }()
+    }
 
     static func make(_ p: Parameters) -> Runbook {
         var steps: [any Step] = [
@@ -56,7 +58,7 @@ enum SampleRunbook {
             ]
         }
         steps += [
-            Upload(blob, to: root + "/ccr.bin", mode: "755", description: "Upload the 5 MB ccr.bin to \(root)"),
+            Upload(p.binary, to: root + "/ccr.bin", mode: "755", description: "Upload the 5 MB ccr.bin to \(root)"),
             GuardedCommand(id: "init-data", "Initialise the data directory",
                            command: "date -u > \(root)/data/.initialised", creates: root + "/data/.initialised",
                            undo: "rm -f \(root)/data/.initialised"),
@@ -90,10 +92,22 @@ enum RunbookCatalog {
         case SampleRunbook.name:
             let vars = c.inventory?.hosts[c.hostName]?.vars ?? [:]
             return SampleRunbook.make(.init(dataDevice: vars["dataDevice"], database: try c.inventory?.database?.adminEndpoint(),
-                                            secret: try sampleSecret(c), forceMkfs: c.forceMkfs))
+                                            secret: try sampleSecret(c), binary: try sampleBinary(c), forceMkfs: c.forceMkfs))
         default:
             throw StepRefusal("unknown runbook \(name) (known: \(SampleRunbook.name))")
         }
+    }
+
+    /// The sample's binary: written once into the state directory, then shipped from that file
+    /// like any runbook's binary (mapped, its digest remembered by `LocalDigestCache`).
+    static func sampleBinary(_ c: Context) throws -> Payload {
+        let path = c.stateDirectory.appendingPathComponent("sample-ccr.bin").path
+        let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? nil
+        if size != 5 << 20 {
+            try FileManager.default.createDirectory(at: c.stateDirectory, withIntermediateDirectories: true)
+            try SampleRunbook.blob().write(to: URL(fileURLWithPath: path), options: .atomic)
+        }
+        return try Payload.mapping(file: path)
     }
 
     /// The sample's secret: from --secret-file, else generated once into the state directory (0600).

@@ -32,3 +32,19 @@ import Testing
         #expect(ReportPrinter(colour: true).line(host: "h", step(.failed)).contains("\u{1B}[31m"))
     }
 }
+
+/// Run ids and journal stamps are formatted without Foundation's formatters (ICU costs each
+/// process milliseconds): they must still say exactly what those would.
+@Suite struct JournalTimeTests {
+    @Test func runIdsAndStampsMatchFoundationsFormatting() {
+        let iso = ISO8601DateFormatter(); iso.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        let compact = DateFormatter(); compact.locale = Locale(identifier: "en_US_POSIX"); compact.timeZone = TimeZone(identifier: "UTC")
+        compact.dateFormat = "yyyyMMdd'T'HHmmss.SSS'Z'"
+        // Midnight, a leap day, single-digit fields, whole and fractional seconds, a far date.
+        for t in [0, 951_782_400.5, 1_796_529_733.042, 1_796_529_733.999, 4_102_444_799.007] as [Double] {
+            let date = Date(timeIntervalSince1970: t)
+            #expect(UTCTime(date).format(date: "-", separator: "T", time: ":") == iso.string(from: date), "\(t)")
+            #expect(RunID.make(date: date).hasPrefix(compact.string(from: date) + "-"), "\(t)")
+        }
+    }
+}
