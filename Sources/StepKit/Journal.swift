@@ -152,6 +152,16 @@ public struct LocalJournal: Sendable {
         RunHistory(JournalRecord.parse((try? Data(contentsOf: file(host: host, runId: runId))) ?? Data()))
     }
 
+    /// The newest run recorded for a host before `runId` (run ids sort by time); reads one file.
+    public func latestRun(host: String, before runId: String) -> RunHistory? {
+        let dir = directory.appendingPathComponent(Self.safe(host))
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        let current = Self.safe(runId) + ".jsonl"
+        guard let name = names.filter({ $0.hasSuffix(".jsonl") && $0 < current }).max() else { return nil }
+        let history = RunHistory(JournalRecord.parse((try? Data(contentsOf: dir.appendingPathComponent(name))) ?? Data()))
+        return history.runId == nil ? nil : history
+    }
+
     /// All runs recorded for a host, newest first.
     public func runs(host: String) -> [RunHistory] {
         let dir = directory.appendingPathComponent(Self.safe(host))

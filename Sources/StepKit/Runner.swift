@@ -164,8 +164,9 @@ final class HostRun {
             let allQueries = runbook.steps.flatMap(\.allFacts)
             if isApply {
                 if options.resume { try await loadHistory() }
+                let tryNoOp = !options.resume && lastRunChangedNothing()
                 try journalLocal(JournalRecord(kind: .run, runId: options.runId, host: host.name, runbook: runbook.name, mode: options.mode.rawValue))
-                if !options.resume, let unchanged = try await probeForNoOp(allQueries) {
+                if tryNoOp, let unchanged = try await probeForNoOp(allQueries) {
                     facts = unchanged
                     noOp = true
                 } else {
@@ -236,7 +237,7 @@ final class HostRun {
         return (result, prefixOutput)
     }
 
-    /// A fresh apply probes first as a dry-run does, without the lock: when no other run holds
+    /// An apply expected to change nothing probes first as a dry-run does, without the lock: when no other run holds
     /// the lock and every step is already satisfied, there is nothing to change and nothing to
     /// lock, so a no-op run costs the one round trip of a dry-run. Otherwise (something to
     /// change, a step refusing, a digest to record, a lock present) it returns nil and the run
@@ -250,6 +251,15 @@ final class HostRun {
             guard (try? step.plan(found, context: PlanContext(backupDirectory: paths.backupDirectory(options.runId))))?.isSatisfied == true else { return nil }
         }
         return found
+    }
+
+    /// Whether this controller's last run of this runbook on the host changed nothing: then this
+    /// run most likely changes nothing either, and `probeForNoOp` is tried first. After a run
+    /// that changed something, or on a host never run from here (a new host), changes are
+    /// likely, and taking the lock with the first probe saves the second one.
+    func lastRunChangedNothing() -> Bool {
+        guard let last = options.journal?.latestRun(host: host.name, before: options.runId) else { return false }
+        return last.runbook == runbook.name && last.isFinished && !last.hasIntents
     }
 
     func lockAndProbe(_ queries: [FactQuery]) async throws -> FactSet {

@@ -85,10 +85,11 @@ struct LabRunTests {
         #expect(first.exitCode == 0, "\(first.hosts[0].steps.filter { $0.state == .failed }.map { "\($0.id): \($0.message ?? "")" }) \(first.hosts[0].error ?? "")")
         let applied = try await manifest(host)
 
-        // 2. second run: every step ok, manifest unchanged, one round trip (nothing to change: no lock taken)
+        // 2. second run: every step ok, manifest unchanged, two round trips (lock+probe, release: the
+        //    run before changed things, so the lock is taken with the first probe)
         let second = await Runner(runbook: book, options: options(journal: journal)).run([HostTarget(host)])
         #expect(second.hosts[0].steps.allSatisfy { $0.state == .ok }, "\(second.hosts[0].steps.filter { $0.state != .ok }.map { "\($0.id) \($0.state) \($0.message ?? "")" })")
-        #expect(second.hosts[0].roundTrips == 1)
+        #expect(second.hosts[0].roundTrips == 2)
         #expect(try await manifest(host) == applied)
 
         // 3. drift by hand: edited file, stopped service, removed line

@@ -82,9 +82,14 @@ func sampleSteps(_ sb: Sandbox, secret: Secret, binary: Data) -> Runbook {
         let before = sb.manifest()
         let second = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
         #expect(second.steps.allSatisfy { $0.state == .ok })
-        #expect(second.roundTrips == 1, "one probe: nothing to change, so no lock taken")
+        #expect(second.roundTrips == 2, "after a run that changed things: lock+probe, release")
         #expect(sb.manifest() == before)
-        // No lock left (none was taken).
+        #expect(!FileManager.default.fileExists(atPath: sb.target.lock))
+        // After a run that changed nothing: one probe, no lock taken.
+        let third = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
+        #expect(third.steps.allSatisfy { $0.state == .ok })
+        #expect(third.roundTrips == 1)
+        #expect(sb.manifest() == before)
         #expect(!FileManager.default.fileExists(atPath: sb.target.lock))
     }
 
@@ -162,6 +167,8 @@ func sampleSteps(_ sb: Sandbox, secret: Secret, binary: Data) -> Runbook {
         let sb = try Sandbox()
         let book = Runbook("lock", steps: [File(sb.path("/etc/a"), content: "a\n")])
         #expect(await Runner(runbook: book, options: options(sb)).run(on: LocalHost()).error == nil)
+        #expect(await Runner(runbook: book, options: options(sb)).run(on: LocalHost()).roundTrips == 2)
+        #expect(await Runner(runbook: book, options: options(sb)).run(on: LocalHost()).roundTrips == 1, "the no-lock probe is tried")
         var live = LockOwner.current(runId: "other-run"); live.pid = 1
         _ = try await LocalHost().run(TargetLock(paths: sb.target, owner: live).acquireScript)
         let refused = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
