@@ -265,12 +265,12 @@ public struct DeploymentRunner: Sendable {
             for intent in last.firstIntents.reversed() {
                 guard let stepId = intent.stepId, !undone.contains(stepId) else { continue }
                 let t = Date()
+                let resource = deployment.resources.first { $0.id == stepId }
                 func step(_ state: StepState, _ changes: [String], _ message: String? = nil) {
-                    let phase = deployment.resources.first { $0.id == stepId }?.phase ?? .base
-                    report.steps.append(CloudStepReport(id: stepId, phase: phase, state: state, changes: changes.map(scrubber.scrub),
+                    report.steps.append(CloudStepReport(id: stepId, phase: resource?.phase ?? .base, state: state, changes: changes.map(scrubber.scrub),
                                                         message: message.map(scrubber.scrub), seconds: Date().timeIntervalSince(t)))
                 }
-                guard let r = deployment.resources.first(where: { $0.id == stepId }), let text = intent.externalUndo,
+                guard let r = resource, let text = intent.externalUndo,
                       let undo = try? CloudUndo.decode(text) else {
                     step(.failed, [], "no undo data for \(stepId) in run \(runId) (not in this inventory, or journalled by an older ccrun)")
                     continue

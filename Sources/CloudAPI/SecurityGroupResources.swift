@@ -87,13 +87,10 @@ struct SecurityGroupRulesResource: CloudResource {
         guard let (gid, have) = try await current(ctx) else { return [] }   // the group is gone: nothing to restore
         var done: [String] = []
         for r in authorized where have.contains(r) {
-            let s = try await sourceParams(ctx, r)
-            try await ctx.api.revokeIngress(groupId: gid, proto: r.proto == "all" ? "-1" : r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
-            done.append("revoked \(spec.name): \(r)")
+            done.append(try await revoke(r, from: gid, ctx))
         }
         for r in revoked where !have.contains(r) {
-            let s = try await sourceParams(ctx, r)
-            try await ctx.api.authorizeIngress(groupId: gid, proto: r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+            try await authorize(r, on: gid, ctx)
             done.append("authorized \(spec.name): \(r) again")
         }
         return done
@@ -112,19 +109,29 @@ struct SecurityGroupRulesResource: CloudResource {
         }
     }
 
+    /// Revokes one inbound rule of group `gid`; returns the report line. (Used by apply, destroy
+    /// and rollback alike.)
+    func revoke(_ r: IngressRule, from gid: String, _ ctx: CloudContext) async throws -> String {
+        let s = try await sourceParams(ctx, r)
+        try await ctx.api.revokeIngress(groupId: gid, proto: r.proto == "all" ? "-1" : r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+        return "revoked \(spec.name): \(r)"
+    }
+
+    func authorize(_ r: IngressRule, on gid: String, _ ctx: CloudContext) async throws {
+        let s = try await sourceParams(ctx, r)
+        try await ctx.api.authorizeIngress(groupId: gid, proto: r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+    }
+
     func apply(_ ctx: CloudContext) async throws -> [String] {
         guard let gid = try await ctx.groupId(spec.name) else { throw CloudError.unexpected("security group \(spec.name) does not exist") }
         let (missing, extra) = try await diff(ctx)
         var done: [String] = []
         for r in extra {
-            let s = try await sourceParams(ctx, r)
-            try await ctx.api.revokeIngress(groupId: gid, proto: r.proto == "all" ? "-1" : r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
-            done.append("revoked \(spec.name): \(r)")
+            done.append(try await revoke(r, from: gid, ctx))
         }
         for r in missing {
-            let s = try await sourceParams(ctx, r)
             do {
-                try await ctx.api.authorizeIngress(groupId: gid, proto: r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
+                try await authorize(r, on: gid, ctx)
                 done.append("authorized \(spec.name): \(r)")
             } catch let e as CloudError where e.code == "InvalidPermission.Duplicate" {
                 done.append("\(spec.name): \(r) already present")
@@ -138,9 +145,7 @@ struct SecurityGroupRulesResource: CloudResource {
         guard let (gid, rules) = try await current(ctx) else { return [] }
         var done: [String] = []
         for r in rules.sorted() {
-            let s = try await sourceParams(ctx, r)
-            try await ctx.api.revokeIngress(groupId: gid, proto: r.proto == "all" ? "-1" : r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
-            done.append("revoked \(spec.name): \(r)")
+            done.append(try await revoke(r, from: gid, ctx))
         }
         return done
     }
