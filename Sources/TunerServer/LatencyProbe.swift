@@ -46,21 +46,32 @@ public enum LatencyProbe {
     }
 }
 
-/// When each probe caption's completing bytes were sent (monotonic clock), shared by the load
-/// generator (writes) and the reader measuring latency (takes).
+/// When each probe caption's completing bytes were sent, shared by the load generator (writes)
+/// and the reader measuring latency (takes).
 public final class ProbeLedger: Sendable {
-    private let sent = Mutex<[Int: ContinuousClock.Instant]>([:])
+    /// A send time: monotonic for the latency itself, wall-clock milliseconds to compare with the
+    /// server's decode time stored with the line (`capturedAt`), which splits the latency into
+    /// its way to the decoder and its way through the store.
+    public struct SendTime: Sendable {
+        public let instant: ContinuousClock.Instant
+        public let wallMilliseconds: Int64
+    }
+
+    private let sent = Mutex<[Int: SendTime]>([:])
 
     public init() {}
 
-    func record(id: Int, at time: ContinuousClock.Instant) { sent.withLock { $0[id] = time } }
+    func record(id: Int, at time: ContinuousClock.Instant) {
+        let entry = SendTime(instant: time, wallMilliseconds: wallClockMilliseconds())
+        sent.withLock { $0[id] = entry }
+    }
 
     /// Removes and returns the send time of `id` (a line is measured once).
-    public func take(id: Int) -> ContinuousClock.Instant? { sent.withLock { $0.removeValue(forKey: id) } }
+    public func take(id: Int) -> SendTime? { sent.withLock { $0.removeValue(forKey: id) } }
 
     /// Probe lines sent before `deadline` that no reader has taken yet (lost or still late).
     public func outstanding(sentBefore deadline: ContinuousClock.Instant) -> Int {
-        sent.withLock { $0.values.filter { $0 < deadline }.count }
+        sent.withLock { $0.values.filter { $0.instant < deadline }.count }
     }
 
     /// Forgets everything sent so far (e.g. during the ramp, before measuring).

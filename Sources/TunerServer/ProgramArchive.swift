@@ -74,17 +74,59 @@ public struct ArchiveError: Error, Sendable, CustomStringConvertible {
     }
 }
 
+/// How archive files reach the disk: `DirectArchiveIO` writes on the caller's thread (tests,
+/// tools); `ccr serve` uses an `ArchiveWriter`, which writes on a thread of its own so that a
+/// slow disk or NFS server (the guide's /srv/archive is an NFS mount, where every close waits for
+/// the server) never stalls the event loops that read the tuners.
+public protocol ArchiveIO: Sendable {
+    /// Appends `bytes` to the program file `base`.`kind`, making `directory` first if missing.
+    func append(_ bytes: [UInt8], base: String, kind: ArchiveFileKind, directory: String) throws(ArchiveError)
+    /// Renames the files of a program that exist at `base` to `newBase` (same extensions).
+    func rename(base: String, to newBase: String) throws(ArchiveError)
+    /// True when any file of a program at `base` exists or is about to be written.
+    func exists(base: String) -> Bool
+    /// True when writes wait in memory beyond the writer's bound: sessions keep their data
+    /// buffered instead of queueing more.
+    var isBehind: Bool { get }
+}
+
+/// Writes archive files immediately, on the calling thread.
+public struct DirectArchiveIO: ArchiveIO {
+    public init() {}
+
+    public func append(_ bytes: [UInt8], base: String, kind: ArchiveFileKind, directory: String) throws(ArchiveError) {
+        try appendToFile(base + "." + kind.fileExtension, bytes, directory: directory)
+    }
+
+    public func rename(base: String, to newBase: String) throws(ArchiveError) {
+        for kind in ArchiveFileKind.allCases {
+            let from = base + "." + kind.fileExtension, target = newBase + "." + kind.fileExtension
+            if Glibc.rename(from, target) != 0 && errno != ENOENT {
+                throw ArchiveError(path: target, operation: "rename to", errno: errno)
+            }
+        }
+    }
+
+    public func exists(base: String) -> Bool {
+        ArchiveFileKind.allCases.contains { access(base + "." + $0.fileExtension, F_OK) == 0 }
+    }
+
+    public var isBehind: Bool { false }
+}
+
 /// One program's archive files, written append-only.
 ///
 /// Files are open only while a flush writes to them (open, write, close): with 10,000 tuners and
 /// four files each, keeping them open would exhaust the descriptor limit. Data waits in small
 /// per-file buffers until `flush()`; a `kill -9` therefore loses at most what was not flushed
 /// yet, and every file on disk is a prefix of what it would have become (whole cues, whole records).
+/// Each file is written when its own buffer is full or the server's interval has passed: the
+/// `.bin` fills every few seconds, the transcripts in minutes, and each write costs the disk an
+/// open and a close (10,000 tuners: the most expensive thing the server did).
 public struct ProgramFiles: Sendable {
     public private(set) var basePath: String
     public let directory: String
     private var pending: [[UInt8]] = Array(repeating: [], count: ArchiveFileKind.allCases.count)
-    private var directoryCreated = false
 
     public init(basePath: String, directory: String) {
         self.basePath = basePath
@@ -124,39 +166,34 @@ public struct ProgramFiles: Sendable {
 
     public func pendingByteCount(_ kind: ArchiveFileKind) -> Int { pending[kind.rawValue].count }
 
-    /// Writes every waiting buffer to its file. On error the unwritten data stays pending.
-    public mutating func flush() throws(ArchiveError) {
-        for kind in ArchiveFileKind.allCases where !pending[kind.rawValue].isEmpty {
-            if !directoryCreated {
-                try makeDirectories(directory)
-                directoryCreated = true
-            }
-            try appendToFile(path(kind), pending[kind.rawValue])
+    /// The fullest file buffer, in bytes.
+    public var largestPendingByteCount: Int { pending.reduce(0) { Swift.max($0, $1.count) } }
+
+    /// Hands the waiting buffers holding at least `minimumBytes` (all of them by default) to `io`.
+    /// On error the unwritten data stays pending.
+    public mutating func flush(minimumBytes: Int = 1, to io: any ArchiveIO) throws(ArchiveError) {
+        for kind in ArchiveFileKind.allCases where pending[kind.rawValue].count >= Swift.max(1, minimumBytes) {
+            try io.append(pending[kind.rawValue], base: basePath, kind: kind, directory: directory)
             // Release the buffer's memory: a tuner's next cue may be minutes away.
             pending[kind.rawValue] = []
         }
     }
 
     /// Moves the files written so far to a new base path (the program got its name).
-    public mutating func rename(to newBase: String) throws(ArchiveError) {
+    public mutating func rename(to newBase: String, io: any ArchiveIO) throws(ArchiveError) {
         guard newBase != basePath else { return }
-        for kind in ArchiveFileKind.allCases where access(path(kind), F_OK) == 0 {
-            let target = newBase + "." + kind.fileExtension
-            if Glibc.rename(path(kind), target) != 0 {
-                throw ArchiveError(path: target, operation: "rename to", errno: errno)
-            }
-        }
+        try io.rename(base: basePath, to: newBase)
         basePath = newBase
-    }
-
-    /// True when any of the program's files exists at `base`.
-    public static func exists(base: String) -> Bool {
-        ArchiveFileKind.allCases.contains { access(base + "." + $0.fileExtension, F_OK) == 0 }
     }
 }
 
-private func appendToFile(_ path: String, _ bytes: [UInt8]) throws(ArchiveError) {
-    let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+/// Appends with one open/write/close; makes the directory when the open finds it missing.
+func appendToFile(_ path: String, _ bytes: [UInt8], directory: String) throws(ArchiveError) {
+    var fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    if fd < 0 && errno == ENOENT {
+        try makeDirectories(directory)
+        fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+    }
     guard fd >= 0 else { throw ArchiveError(path: path, operation: "open", errno: errno) }
     defer { close(fd) }
     var written = 0

@@ -13,28 +13,29 @@ struct ProgramRecording: Sendable {
 
     /// Starts a program's files (nothing touches the disk before the first flush). Picks a
     /// file name no earlier program of this tuner used (two programs can start in one second).
-    init(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime) {
+    init(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime, io: any ArchiveIO) {
         self.startedAt = startedAt
         self.name = name
-        let base = Self.freeBase(layout: layout, tuner: tuner, name: name, startedAt: startedAt, current: nil)
+        let base = Self.freeBase(layout: layout, tuner: tuner, name: name, startedAt: startedAt, current: nil, io: io)
         files = ProgramFiles(basePath: base, directory: layout.directory(tuner: tuner, startedAt: startedAt))
         files.append(.bin, RCWTHeader.bytes)
     }
 
-    private static func freeBase(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime, current: String?) -> String {
+    private static func freeBase(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime, current: String?,
+                                 io: any ArchiveIO) -> String {
         var sequence = 1
         while true {
             let base = layout.basePath(tuner: tuner, startedAt: startedAt, slug: programSlug(name), sequence: sequence)
-            if base == current || !ProgramFiles.exists(base: base) { return base }
+            if base == current || !io.exists(base: base) { return base }
             sequence += 1
         }
     }
 
     /// The first program name seen: the files take it (renamed if already on disk).
-    mutating func name(_ newName: String, layout: ArchiveLayout, tuner: String) throws(ArchiveError) {
+    mutating func name(_ newName: String, layout: ArchiveLayout, tuner: String, io: any ArchiveIO) throws(ArchiveError) {
         name = newName
-        let base = Self.freeBase(layout: layout, tuner: tuner, name: newName, startedAt: startedAt, current: files.basePath)
-        try files.rename(to: base)
+        let base = Self.freeBase(layout: layout, tuner: tuner, name: newName, startedAt: startedAt, current: files.basePath, io: io)
+        try files.rename(to: base, io: io)
     }
 
     mutating func record(_ record: RCWTRecord) {
@@ -62,5 +63,7 @@ struct ProgramRecording: Sendable {
 
     var pendingByteCount: Int { files.pendingByteCount }
 
-    mutating func flush() throws(ArchiveError) { try files.flush() }
+    mutating func flush(minimumBytes: Int = 1, to io: any ArchiveIO) throws(ArchiveError) {
+        try files.flush(minimumBytes: minimumBytes, to: io)
+    }
 }

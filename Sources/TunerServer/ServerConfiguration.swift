@@ -21,9 +21,11 @@ public struct ServerConfiguration: Sendable {
     /// Seconds of silence after which a tuner is considered gone. CCExtractor sends data
     /// continuously (and PING every 3 s when idle on live input), so a minute is generous.
     public var idleTimeout: Double = 120
-    /// How often buffered archive data is written out.
-    public var flushInterval: Double = 2
-    /// Archive bytes buffered per tuner before an early flush.
+    /// Longest time archive data waits in memory (what a `kill -9` can lose): every file with
+    /// data is written this often.
+    public var flushInterval: Double = 5
+    /// Bytes buffered for one archive file before it is written early (the `.bin` of a tuner
+    /// fills it in ~3 s).
     public var flushThreshold = 4096
     /// Seconds between the 0x02 answer to a wrong password and the close (slows guessing).
     public var wrongPasswordDelay: Double = 1

@@ -11,12 +11,15 @@ final class ServerContext: Sendable {
     let logger: Logger
     let storeWriter: StoreWriter?
     let registry: ConnectionRegistry
+    let archive: ArchiveWriter
 
-    init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger, storeWriter: StoreWriter?, registry: ConnectionRegistry) {
+    init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger, storeWriter: StoreWriter?, registry: ConnectionRegistry,
+         archive: ArchiveWriter) {
         self.configuration = configuration
         self.settings = SessionSettings(password: configuration.password,
                                         layout: ArchiveLayout(root: configuration.archiveDirectory),
-                                        flushThreshold: configuration.flushThreshold)
+                                        flushThreshold: configuration.flushThreshold, archiveIO: archive)
+        self.archive = archive
         self.metrics = metrics
         self.logger = logger
         self.storeWriter = storeWriter
@@ -29,9 +32,10 @@ final class ServerContext: Sendable {
 /// timer, and forwards what the store must know.
 ///
 /// It reads everything as fast as it arrives and never pauses reading: CCExtractor's client
-/// drops data when the server is slow. Decoding is cheap (a tuner sends ~1 KB/s) and archive
-/// writes are batched (one open/write/close per file every `flushInterval`), so the work stays on
-/// the event loop.
+/// drops data when the server is slow. Decoding is cheap (a tuner sends ~1 KB/s) and stays on the
+/// event loop; archive data is batched (one write per file when its buffer is full or
+/// `flushInterval` has passed) and written by the server's `ArchiveWriter` threads, so no file
+/// operation ever runs on the event loop.
 final class TunerChannelHandler: ChannelInboundHandler {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -125,7 +129,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
             $0.recordsDecoded += records - recordsCounted
         }
         recordsCounted = records
-        if session.flushIsDue { flush() }
+        if session.flushIsDue { session.flushFull { handle($0, context: context) } }
     }
 
     private var recordsCounted = 0

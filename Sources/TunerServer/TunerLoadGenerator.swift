@@ -9,6 +9,10 @@ import Synchronization
 /// loop drives all of that loop's connections, so 10,000 tuners cost 10,000 sockets, not
 /// 10,000 timers. `probes` of the connections send `LatencyProbe` captions instead, noting in
 /// `ledger` when each caption's completing bytes left, so a reader can time its line.
+///
+/// Probes send on a finer timer (`probeTickMilliseconds`), each at its own phase of the interval:
+/// captions from real tuners arrive at independent times, and probes sending in lockstep would
+/// all meet the same pause of the server, which made the p99 of lines the worst second of a run.
 public final class TunerLoadGenerator: Sendable {
     public struct Options: Sendable {
         public var host = "127.0.0.1"
@@ -19,6 +23,7 @@ public final class TunerLoadGenerator: Sendable {
         /// 1 = real time.
         public var speed: Double = 1
         public var tickMilliseconds: Int64 = 100
+        public var probeTickMilliseconds: Int64 = 5
         public var threads = 1
         /// How many of `connections` are latency probes (the first ones opened).
         public var probes = 0
@@ -115,6 +120,7 @@ public final class TunerLoadGenerator: Sendable {
 
     private func connect(_ driver: LoopDriver, probe: Int?) {
         let progress = self.progress
+        let probes = options.probes
         ClientBootstrap(group: driver.loop)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
             .connectTimeout(.seconds(60))
@@ -132,7 +138,7 @@ public final class TunerLoadGenerator: Sendable {
                 switch result {
                 case .success(let channel):
                     progress.update { $0.connected += 1 }
-                    driver.loop.execute { driver.add(channel, probe: probe) }
+                    driver.loop.execute { driver.add(channel, probe: probe.map { ($0, probes) }) }
                 case .failure(let error):
                     progress.update {
                         $0.failed += 1
@@ -170,10 +176,14 @@ final class LoopDriver: @unchecked Sendable {
         var offset = 0
         /// Probe number when this connection is a latency probe.
         var probe: Int?
+        /// A probe's offset in each interval (ms), so that probes do not send in lockstep.
+        var phase: Int64 = 0
         var captionsSent = 0
     }
     private var connections: [Connection] = []
+    private var probes: [Connection] = []
     private var task: RepeatedTask?
+    private var probeTask: RepeatedTask?
     private var schedule: TunerLoadGenerator.Schedule?
     private var speed: Double = 1
     private var progress: ProgressCounter?
@@ -190,22 +200,30 @@ final class LoopDriver: @unchecked Sendable {
         self.probeInterval = max(1, options.probeIntervalMilliseconds)
         let tick = TimeAmount.milliseconds(options.tickMilliseconds)
         task = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
+        if options.probes > 0 {
+            let probeTick = TimeAmount.milliseconds(options.probeTickMilliseconds)
+            probeTask = loop.scheduleRepeatedTask(initialDelay: probeTick, delay: probeTick) { [self] _ in self.tickProbes() }
+        }
     }
 
-    func add(_ channel: any Channel, probe: Int?) {
-        if let probe {
-            let preamble = LatencyProbe.preamble(description: "bench probe \(probe)")
-            var buffer = channel.allocator.buffer(capacity: preamble.count)
-            buffer.writeBytes(preamble)
-            channel.writeAndFlush(buffer, promise: nil)
+    /// Adds a connection; `probe` (number, of how many) makes it a latency probe.
+    func add(_ channel: any Channel, probe: (index: Int, count: Int)?) {
+        guard let probe else {
+            connections.append(Connection(channel: channel, started: .now()))
+            return
         }
-        connections.append(Connection(channel: channel, started: .now(), probe: probe))
+        let preamble = LatencyProbe.preamble(description: "bench probe \(probe.index)")
+        var buffer = channel.allocator.buffer(capacity: preamble.count)
+        buffer.writeBytes(preamble)
+        channel.writeAndFlush(buffer, promise: nil)
+        probes.append(Connection(channel: channel, started: .now(), probe: probe.index,
+                                 phase: probeInterval * Int64(probe.index) / Int64(max(1, probe.count))))
     }
 
     /// A probe's next caption when due; the previous caption's line is completed by these bytes.
     private func sendProbeCaption(_ c: inout Connection, probe: Int) -> Int {
         let elapsed = (NIODeadline.now() - c.started).nanoseconds / 1_000_000
-        guard elapsed >= Int64(c.captionsSent) * probeInterval else { return 0 }
+        guard elapsed >= c.phase + Int64(c.captionsSent) * probeInterval else { return 0 }
         let id = probe * 1_000_000 + c.captionsSent
         let bytes = LatencyProbe.caption(id: id, at: elapsed)
         var buffer = c.channel.allocator.buffer(capacity: bytes.count)
@@ -225,18 +243,6 @@ final class LoopDriver: @unchecked Sendable {
         var i = 0
         while i < connections.count {
             var c = connections[i]
-            if let probe = c.probe {
-                if !c.channel.isActive {
-                    connections.swapAt(i, connections.count - 1)
-                    connections.removeLast()
-                    finished += 1
-                    continue
-                }
-                if c.channel.isWritable { sent += sendProbeCaption(&c, probe: probe) } else { heldBack += 1 }
-                connections[i] = c
-                i += 1
-                continue
-            }
             let elapsed = Double((now - c.started).nanoseconds) / 1_000_000 * speed
             var end = c.offset
             if c.channel.isWritable {
@@ -264,19 +270,44 @@ final class LoopDriver: @unchecked Sendable {
             connections[i] = c
             i += 1
         }
-        if sent > 0 || finished > 0 || heldBack > 0 {
-            progress?.update {
-                $0.bytesSent += sent
-                $0.finished += finished
-                $0.heldBack += heldBack
+        report(sent: sent, finished: finished, heldBack: heldBack)
+    }
+
+    private func tickProbes() {
+        var sent = 0
+        var finished = 0
+        var heldBack = 0
+        var i = 0
+        while i < probes.count {
+            var c = probes[i]
+            if !c.channel.isActive {
+                probes.swapAt(i, probes.count - 1)
+                probes.removeLast()
+                finished += 1
+                continue
             }
+            if c.channel.isWritable { sent += sendProbeCaption(&c, probe: c.probe ?? 0) } else { heldBack += 1 }
+            probes[i] = c
+            i += 1
+        }
+        report(sent: sent, finished: finished, heldBack: heldBack)
+    }
+
+    private func report(sent: Int, finished: Int, heldBack: Int) {
+        guard sent > 0 || finished > 0 || heldBack > 0 else { return }
+        progress?.update {
+            $0.bytesSent += sent
+            $0.finished += finished
+            $0.heldBack += heldBack
         }
     }
 
     func stop() {
         task?.cancel()
-        for c in connections { c.channel.close(promise: nil) }
+        probeTask?.cancel()
+        for c in connections + probes { c.channel.close(promise: nil) }
         connections = []
+        probes = []
     }
 }
 

@@ -26,7 +26,10 @@ public final class TunerServer: Sendable {
     private let logger: Logger
 
     /// Starts listening. `store` nil runs archive-only. The store is closed by `shutdown()`.
-    public static func start(configuration: ServerConfiguration, store: (any CaptionStore)?, logger: Logger) async throws -> TunerServer {
+    ///
+    /// `archiveIO` is what the archive writer threads write with (tests stand in a stalling disk).
+    public static func start(configuration: ServerConfiguration, store: (any CaptionStore)?, logger: Logger,
+                             archiveIO: any ArchiveIO = DirectArchiveIO()) async throws -> TunerServer {
         let metrics = ServerMetrics()
         var nodeID: Int64?
         var writer: StoreWriter?
@@ -38,7 +41,12 @@ public final class TunerServer: Sendable {
         let threads = configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         let registry = ConnectionRegistry()
-        let context = ServerContext(configuration: configuration, metrics: metrics, logger: logger, storeWriter: writer, registry: registry)
+        let archive = ArchiveWriter(writingWith: archiveIO) { error in
+            metrics.update { $0.archiveErrors += 1 }
+            logger.error("archive write failed", metadata: ["error": "\(error)"])
+        }
+        let context = ServerContext(configuration: configuration, metrics: metrics, logger: logger, storeWriter: writer, registry: registry,
+                                    archive: archive)
         let counter = ConnectionCounter()
         do {
             let bootstrap = ServerBootstrap(group: group)
@@ -61,7 +69,10 @@ public final class TunerServer: Sendable {
                     .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
-                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: { metrics.render() }))
+                            try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: {
+                                metrics.update { $0.archiveQueueDepth = archive.queueDepth }
+                                return metrics.render()
+                            }))
                         }
                     }
                     .bind(host: configuration.metricsHost, port: metricsPort).get()
@@ -79,6 +90,7 @@ public final class TunerServer: Sendable {
             return server
         } catch {
             try? await group.shutdownGracefully()
+            await archive.finish()
             throw error
         }
     }
@@ -129,7 +141,8 @@ public final class TunerServer: Sendable {
     }
 
     /// Graceful stop (SIGTERM): stop accepting, close every tuner connection (each finishes its
-    /// decoder and flushes its archive files), write what is queued for the store, close it.
+    /// decoder and flushes its archive files), write what is queued for the archive and the
+    /// store, close the store.
     public func shutdown() async {
         let first = stopped.withLock { s -> Bool in
             defer { s = true }
@@ -142,6 +155,7 @@ public final class TunerServer: Sendable {
         for channel in context.registry.all {
             try? await channel.close()
         }
+        await context.archive.finish()
         let tasks = background.withLock { $0 }
         // The heartbeat loop goes first; then the store writer drains its queue and ends.
         if tasks.count > 1 { tasks[1].cancel() }

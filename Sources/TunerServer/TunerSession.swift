@@ -43,16 +43,20 @@ public struct SessionSettings: Sendable {
     /// The tuners' password; nil accepts any PASSWORD block (or none).
     public var password: String?
     public var layout: ArchiveLayout
-    /// Bytes buffered for the archive before a flush is due without waiting for the timer.
+    /// Bytes buffered for one archive file before it is written without waiting for the timer.
     public var flushThreshold: Int
     /// Pending archive bytes kept when writes keep failing; beyond it, they are dropped.
     public var maxPendingArchiveBytes: Int
+    /// Where archive files are written (the server: its `ArchiveWriter` thread).
+    public var archiveIO: any ArchiveIO
 
-    public init(password: String?, layout: ArchiveLayout, flushThreshold: Int = 4096, maxPendingArchiveBytes: Int = 256 * 1024) {
+    public init(password: String?, layout: ArchiveLayout, flushThreshold: Int = 4096, maxPendingArchiveBytes: Int = 256 * 1024,
+                archiveIO: any ArchiveIO = DirectArchiveIO()) {
         self.password = password
         self.layout = layout
         self.flushThreshold = flushThreshold
         self.maxPendingArchiveBytes = maxPendingArchiveBytes
+        self.archiveIO = archiveIO
     }
 }
 
@@ -95,7 +99,8 @@ public struct TunerSession: Sendable {
     /// Base path (without extension) of the program being recorded, if any.
     public var currentArchiveBase: String? { program?.files.basePath }
     public var pendingArchiveBytes: Int { program?.pendingByteCount ?? 0 }
-    public var flushIsDue: Bool { pendingArchiveBytes >= settings.flushThreshold }
+    /// True when a file's buffer is full (`flushFull` writes it before the timer's `flush`).
+    public var flushIsDue: Bool { (program?.files.largestPendingByteCount ?? 0) >= settings.flushThreshold }
 
     /// Feeds received bytes. Throws `SessionClose` when the connection must end.
     public mutating func receive<C: Collection<UInt8>>(_ bytes: C, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
@@ -207,7 +212,8 @@ public struct TunerSession: Sendable {
                 break
             case .nameCurrent(let n):
                 do throws(ArchiveError) {
-                    try program?.name(n, layout: settings.layout, tuner: tuner)
+                    let (layout, io) = (settings.layout, settings.archiveIO)
+                    try program?.name(n, layout: layout, tuner: tuner, io: io)
                 } catch {
                     emit(.archiveFailed(error))
                 }
@@ -228,28 +234,40 @@ public struct TunerSession: Sendable {
     private mutating func beginProgram(name: String?, _ emit: (SessionEvent) -> Void) {
         let at = now()
         program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name,
-                                   startedAt: UTCTime(secondsSinceEpoch: Int(at / 1000)))
+                                   startedAt: UTCTime(secondsSinceEpoch: Int(at / 1000)), io: settings.archiveIO)
         emit(.programStarted(name: name, at: at))
     }
 
     private mutating func closeProgram(_ emit: (SessionEvent) -> Void) {
         guard var current = program.take() else { return }
         current.finishWriters()
-        do throws(ArchiveError) { try current.flush() } catch { emit(.archiveFailed(error)) }
+        do throws(ArchiveError) { try current.flush(to: settings.archiveIO) } catch { emit(.archiveFailed(error)) }
         emit(.programEnded(at: now()))
     }
 
-    /// Writes buffered archive data to disk (called on a timer and when `flushIsDue`).
+    /// Writes the archive files whose buffers are full (when `flushIsDue`).
+    public mutating func flushFull(_ emit: (SessionEvent) -> Void) {
+        flush(minimumBytes: settings.flushThreshold, emit)
+    }
+
+    /// Writes all buffered archive data (called on the server's timer).
     public mutating func flush(_ emit: (SessionEvent) -> Void) {
+        flush(minimumBytes: 1, emit)
+    }
+
+    private mutating func flush(minimumBytes: Int, _ emit: (SessionEvent) -> Void) {
         guard program != nil else { return }
+        // A writer that is behind (a slow disk) gets nothing new until it catches up: the data
+        // waits here, in whole cues and records, up to the same bound as failed writes.
+        if settings.archiveIO.isBehind && program!.pendingByteCount <= settings.maxPendingArchiveBytes { return }
         do throws(ArchiveError) {
-            try program!.flush()
+            try program!.flush(minimumBytes: minimumBytes, to: settings.archiveIO)
         } catch {
             emit(.archiveFailed(error))
             if program!.pendingByteCount > settings.maxPendingArchiveBytes {
                 // The disk has been failing for a while: keep the process alive, drop this backlog.
                 let (name, started) = (program!.name, program!.startedAt)
-                program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name, startedAt: started)
+                program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name, startedAt: started, io: settings.archiveIO)
             }
         }
     }

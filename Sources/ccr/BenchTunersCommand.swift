@@ -63,6 +63,9 @@ struct BenchTunersCommand: AsyncParsableCommand {
     @Option(name: .customLong("connect-timeout"), help: "Seconds to wait for all tuners to be connected and accepted.")
     var connectTimeout: Double = 600
 
+    @Option(name: .customLong("samples"), help: "Write each probe line's send time (epoch ms) and latency parts (ms) to this file.")
+    var samplesPath: String?
+
     func run() async throws {
         raiseFileLimit()
         let loadAtStart = loadAverage()
@@ -167,7 +170,7 @@ struct BenchTunersCommand: AsyncParsableCommand {
         // Lines completed in the last second may still be on their way: give them that second.
         let measuredUntil = ContinuousClock.now - .seconds(1)
         try await Task.sleep(for: .seconds(1))
-        let latency = liveReader?.finish(ledger: generator.ledger, sentBefore: measuredUntil)
+        let latency = liveReader?.finish(ledger: generator.ledger, sentBefore: measuredUntil, samplesPath: samplesPath)
         let progress = generator.snapshot
         let connected = metricsPort.flatMap { serverConnectedTuners(metricsPort: $0) } ?? (progress.connected - progress.closedByServer)
         let perTuner = Double(end.rssKB - baseline.rssKB) / Double(max(connected, 1))
@@ -184,6 +187,8 @@ struct BenchTunersCommand: AsyncParsableCommand {
             print(String(format: "live feed latency (%d probe tuners, a caption each %d ms; reader polls each %d ms): %d lines, p50 %.1f ms, p99 %.1f ms, max %.1f ms, %d not seen",
                          probeCount, probeIntervalMilliseconds, pollMilliseconds, latency.samples, latency.p50, latency.p99,
                          latency.max, latency.missing))
+            print(String(format: "  its parts (wall clock, ms resolution): p99 %.0f ms from the bytes sent to the line decoded (network, event loops), p99 %.0f ms from decoded to read (store, poll)",
+                         latency.p99ToDecoder, latency.p99ThroughStore))
         }
         print("load average: at start \(loadAtStart), at end \(loadAtEnd)")
         var result = "RESULT tuners=\(tuners) connected=\(connected) all_connected=\(allConnected ? "yes" : "no") store=\(store)"
@@ -191,8 +196,9 @@ struct BenchTunersCommand: AsyncParsableCommand {
                          baseline.rssKB, end.rssKB, peakRSS, perTuner, Double(end.anonKB - baseline.anonKB) / Double(max(connected, 1)),
                          cpu, elapsed)
         if let latency {
-            result += String(format: " latency_samples=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f missing=%d", latency.samples, latency.p50,
-                             latency.p99, latency.max, latency.missing)
+            result += String(format: " latency_samples=%d p50_ms=%.1f p99_ms=%.1f max_ms=%.1f missing=%d p99_to_decoder_ms=%.0f p99_through_store_ms=%.0f",
+                             latency.samples, latency.p50, latency.p99, latency.max, latency.missing, latency.p99ToDecoder,
+                             latency.p99ThroughStore)
         }
         result += " load_start=\(loadAtStart.split(separator: " ").first ?? "?") load_end=\(loadAtEnd.split(separator: " ").first ?? "?")"
         print(result)
@@ -255,13 +261,25 @@ final class LiveLatencyReader: Sendable {
         let p99: Double
         let max: Double
         let missing: Int
+        /// p99 of the part from the bytes being sent to the server decoding the line (network,
+        /// event loop), and of the part from decoding to the line being read (store, poll).
+        let p99ToDecoder: Double
+        let p99ThroughStore: Double
+    }
+
+    /// One probe line's latency and its two parts, in ms.
+    private struct Sample {
+        let sentAt: Int64
+        let total: Double
+        let toDecoder: Double
+        let throughStore: Double
     }
 
     private let store: any CaptionStore
     private let pollMilliseconds: Int
     private let cursor: Mutex<LiveCursor>
-    /// Latencies in ms of lines read while measuring; nil before `startMeasuring`.
-    private let samples = Mutex<[Double]?>(nil)
+    /// Lines read while measuring; nil before `startMeasuring`.
+    private let samples = Mutex<[Sample]?>(nil)
 
     init(store: any CaptionStore, pollMilliseconds: Int) async throws {
         self.store = store
@@ -277,11 +295,14 @@ final class LiveLatencyReader: Sendable {
                 continue
             }
             let seenAt = ContinuousClock.now
-            var latencies: [Double] = []
+            let seenAtWall = wallClockMilliseconds()
+            var latencies: [Sample] = []
             for line in page.lines {
                 guard let id = LatencyProbe.id(in: line.text), let sent = ledger.take(id: id) else { continue }
-                let waited = (seenAt - sent).components
-                latencies.append(Double(waited.seconds) * 1000 + Double(waited.attoseconds) / 1e15)
+                let waited = (seenAt - sent.instant).components
+                latencies.append(Sample(sentAt: sent.wallMilliseconds, total: Double(waited.seconds) * 1000 + Double(waited.attoseconds) / 1e15,
+                                        toDecoder: Double(line.capturedAt - sent.wallMilliseconds),
+                                        throughStore: Double(seenAtWall - line.capturedAt)))
             }
             cursor.withLock { $0 = page.next }
             if !latencies.isEmpty { samples.withLock { $0?.append(contentsOf: latencies) } }
@@ -295,14 +316,20 @@ final class LiveLatencyReader: Sendable {
         samples.withLock { $0 = [] }
     }
 
-    func finish(ledger: ProbeLedger, sentBefore deadline: ContinuousClock.Instant) -> Summary {
-        let values = (samples.withLock { $0 } ?? []).sorted()
-        func percentile(_ p: Double) -> Double {
+    func finish(ledger: ProbeLedger, sentBefore deadline: ContinuousClock.Instant, samplesPath: String?) -> Summary {
+        let taken = samples.withLock { $0 } ?? []
+        if let samplesPath {
+            let text = taken.map { "\($0.sentAt) \($0.total) \($0.toDecoder) \($0.throughStore)\n" }.joined()
+            FileManager.default.createFile(atPath: samplesPath, contents: Data(("sent_ms total_ms to_decoder_ms through_store_ms\n" + text).utf8))
+        }
+        func percentile(_ p: Double, _ part: (Sample) -> Double) -> Double {
+            let values = taken.map(part).sorted()
             guard !values.isEmpty else { return .nan }
             return values[max(0, min(values.count - 1, Int((p * Double(values.count)).rounded(.up)) - 1))]
         }
-        return Summary(samples: values.count, p50: percentile(0.5), p99: percentile(0.99), max: values.last ?? .nan,
-                       missing: ledger.outstanding(sentBefore: deadline))
+        return Summary(samples: taken.count, p50: percentile(0.5, \.total), p99: percentile(0.99, \.total),
+                       max: percentile(1, \.total), missing: ledger.outstanding(sentBefore: deadline),
+                       p99ToDecoder: percentile(0.99, \.toDecoder), p99ThroughStore: percentile(0.99, \.throughStore))
     }
 
     func close() async { await store.close() }

@@ -180,7 +180,7 @@ func eventually(timeout: Double = 15, _ condition: () async throws -> Bool) asyn
 /// whatever happens.
 func withServer(
     password: String? = nil, maxTuners: Int = 100, handshakeTimeout: Double = 15, idleTimeout: Double = 120,
-    useStore: Bool = false,
+    useStore: Bool = false, eventLoopThreads: Int = 2, archiveIO: any ArchiveIO = DirectArchiveIO(),
     _ body: (TunerServer, URL, (any CaptionStore)?) async throws -> Void
 ) async throws {
     let dir = try makeTemporaryDirectory("serve")
@@ -196,7 +196,7 @@ func withServer(
     c.idleTimeout = idleTimeout
     c.flushInterval = 0.2
     c.wrongPasswordDelay = 0.3
-    c.eventLoopThreads = 2
+    c.eventLoopThreads = eventLoopThreads
     c.archiveDirectory = dir.appendingPathComponent("archive").path
     c.heartbeatInterval = 0.5
     var store: (any CaptionStore)?
@@ -209,7 +209,7 @@ func withServer(
     }
     var logger = Logger(label: "test.ccr")
     logger.logLevel = .warning
-    let server = try await TunerServer.start(configuration: c, store: store, logger: logger)
+    let server = try await TunerServer.start(configuration: c, store: store, logger: logger, archiveIO: archiveIO)
     do {
         try await body(server, URL(fileURLWithPath: c.archiveDirectory), store)
     } catch {
