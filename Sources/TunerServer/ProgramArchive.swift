@@ -75,7 +75,7 @@ public struct ArchiveError: Error, Sendable, CustomStringConvertible {
 }
 
 /// How archive files reach the disk: `DirectArchiveIO` writes on the caller's thread (tests,
-/// tools); `ccr serve` uses an `ArchiveWriter`, which writes on a thread of its own so that a
+/// tools); `ccr serve` uses an `ArchiveWriter`, which writes on threads of its own so that a
 /// slow disk or NFS server (the guide's /srv/archive is an NFS mount, where every close waits for
 /// the server) never stalls the event loops that read the tuners.
 public protocol ArchiveIO: Sendable {

@@ -47,7 +47,7 @@ public struct SessionSettings: Sendable {
     public var flushThreshold: Int
     /// Pending archive bytes kept when writes keep failing; beyond it, they are dropped.
     public var maxPendingArchiveBytes: Int
-    /// Where archive files are written (the server: its `ArchiveWriter` thread).
+    /// Where archive files are written (the server: its `ArchiveWriter` threads).
     public var archiveIO: any ArchiveIO
 
     public init(password: String?, layout: ArchiveLayout, flushThreshold: Int = 4096, maxPendingArchiveBytes: Int = 256 * 1024,
