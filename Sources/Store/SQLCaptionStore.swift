@@ -5,7 +5,9 @@ import Synchronization
 ///
 /// Two `DatabaseThread`s, each with its own connection: the writer (FIFO writes, spool, replay)
 /// and the reader (queries), so a slow search never delays captions being written. A read-only
-/// store (`ccr web`) has no writer at all.
+/// store (`ccr web`) has no writer at all. A SQLite writer has a third thread that checkpoints
+/// the WAL every `checkpointInterval`, so that the writer's commits never wait for the database
+/// file's fsync.
 final class SQLCaptionStore: CaptionStore {
     private let label: String
     private let options: StoreOptions
@@ -14,11 +16,15 @@ final class SQLCaptionStore: CaptionStore {
     private let reader: DatabaseThread
     private let gauge: SpoolGauge
     private let replayTask = Mutex<Task<Void, Never>?>(nil)
+    private let checkpointer: DatabaseThread?
+    private let checkpointTask = Mutex<Task<Void, Never>?>(nil)
+    static let checkpointInterval = Duration.milliseconds(500)
     private let isClosed = Mutex(false)
 
     private init(label: String, options: StoreOptions, writer: DatabaseThread?, pipeline: ThreadConfined<WritePipeline>?,
-                 reader: DatabaseThread, gauge: SpoolGauge) {
+                 reader: DatabaseThread, checkpointer: DatabaseThread?, gauge: SpoolGauge) {
         self.gauge = gauge
+        self.checkpointer = checkpointer
         self.label = label
         self.options = options
         self.writer = writer
@@ -30,11 +36,14 @@ final class SQLCaptionStore: CaptionStore {
         let label = configuration.description
         let writerConnect: @Sendable () throws -> DatabaseConnection
         let readerConnect: @Sendable () throws -> DatabaseConnection
+        var checkpointConnect: (@Sendable () throws -> DatabaseConnection)?
         switch configuration {
         case .sqlite(let path):
             let timeout = options.timeoutSeconds
+            checkpointConnect = { try SQLiteConnection(path: path, readOnly: false, busyTimeoutSeconds: timeout, autoCheckpointPages: 0) }
             writerConnect = {
-                let connection = try SQLiteConnection(path: path, readOnly: false, busyTimeoutSeconds: timeout)
+                let connection = try SQLiteConnection(path: path, readOnly: false, busyTimeoutSeconds: timeout,
+                                                      autoCheckpointPages: SQLiteConnection.writerAutoCheckpointPages)
                 try Migrator.migrate(connection)
                 return connection
             }
@@ -87,7 +96,9 @@ final class SQLCaptionStore: CaptionStore {
             }
         }
         let reader = DatabaseThread(name: "ccr-store-reader", connect: readerConnect)
-        let store = SQLCaptionStore(label: label, options: options, writer: writer, pipeline: pipeline, reader: reader, gauge: gauge)
+        let checkpointer = writer == nil ? nil : checkpointConnect.map { DatabaseThread(name: "ccr-store-checkpoint", connect: $0) }
+        let store = SQLCaptionStore(label: label, options: options, writer: writer, pipeline: pipeline, reader: reader,
+                                    checkpointer: checkpointer, gauge: gauge)
         if options.readOnly {
             // Readers learn about login and schema problems at once; an outage is reported per read.
             do { _ = try await reader.run { _ in 0 } } catch let error as StoreError where error.isTransient {
@@ -97,6 +108,7 @@ final class SQLCaptionStore: CaptionStore {
             }
         }
         store.startReplayLoop()
+        store.startCheckpointLoop()
         return store
     }
 
@@ -385,6 +397,19 @@ final class SQLCaptionStore: CaptionStore {
         replayTask.withLock { $0 = task }
     }
 
+    /// PASSIVE checkpoints: copy what the WAL holds into the database file without waiting for
+    /// the writer or the readers (a reader's snapshot only delays the part it still uses).
+    private func startCheckpointLoop() {
+        guard let checkpointer else { return }
+        let task = Task.detached {
+            while !Task.isCancelled {
+                try? await Task.sleep(for: Self.checkpointInterval)
+                _ = try? await checkpointer.run { c in try c.query("PRAGMA wal_checkpoint(PASSIVE)", []) }
+            }
+        }
+        checkpointTask.withLock { $0 = task }
+    }
+
     func close() async {
         let first = isClosed.withLock { closed -> Bool in
             defer { closed = true }
@@ -392,6 +417,11 @@ final class SQLCaptionStore: CaptionStore {
         }
         guard first else { return }
         replayTask.withLock { $0?.cancel() }
+        if let task = checkpointTask.withLock({ $0 }) {
+            task.cancel()
+            await task.value
+        }
+        await checkpointer?.stop()
         if let writer, let pipeline {
             _ = try? await writer.perform { _ in pipeline.value.close() }
         }

@@ -20,8 +20,15 @@ final class SQLiteConnection: DatabaseConnection {
     private var statements: [String: OpaquePointer] = [:]
     private let path: String
 
+    /// WAL size (pages) at which the writer checkpoints in its own commit: a safety net only, as
+    /// `SQLCaptionStore`'s checkpoint thread keeps the WAL far below it. SQLite's default, 1,000
+    /// pages, made every few-hundredth commit copy the WAL into the database file and fsync it,
+    /// holding up the captions queued behind that commit.
+    static let writerAutoCheckpointPages = 16_384
+
     /// Opens (creating when `readOnly` is false) the database file in WAL mode.
-    init(path: String, readOnly: Bool, busyTimeoutSeconds: Double) throws {
+    /// `autoCheckpointPages` overrides SQLite's automatic checkpoint threshold (0 turns it off).
+    init(path: String, readOnly: Bool, busyTimeoutSeconds: Double, autoCheckpointPages: Int? = nil) throws {
         self.path = path
         let flags = readOnly
             ? SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX
@@ -43,6 +50,7 @@ final class SQLiteConnection: DatabaseConnection {
             // NORMAL in WAL mode: a commit survives a crash or kill -9 of ccr; only a power cut may
             // lose the last commits (the spool, which is fsync'd, covers outages, not power cuts).
             try execute("PRAGMA synchronous=NORMAL", [])
+            if let autoCheckpointPages { _ = try query("PRAGMA wal_autocheckpoint=\(autoCheckpointPages)", []) }
         }
     }
 

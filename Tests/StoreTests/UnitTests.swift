@@ -123,6 +123,34 @@ struct StoreUnitTests {
         #expect(try connection.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == Int64(Schema.currentVersion))
     }
 
+    @Test("the WAL is checkpointed into the database file by the checkpoint thread, while the writer's own threshold is far away")
+    func sqliteCheckpointThread() async throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-checkpoint-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let path = directory.appendingPathComponent("ccr.sqlite").path
+        let store = try await openStore(.sqlite(path: path))
+        let (_, tuner, program) = try await startTuner(store)
+        let size = { (file: String) in ((try? FileManager.default.attributesOfItem(atPath: file)[.size]) as? Int) ?? 0 }
+        try await Task.sleep(for: .seconds(1))
+        let before = size(path)
+        // ~1 MB of lines in 200 commits: far below the writer's 16,384-page (64 MB) threshold, so
+        // only the checkpoint thread can have copied them into the database file.
+        for batch in 0..<200 {
+            try await store.appendLines((0..<20).map { line(String(repeating: "caption \(batch) \($0) ", count: 12), program: program, tuner: tuner,
+                                                              at: Int64(batch * 20 + $0)) })
+        }
+        var grown = false
+        for _ in 0..<50 where !grown {
+            try await Task.sleep(for: .milliseconds(100))
+            grown = size(path) > before + 500_000
+        }
+        #expect(grown, "database file \(before) -> \(size(path)) bytes (WAL \(size(path + "-wal")) bytes)")
+        await store.close()
+        let reopened = try SQLiteConnection(path: path, readOnly: true, busyTimeoutSeconds: 1)
+        #expect(try reopened.query("SELECT COUNT(*) FROM caption_lines", []).first?.first?.int64 == 4000)
+    }
+
     @Test("insert batches keep every row in order and use at most 8 batch sizes")
     func batchShapes() {
         var sizes = Set<Int>()
