@@ -133,8 +133,6 @@ public struct ProgramFiles: Sendable {
         self.directory = directory
     }
 
-    public func path(_ kind: ArchiveFileKind) -> String { basePath + "." + kind.fileExtension }
-
     public mutating func append<C: Collection<UInt8>>(_ kind: ArchiveFileKind, _ bytes: C) {
         pending[kind.rawValue].append(contentsOf: bytes)
     }
@@ -163,8 +161,6 @@ public struct ProgramFiles: Sendable {
 
     /// Bytes waiting to be written.
     public var pendingByteCount: Int { pending.reduce(0) { $0 + $1.count } }
-
-    public func pendingByteCount(_ kind: ArchiveFileKind) -> Int { pending[kind.rawValue].count }
 
     /// The fullest file buffer, in bytes.
     public var largestPendingByteCount: Int { pending.reduce(0) { Swift.max($0, $1.count) } }
