@@ -10,9 +10,9 @@ import Synchronization
 ///
 /// Each tuner folder is written by one of `threads` threads with a FIFO queue, which keeps each
 /// file's appends, and a program's rename, in order; several threads keep an NFS server's round
-/// trips (a close waits for one) from adding up one after another. A
-/// write that fails is kept (up to `maxUnwrittenBytes` per file) and written before that file's
-/// next data, so a full disk that frees up loses nothing; each failure is reported to `failed`.
+/// trips (a close waits for one) from adding up one after another. A write that fails is kept
+/// (up to `maxUnwrittenBytes` per file) and written before that file's next data, so a full disk
+/// that frees up loses nothing; each failure is reported to `failed`.
 /// Past `maxQueuedBytes` waiting, `isBehind` tells sessions to keep their data until the disk
 /// catches up (each session holds at most its own bound), so memory stays bounded.
 public final class ArchiveWriter: ArchiveIO {
@@ -25,7 +25,7 @@ public final class ArchiveWriter: ArchiveIO {
     private let depth = Atomic<Int>(0)
     private let queuedBytes = Atomic<Int>(0)
     private let maxQueuedBytes: Int
-    /// Data whose write failed, per file path (touched only by the writer thread).
+    /// Data whose write failed, per file path (a path only ever by its folder's writer thread).
     private let unwritten = Mutex<[String: [UInt8]]>([:])
     private let maxUnwrittenBytes: Int
     private let failed: @Sendable (ArchiveError) -> Void
