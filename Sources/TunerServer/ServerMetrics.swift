@@ -48,7 +48,7 @@ public final class ServerMetrics: Sendable {
         metric("ccr_wrong_passwords_total", "counter", "Connections refused for a wrong password.", s.wrongPasswords)
         metric("ccr_connection_limit_rejections_total", "counter", "Connections refused at the connection limit.", s.connectionLimitRejections)
         metric("ccr_archive_errors_total", "counter", "Failed archive writes.", s.archiveErrors)
-        metric("ccr_archive_queue_depth", "gauge", "Archive writes queued for the writer thread.", s.archiveQueueDepth)
+        metric("ccr_archive_queue_depth", "gauge", "Archive writes queued for the writer threads.", s.archiveQueueDepth)
         metric("ccr_store_errors_total", "counter", "Failed store writes (not spooled).", s.storeErrors)
         metric("ccr_store_queue_depth", "gauge", "Store writes queued in memory.", s.storeQueueDepth)
         metric("ccr_spool_depth", "gauge", "Store writes waiting in the durable spool.", s.spoolDepth)

@@ -221,7 +221,8 @@ final class LoopDriver: @unchecked Sendable {
     }
 
     /// A probe's next caption when due; the previous caption's line is completed by these bytes.
-    private func sendProbeCaption(_ c: inout Connection, probe: Int) -> Int {
+    private func sendProbeCaption(_ c: inout Connection) -> Int {
+        guard let probe = c.probe else { return 0 }
         let elapsed = (NIODeadline.now() - c.started).nanoseconds / 1_000_000
         guard elapsed >= c.phase + Int64(c.captionsSent) * probeInterval else { return 0 }
         let id = probe * 1_000_000 + c.captionsSent
@@ -238,11 +239,8 @@ final class LoopDriver: @unchecked Sendable {
         guard let schedule else { return }
         let now = NIODeadline.now()
         var sent = 0
-        var finished = 0
         var heldBack = 0
-        var i = 0
-        while i < connections.count {
-            var c = connections[i]
+        let finished = Self.visit(&connections) { c in
             let elapsed = Double((now - c.started).nanoseconds) / 1_000_000 * speed
             var end = c.offset
             if c.channel.isWritable {
@@ -262,35 +260,39 @@ final class LoopDriver: @unchecked Sendable {
             }
             if c.block >= schedule.blocks.count || !c.channel.isActive {
                 c.channel.close(promise: nil)
-                connections.swapAt(i, connections.count - 1)
-                connections.removeLast()
-                finished += 1
-                continue
+                return false
             }
-            connections[i] = c
-            i += 1
+            return true
         }
         report(sent: sent, finished: finished, heldBack: heldBack)
     }
 
     private func tickProbes() {
         var sent = 0
-        var finished = 0
         var heldBack = 0
-        var i = 0
-        while i < probes.count {
-            var c = probes[i]
-            if !c.channel.isActive {
-                probes.swapAt(i, probes.count - 1)
-                probes.removeLast()
-                finished += 1
-                continue
-            }
-            if c.channel.isWritable { sent += sendProbeCaption(&c, probe: c.probe ?? 0) } else { heldBack += 1 }
-            probes[i] = c
-            i += 1
+        let finished = Self.visit(&probes) { c in
+            guard c.channel.isActive else { return false }
+            if c.channel.isWritable { sent += sendProbeCaption(&c) } else { heldBack += 1 }
+            return true
         }
         report(sent: sent, finished: finished, heldBack: heldBack)
+    }
+
+    /// Lets `body` update each connection in place; those it returns false for are dropped (swapped
+    /// with the last, so the array never shifts). Returns how many were dropped.
+    private static func visit(_ list: inout [Connection], _ body: (inout Connection) -> Bool) -> Int {
+        var dropped = 0
+        var i = 0
+        while i < list.count {
+            if body(&list[i]) {
+                i += 1
+            } else {
+                list.swapAt(i, list.count - 1)
+                list.removeLast()
+                dropped += 1
+            }
+        }
+        return dropped
     }
 
     private func report(sent: Int, finished: Int, heldBack: Int) {

@@ -104,12 +104,16 @@ struct StoreUnitTests {
         #expect(error.map { "\($0)" }?.contains("unable to open database file") == true)
     }
 
-    @Test("an SQLite database is migrated once and reopened as is")
-    func sqliteMigration() async throws {
+    /// Runs `body` with the path of an SQLite file in a fresh folder, removed afterwards.
+    private func withTemporaryDatabase(_ body: (String) async throws -> Void) async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-sqlite-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("ccr.sqlite").path
+        try await body(directory.appendingPathComponent("ccr.sqlite").path)
+    }
+
+    @Test("an SQLite database is migrated once and reopened as is")
+    func sqliteMigration() async throws { try await withTemporaryDatabase { path in
         let store = try await openStore(.sqlite(path: path))
         let (_, tuner, program) = try await startTuner(store)
         try await store.appendLines([line("kept", program: program, tuner: tuner, at: 0)])
@@ -121,14 +125,10 @@ struct StoreUnitTests {
         let connection = try SQLiteConnection(path: path, readOnly: true, busyTimeoutSeconds: 1)
         #expect(try connection.query("PRAGMA journal_mode", []).first?.first?.string == "wal")
         #expect(try connection.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == Int64(Schema.currentVersion))
-    }
+    } }
 
     @Test("the WAL is checkpointed into the database file by the checkpoint thread, while the writer's own threshold is far away")
-    func sqliteCheckpointThread() async throws {
-        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-checkpoint-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: directory) }
-        let path = directory.appendingPathComponent("ccr.sqlite").path
+    func sqliteCheckpointThread() async throws { try await withTemporaryDatabase { path in
         let store = try await openStore(.sqlite(path: path))
         let (_, tuner, program) = try await startTuner(store)
         let size = { (file: String) in ((try? FileManager.default.attributesOfItem(atPath: file)[.size]) as? Int) ?? 0 }
@@ -149,7 +149,7 @@ struct StoreUnitTests {
         await store.close()
         let reopened = try SQLiteConnection(path: path, readOnly: true, busyTimeoutSeconds: 1)
         #expect(try reopened.query("SELECT COUNT(*) FROM caption_lines", []).first?.first?.int64 == 4000)
-    }
+    } }
 
     @Test("insert batches keep every row in order and use at most 8 batch sizes")
     func batchShapes() {
