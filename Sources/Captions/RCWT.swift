@@ -55,6 +55,38 @@ public struct RCWTRecord: Sendable, Hashable {
     }
 }
 
+/// One complete record as it is on the wire (8-byte timestamp, 2-byte count, 3 bytes per
+/// triplet), borrowed from the reader's buffer: valid only during the callback that receives it.
+public struct RCWTRecordBytes {
+    /// The whole record, header included (what a `.bin` archive stores).
+    public let bytes: UnsafeBufferPointer<UInt8>
+
+    /// Presentation time in milliseconds, as recorded.
+    public var timestamp: Int64 {
+        var ts: UInt64 = 0
+        for k in 0..<8 { ts |= UInt64(bytes[k]) << (8 * UInt64(k)) }
+        return Int64(bitPattern: ts)
+    }
+
+    /// The triplets' bytes, 3 per triplet.
+    public var tripletBytes: UnsafeBufferPointer<UInt8> {
+        UnsafeBufferPointer(rebasing: bytes[RCWTRecordAssembler.recordHeaderSize...])
+    }
+
+    /// A copy as an `RCWTRecord`.
+    public var record: RCWTRecord {
+        var triplets: [CCTriplet] = []
+        let raw = tripletBytes
+        triplets.reserveCapacity(raw.count / 3)
+        var p = 0
+        while p + 3 <= raw.count {
+            triplets.append(CCTriplet(info: raw[p], data1: raw[p + 1], data2: raw[p + 2]))
+            p += 3
+        }
+        return RCWTRecord(timestamp: timestamp, triplets: triplets)
+    }
+}
+
 /// Why RCWT bytes could not be read.
 public enum RCWTError: Error, Sendable, Hashable, CustomStringConvertible {
     /// The 11-byte file header is not `CC CC ED ...`.
@@ -151,7 +183,9 @@ public struct RCWTFileReader: Sendable {
         var failure: RCWTError?
         bytes.withUnsafeBufferPointer { buf in
             do throws(RCWTError) {
-                try assembler.appendBuffer(UnsafeBufferPointer(rebasing: buf[RCWTHeader.count...]), emit: body)
+                try assembler.appendBuffer(UnsafeBufferPointer(rebasing: buf[RCWTHeader.count...])) { (raw: RCWTRecordBytes) throws(RCWTError) in
+                    try body(raw.record)
+                }
             } catch { failure = error }
         }
         if let failure { throw failure }
@@ -206,6 +240,18 @@ public struct RCWTRecordAssembler: Sendable {
 
     /// Feeds bytes; calls `emit` for each record they complete (no intermediate array).
     public mutating func append<C: Collection>(_ bytes: C, emit: (RCWTRecord) throws(RCWTError) -> Void) throws(RCWTError) where C.Element == UInt8 {
+        try appendRecordBytes(bytes) { (raw: RCWTRecordBytes) throws(RCWTError) in try emit(raw.record) }
+    }
+
+    /// Feeds raw bytes.
+    public mutating func append(_ raw: UnsafeRawBufferPointer, emit: (RCWTRecord) throws(RCWTError) -> Void) throws(RCWTError) {
+        try appendBuffer(raw.assumingMemoryBound(to: UInt8.self)) { (raw: RCWTRecordBytes) throws(RCWTError) in try emit(raw.record) }
+    }
+
+    /// Feeds bytes; calls `emit` with each completed record as it is on the wire, without building
+    /// an `RCWTRecord`. The server's path: a tuner sends ~30 records a second, and an array of
+    /// triplets per record was an allocation and a free per record on the event loops.
+    public mutating func appendRecordBytes<C: Collection>(_ bytes: C, emit: (RCWTRecordBytes) throws(RCWTError) -> Void) throws(RCWTError) where C.Element == UInt8 {
         var failure: RCWTError?
         let handled: Void? = bytes.withContiguousStorageIfAvailable { buf in
             do throws(RCWTError) { try self.appendBuffer(buf, emit: emit) } catch { failure = error }
@@ -218,15 +264,11 @@ public struct RCWTRecordAssembler: Sendable {
         if let failure { throw failure }
     }
 
-    /// Feeds raw bytes.
-    public mutating func append(_ raw: UnsafeRawBufferPointer, emit: (RCWTRecord) throws(RCWTError) -> Void) throws(RCWTError) {
-        try appendBuffer(raw.assumingMemoryBound(to: UInt8.self), emit: emit)
-    }
-
-    mutating func appendBuffer(_ buf: UnsafeBufferPointer<UInt8>, emit: (RCWTRecord) throws(RCWTError) -> Void) throws(RCWTError) {
+    mutating func appendBuffer(_ buf: UnsafeBufferPointer<UInt8>, emit: (RCWTRecordBytes) throws(RCWTError) -> Void) throws(RCWTError) {
         var i = 0
         let end = buf.count
-        // Complete a pending partial record first.
+        // Complete a pending partial record first (the client sends each record's header and
+        // triplets as two blocks, so nearly every record passes through here).
         while !pending.isEmpty && i < end {
             let need = bytesNeeded
             let take = min(need, end - i)
@@ -236,10 +278,12 @@ public struct RCWTRecordAssembler: Sendable {
                 try checkCount(Int(pending[8]) | Int(pending[9]) << 8)
             }
             if pending.count >= Self.recordHeaderSize && bytesNeeded == 0 {
-                let record = pending.withUnsafeBufferPointer { Self.parseRecord($0, at: 0) }
-                pending.removeAll(keepingCapacity: false)
-                offset += record.triplets.count * 3 + Self.recordHeaderSize
-                try emit(record)
+                offset += pending.count
+                // The buffer keeps its capacity (a few dozen bytes): the next record needs it again.
+                defer { pending.removeAll(keepingCapacity: true) }
+                try pending.withUnsafeBufferPointer { (record: UnsafeBufferPointer<UInt8>) throws(RCWTError) in
+                    try emit(RCWTRecordBytes(bytes: record))
+                }
             }
         }
         // Whole records straight from the buffer.
@@ -248,10 +292,10 @@ public struct RCWTRecordAssembler: Sendable {
             try checkCount(n)
             let size = Self.recordHeaderSize + 3 * n
             guard end - i >= size else { break }
-            let record = Self.parseRecord(buf, at: i)
+            let record = UnsafeBufferPointer(rebasing: buf[i..<(i + size)])
             i += size
             offset += size
-            try emit(record)
+            try emit(RCWTRecordBytes(bytes: record))
         }
         if i < end {
             pending.append(contentsOf: UnsafeBufferPointer(rebasing: buf[i..<end]))
@@ -260,20 +304,5 @@ public struct RCWTRecordAssembler: Sendable {
 
     private func checkCount(_ n: Int) throws(RCWTError) {
         if n > maxTriplets { throw .tooManyTriplets(count: n, limit: maxTriplets) }
-    }
-
-    @inline(__always)
-    private static func parseRecord(_ buf: UnsafeBufferPointer<UInt8>, at i: Int) -> RCWTRecord {
-        var ts: UInt64 = 0
-        for k in 0..<8 { ts |= UInt64(buf[i + k]) << (8 * UInt64(k)) }
-        let n = Int(buf[i + 8]) | Int(buf[i + 9]) << 8
-        var triplets: [CCTriplet] = []
-        triplets.reserveCapacity(n)
-        var p = i + 10
-        for _ in 0..<n {
-            triplets.append(CCTriplet(info: buf[p], data1: buf[p + 1], data2: buf[p + 2]))
-            p += 3
-        }
-        return RCWTRecord(timestamp: Int64(bitPattern: ts), triplets: triplets)
     }
 }

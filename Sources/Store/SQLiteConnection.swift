@@ -50,6 +50,14 @@ final class SQLiteConnection: DatabaseConnection {
             // NORMAL in WAL mode: a commit survives a crash or kill -9 of ccr; only a power cut may
             // lose the last commits (the spool, which is fsync'd, covers outages, not power cuts).
             try execute("PRAGMA synchronous=NORMAL", [])
+            // A multi-row INSERT (with its FTS trigger) keeps a statement journal of the pages it
+            // changes; past 64 KiB SQLite spilled it to a temporary file: two pwrites per page,
+            // 40% of the writes ccr made at 10,000 tuners. It stays in memory (a few hundred KB).
+            try execute("PRAGMA temp_store=MEMORY", [])
+            // A grouped commit (see the tuner server's CommitPacer) changes a few hundred pages;
+            // spilling them into the WAL before the commit, when they outgrew the small cache,
+            // wrote them twice. Unspilled, the cache holds them past `cacheKiB` until the commit.
+            try execute("PRAGMA cache_spill=OFF", [])
             if let autoCheckpointPages { _ = try query("PRAGMA wal_autocheckpoint=\(autoCheckpointPages)", []) }
         }
     }

@@ -1,4 +1,5 @@
 import NIOPosix
+import Store
 import Synchronization
 
 /// Writes the archive on threads of its own, each file's data in the order the event loops gave it.
@@ -37,7 +38,10 @@ public final class ArchiveWriter: ArchiveIO {
         self.maxUnwrittenBytes = maxUnwrittenBytes
         self.maxQueuedBytes = maxQueuedBytes
         self.failed = failed
-        for pool in pools { pool.start() }
+        for pool in pools {
+            pool.start()
+            pool.submit { _ in BackgroundPriority.applyToCurrentThread() }
+        }
     }
 
     /// Operations queued and not yet done (a metric).

@@ -133,26 +133,10 @@ public struct ProgramFiles: Sendable {
         self.directory = directory
     }
 
+    /// Appends bytes as they are (an RCWT record goes to the `.bin` file unchanged: the wire layout
+    /// of a record is the file's).
     public mutating func append<C: Collection<UInt8>>(_ kind: ArchiveFileKind, _ bytes: C) {
         pending[kind.rawValue].append(contentsOf: bytes)
-    }
-
-    /// Appends a record to the `.bin` buffer in its RCWT form (no intermediate array: this runs
-    /// ~30 times a second per tuner).
-    public mutating func appendRecord(_ record: RCWTRecord) {
-        let t = UInt64(bitPattern: record.timestamp)
-        let n = record.triplets.count
-        var buffer = pending[ArchiveFileKind.bin.rawValue]
-        pending[ArchiveFileKind.bin.rawValue] = []
-        for i in 0..<8 { buffer.append(UInt8(truncatingIfNeeded: t >> (8 * UInt64(i)))) }
-        buffer.append(UInt8(truncatingIfNeeded: n))
-        buffer.append(UInt8(truncatingIfNeeded: n >> 8))
-        for triplet in record.triplets {
-            buffer.append(triplet.info)
-            buffer.append(triplet.data1)
-            buffer.append(triplet.data2)
-        }
-        pending[ArchiveFileKind.bin.rawValue] = buffer
     }
 
     public mutating func append(_ kind: ArchiveFileKind, _ text: String) {

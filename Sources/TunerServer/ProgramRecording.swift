@@ -38,8 +38,8 @@ struct ProgramRecording: Sendable {
         try files.rename(to: base, io: io)
     }
 
-    mutating func record(_ record: RCWTRecord) {
-        files.appendRecord(record)
+    mutating func record(_ record: RCWTRecordBytes) {
+        files.append(.bin, record.bytes)
     }
 
     mutating func write(_ event: CaptionEvent) {

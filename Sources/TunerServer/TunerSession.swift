@@ -187,7 +187,7 @@ public struct TunerSession: Sendable {
         assembler = RCWTRecordAssembler(maxTriplets: 0)
         defer { assembler = working }
         do {
-            try working.append(bytes) { (record: RCWTRecord) throws(RCWTError) in
+            try working.appendRecordBytes(bytes) { (record: RCWTRecordBytes) throws(RCWTError) in
                 self.process(record, emit)
             }
         } catch {
@@ -195,13 +195,13 @@ public struct TunerSession: Sendable {
         }
     }
 
-    private mutating func process(_ record: RCWTRecord, _ emit: (SessionEvent) -> Void) {
+    private mutating func process(_ record: RCWTRecordBytes, _ emit: (SessionEvent) -> Void) {
         recordCount += 1
         if program == nil { beginProgram(name: tracker.currentName, emit) }
         program!.record(record)
         // take(): the decoder's screens must stay uniquely owned or every record would copy them.
         guard var decoder = decoder.take() else { return }
-        decoder.decode(record) { event in self.deliver(event, emit) }
+        decoder.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { event in self.deliver(event, emit) }
         self.decoder = decoder
     }
 

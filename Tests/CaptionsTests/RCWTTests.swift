@@ -66,6 +66,33 @@ struct RCWTTests {
         }
     }
 
+    @Test("assembler: the record bytes it lends are the wire bytes, whatever the split",
+          .enabled(if: Fixtures.shouldRunSharedTests, "shared fixtures needed"))
+    func recordBytesAreWireBytes() throws {
+        let file = [UInt8](try Fixtures.sharedData("the.tudors.bin"))
+        let expected = try RCWTFileReader(bytes: file).records()
+        let body = Array(file.dropFirst(RCWTHeader.count))
+        for maxPiece in [1, 7, 13, 4096] {
+            var assembler = RCWTRecordAssembler()
+            var joined: [UInt8] = []
+            var records: [RCWTRecord] = []
+            var i = 0
+            while i < body.count {
+                let n = min(maxPiece, body.count - i)
+                try assembler.appendRecordBytes(body[i..<(i + n)]) { (raw: RCWTRecordBytes) throws(RCWTError) in
+                    joined += raw.bytes
+                    #expect(raw.tripletBytes.count == raw.bytes.count - 10)
+                    records.append(RCWTRecord(timestamp: raw.timestamp, triplets: stride(from: 0, to: raw.tripletBytes.count, by: 3).map {
+                        CCTriplet(info: raw.tripletBytes[$0], data1: raw.tripletBytes[$0 + 1], data2: raw.tripletBytes[$0 + 2])
+                    }))
+                }
+                i += n
+            }
+            #expect(joined == body, "pieces of at most \(maxPiece) bytes")
+            #expect(records == expected)
+        }
+    }
+
     @Test("assembler: the client's two-block layout (10-byte header block, then triplets) re-joins",
           .enabled(if: Fixtures.shouldRunSharedTests, "shared fixtures needed"))
     func clientBlocks() throws {
