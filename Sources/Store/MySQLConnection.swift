@@ -73,7 +73,7 @@ final class MySQLConnection: DatabaseConnection {
         case 1044, 1142, 1143, 1227, 1370:
             return .permissionDenied(database: database, reason: message)
         case 1146:
-            return .schemaOutdated(database: database, found: nil, required: Schema.currentVersion)
+            return .schemaOutdated(database: database, found: nil, required: Schema.currentVersion(for: .mysql))
         default:
             return .database(database: database, code: code, message: message)
         }

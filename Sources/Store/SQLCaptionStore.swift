@@ -480,14 +480,15 @@ enum Migrator {
 
     static func check(_ connection: DatabaseConnection, label: String) throws {
         let found = try installedVersion(connection)
-        guard let found, found >= Schema.currentVersion else {
-            throw StoreError.schemaOutdated(database: label, found: found, required: Schema.currentVersion)
+        let required = Schema.currentVersion(for: connection.dialect)
+        guard let found, found >= required else {
+            throw StoreError.schemaOutdated(database: label, found: found, required: required)
         }
     }
 
     static func migrate(_ connection: SQLiteConnection) throws {
         let found = try installedVersion(connection) ?? 0
-        for migration in Schema.migrations where migration.version > found {
+        for migration in Schema.migrations(for: .sqlite) where migration.version > found {
             try connection.transaction {
                 for statement in migration.statements(.sqlite) { try connection.executeScript(statement) }
                 try connection.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL PRIMARY KEY, applied_at INTEGER NOT NULL)", [])

@@ -79,7 +79,7 @@ final class SQLiteConnection: DatabaseConnection {
         case SQLITE_READONLY, SQLITE_PERM, SQLITE_AUTH:
             return .permissionDenied(database: db, reason: message)
         default:
-            if message.hasPrefix("no such table") { return .schemaOutdated(database: db, found: nil, required: Schema.currentVersion) }
+            if message.hasPrefix("no such table") { return .schemaOutdated(database: db, found: nil, required: Schema.currentVersion(for: .sqlite)) }
             return .database(database: db, code: Int(code), message: message)
         }
     }

@@ -23,6 +23,12 @@ public final class TunerLoadGenerator: Sendable {
         /// 1 = real time.
         public var speed: Double = 1
         public var tickMilliseconds: Int64 = 100
+        /// Each loop's connections send in this many groups, one group every
+        /// `tickMilliseconds / tickPhases` ms (each connection still every `tickMilliseconds`).
+        /// Independent tuners' bytes arrive spread over time; when every connection sent in the
+        /// same millisecond of each tick, the server read 10,000 sockets in one burst, ten times
+        /// a second, and a probe caption arriving meanwhile waited behind the whole burst.
+        public var tickPhases = 10
         public var probeTickMilliseconds: Int64 = 5
         public var threads = 1
         /// How many of `connections` are latency probes (the first ones opened).
@@ -180,7 +186,10 @@ final class LoopDriver: @unchecked Sendable {
         var phase: Int64 = 0
         var captionsSent = 0
     }
-    private var connections: [Connection] = []
+    /// Connections by send phase (see `Options.tickPhases`).
+    private var groups: [[Connection]] = [[]]
+    private var nextGroup = 0
+    private var tickCount = 0
     private var probes: [Connection] = []
     private var task: RepeatedTask?
     private var probeTask: RepeatedTask?
@@ -198,7 +207,9 @@ final class LoopDriver: @unchecked Sendable {
         self.progress = progress
         self.ledger = ledger
         self.probeInterval = max(1, options.probeIntervalMilliseconds)
-        let tick = TimeAmount.milliseconds(options.tickMilliseconds)
+        let phases = Int(max(1, min(Int64(options.tickPhases), options.tickMilliseconds)))
+        groups = Array(repeating: [], count: phases)
+        let tick = TimeAmount.milliseconds(options.tickMilliseconds / Int64(phases))
         task = loop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [self] _ in self.tick() }
         if options.probes > 0 {
             let probeTick = TimeAmount.milliseconds(options.probeTickMilliseconds)
@@ -209,7 +220,8 @@ final class LoopDriver: @unchecked Sendable {
     /// Adds a connection; `probe` (number, of how many) makes it a latency probe.
     func add(_ channel: any Channel, probe: (index: Int, count: Int)?) {
         guard let probe else {
-            connections.append(Connection(channel: channel, started: .now()))
+            groups[nextGroup].append(Connection(channel: channel, started: .now()))
+            nextGroup = (nextGroup + 1) % groups.count
             return
         }
         let preamble = LatencyProbe.preamble(description: "bench probe \(probe.index)")
@@ -240,7 +252,9 @@ final class LoopDriver: @unchecked Sendable {
         let now = NIODeadline.now()
         var sent = 0
         var heldBack = 0
-        let finished = Self.visit(&connections) { c in
+        let group = tickCount % groups.count
+        tickCount += 1
+        let finished = Self.visit(&groups[group]) { c in
             let elapsed = Double((now - c.started).nanoseconds) / 1_000_000 * speed
             var end = c.offset
             if c.channel.isWritable {
@@ -307,8 +321,8 @@ final class LoopDriver: @unchecked Sendable {
     func stop() {
         task?.cancel()
         probeTask?.cancel()
-        for c in connections + probes { c.channel.close(promise: nil) }
-        connections = []
+        for c in groups.joined() + probes { c.channel.close(promise: nil) }
+        groups = groups.map { _ in [] }
         probes = []
     }
 }

@@ -124,8 +124,47 @@ struct StoreUnitTests {
         // WAL mode is on (readers never block the writer).
         let connection = try SQLiteConnection(path: path, readOnly: true, busyTimeoutSeconds: 1)
         #expect(try connection.query("PRAGMA journal_mode", []).first?.first?.string == "wal")
-        #expect(try connection.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == Int64(Schema.currentVersion))
+        #expect(try connection.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == Int64(Schema.currentVersion(for: .sqlite)))
     } }
+
+    @Test("a version-1 SQLite database is migrated to version 2: the per-tuner line index is dropped, lines and a tuner's search stay")
+    func sqliteMigrationFromVersion1() async throws { try await withTemporaryDatabase { path in
+        // A database as ccr made it before version 2, with a line in it.
+        let old = try SQLiteConnection(path: path, readOnly: false, busyTimeoutSeconds: 1)
+        for statement in Schema.migrations[0].statements(.sqlite) { try old.executeScript(statement) }
+        try old.execute("INSERT INTO schema_version (version, applied_at) VALUES (1, 0)", [])
+        try old.execute("INSERT INTO tuners (id, node_id, address, port, connected_at) VALUES (7, 1, '198.51.100.7', 4000, 0)", [])
+        try old.execute("INSERT INTO programs (id, tuner_id, started_at) VALUES (70, 7, 0)", [])
+        try old.execute("""
+            INSERT INTO caption_lines (program_id, tuner_id, seq, start_ms, end_ms, mode, text, captured_at, received_at, writer_id, writer_seq)
+            VALUES (70, 7, 0, 0, 1000, 'POP', 'the old line', 0, 0, 1, 1)
+            """, [])
+        let indexes = { (c: SQLiteConnection) in
+            try c.query("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'caption_lines'", []).compactMap { $0.first?.string }
+        }
+        #expect(try indexes(old).contains("caption_lines_tuner"))
+        old.close()
+
+        let store = try await openStore(.sqlite(path: path))
+        #expect(try await store.lines(programID: 70).map(\.text) == ["the old line"])
+        #expect(try await store.search(SearchQuery(text: "old", tunerID: 7)).map(\.line.text) == ["the old line"])
+        #expect(try await store.search(SearchQuery(text: "old", tunerID: 8)).isEmpty)
+        await store.close()
+        let migrated = try SQLiteConnection(path: path, readOnly: true, busyTimeoutSeconds: 1)
+        #expect(try !indexes(migrated).contains("caption_lines_tuner"))
+        #expect(try indexes(migrated).contains("caption_lines_program"))
+        #expect(try migrated.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == 2)
+    } }
+
+    @Test("the MySQL schema stays at the version its last MySQL change made; a SQLite-only migration is not in it")
+    func mysqlVersionUnchangedBySQLiteMigration() {
+        #expect(Schema.currentVersion(for: .mysql) == 1)
+        #expect(Schema.currentVersion(for: .sqlite) == 2)
+        let script = Schema.script(for: .mysql)
+        #expect(!script.contains("-- version 2"))
+        #expect(script.contains("KEY caption_lines_tuner"))
+        #expect(Schema.script(for: .sqlite).contains("DROP INDEX IF EXISTS caption_lines_tuner"))
+    }
 
     @Test("the WAL is checkpointed into the database file by the checkpoint thread, while the writer's own threshold is far away")
     func sqliteCheckpointThread() async throws { try await withTemporaryDatabase { path in
