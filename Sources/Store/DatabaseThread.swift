@@ -19,13 +19,9 @@ final class DatabaseThread: @unchecked Sendable {
     private var connection: DatabaseConnection?
 
     /// `connect` runs on the thread whenever a connection is needed (first use, after an outage).
-    /// `background`: the thread's work can wait for the live path's (see `BackgroundPriority`).
-    init(name: String, background: Bool = false, connect: @escaping @Sendable () throws -> DatabaseConnection) {
+    init(name: String, connect: @escaping @Sendable () throws -> DatabaseConnection) {
         self.connect = connect
-        let thread = Thread { [self] in
-            if background { BackgroundPriority.applyToCurrentThread() }
-            self.loop()
-        }
+        let thread = Thread { [self] in self.loop() }
         thread.name = name
         thread.start()
     }

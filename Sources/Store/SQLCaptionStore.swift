@@ -96,7 +96,7 @@ final class SQLCaptionStore: CaptionStore {
             }
         }
         let reader = DatabaseThread(name: "ccr-store-reader", connect: readerConnect)
-        let checkpointer = writer == nil ? nil : checkpointConnect.map { DatabaseThread(name: "ccr-store-checkpoint", background: true, connect: $0) }
+        let checkpointer = writer == nil ? nil : checkpointConnect.map { DatabaseThread(name: "ccr-store-checkpoint", connect: $0) }
         let store = SQLCaptionStore(label: label, options: options, writer: writer, pipeline: pipeline, reader: reader,
                                     checkpointer: checkpointer, gauge: gauge)
         if options.readOnly {

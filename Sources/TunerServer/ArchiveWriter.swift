@@ -1,5 +1,4 @@
 import NIOPosix
-import Store
 import Synchronization
 
 /// Writes the archive on threads of its own, each file's data in the order the event loops gave it.
@@ -38,10 +37,7 @@ public final class ArchiveWriter: ArchiveIO {
         self.maxUnwrittenBytes = maxUnwrittenBytes
         self.maxQueuedBytes = maxQueuedBytes
         self.failed = failed
-        for pool in pools {
-            pool.start()
-            pool.submit { _ in BackgroundPriority.applyToCurrentThread() }
-        }
+        for pool in pools { pool.start() }
     }
 
     /// Operations queued and not yet done (a metric).

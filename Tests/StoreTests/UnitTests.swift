@@ -204,23 +204,3 @@ struct StoreUnitTests {
     }
 }
 
-@Suite("Background threads")
-struct BackgroundPriorityTests {
-    /// Archive writer and checkpoint threads yield to the event loops; the rest of the process
-    /// keeps its priority.
-    @Test("BackgroundPriority lowers the calling thread's priority by 10 and no other thread's")
-    func lowersOnlyTheCallingThread() async {
-        let which = __priority_which_t(PRIO_PROCESS.rawValue)
-        let before = getpriority(which, 0)
-        let seen: (Int32, Int32) = await withCheckedContinuation { continuation in
-            Thread.detachNewThread {
-                let inherited = getpriority(which, 0)
-                BackgroundPriority.applyToCurrentThread()
-                continuation.resume(returning: (inherited, getpriority(which, 0)))
-            }
-        }
-        #expect(seen.0 == before)
-        #expect(seen.1 == min(19, before + BackgroundPriority.niceIncrement))
-        #expect(getpriority(which, 0) == before, "the calling test thread keeps its priority")
-    }
-}
