@@ -144,30 +144,12 @@ public struct RCWTFileReader: Sendable {
         return out
     }
 
-    /// Calls `body` with each record's timestamp and raw triplet bytes, allocating nothing.
-    /// Throws on a bad header or a record cut short (after the complete records were visited).
+    /// Calls `body` with each record's timestamp and raw triplet bytes, allocating nothing (but
+    /// for a record cut short at the end). Throws on a bad header or a record cut short (after
+    /// the complete records were visited).
     public func forEachRawRecord(_ body: (Int64, UnsafeBufferPointer<UInt8>) -> Void) throws(RCWTError) {
         try RCWTHeader.validate(bytes.prefix(RCWTHeader.count))
-        var failure: RCWTError?
-        bytes.withUnsafeBufferPointer { buf in
-            var i = RCWTHeader.count
-            let end = buf.count
-            while end - i >= 10 {
-                var ts: UInt64 = 0
-                for k in 0..<8 { ts |= UInt64(buf[i + k]) << (8 * UInt64(k)) }
-                let n = Int(buf[i + 8]) | Int(buf[i + 9]) << 8
-                let size = 10 + 3 * n
-                guard end - i >= size else { break }
-                body(Int64(bitPattern: ts), UnsafeBufferPointer(rebasing: buf[(i + 10)..<(i + size)]))
-                i += size
-            }
-            if i < end {
-                let need: Int
-                if end - i < 10 { need = 10 - (end - i) } else { need = 10 + 3 * (Int(buf[i + 8]) | Int(buf[i + 9]) << 8) - (end - i) }
-                failure = .truncatedRecord(offset: i, needed: need)
-            }
-        }
-        if let failure { throw failure }
+        try forEachRecordBytes { (raw: RCWTRecordBytes) in body(raw.timestamp, raw.tripletBytes) }
     }
 
     /// Calls `body` with each record in order, without keeping them all (for large files).
@@ -179,13 +161,17 @@ public struct RCWTFileReader: Sendable {
             throw .truncatedRecord(offset: 0, needed: RCWTHeader.count - bytes.count)
         }
         try RCWTHeader.validate(bytes[0..<RCWTHeader.count])
+        try forEachRecordBytes { (raw: RCWTRecordBytes) throws(RCWTError) in try body(raw.record) }
+    }
+
+    /// The records after the (already checked) header, as the assembler lends them; a record cut
+    /// short at the end is a `truncatedRecord` error.
+    private func forEachRecordBytes(_ body: (RCWTRecordBytes) throws(RCWTError) -> Void) throws(RCWTError) {
         var assembler = RCWTRecordAssembler(maxTriplets: Int(UInt16.max))
         var failure: RCWTError?
         bytes.withUnsafeBufferPointer { buf in
             do throws(RCWTError) {
-                try assembler.appendBuffer(UnsafeBufferPointer(rebasing: buf[RCWTHeader.count...])) { (raw: RCWTRecordBytes) throws(RCWTError) in
-                    try body(raw.record)
-                }
+                try assembler.appendBuffer(UnsafeBufferPointer(rebasing: buf[RCWTHeader.count...]), emit: body)
             } catch { failure = error }
         }
         if let failure { throw failure }
@@ -241,11 +227,6 @@ public struct RCWTRecordAssembler: Sendable {
     /// Feeds bytes; calls `emit` for each record they complete (no intermediate array).
     public mutating func append<C: Collection>(_ bytes: C, emit: (RCWTRecord) throws(RCWTError) -> Void) throws(RCWTError) where C.Element == UInt8 {
         try appendRecordBytes(bytes) { (raw: RCWTRecordBytes) throws(RCWTError) in try emit(raw.record) }
-    }
-
-    /// Feeds raw bytes.
-    public mutating func append(_ raw: UnsafeRawBufferPointer, emit: (RCWTRecord) throws(RCWTError) -> Void) throws(RCWTError) {
-        try appendBuffer(raw.assumingMemoryBound(to: UInt8.self)) { (raw: RCWTRecordBytes) throws(RCWTError) in try emit(raw.record) }
     }
 
     /// Feeds bytes; calls `emit` with each completed record as it is on the wire, without building

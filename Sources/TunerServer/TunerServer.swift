@@ -62,7 +62,7 @@ public final class TunerServer: Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 // ccr-memory.md: NIO keeps each connection's last receive buffer; a small fixed
-                // one and one message per read keep a tuner's cost at a few KB.
+                // one keeps a tuner's cost at a few KB (see `readsPerTurn` for the reads per turn).
                 .childChannelOption(.recvAllocator, value: FixedSizeRecvByteBufferAllocator(capacity: configuration.receiveBufferSize))
                 .childChannelOption(.maxMessagesPerRead, value: Self.readsPerTurn)
                 .childChannelInitializer { channel in

@@ -44,12 +44,16 @@ struct RCWTTests {
         #expect(throws: RCWTError.self) { try RCWTRecordAssembler.validateHeader([UInt8]("GET / HTTP".utf8) + [0]) }
     }
 
+    /// the.tudors.bin's records, and its bytes after the file header (what a tuner streams).
+    private func tudorsRecordsAndBody() throws -> (records: [RCWTRecord], body: [UInt8]) {
+        let file = [UInt8](try Fixtures.sharedData("the.tudors.bin"))
+        return (try RCWTFileReader(bytes: file).records(), Array(file.dropFirst(RCWTHeader.count)))
+    }
+
     @Test("assembler: the same records whatever the cut (random pieces of 1 to 4096 bytes)",
           .enabled(if: Fixtures.shouldRunSharedTests, "shared fixtures needed"))
     func randomCuts() throws {
-        let file = [UInt8](try Fixtures.sharedData("the.tudors.bin"))
-        let expected = try RCWTFileReader(bytes: file).records()
-        let body = Array(file.dropFirst(RCWTHeader.count))
+        let (expected, body) = try tudorsRecordsAndBody()
         var rng = SystemRandomNumberGenerator()
         for round in 0..<20 {
             var assembler = RCWTRecordAssembler()
@@ -69,9 +73,7 @@ struct RCWTTests {
     @Test("assembler: the record bytes it lends are the wire bytes, whatever the split",
           .enabled(if: Fixtures.shouldRunSharedTests, "shared fixtures needed"))
     func recordBytesAreWireBytes() throws {
-        let file = [UInt8](try Fixtures.sharedData("the.tudors.bin"))
-        let expected = try RCWTFileReader(bytes: file).records()
-        let body = Array(file.dropFirst(RCWTHeader.count))
+        let (expected, body) = try tudorsRecordsAndBody()
         for maxPiece in [1, 7, 13, 4096] {
             var assembler = RCWTRecordAssembler()
             var joined: [UInt8] = []
