@@ -22,8 +22,11 @@ struct CEA608Decoder: Sendable {
         @inline(__always) mutating func visibleStartTime(_ fts: Int64) -> Int64 {
             fts <= minimumFTS ? minimumFTS &+ 1 : fts
         }
+        /// The end of the screen being written, remembered as the minimum for the next start
+        /// even when it is earlier than the last one (after a clock that went back, the next
+        /// screen follows this one, as in CCExtractor's output).
         @inline(__always) mutating func visibleEndTime(_ fts: Int64) -> Int64 {
-            if fts > minimumFTS { minimumFTS = fts }
+            minimumFTS = fts
             return fts
         }
     }

@@ -16,12 +16,9 @@ public struct CaptionDecoder: Sendable {
     private var inXDSMode = false
     private var xdsStart: Int64 = -1
 
-    // Timing, as CCExtractor derives it from RCWT timestamps.
+    // Timing, as CCExtractor derives it from RCWT timestamps: each record's own timestamp.
     private var ftsNow: Int64 = 0
     private var ftsMax: Int64 = 0
-    private var ftsOffset: Int64 = 0
-    private var minTimestamp: Int64 = 0
-    private var lastTimestamp: Int64?
     private var cbField1 = 0
     private var cbField2 = 0
     private var cb708 = 0
@@ -31,6 +28,7 @@ public struct CaptionDecoder: Sendable {
     private struct Pending: Sendable {
         var start: Int64
         var end: Int64
+        /// False while the item is held: its end was not after its start.
         var assigned: Bool
         var payload: Payload
     }
@@ -39,12 +37,23 @@ public struct CaptionDecoder: Sendable {
         case lines(CaptionMode, [String])
         case xds(XDSContent, [String])
     }
+
+    /// At most this many held items per queue. CCExtractor holds without limit, and a tuner whose
+    /// clock stands still would make every screen a held one; past the limit the held items are
+    /// written with their own times (a held item's end is then its start).
+    public static let maximumHeld = 8
+
     private struct Queue: Sendable {
         var items: [Pending] = []
         var gotOutput = false
+        /// Held items written early because `maximumHeld` was reached.
+        var releasedEarly = 0
 
+        /// A screen or row from `start` to `end`. One whose end is not after its start is held,
+        /// and shares the interval of the next one that has a duration, in equal parts (as
+        /// CCExtractor does after its clock goes back).
         mutating func add(start: Int64, end: Int64, _ payload: Payload) {
-            items.append(Pending(start: 0, end: 0, assigned: false, payload: payload))
+            items.append(Pending(start: start, end: end, assigned: false, payload: payload))
             if start == end && gotOutput { gotOutput = false }
             if start < end {
                 var skip = 0
@@ -57,12 +66,32 @@ public struct CaptionDecoder: Sendable {
                     items[skip + k].assigned = true
                 }
                 gotOutput = true
+            } else if items.count > CaptionDecoder.maximumHeld {
+                releaseHeld()
             }
         }
 
         mutating func addTimed(start: Int64, end: Int64, _ payload: Payload) {
-            items.append(Pending(start: start, end: end, assigned: start != 0, payload: payload))
+            items.append(Pending(start: start, end: end, assigned: true, payload: payload))
             gotOutput = true
+        }
+
+        /// Writes the held items with the times they came with (a held item ends at its start).
+        private mutating func releaseHeld() {
+            for k in items.indices where !items[k].assigned {
+                items[k].end = max(items[k].start, items[k].end)
+                items[k].assigned = true
+                releasedEarly &+= 1
+            }
+            gotOutput = true
+        }
+
+        /// Calls `body` with every timed item and empties the queue. A held item is dropped:
+        /// CCExtractor loses a held row when an XDS line is written before the row gets a time.
+        mutating func drain(_ body: (Pending) -> Void) {
+            for p in items where p.assigned { body(p) }
+            items.removeAll(keepingCapacity: false)
+            gotOutput = false
         }
     }
     private var screenQueue = Queue()
@@ -116,7 +145,7 @@ public struct CaptionDecoder: Sendable {
         // of a second per caption pair counted in the last frame, then erasing the screen.
         var global = ftsMax &+ 33
         let pairs = cbField1 != 0 ? cbField1 : (cbField2 != 0 ? cbField2 : cb708)
-        global = global &+ Int64(pairs) * 1001 / 3
+        global = StreamTime.clamped(global &+ Int64(pairs) * 1001 / 3)
         if cc != nil {
             cc!.flush(fts: global, out: &scratch)
             enqueue(scratch)
@@ -131,26 +160,18 @@ public struct CaptionDecoder: Sendable {
 
     // MARK: timing
 
+    /// CCExtractor reads RCWT with its clock-jump check off (`disable_sync_check`): every
+    /// record is timed by its own timestamp, whatever the gap before it, forward or back. Only
+    /// the range is ours: a tuner's timestamp is clamped into `StreamTime.range`, so no later
+    /// sum (pair offsets, end of stream, the web's durations) can overflow.
     private mutating func setTime(_ ts: Int64) {
-        if let last = lastTimestamp {
-            // CCExtractor treats a jump of 5 s or more forward (or 1 s back) as a new time base
-            // that continues from the previous frame.
-            let dif = (ts &- last) / 1000
-            if dif < 0 || dif >= 5 {
-                ftsOffset = ftsNow
-                minTimestamp = ts
-            }
-        } else {
-            minTimestamp = 0
-        }
-        lastTimestamp = ts
-        ftsNow = ts &- minTimestamp &+ ftsOffset
+        ftsNow = StreamTime.clamped(ts)
         if ftsNow > ftsMax { ftsMax = ftsNow }
         cbField1 = 0; cbField2 = 0; cb708 = 0
     }
 
     @inline(__always) private func fts(field: Int) -> Int64 {
-        ftsNow &+ Int64(field == 1 ? cbField1 : cbField2) * 1001 / 30
+        StreamTime.clamped(ftsNow &+ Int64(field == 1 ? cbField1 : cbField2) * 1001 / 30)
     }
 
     // MARK: triplets
@@ -236,19 +257,17 @@ public struct CaptionDecoder: Sendable {
 
     private mutating func flushQueues(_ emit: (CaptionEvent) -> Void) {
         if screenQueue.gotOutput {
-            for p in screenQueue.items {
-                guard case .screen(let mode, let rows) = p.payload, !rows.isEmpty else { continue }
+            screenQueue.drain { p in
+                guard case .screen(let mode, let rows) = p.payload, !rows.isEmpty else { return }
                 emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: rows, lines: [])))
             }
-            screenQueue.items = []
-            screenQueue.gotOutput = false
         }
         if transcriptQueue.gotOutput {
-            for p in transcriptQueue.items {
+            transcriptQueue.drain { p in
                 switch p.payload {
                 case .lines(let mode, let texts):
                     // CCExtractor skips rows whose start time is unknown (-1).
-                    guard p.start != -1, !texts.isEmpty else { continue }
+                    guard p.start != -1, !texts.isEmpty else { return }
                     let lines = texts.map { TranscriptLine(start: p.start, end: p.end, mode: mode, text: $0) }
                     emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: [], lines: lines)))
                 case .xds(let content, let lines):
@@ -257,12 +276,14 @@ public struct CaptionDecoder: Sendable {
                     break
                 }
             }
-            transcriptQueue.items = []
-            transcriptQueue.gotOutput = false
         }
         // Nothing is kept between records but what is waiting: idle decoders stay small.
         if !scratch.isEmpty || scratch.capacity > 0 { scratch = [] }
     }
+
+    /// Held screens and rows written early with their own times, because more than
+    /// `maximumHeld` waited at once (a tuner whose clock does not advance).
+    public var heldReleasedEarly: Int { screenQueue.releasedEarly &+ transcriptQueue.releasedEarly }
 
     @inline(__always) static func oddParity(_ b: UInt8) -> Bool { b.nonzeroBitCount & 1 == 1 }
 }

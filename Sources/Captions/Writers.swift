@@ -1,20 +1,20 @@
-/// Formats stream times as CCExtractor does: `HH:MM:SS,mmm`.
+/// Formats stream times as CCExtractor does: `HH:MM:SS,mmm` (WebVTT: `HH:MM:SS.mmm`).
 public enum CaptionTime {
-    public static func format(_ ms: Int64) -> String {
+    public static func format(_ ms: Int64, separator: Character = ",") -> String {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(12)
-        append(ms, to: &bytes)
+        append(ms, to: &bytes, separator: separator)
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends `HH:MM:SS,mmm` (hours widen past 99, negative times clamp to 0).
-    public static func append(_ ms: Int64, to out: inout [UInt8]) {
-        let v = max(ms, 0)
+    /// Appends `HH:MM:SS,mmm` (hours widen past 99; times outside `StreamTime.range` clamp to it).
+    public static func append(_ ms: Int64, to out: inout [UInt8], separator: Character = ",") {
+        let v = StreamTime.clamped(ms)
         let h = v / 3_600_000, m = (v / 60_000) % 60, s = (v / 1000) % 60, f = v % 1000
         if h >= 100 { out.append(contentsOf: String(h).utf8) } else { two(h, &out) }
         out.append(UInt8(ascii: ":")); two(m, &out)
         out.append(UInt8(ascii: ":")); two(s, &out)
-        out.append(UInt8(ascii: ","))
+        out.append(separator.asciiValue ?? UInt8(ascii: ","))
         out.append(UInt8(48 + f / 100)); out.append(UInt8(48 + (f / 10) % 10)); out.append(UInt8(48 + f % 10))
     }
 
@@ -57,7 +57,7 @@ public struct SRTWriter: CaptionWriter {
         nextNumber += 1
         CaptionTime.append(cue.start, to: &b)
         b.append(contentsOf: " --> ".utf8)
-        CaptionTime.append(cue.end &- 1, to: &b)
+        CaptionTime.append(StreamTime.shownEnd(cue.end), to: &b)
         b.append(13); b.append(10)
         for row in cue.rows { b.append(contentsOf: row.utf8); b.append(13); b.append(10) }
         b.append(13); b.append(10)

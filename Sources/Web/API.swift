@@ -1,3 +1,4 @@
+import Captions
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -64,7 +65,7 @@ struct API: Sendable {
         guard case .object(var members) = Self.program(program) else { return .null }
         members.append(("lines", .array(lines.map(Self.line))))
         members.append(("xds", .array(xds.map { x in
-            .object([("at", .string(StreamTime.srt(x.atMs))), ("atMs", .int(x.atMs)), ("kind", .string(x.kind)), ("value", .string(x.value))])
+            .object([("at", .string(CaptionTime.format(x.atMs))), ("atMs", .int(x.atMs)), ("kind", .string(x.kind)), ("value", .string(x.value))])
         })))
         return .object(members)
     }
@@ -140,8 +141,8 @@ struct API: Sendable {
         .object([
             ("id", .string(String(l.id))),
             ("sequence", .int(Int64(l.sequence))),
-            ("start", .string(StreamTime.srt(l.startMs))),
-            ("end", .string(StreamTime.srt(l.endMs))),
+            ("start", .string(CaptionTime.format(l.startMs))),
+            ("end", .string(CaptionTime.format(l.endMs))),
             ("startMs", .int(l.startMs)),
             ("endMs", .int(l.endMs)),
             ("mode", .string(l.mode)),

@@ -110,17 +110,8 @@ indirect enum JSONText: CustomStringConvertible, Sendable {
     }
 }
 
-/// Stream presentation times (what SRT shows).
-enum StreamTime {
-    static func srt(_ ms: Int64) -> String { format(ms, separator: ",") }
-    static func vtt(_ ms: Int64) -> String { format(ms, separator: ".") }
-
-    private static func format(_ ms: Int64, separator: String) -> String {
-        let v = max(ms, 0)
-        let h = v / 3_600_000, m = (v / 60_000) % 60, s = (v / 1000) % 60, f = v % 1000
-        return pad(h, 2) + ":" + pad(m, 2) + ":" + pad(s, 2) + separator + pad(f, 3)
-    }
-
+/// Zero-padded decimal numbers for dates and clocks.
+enum Digits {
     static func pad(_ v: Int64, _ width: Int) -> String {
         let s = String(v)
         return s.count >= width ? s : String(repeating: "0", count: width - s.count) + s
@@ -148,7 +139,7 @@ struct UTCDate: Sendable, Hashable, Comparable {
         self.init(year: y, month: m, day: d)
     }
 
-    var text: String { StreamTime.pad(Int64(year), 4) + "-" + StreamTime.pad(Int64(month), 2) + "-" + StreamTime.pad(Int64(day), 2) }
+    var text: String { Digits.pad(Int64(year), 4) + "-" + Digits.pad(Int64(month), 2) + "-" + Digits.pad(Int64(day), 2) }
 
     /// Midnight UTC of this day, in ms.
     var startMilliseconds: Int64 {
@@ -164,7 +155,7 @@ struct UTCDate: Sendable, Hashable, Comparable {
     static func < (a: UTCDate, b: UTCDate) -> Bool { (a.year, a.month, a.day) < (b.year, b.month, b.day) }
 
     static func breakDown(_ ms: Int64) -> tm {
-        var t = time_t(ms >= 0 ? ms / 1000 : (ms - 999) / 1000)
+        var t = time_t(ms >= 0 ? ms / 1000 : (ms &- 999) / 1000)
         var parts = tm()
         gmtime_r(&t, &parts)
         return parts
@@ -173,20 +164,20 @@ struct UTCDate: Sendable, Hashable, Comparable {
     /// `YYYY-MM-DD HH:MM:SS` UTC.
     static func dateTime(_ ms: Int64) -> String {
         let p = breakDown(ms)
-        return UTCDate(milliseconds: ms).text + " " + StreamTime.pad(Int64(p.tm_hour), 2) + ":" + StreamTime.pad(Int64(p.tm_min), 2) + ":" + StreamTime.pad(Int64(p.tm_sec), 2)
+        return UTCDate(milliseconds: ms).text + " " + Digits.pad(Int64(p.tm_hour), 2) + ":" + Digits.pad(Int64(p.tm_min), 2) + ":" + Digits.pad(Int64(p.tm_sec), 2)
     }
 
     /// `HH:MM` UTC.
     static func clock(_ ms: Int64) -> String {
         let p = breakDown(ms)
-        return StreamTime.pad(Int64(p.tm_hour), 2) + ":" + StreamTime.pad(Int64(p.tm_min), 2)
+        return Digits.pad(Int64(p.tm_hour), 2) + ":" + Digits.pad(Int64(p.tm_min), 2)
     }
 
     /// ISO 8601, e.g. `2026-11-25T12:00:00.123Z`, for the JSON API.
     static func iso(_ ms: Int64) -> String {
         let p = breakDown(ms)
         let frac = ((ms % 1000) + 1000) % 1000
-        return UTCDate(milliseconds: ms).text + "T" + StreamTime.pad(Int64(p.tm_hour), 2) + ":" + StreamTime.pad(Int64(p.tm_min), 2)
-            + ":" + StreamTime.pad(Int64(p.tm_sec), 2) + "." + StreamTime.pad(frac, 3) + "Z"
+        return UTCDate(milliseconds: ms).text + "T" + Digits.pad(Int64(p.tm_hour), 2) + ":" + Digits.pad(Int64(p.tm_min), 2)
+            + ":" + Digits.pad(Int64(p.tm_sec), 2) + "." + Digits.pad(frac, 3) + "Z"
     }
 }

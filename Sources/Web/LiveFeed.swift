@@ -1,3 +1,4 @@
+import Captions
 import NIOCore
 import Store
 
@@ -134,7 +135,7 @@ public actor LiveFeed {
             ("tuner", .string(String(line.tunerID))),
             ("program", .string(String(line.programID))),
             ("sequence", .int(Int64(line.sequence))),
-            ("start", .string(StreamTime.srt(line.startMs))),
+            ("start", .string(CaptionTime.format(line.startMs))),
             ("startMs", .int(line.startMs)),
             ("text", .string(line.text)),
             ("capturedAt", .int(line.capturedAt)),

@@ -1,3 +1,4 @@
+import Captions
 import Store
 
 /// The site's HTML, rendered on the server: every page but the live feed works without
@@ -105,7 +106,7 @@ enum Pages {
 
     static func liveItem(_ line: CaptionLine, label: String) -> String {
         "<li id=\"line-\(line.id)\" data-tuner=\"\(line.tunerID)\"><span class=\"who\">\(HTML.escape(label))</span>"
-            + "<a class=\"t\" href=\"/programs/\(line.programID)#l\(line.sequence)\">\(StreamTime.srt(line.startMs).prefix(8))</a>"
+            + "<a class=\"t\" href=\"/programs/\(line.programID)#l\(line.sequence)\">\(CaptionTime.format(line.startMs).prefix(8))</a>"
             + "<span class=\"text\">\(HTML.escape(line.text))</span></li>"
     }
 
@@ -171,7 +172,7 @@ enum Pages {
         body += "<p class=\"downloads\">Download: <a href=\"/programs/\(p.id)/srt\" download>SRT</a><a href=\"/programs/\(p.id)/vtt\" download>WebVTT</a><a href=\"/programs/\(p.id)/txt\" download>Text</a></p>\n"
         body += "<ol class=\"lines transcript\">\n"
         for line in lines {
-            body += "<li id=\"l\(line.sequence)\"><a class=\"t\" href=\"#l\(line.sequence)\">\(StreamTime.srt(line.startMs))</a><span class=\"text\">\(HTML.escape(line.text))</span></li>\n"
+            body += "<li id=\"l\(line.sequence)\"><a class=\"t\" href=\"#l\(line.sequence)\">\(CaptionTime.format(line.startMs))</a><span class=\"text\">\(HTML.escape(line.text))</span></li>\n"
         }
         body += "</ol>\n"
         return layout(title: programTitle(p.name), body: body)
@@ -192,7 +193,7 @@ enum Pages {
                 for hit in hits {
                     let url = "/programs/\(hit.line.programID)#l\(hit.line.sequence)"
                     body += "<li class=\"hit\"><div><a class=\"program\" href=\"\(url)\">\(HTML.escape(programTitle(hit.programName)))</a>"
-                    body += " <span class=\"muted\">\(UTCDate.dateTime(hit.programStartedAt)) UTC · at <a class=\"t\" href=\"\(url)\">\(StreamTime.srt(hit.line.startMs))</a></span>"
+                    body += " <span class=\"muted\">\(UTCDate.dateTime(hit.programStartedAt)) UTC · at <a class=\"t\" href=\"\(url)\">\(CaptionTime.format(hit.line.startMs))</a></span>"
                     body += "<div class=\"text\">"
                     for part in hit.snippet {
                         body += part.isMatch ? "<mark>\(HTML.escape(part.text))</mark>" : HTML.escape(part.text)

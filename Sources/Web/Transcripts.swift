@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import Captions
 import Glibc
 #elseif canImport(Darwin)
 import Darwin
@@ -23,7 +24,7 @@ enum TranscriptRenderer {
         for line in lines where !line.text.isEmpty {
             out += String(number) + "\r\n"
             number += 1
-            out += StreamTime.srt(line.startMs) + " --> " + StreamTime.srt(line.endMs - 1) + "\r\n"
+            out += CaptionTime.format(line.startMs) + " --> " + CaptionTime.format(StreamTime.shownEnd(line.endMs)) + "\r\n"
             for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
                 out += row
                 if row.count < screenColumns { out += String(repeating: " ", count: screenColumns - row.count) }
@@ -41,7 +42,7 @@ enum TranscriptRenderer {
         for line in lines where !line.text.isEmpty {
             out += String(number) + "\n"
             number += 1
-            out += StreamTime.vtt(line.startMs) + " --> " + StreamTime.vtt(line.endMs - 1) + "\n"
+            out += CaptionTime.format(line.startMs, separator: ".") + " --> " + CaptionTime.format(StreamTime.shownEnd(line.endMs), separator: ".") + "\n"
             for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
                 let trimmed = row.drop(while: { $0 == " " })
                 // A row may not be empty inside a cue (an empty line ends it).
@@ -90,8 +91,8 @@ struct ArchiveLocator: Sendable {
     func file(for program: ProgramSummary, extension ext: String) -> String? {
         let started = UTCTime(secondsSinceEpoch: Int(program.startedAt / 1000))
         let layout = ArchiveLayout(root: root)
-        let stem = StreamTime.pad(Int64(started.hour), 2) + StreamTime.pad(Int64(started.minute), 2)
-            + StreamTime.pad(Int64(started.second), 2) + "-" + programSlug(program.name)
+        let stem = Digits.pad(Int64(started.hour), 2) + Digits.pad(Int64(started.minute), 2)
+            + Digits.pad(Int64(started.second), 2) + "-" + programSlug(program.name)
         let day = layout.directory(tuner: "", startedAt: started)
         var candidates: [(folder: String, path: String)] = []
         for folder in Self.list(day) {

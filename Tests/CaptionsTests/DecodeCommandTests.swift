@@ -39,13 +39,17 @@ struct DecodeCommandTests {
         return (process.terminationStatus, stdout, stderr)
     }
 
-    @Test("srt to stdout, ttxt with XDS to a file: identical to CCExtractor's",
-          .enabled(if: Fixtures.shouldRunSharedTests, "shared fixtures needed"))
-    func decodeFixture() throws {
-        let bin = try Fixtures.shared("the.tudors.bin").path
+    @Test("srt and txt to stdout, ttxt with XDS to a file: identical to CCExtractor's",
+          .enabled(if: Fixtures.shouldRunSharedTests, "shared fixtures needed"),
+          arguments: ["the.tudors", "89", "89.gaps"])
+    func decodeFixture(name: String) throws {
+        let bin = try Fixtures.shared("\(name).bin").path
         let srt = try Self.run(["decode", bin])
         #expect(srt.status == 0)
-        #expect(srt.stdout == (try Fixtures.sharedData("the.tudors.srt")))
+        #expect(srt.stdout == (try Fixtures.sharedData("\(name).srt")))
+        let txt = try Self.run(["decode", bin, "--format", "txt"])
+        #expect(txt.status == 0)
+        #expect(txt.stdout == (try Fixtures.sharedData("\(name).txt")))
 
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-decode-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
@@ -54,7 +58,7 @@ struct DecodeCommandTests {
         let ttxt = try Self.run(["decode", bin, "--format", "ttxt", "--xds", "-o", out])
         #expect(ttxt.status == 0)
         #expect(ttxt.stdout.isEmpty)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == (try Fixtures.sharedData("the.tudors.xds.ttxt")))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == (try Fixtures.sharedData("\(name).xds.ttxt")))
     }
 
     @Test("a file that is not RCWT fails with a clear message and a non-zero status")
