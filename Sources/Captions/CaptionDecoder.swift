@@ -86,10 +86,14 @@ public struct CaptionDecoder: Sendable {
             gotOutput = true
         }
 
-        /// Calls `body` with every timed item and empties the queue. A held item is dropped:
-        /// CCExtractor loses a held row when an XDS line is written before the row gets a time.
+        /// Calls `body` with every item and empties the queue. An item still held is passed
+        /// with its own times (`end` at least `start`) and `assigned` false: CCExtractor loses
+        /// it when an XDS line is written first, and only the ttxt writer follows it there.
         mutating func drain(_ body: (Pending) -> Void) {
-            for p in items where p.assigned { body(p) }
+            for var p in items {
+                if !p.assigned { p.end = max(p.start, p.end) }
+                body(p)
+            }
             items.removeAll(keepingCapacity: false)
             gotOutput = false
         }
@@ -258,7 +262,8 @@ public struct CaptionDecoder: Sendable {
     private mutating func flushQueues(_ emit: (CaptionEvent) -> Void) {
         if screenQueue.gotOutput {
             screenQueue.drain { p in
-                guard case .screen(let mode, let rows) = p.payload, !rows.isEmpty else { return }
+                // Only XDS (transcript queue) writes a queue with items still held: a screen is always placed here.
+                guard case .screen(let mode, let rows) = p.payload, !rows.isEmpty, p.assigned else { return }
                 emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: rows, lines: [])))
             }
         }
@@ -269,7 +274,7 @@ public struct CaptionDecoder: Sendable {
                     // CCExtractor skips rows whose start time is unknown (-1).
                     guard p.start != -1, !texts.isEmpty else { return }
                     let lines = texts.map { TranscriptLine(start: p.start, end: p.end, mode: mode, text: $0) }
-                    emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: [], lines: lines)))
+                    emit(.cue(Cue(start: p.start, end: p.end, mode: mode, rows: [], lines: lines, unplaced: !p.assigned)))
                 case .xds(let content, let lines):
                     emit(.xds(XDSEvent(start: p.start, end: p.end, content: content, lines: lines)))
                 case .screen:

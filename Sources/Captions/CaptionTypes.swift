@@ -70,13 +70,19 @@ public struct Cue: Sendable, Hashable {
     public var rows: [String]
     /// The lines this event adds to a transcript (txt/ttxt).
     public var lines: [TranscriptLine]
+    /// A transcript row that was held (its end was not after its start, e.g. after the clock
+    /// went back) when an XDS packet was written: CCExtractor's ttxt with `-xds` loses such a
+    /// row, so `TTXTWriter` skips it; txt (which CCExtractor writes without XDS, keeping the
+    /// row) and the store keep it, with the times it came with (`end` is at least `start`).
+    public var unplaced: Bool
 
-    public init(start: Int64, end: Int64, mode: CaptionMode, rows: [String], lines: [TranscriptLine]) {
+    public init(start: Int64, end: Int64, mode: CaptionMode, rows: [String], lines: [TranscriptLine], unplaced: Bool = false) {
         self.start = start
         self.end = end
         self.mode = mode
         self.rows = rows
         self.lines = lines
+        self.unplaced = unplaced
     }
 
     /// The rows without tags and trailing spaces (for search and display).

@@ -84,6 +84,8 @@ public struct TTXTWriter: CaptionWriter {
     public mutating func append(_ event: CaptionEvent, to b: inout [UInt8]) {
         switch event {
         case .cue(let cue):
+            // CCExtractor loses a row still held when an XDS line is written (`-xds`).
+            if cue.unplaced && includeXDS { return }
             for line in cue.lines {
                 CaptionTime.append(line.start, to: &b); b.append(UInt8(ascii: "|"))
                 CaptionTime.append(line.end, to: &b); b.append(UInt8(ascii: "|"))

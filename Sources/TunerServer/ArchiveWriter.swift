@@ -75,6 +75,25 @@ public final class ArchiveWriter: ArchiveIO {
         queued.withLock { $0[base] != nil } || direct.exists(base: base)
     }
 
+    /// A claim counts as a queued operation on `base` until it is released, so `exists` and
+    /// other claims see it. The disk is looked at before the lock (a slow NFS server must not
+    /// hold up the writer threads); claims within this process are decided under the lock.
+    public func reserve(base: String) -> Bool {
+        if direct.exists(base: base) { return false }
+        return queued.withLock { counts in
+            guard counts[base] == nil else { return false }
+            counts[base] = 1
+            return true
+        }
+    }
+
+    public func release(base: String) {
+        queued.withLock { counts in
+            let left = (counts[base] ?? 1) - 1
+            counts[base] = left > 0 ? left : nil
+        }
+    }
+
     /// Waits until everything queued so far is on disk.
     public func drain() async {
         for pool in pools { _ = try? await pool.runIfActive {} }

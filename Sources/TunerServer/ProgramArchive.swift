@@ -85,9 +85,21 @@ public protocol ArchiveIO: Sendable {
     func rename(base: String, to newBase: String) throws(ArchiveError)
     /// True when any file of a program at `base` exists or is about to be written.
     func exists(base: String) -> Bool
+    /// Claims `base` for a new program: false when it exists, is about to be written or is
+    /// claimed already. Two tuners with one description whose programs start in one second must
+    /// never share files, so the check and the claim are one step.
+    func reserve(base: String) -> Bool
+    /// Gives up a claim once the program's files are written or queued (`exists` sees them).
+    func release(base: String)
     /// True when writes wait in memory beyond the writer's bound: sessions keep their data
     /// buffered instead of queueing more.
     var isBehind: Bool { get }
+}
+
+extension ArchiveIO {
+    /// One caller at a time (tests, tools): nothing else can claim the base between the two.
+    public func reserve(base: String) -> Bool { !exists(base: base) }
+    public func release(base: String) {}
 }
 
 /// Writes archive files immediately, on the calling thread.
@@ -127,6 +139,8 @@ public struct ProgramFiles: Sendable {
     public private(set) var basePath: String
     public let directory: String
     private var pending: [[UInt8]] = Array(repeating: [], count: ArchiveFileKind.allCases.count)
+    /// Bytes appended since the program began (what `[limits] program_bytes` bounds).
+    public private(set) var bytesAppended = 0
 
     public init(basePath: String, directory: String) {
         self.basePath = basePath
@@ -137,10 +151,12 @@ public struct ProgramFiles: Sendable {
     /// of a record is the file's).
     public mutating func append<C: Collection<UInt8>>(_ kind: ArchiveFileKind, _ bytes: C) {
         pending[kind.rawValue].append(contentsOf: bytes)
+        bytesAppended += bytes.count
     }
 
     public mutating func append(_ kind: ArchiveFileKind, _ text: String) {
         pending[kind.rawValue].append(contentsOf: text.utf8)
+        bytesAppended += text.utf8.count
     }
 
     /// Bytes waiting to be written.

@@ -11,32 +11,62 @@ struct ProgramRecording: Sendable {
     private var txt = TXTWriter()
     private var ttxt = TTXTWriter(includeXDS: true)
 
-    /// Starts a program's files (nothing touches the disk before the first flush). Picks a
-    /// file name no earlier program of this tuner used (two programs can start in one second).
-    init(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime, io: any ArchiveIO) {
+    /// Starts a program's files (nothing touches the disk before the first flush). Claims a
+    /// file name no other program uses (two programs, of one tuner or of two tuners with one
+    /// description, can start in one second); `release(io:)` gives the claim up.
+    /// `nextSequence` is the session's memory of the sequences it used, per file stem.
+    init(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime, io: any ArchiveIO, nextSequence: inout [String: Int]) {
         self.startedAt = startedAt
         self.name = name
-        let base = Self.freeBase(layout: layout, tuner: tuner, name: name, startedAt: startedAt, current: nil, io: io)
+        let base = Self.claimBase(layout: layout, tuner: tuner, name: name, startedAt: startedAt, io: io, nextSequence: &nextSequence)
         files = ProgramFiles(basePath: base, directory: layout.directory(tuner: tuner, startedAt: startedAt))
         files.append(.bin, RCWTHeader.bytes)
     }
 
-    private static func freeBase(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime, current: String?,
-                                 io: any ArchiveIO) -> String {
-        var sequence = 1
+    /// The first free `STEM`, `STEM-2`, ... claimed for this program. The search starts after
+    /// the last sequence this session used for the stem, so a tuner alternating two program names
+    /// costs one probe per program, not one per earlier program.
+    private static func claimBase(layout: ArchiveLayout, tuner: String, name: String?, startedAt: UTCTime, io: any ArchiveIO,
+                                  nextSequence: inout [String: Int]) -> String {
+        let stem = layout.basePath(tuner: tuner, startedAt: startedAt, slug: programSlug(name), sequence: 1)
+        var sequence = nextSequence[stem] ?? 1
         while true {
             let base = layout.basePath(tuner: tuner, startedAt: startedAt, slug: programSlug(name), sequence: sequence)
-            if base == current || !io.exists(base: base) { return base }
             sequence += 1
+            if io.reserve(base: base) {
+                // A few stems only matter (this second's): forget the rest.
+                if nextSequence.count > 16 { nextSequence.removeAll() }
+                nextSequence[stem] = sequence
+                return base
+            }
         }
     }
 
     /// The first program name seen: the files take it (renamed if already on disk).
-    mutating func name(_ newName: String, layout: ArchiveLayout, tuner: String, io: any ArchiveIO) throws(ArchiveError) {
+    mutating func name(_ newName: String, layout: ArchiveLayout, tuner: String, io: any ArchiveIO,
+                       nextSequence: inout [String: Int]) throws(ArchiveError) {
+        let previous = name
         name = newName
-        let base = Self.freeBase(layout: layout, tuner: tuner, name: newName, startedAt: startedAt, current: files.basePath, io: io)
-        try files.rename(to: base, io: io)
+        guard programSlug(newName) != programSlug(previous) else { return }
+        let old = files.basePath
+        let base = Self.claimBase(layout: layout, tuner: tuner, name: newName, startedAt: startedAt, io: io, nextSequence: &nextSequence)
+        defer { io.release(base: old) }
+        do {
+            try files.rename(to: base, io: io)
+        } catch {
+            io.release(base: base)
+            throw error
+        }
     }
+
+    /// Gives up the claim on the file name (after the last flush: the writer's queue or the disk
+    /// shows the files from then on).
+    func release(io: any ArchiveIO) {
+        io.release(base: files.basePath)
+    }
+
+    /// Archive bytes of this program so far.
+    var bytesAppended: Int { files.bytesAppended }
 
     mutating func record(_ record: RCWTRecordBytes) {
         files.append(.bin, record.bytes)

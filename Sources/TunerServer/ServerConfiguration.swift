@@ -41,6 +41,8 @@ public struct ServerConfiguration: Sendable {
     public var heartbeatInterval: Double = 5
     /// Event loop threads (0: one per core).
     public var eventLoopThreads = 0
+    /// What one tuner or one address may make the server do.
+    public var limits = TunerLimits()
     /// Receive buffer per read: small on purpose (ccr-memory.md: a tuner sends ~200 bytes/s and
     /// NIO keeps each connection's last buffer).
     public var receiveBufferSize = 256
@@ -70,6 +72,8 @@ public struct ServerConfiguration: Sendable {
         "metrics": ["listen", "port"],
         "database": ["driver", "path", "host", "port", "user", "password", "name", "spool_dir", "heartbeat_interval"],
         "web": ["listen", "archive_dir", "poll_ms", "user", "password"],
+        "limits": ["realtime_factor", "burst_seconds", "program_changes_per_minute", "program_bytes", "unauthenticated",
+                   "unauthenticated_per_address", "password_failures", "lockout_seconds", "store_queue"],
     ]
 
     /// Reads an INI config file (see docs/ccr.md); `environment` supplies `CCR_TUNER_PASSWORD` and
@@ -104,6 +108,15 @@ public struct ServerConfiguration: Sendable {
                 c.metricsPort = v
             }
         }
+        if let v = try ini.double("limits", "realtime_factor", in: 1...1_000_000) { c.limits.realTimeFactor = v }
+        if let v = try ini.double("limits", "burst_seconds", in: 1...(366 * 86_400)) { c.limits.burstSeconds = v }
+        if let v = try ini.double("limits", "program_changes_per_minute", in: 0.01...100_000) { c.limits.programChangesPerMinute = v }
+        if let v = try ini.int("limits", "program_bytes", in: 4096...(1 << 50)) { c.limits.programBytes = v }
+        if let v = try ini.int("limits", "unauthenticated", in: 1...1_000_000) { c.limits.unauthenticated = v }
+        if let v = try ini.int("limits", "unauthenticated_per_address", in: 1...1_000_000) { c.limits.unauthenticatedPerAddress = v }
+        if let v = try ini.int("limits", "password_failures", in: 1...1_000_000) { c.limits.passwordFailures = v }
+        if let v = try ini.double("limits", "lockout_seconds", in: 0...TunerLimits.maximumLockoutSeconds) { c.limits.lockoutSeconds = v }
+        if let v = try ini.int("limits", "store_queue", in: 100...100_000_000) { c.limits.storeQueue = v }
         if let v = ini.string("database", "spool_dir") { c.spoolDirectory = v.isEmpty ? nil : v }
         if let v = try ini.double("database", "heartbeat_interval", in: 0.1...3600) { c.heartbeatInterval = v }
 

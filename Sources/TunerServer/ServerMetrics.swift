@@ -15,6 +15,10 @@ public final class ServerMetrics: Sendable {
         public var closedByReason: [String: Int] = [:]
         public var wrongPasswords = 0
         public var connectionLimitRejections = 0
+        /// Connections refused before they were read, by reason (locked-out, unauthenticated-limit, address-limit).
+        public var refusedByReason: [String: Int] = [:]
+        public var lockouts = 0
+        public var storeDropped = 0
         public var archiveErrors = 0
         public var archiveQueueDepth = 0
         public var storeErrors = 0
@@ -47,6 +51,8 @@ public final class ServerMetrics: Sendable {
         metric("ccr_decode_errors_total", "counter", "Connections closed for malformed data.", s.decodeErrors)
         metric("ccr_wrong_passwords_total", "counter", "Connections refused for a wrong password.", s.wrongPasswords)
         metric("ccr_connection_limit_rejections_total", "counter", "Connections refused at the connection limit.", s.connectionLimitRejections)
+        metric("ccr_lockouts_total", "counter", "Addresses locked out after repeated wrong passwords.", s.lockouts)
+        metric("ccr_store_dropped_total", "counter", "Caption lines and XDS items dropped because the store queue was full.", s.storeDropped)
         metric("ccr_archive_errors_total", "counter", "Failed archive writes.", s.archiveErrors)
         metric("ccr_archive_queue_depth", "gauge", "Archive writes queued for the writer threads.", s.archiveQueueDepth)
         metric("ccr_store_errors_total", "counter", "Failed store writes (not spooled).", s.storeErrors)
@@ -55,6 +61,10 @@ public final class ServerMetrics: Sendable {
         out += "# HELP ccr_connections_closed_total Tuner connections closed, by reason.\n# TYPE ccr_connections_closed_total counter\n"
         for (reason, count) in s.closedByReason.sorted(by: { $0.key < $1.key }) {
             out += "ccr_connections_closed_total{reason=\"\(reason)\"} \(count)\n"
+        }
+        out += "# HELP ccr_connections_refused_total Connections refused before authentication, by reason.\n# TYPE ccr_connections_refused_total counter\n"
+        for (reason, count) in s.refusedByReason.sorted(by: { $0.key < $1.key }) {
+            out += "ccr_connections_refused_total{reason=\"\(reason)\"} \(count)\n"
         }
         return out
     }

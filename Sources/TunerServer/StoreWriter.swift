@@ -33,6 +33,11 @@ final class StoreWriter: Sendable {
     private let wakeup: AsyncStream<Void>.Continuation
     private let signals: AsyncStream<Void>
     private let ids = Mutex(IDs())
+    /// Lines and XDS items queued at most (`[limits] store_queue`); program and tuner events are
+    /// always queued (a few per tuner), so the store's picture of who is connected stays right.
+    private let queueLimit: Int
+    /// True from the first dropped item until the queue is half empty again (one log line per episode).
+    private let dropping = Atomic<Bool>(false)
 
     private struct IDs {
         var tuners: [Int: Int64] = [:]
@@ -41,7 +46,8 @@ final class StoreWriter: Sendable {
 
     let nodeID: Int64
 
-    init(store: any CaptionStore, nodeID: Int64, logger: Logger, metrics: ServerMetrics) {
+    init(store: any CaptionStore, nodeID: Int64, logger: Logger, metrics: ServerMetrics, queueLimit: Int = TunerLimits().storeQueue) {
+        self.queueLimit = queueLimit
         self.store = store
         self.nodeID = nodeID
         self.logger = logger
@@ -51,9 +57,22 @@ final class StoreWriter: Sendable {
 
     /// Called on event loops: O(1), no await.
     func enqueue(_ command: StoreCommand) {
-        let depth = queue.withLock { q -> Int in
+        let droppable: Bool
+        switch command {
+        case .line, .xds: droppable = true
+        default: droppable = false
+        }
+        let depth = queue.withLock { q -> Int? in
+            if droppable && q.count >= queueLimit { return nil }
             q.append(command)
             return q.count
+        }
+        guard let depth else {
+            metrics.update { $0.storeDropped += 1 }
+            if !dropping.exchange(true, ordering: .relaxed) {
+                logger.error("store queue full (\(queueLimit) items, [limits] store_queue): dropping caption lines until the database catches up; the archive keeps them")
+            }
+            return
         }
         if depth == 1 { wakeup.yield() }
     }
@@ -82,6 +101,9 @@ final class StoreWriter: Sendable {
                 let taken = q
                 q = []
                 return taken
+            }
+            if batch.count < queueLimit / 2, dropping.exchange(false, ordering: .relaxed) {
+                logger.notice("store queue below half of its limit again: caption lines are stored again")
             }
             if batch.isEmpty { return }
             let start = ContinuousClock.now

@@ -12,13 +12,18 @@ final class ServerContext: Sendable {
     let storeWriter: StoreWriter?
     let registry: ConnectionRegistry
     let archive: ArchiveWriter
+    let admission: TunerAdmission
+    /// Store keys of programs, unique in the process whatever the number of programs per tuner.
+    let programKeys = ConnectionCounter()
 
     init(configuration: ServerConfiguration, metrics: ServerMetrics, logger: Logger, storeWriter: StoreWriter?, registry: ConnectionRegistry,
          archive: ArchiveWriter) {
         self.configuration = configuration
         self.settings = SessionSettings(password: configuration.password,
                                         layout: ArchiveLayout(root: configuration.archiveDirectory),
-                                        flushThreshold: configuration.flushThreshold, archiveIO: archive)
+                                        flushThreshold: configuration.flushThreshold, archiveIO: archive,
+                                        limits: configuration.limits)
+        self.admission = TunerAdmission(limits: configuration.limits)
         self.archive = archive
         self.metrics = metrics
         self.logger = logger
@@ -28,7 +33,8 @@ final class ServerContext: Sendable {
 }
 
 /// One tuner connection on an event loop: feeds its bytes to a `TunerSession`, answers PING,
-/// enforces the password, the connection limit and the idle timeout, flushes the archive on a
+/// enforces the password (with the address's lockout), the handshake deadline, the limits on
+/// unauthenticated connections and on tuners, and the idle timeout, flushes the archive on a
 /// timer, and forwards what the store must know.
 ///
 /// It reads everything as fast as it arrives and never pauses reading: CCExtractor's client
@@ -47,11 +53,16 @@ final class TunerChannelHandler: ChannelInboundHandler {
     private var timer: RepeatedTask?
     private var lastRead: NIODeadline = .now()
     private var holdsSlot = false
+    /// Counted in `TunerAdmission` until it authenticates or closes.
+    private var unauthenticated = false
+    private var handshakeDeadline: Scheduled<Void>?
+    private var address = ""
     private var closing = false
     private var closeReason: String?
     private var peer = ""
     private var storeConnected = false
-    private var program = 0
+    /// The store key of the current program (`ServerContext.programKeys`).
+    private var globalProgram = 0
     /// Last value per XDS kind (hashes), so rebroadcasts are not stored again and again.
     private var lastXDS: [UInt8: Int] = [:]
 
@@ -73,31 +84,60 @@ final class TunerChannelHandler: ChannelInboundHandler {
     }
 
     func channelActive(context: ChannelHandlerContext) {
+        address = context.remoteAddress?.ipAddress ?? "?"
         peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
-        guard shared.registry.add(context.channel, limit: shared.configuration.maxTuners) else {
-            shared.metrics.update { $0.connectionLimitRejections += 1 }
-            logger.warning("connection limit reached (\(shared.configuration.maxTuners) tuners): refusing")
-            closing = true
-            var buffer = context.channel.allocator.buffer(capacity: 13)
-            buffer.writeBytes(BlockCommand.connectionLimit.block())
-            context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { [channel = context.channel] _ in
-                channel.close(promise: nil)
-            }
+        shared.metrics.update { $0.connectionsTotal += 1 }
+        if let refusal = shared.admission.connect(address, nowMs: wallClockMilliseconds()) {
+            shared.metrics.update { $0.refusedByReason[refusal.rawValue, default: 0] += 1 }
+            // A locked-out address learns nothing; the caps answer CONN_LIMIT, as a full server does.
+            refuse(context: context, reply: refusal == .lockedOut ? [] : BlockCommand.connectionLimit.block())
             return
         }
-        holdsSlot = true
-        shared.metrics.update {
-            $0.connectedTuners += 1
-            $0.connectionsTotal += 1
-        }
-        logger.info("tuner connected")
+        unauthenticated = true
         lastRead = .now()
-        let tick = TimeAmount.milliseconds(Int64(shared.configuration.flushInterval * 1000))
+        // The handshake deadline counts from the connect, not from the last byte: a connection
+        // trickling a byte now and then is still closed in time.
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        let handshake = shared.configuration.handshakeTimeout
+        handshakeDeadline = context.eventLoop.scheduleTask(in: .milliseconds(Int64(handshake * 1000))) {
+            let handler = bound.value
+            guard handler.unauthenticated, let context = handler.context else { return }
+            handler.close(context: context, reason: "handshake", message: "not authenticated within \(formatted(handshake)) s of connecting")
+        }
+        let tick = TimeAmount.milliseconds(Int64(shared.configuration.flushInterval * 1000))
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
             bound.value.onTimer()
         }
         context.fireChannelActive()
+    }
+
+    /// Answers `reply` (possibly nothing) and closes, before the connection took anything.
+    private func refuse(context: ChannelHandlerContext, reply: [UInt8]) {
+        closing = true
+        var buffer = context.channel.allocator.buffer(capacity: reply.count)
+        buffer.writeBytes(reply)
+        context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { [channel = context.channel] _ in
+            channel.close(promise: nil)
+        }
+    }
+
+    /// The tuner authenticated: it leaves the unauthenticated count and takes a tuner slot, or
+    /// is answered CONN_LIMIT when every slot is held.
+    private func authenticated(context: ChannelHandlerContext) {
+        unauthenticated = false
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
+        shared.admission.leaveUnauthenticated(address)
+        if shared.configuration.password != nil { shared.admission.passwordAccepted(address) }
+        guard shared.registry.add(context.channel, limit: shared.configuration.maxTuners) else {
+            shared.metrics.update { $0.connectionLimitRejections += 1 }
+            logger.warning("connection limit reached (\(shared.configuration.maxTuners) tuners): refusing")
+            refuse(context: context, reply: BlockCommand.connectionLimit.block())
+            return
+        }
+        holdsSlot = true
+        shared.metrics.update { $0.connectedTuners += 1 }
+        logger.info("tuner connected")
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -123,6 +163,10 @@ final class TunerChannelHandler: ChannelInboundHandler {
             }
             return
         }
+        if unauthenticated && session.isAuthenticated && !closing {
+            authenticated(context: context)
+            if closing { return }
+        }
         let records = session.recordCount
         shared.metrics.update {
             $0.bytesReceived += count
@@ -145,6 +189,11 @@ final class TunerChannelHandler: ChannelInboundHandler {
             closing = true
             closeReason = "password"
             logger.warning("wrong password: answering 0x02 and closing")
+            if let seconds = shared.admission.passwordFailed(address, nowMs: wallClockMilliseconds()) {
+                shared.metrics.update { $0.lockouts += 1 }
+                logger.warning("address locked out for \(formatted(seconds)) s after \(shared.configuration.limits.passwordFailures) wrong passwords",
+                               metadata: ["address": "\(address)"])
+            }
             var buffer = context.channel.allocator.buffer(capacity: 1)
             buffer.writeInteger(UInt8(0x02))
             context.writeAndFlush(wrapOutboundOut(buffer), promise: nil)
@@ -157,7 +206,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
         case .streamStarted:
             connectInStore(description: nil)
         case .programStarted(let name, let at):
-            program += 1
+            globalProgram = shared.programKeys.next()
             shared.storeWriter?.enqueue(.programStarted(connection: connection, program: globalProgram, at: at, name: name))
             logger.info("program started", metadata: ["program": "\(name ?? "(unnamed)")"])
         case .programNamed(let name):
@@ -182,9 +231,6 @@ final class TunerChannelHandler: ChannelInboundHandler {
         }
     }
 
-    /// Program numbers unique in this process: connection in the high bits, program below.
-    private var globalProgram: Int { connection << 20 | program }
-
     private func connectInStore(description: String?) {
         guard !storeConnected, let writer = shared.storeWriter else { return }
         storeConnected = true
@@ -197,11 +243,9 @@ final class TunerChannelHandler: ChannelInboundHandler {
     private func onTimer() {
         guard let context, !closing else { return }
         flush()
-        let limit = session.isAuthenticated ? shared.configuration.idleTimeout : shared.configuration.handshakeTimeout
-        let silent = NIODeadline.now() - lastRead
-        if silent > .milliseconds(Int64(limit * 1000)) {
-            close(context: context, reason: SessionClose.Kind.idle.rawValue,
-                  message: session.isAuthenticated ? "no data for \(Int(limit)) s" : "no PASSWORD block within \(Int(limit)) s of connecting")
+        let limit = shared.configuration.idleTimeout
+        if session.isAuthenticated, NIODeadline.now() - lastRead > .milliseconds(Int64(limit * 1000)) {
+            close(context: context, reason: SessionClose.Kind.idle.rawValue, message: "no data for \(formatted(limit)) s")
         }
     }
 
@@ -221,8 +265,16 @@ final class TunerChannelHandler: ChannelInboundHandler {
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
         timer = nil
-        if holdsSlot {
-            holdsSlot = false
+        handshakeDeadline?.cancel()
+        handshakeDeadline = nil
+        if unauthenticated {
+            unauthenticated = false
+            shared.admission.leaveUnauthenticated(address)
+            shared.metrics.update { $0.closedByReason[closeReason ?? "eof", default: 0] += 1 }
+        }
+        // A tuner refused a slot after it authenticated may have sent captions in the same
+        // read: what it sent is kept, and the store hears that it left.
+        if holdsSlot || storeConnected || session.recordCount > 0 {
             if closeReason == nil && !session.isAtBlockBoundary {
                 closeReason = "truncated"
                 logger.warning("tuner connection ended \(session.positionDescription)")
@@ -231,6 +283,9 @@ final class TunerChannelHandler: ChannelInboundHandler {
             if storeConnected {
                 shared.storeWriter?.enqueue(.disconnected(connection: connection, at: wallClockMilliseconds()))
             }
+        }
+        if holdsSlot {
+            holdsSlot = false
             let reason = closeReason ?? "eof"
             shared.metrics.update {
                 $0.connectedTuners -= 1

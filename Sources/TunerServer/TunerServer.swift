@@ -44,7 +44,7 @@ public final class TunerServer: Sendable {
         if let store {
             let id = try await store.registerNode(hostname: configuration.nodeName)
             nodeID = id
-            writer = StoreWriter(store: store, nodeID: id, logger: logger, metrics: metrics)
+            writer = StoreWriter(store: store, nodeID: id, logger: logger, metrics: metrics, queueLimit: configuration.limits.storeQueue)
         }
         let threads = configuration.eventLoopThreads > 0 ? configuration.eventLoopThreads : System.coreCount
         let group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
@@ -176,7 +176,7 @@ public final class TunerServer: Sendable {
     }
 }
 
-/// Connection numbers (logs, archive names, store keys), unique within the process.
+/// Numbers unique within the process: connections (logs, archive names, store keys) and programs (store keys).
 final class ConnectionCounter: Sendable {
     private let value = Atomic<Int>(0)
     func next() -> Int { value.wrappingAdd(1, ordering: .relaxed).newValue }

@@ -32,7 +32,7 @@ public enum SessionEvent: Sendable {
 
 /// Why a session ended a connection: logged, and counted in the metrics by `kind`.
 public struct SessionClose: Error, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable { case framing, protocolOrder, badHeader, badRecord, password, idle }
+    public enum Kind: String, Sendable { case framing, protocolOrder, badHeader, badRecord, password, idle, limit }
     public let kind: Kind
     public let reason: String
     public var description: String { reason }
@@ -49,9 +49,12 @@ public struct SessionSettings: Sendable {
     public var maxPendingArchiveBytes: Int
     /// Where archive files are written (the server: its `ArchiveWriter` threads).
     public var archiveIO: any ArchiveIO
+    /// Caption rate, program changes and program size a tuner may reach before it is closed.
+    public var limits: TunerLimits
 
     public init(password: String?, layout: ArchiveLayout, flushThreshold: Int = 4096, maxPendingArchiveBytes: Int = 256 * 1024,
-                archiveIO: any ArchiveIO = DirectArchiveIO()) {
+                archiveIO: any ArchiveIO = DirectArchiveIO(), limits: TunerLimits = TunerLimits()) {
+        self.limits = limits
         self.password = password
         self.layout = layout
         self.flushThreshold = flushThreshold
@@ -84,11 +87,22 @@ public struct TunerSession: Sendable {
     public private(set) var description: String = ""
     public private(set) var recordCount = 0
     public private(set) var bytesReceived = 0
+    /// 608 pairs received since the budget was last charged (once per `receive`).
+    private var uncharged = 0
+    private var pairBudget: RateBudget
+    private var programBudget: RateBudget
+    /// Set when a limit is reached: records after it are not processed, and `receive` throws it.
+    private var overLimit: SessionClose?
+    /// The next free sequence per file stem, so a tuner that alternates program names does not
+    /// probe the disk for every earlier file of the same name (quadratic otherwise).
+    private var nextSequence: [String: Int] = [:]
 
     public init(tuner: String, settings: SessionSettings, clock: @escaping @Sendable () -> Int64 = wallClockMilliseconds) {
         self.tuner = tuner
         self.settings = settings
         self.now = clock
+        pairBudget = settings.limits.pairBudget
+        programBudget = settings.limits.programBudget
     }
 
     /// True once the tuner proved it knows the password (or none is required and it spoke).
@@ -117,6 +131,18 @@ public struct TunerSession: Sendable {
         } catch {
             throw SessionClose(kind: .framing, reason: "\(error)")
         }
+        if uncharged > 0 {
+            let pairs = uncharged
+            uncharged = 0
+            if !pairBudget.spend(Double(pairs), atMilliseconds: now()) {
+                let limits = settings.limits
+                overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
+                    caption data faster than broadcast can carry: over \(Int(limits.burstSeconds)) s of captions at once, \
+                    then over \(formatted(limits.realTimeFactor))x real time ([limits] burst_seconds, realtime_factor)
+                    """)
+            }
+        }
+        if let overLimit { throw overLimit }
     }
 
     private mutating func handle<B: Collection<UInt8>>(_ event: FrameEvent<B>, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
@@ -196,8 +222,14 @@ public struct TunerSession: Sendable {
     }
 
     private mutating func process(_ record: RCWTRecordBytes, _ emit: (SessionEvent) -> Void) {
+        guard overLimit == nil else { return }
         recordCount += 1
+        uncharged += Self.pairCount(record.tripletBytes)
         if program == nil { beginProgram(name: tracker.currentName, emit) }
+        if program!.bytesAppended > settings.limits.programBytes {
+            overLimit = SessionClose(kind: .limit, reason: "program archive over \(settings.limits.programBytes) bytes ([limits] program_bytes)")
+            return
+        }
         program!.record(record)
         // take(): the decoder's screens must stay uniquely owned or every record would copy them.
         guard var decoder = decoder.take() else { return }
@@ -213,12 +245,19 @@ public struct TunerSession: Sendable {
             case .nameCurrent(let n):
                 do throws(ArchiveError) {
                     let (layout, io) = (settings.layout, settings.archiveIO)
-                    try program?.name(n, layout: layout, tuner: tuner, io: io)
+                    try program?.name(n, layout: layout, tuner: tuner, io: io, nextSequence: &nextSequence)
                 } catch {
                     emit(.archiveFailed(error))
                 }
                 emit(.programNamed(n))
             case .startNew(let n):
+                if !programBudget.spend(1, atMilliseconds: now()) {
+                    let limits = settings.limits
+                    overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
+                        program changes faster than \(formatted(limits.programChangesPerMinute)) a minute \
+                        ([limits] program_changes_per_minute)
+                        """)
+                }
                 closeProgram(emit)
                 beginProgram(name: n, emit)
             }
@@ -234,14 +273,29 @@ public struct TunerSession: Sendable {
     private mutating func beginProgram(name: String?, _ emit: (SessionEvent) -> Void) {
         let at = now()
         program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name,
-                                   startedAt: UTCTime(secondsSinceEpoch: Int(at / 1000)), io: settings.archiveIO)
+                                   startedAt: UTCTime(secondsSinceEpoch: Int(at / 1000)), io: settings.archiveIO,
+                                   nextSequence: &nextSequence)
         emit(.programStarted(name: name, at: at))
+    }
+
+    /// Valid CEA-608 pairs (field 1 or 2, not padding) in a record's triplet bytes: what the
+    /// caption budget counts.
+    static func pairCount(_ triplets: UnsafeBufferPointer<UInt8>) -> Int {
+        var count = 0, i = 0
+        let n = triplets.count - triplets.count % 3
+        while i < n {
+            let info = triplets[i]
+            if info & 0x04 != 0 && info & 0x02 == 0 && (triplets[i + 1] & 0x7F != 0 || triplets[i + 2] & 0x7F != 0) { count += 1 }
+            i += 3
+        }
+        return count
     }
 
     private mutating func closeProgram(_ emit: (SessionEvent) -> Void) {
         guard var current = program.take() else { return }
         current.finishWriters()
         do throws(ArchiveError) { try current.flush(to: settings.archiveIO) } catch { emit(.archiveFailed(error)) }
+        current.release(io: settings.archiveIO)
         emit(.programEnded(at: now()))
     }
 
@@ -267,7 +321,9 @@ public struct TunerSession: Sendable {
             if program!.pendingByteCount > settings.maxPendingArchiveBytes {
                 // The disk has been failing for a while: keep the process alive, drop this backlog.
                 let (name, started) = (program!.name, program!.startedAt)
-                program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name, startedAt: started, io: settings.archiveIO)
+                program!.release(io: settings.archiveIO)
+                program = ProgramRecording(layout: settings.layout, tuner: tuner, name: name, startedAt: started, io: settings.archiveIO,
+                                           nextSequence: &nextSequence)
             }
         }
     }
@@ -300,4 +356,9 @@ public func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
         diff |= UInt(x ^ y)
     }
     return diff == 0
+}
+
+/// A number for a log line: no fraction when it is whole.
+func formatted(_ v: Double) -> String {
+    v == v.rounded() && abs(v) < 1e15 ? String(Int(v)) : String(v)
 }

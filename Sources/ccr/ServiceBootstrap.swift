@@ -1,5 +1,6 @@
 import ArgumentParser
 import Logging
+import TunerServer
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -18,7 +19,7 @@ struct ServiceBootstrap {
             throw ValidationError("--log-level: expected \(levelHelp)")
         }
         LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
+            var handler = EscapingLogHandler(StreamLogHandler.standardError(label: label))
             handler.logLevel = level
             return handler
         }

@@ -15,107 +15,6 @@ import Glibc
 /// the machine.
 @Suite(.serialized, .enabled(if: CCRBinary.shouldRun, "needs the ccr executable (swift test builds it; or set CCR_BINARY) and the shared fixtures"))
 struct ServeFaultTests {
-    /// A `ccr serve` process in its own folder, started with posix_spawn so a test can choose the
-    /// signal mask it inherits, and restartable on the same folder (archive, SQLite, spool).
-    final class ServeProcess: @unchecked Sendable {
-        // @unchecked: driven by one test task at a time; `pid` and `port` change only in start().
-        let dir: URL
-        private(set) var pid: pid_t = 0
-        private(set) var port = 0
-        private var exitStatus: Int32?
-
-        init(config: String) throws {
-            dir = try makeTemporaryDirectory("fault")
-            let path = dir.appendingPathComponent("ccr.conf").path
-            try config.write(toFile: path, atomically: true, encoding: .utf8)
-            chmod(path, 0o600)
-        }
-
-        var archive: URL { dir.appendingPathComponent("archive") }
-        var log: String { (try? String(contentsOf: dir.appendingPathComponent("ccr.log"), encoding: .utf8)) ?? "" }
-
-        /// Starts ccr and waits for its ready file. `blockTermination`: the child starts with
-        /// SIGTERM and SIGINT blocked, as when a parent spawns it from a Dispatch thread.
-        func start(blockTermination: Bool = false) async throws {
-            let binary = try #require(CCRBinary.path, "ccr executable not found (set CCR_BINARY)")
-            let ready = dir.appendingPathComponent("ready").path
-            unlink(ready)
-            let arguments = ["ccr", "serve", "--config", dir.appendingPathComponent("ccr.conf").path, "--port", "0",
-                             "--listen", "127.0.0.1", "--metrics-port", "off", "--ready-file", ready, "--log-level", "info"]
-            var attributes = posix_spawnattr_t()
-            posix_spawnattr_init(&attributes)
-            defer { posix_spawnattr_destroy(&attributes) }
-            var mask = sigset_t()
-            sigemptyset(&mask)
-            if blockTermination {
-                sigaddset(&mask, SIGTERM)
-                sigaddset(&mask, SIGINT)
-            }
-            posix_spawnattr_setsigmask(&attributes, &mask)
-            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
-            var actions = posix_spawn_file_actions_t()
-            posix_spawn_file_actions_init(&actions)
-            defer { posix_spawn_file_actions_destroy(&actions) }
-            posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
-            posix_spawn_file_actions_addopen(&actions, 2, dir.appendingPathComponent("ccr.log").path, O_WRONLY | O_CREAT | O_APPEND, 0o644)
-            // The config's relative paths are relative to the folder: a shell changes into it and
-            // execs ccr (same pid, same signal mask).
-            let shell = ["/bin/sh", "-c", "cd \"$0\" && exec \"$@\"", dir.path, binary] + arguments.dropFirst()
-            let argv: [UnsafeMutablePointer<CChar>?] = shell.map { strdup($0) } + [nil]
-            defer { for a in argv { free(a) } }
-            var child: pid_t = 0
-            let result = posix_spawn(&child, "/bin/sh", &actions, &attributes, argv, environ)
-            guard result == 0 else { throw TestSocketError.failed("posix_spawn \(binary)", result) }
-            pid = child
-            exitStatus = nil
-            for _ in 0..<600 {
-                if let text = try? String(contentsOfFile: ready, encoding: .utf8),
-                   let p = text.split(separator: "\n").first(where: { $0.hasPrefix("port=") }).flatMap({ Int($0.dropFirst(5)) }) {
-                    port = p
-                    return
-                }
-                if reap(block: false) != nil { break }
-                try await Task.sleep(for: .milliseconds(25))
-            }
-            kill9()
-            throw TestSocketError.failed("ccr serve did not start:\n\(log.suffix(2000))", 0)
-        }
-
-        /// The exit status once the process ended (nil while it runs).
-        @discardableResult
-        func reap(block: Bool) -> Int32? {
-            if let exitStatus { return exitStatus }
-            guard pid > 0 else { return nil }
-            var status: Int32 = 0
-            let r = waitpid(pid, &status, block ? 0 : WNOHANG)
-            guard r == pid else { return nil }
-            // WIFEXITED / WEXITSTATUS, spelled out (the C macros are not imported).
-            exitStatus = status & 0x7F == 0 ? (status >> 8) & 0xFF : -(status & 0x7F)
-            return exitStatus
-        }
-
-        var isRunning: Bool { pid > 0 && reap(block: false) == nil }
-
-        func waitForExit(timeout: Double = 20) async -> Int32? {
-            let deadline = Date().addingTimeInterval(timeout)
-            while Date() < deadline {
-                if let s = reap(block: false) { return s }
-                try? await Task.sleep(for: .milliseconds(20))
-            }
-            return nil
-        }
-
-        func kill9() {
-            if isRunning { kill(pid, SIGKILL); reap(block: true) }
-        }
-
-        /// Stops the process (if running) and removes the folder.
-        func remove() {
-            kill9()
-            try? FileManager.default.removeItem(at: dir)
-        }
-    }
-
     static let sqliteConfig = """
     [server]
     handshake_timeout = 2
@@ -195,7 +94,7 @@ struct ServeFaultTests {
             "tudors": parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self)),
             "89": parseSRT(String(decoding: try Fixtures.sharedData("89.sendto.srt"), as: UTF8.self)),
         ]
-        let server = try ServeProcess(config: Self.sqliteConfig)
+        let server = try CCRProcess(config: Self.sqliteConfig)
         defer { server.remove() }
         try await server.start()
         let port = server.port
@@ -248,7 +147,7 @@ struct ServeFaultTests {
     @Test func killDashNineThenRestartOnTheSameArchiveAndDatabase() async throws {
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let expected = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        let server = try ServeProcess(config: Self.sqliteConfig)
+        let server = try CCRProcess(config: Self.sqliteConfig)
         defer { server.remove() }
         try await server.start()
         let blocks = Self.described(capture, as: "interrupted")
@@ -304,7 +203,7 @@ struct ServeFaultTests {
     @Test func sigtermFromAParentThatBlocksItStopsGracefully() async throws {
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let expected = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        let server = try ServeProcess(config: Self.sqliteConfig)
+        let server = try CCRProcess(config: Self.sqliteConfig)
         defer { server.remove() }
         try await server.start(blockTermination: true)
         let tuner = try TestTuner(port: server.port)
@@ -327,7 +226,7 @@ struct ServeFaultTests {
             .components(separatedBy: "\r\n").filter { !$0.isEmpty }
         let db = try await MariaDBServer.start()
         defer { db.stop() }
-        let server = try ServeProcess(config: """
+        let server = try CCRProcess(config: """
             [archive]
             dir = archive
             flush_interval = 0.2

@@ -1,0 +1,93 @@
+import Synchronization
+
+/// Who may hold a connection before it has authenticated, and which addresses are locked out
+/// for guessing the password. Shared by every event loop of a server.
+///
+/// Tuner slots (`max_tuners`) go to authenticated tuners only; connections that have not yet
+/// authenticated are counted here, in all and per address, so a few silent or trickling
+/// connections can neither take the slots of real tuners nor crowd each other out. An address
+/// that sends `passwordFailures` wrong passwords in a row is locked out for `lockoutSeconds`,
+/// doubling with each further lockout up to an hour; the count is kept per address, not per
+/// connection, so closing the socket early and guessing on 64 connections at once gains nothing.
+final class TunerAdmission: Sendable {
+    enum Refusal: String, Sendable {
+        case lockedOut = "locked-out"
+        case unauthenticatedLimit = "unauthenticated-limit"
+        case addressLimit = "address-limit"
+    }
+
+    private struct Failures {
+        var count = 0
+        var lockouts = 0
+        var lockedUntil: Int64 = 0
+        var lastFailure: Int64 = 0
+    }
+
+    private struct State {
+        var unauthenticated = 0
+        var unauthenticatedByAddress: [String: Int] = [:]
+        var failures: [String: Failures] = [:]
+    }
+
+    /// Addresses whose failures are remembered at most; beyond it, those not locked out are forgotten.
+    static let rememberedAddresses = 65_536
+
+    private let limits: TunerLimits
+    private let state = Mutex(State())
+
+    init(limits: TunerLimits) {
+        self.limits = limits
+    }
+
+    /// A new connection from `address`: counted as unauthenticated, or refused.
+    func connect(_ address: String, nowMs: Int64) -> Refusal? {
+        state.withLock { s in
+            if let f = s.failures[address], f.lockedUntil > nowMs { return .lockedOut }
+            if s.unauthenticated >= limits.unauthenticated { return .unauthenticatedLimit }
+            let fromAddress = s.unauthenticatedByAddress[address, default: 0]
+            if fromAddress >= limits.unauthenticatedPerAddress { return .addressLimit }
+            s.unauthenticated += 1
+            s.unauthenticatedByAddress[address] = fromAddress + 1
+            return nil
+        }
+    }
+
+    /// The connection authenticated, or closed before it did: it no longer counts here.
+    func leaveUnauthenticated(_ address: String) {
+        state.withLock { s in
+            s.unauthenticated = max(0, s.unauthenticated - 1)
+            let left = s.unauthenticatedByAddress[address, default: 1] - 1
+            s.unauthenticatedByAddress[address] = left > 0 ? left : nil
+        }
+    }
+
+    /// The password was right: the address's failures are forgotten.
+    func passwordAccepted(_ address: String) {
+        _ = state.withLock { $0.failures.removeValue(forKey: address) }
+    }
+
+    /// A wrong password from `address`; returns the lockout in seconds when this failure starts one.
+    func passwordFailed(_ address: String, nowMs: Int64) -> Double? {
+        state.withLock { s in
+            if s.failures[address] == nil && s.failures.count >= Self.rememberedAddresses {
+                s.failures = s.failures.filter { $0.value.lockedUntil > nowMs }
+            }
+            var f = s.failures[address, default: Failures()]
+            f.count += 1
+            f.lastFailure = nowMs
+            var lockout: Double?
+            if f.count >= limits.passwordFailures {
+                let seconds = min(TunerLimits.maximumLockoutSeconds, limits.lockoutSeconds * Double(1 << min(f.lockouts, 20)))
+                f.lockouts += 1
+                f.count = 0
+                f.lockedUntil = nowMs + Int64(seconds * 1000)
+                lockout = seconds
+            }
+            s.failures[address] = f
+            return lockout
+        }
+    }
+
+    /// Connections counted as unauthenticated now (a metric and for tests).
+    var unauthenticatedCount: Int { state.withLock { $0.unauthenticated } }
+}
