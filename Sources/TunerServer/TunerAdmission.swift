@@ -52,6 +52,12 @@ final class TunerAdmission: Sendable {
         }
     }
 
+    /// True while `address` is locked out: an unauthenticated connection opened before the
+    /// lockout began gets no more guesses either.
+    func isLockedOut(_ address: String, nowMs: Int64) -> Bool {
+        state.withLock { ($0.failures[address]?.lockedUntil ?? 0) > nowMs }
+    }
+
     /// The connection authenticated, or closed before it did: it no longer counts here.
     func leaveUnauthenticated(_ address: String) {
         state.withLock { s in

@@ -143,6 +143,10 @@ final class TunerChannelHandler: ChannelInboundHandler {
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let buffer = unwrapInboundIn(data)
         guard !closing else { return }
+        if unauthenticated && shared.admission.isLockedOut(address, nowMs: wallClockMilliseconds()) {
+            close(context: context, reason: "locked-out", message: "address locked out after wrong passwords")
+            return
+        }
         lastRead = .now()
         let count = buffer.readableBytes
         var events = 0

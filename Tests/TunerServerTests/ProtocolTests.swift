@@ -40,15 +40,19 @@ import Testing
         }
     }
 
+    /// Slots are taken at authentication: a connection that has not authenticated holds none.
     @Test func connectionLimitIsAnsweredWithCONN_LIMIT() async throws {
         try await withServer(maxTuners: 2) { server, _, _ in
+            let silent = try TestTuner(port: server.port)
             let a = try TestTuner(port: server.port)
             let b = try TestTuner(port: server.port)
             try a.send(Self.hello)
             try b.send(Self.hello)
             #expect(await eventually { server.metrics.snapshot.connectedTuners == 2 })
             let c = try TestTuner(port: server.port)
+            try c.send(Self.hello)
             #expect(await c.readUntilClosed() == BlockCommand.connectionLimit.block())
+            _ = silent
             #expect(server.metrics.snapshot.connectionLimitRejections == 1)
             // A slot freed is a slot usable again.
             a.finishSending()
@@ -112,10 +116,10 @@ import Testing
                 let reply = await tuner.readUntilClosed(timeout: 10)
                 #expect(reply == [], "\(label): the server should close the connection without a reply")
             }
-            // The silent client is dropped after the handshake timeout.
+            // The silent client is dropped at the handshake deadline.
             #expect(await silent.readUntilClosed(timeout: 10) == [])
             try await clean
-            var expectedReasons: [String: Int] = ["eof": 1, "idle": 1]
+            var expectedReasons: [String: Int] = ["eof": 1, "handshake": 1]
             for (_, _, reason) in bad { expectedReasons[reason, default: 0] += 1 }
             #expect(await eventually { server.metrics.snapshot.closedTotal == bad.count + 2 })
             #expect(server.metrics.snapshot.closedByReason == expectedReasons)
