@@ -72,6 +72,7 @@ final class SQLCaptionStore: CaptionStore {
         if !options.readOnly {
             let thread = DatabaseThread(name: "ccr-store-writer", connect: writerConnect)
             let spoolDirectory = options.spoolDirectory
+            let spoolLimit = options.spoolLimitBytes
             // A database server may be down at start; a local SQLite file that cannot be opened
             // is a configuration error, better reported than spooled.
             var tolerateOutage = false
@@ -80,7 +81,7 @@ final class SQLCaptionStore: CaptionStore {
             do {
                 // Create the spool and, for SQLite, migrate, before anything reads.
                 let made = try await thread.perform { thread -> ThreadConfined<WritePipeline> in
-                    let spool = try spoolDirectory.map { try Spool(directory: $0) }
+                    let spool = try spoolDirectory.map { try Spool(directory: $0, limitBytes: spoolLimit) }
                     let confined = ThreadConfined(WritePipeline(spool: spool, gauge: gauge))
                     do { _ = try thread.currentConnection() } catch let error as StoreError where error.isTransient {
                         // An outage at start is fine: writes spool until the database is back.

@@ -21,8 +21,12 @@ final class Spool {
     private var endOffset: UInt64 = 0
     /// Records appended and not yet applied.
     private(set) var pendingCount = 0
+    /// Bytes of records not yet applied at most: a long outage must not fill the disk the
+    /// archive also needs. Past it, writes fail (the archive still has the captions).
+    let limitBytes: UInt64
 
-    init(directory: String) throws {
+    init(directory: String, limitBytes: UInt64 = StoreOptions.defaultSpoolLimitBytes) throws {
+        self.limitBytes = limitBytes
         path = (directory as NSString).appendingPathComponent("ccr-spool.log")
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
@@ -75,6 +79,12 @@ final class Spool {
         withUnsafeBytes(of: UInt32(payload.count).littleEndian) { record.append(contentsOf: $0) }
         withUnsafeBytes(of: CRC32.checksum(payload).littleEndian) { record.append(contentsOf: $0) }
         record.append(payload)
+        guard endOffset - readOffset + UInt64(record.count) <= limitBytes else {
+            throw StoreError.spool(path: path, reason: """
+                full: \(endOffset - readOffset) bytes of writes wait for the database (limit \(limitBytes), \
+                [database] spool_limit); writes are dropped until it is back
+                """)
+        }
         try record.withUnsafeBytes { raw in
             var written = 0
             while written < raw.count {

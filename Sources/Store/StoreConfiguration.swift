@@ -41,9 +41,15 @@ public struct StoreOptions: Sendable {
     /// How long the live feed waits for a missing line id (a concurrent transaction that has not
     /// committed yet) before passing over it.
     public var liveSettleMilliseconds: Int64
+    /// Bytes the spool may hold (`[database] spool_limit`); beyond them, writes fail.
+    public var spoolLimitBytes: UInt64
+
+    /// 1 GiB: about two days of one busy tuner's lines, or an hour of 1,000 tuners'.
+    public static let defaultSpoolLimitBytes: UInt64 = 1 << 30
 
     public init(spoolDirectory: String? = nil, readOnly: Bool = false, retryIntervalSeconds: Double = 1,
-                timeoutSeconds: Double = 5, liveSettleMilliseconds: Int64 = 500) {
+                timeoutSeconds: Double = 5, liveSettleMilliseconds: Int64 = 500, spoolLimitBytes: UInt64 = defaultSpoolLimitBytes) {
+        self.spoolLimitBytes = spoolLimitBytes
         self.spoolDirectory = spoolDirectory
         self.readOnly = readOnly
         self.retryIntervalSeconds = retryIntervalSeconds

@@ -37,6 +37,8 @@ public struct ServerConfiguration: Sendable {
     /// nil: no database (archive only; used by benchmarks and some tests).
     public var store: StoreConfiguration? = .sqlite(path: "ccr.sqlite")
     public var spoolDirectory: String? = "spool"
+    /// Bytes the outage spool may hold (`[database] spool_limit`).
+    public var spoolLimitBytes = StoreOptions.defaultSpoolLimitBytes
     /// Seconds between heartbeats of this node in the store.
     public var heartbeatInterval: Double = 5
     /// Event loop threads (0: one per core).
@@ -70,7 +72,7 @@ public struct ServerConfiguration: Sendable {
         "server": ["listen", "port", "password", "max_tuners", "handshake_timeout", "idle_timeout", "wrong_password_delay", "node_name", "threads"],
         "archive": ["dir", "flush_interval", "flush_bytes"],
         "metrics": ["listen", "port"],
-        "database": ["driver", "path", "host", "port", "user", "password", "name", "spool_dir", "heartbeat_interval"],
+        "database": ["driver", "path", "host", "port", "user", "password", "name", "spool_dir", "spool_limit", "heartbeat_interval"],
         "web": ["listen", "archive_dir", "poll_ms", "user", "password"],
         "limits": ["realtime_factor", "burst_seconds", "program_changes_per_minute", "program_bytes", "unauthenticated",
                    "unauthenticated_per_address", "password_failures", "lockout_seconds", "store_queue"],
@@ -118,6 +120,7 @@ public struct ServerConfiguration: Sendable {
         if let v = try ini.double("limits", "lockout_seconds", in: 0...TunerLimits.maximumLockoutSeconds) { c.limits.lockoutSeconds = v }
         if let v = try ini.int("limits", "store_queue", in: 100...100_000_000) { c.limits.storeQueue = v }
         if let v = ini.string("database", "spool_dir") { c.spoolDirectory = v.isEmpty ? nil : v }
+        if let v = try ini.int("database", "spool_limit", in: 1 << 16...(1 << 50)) { c.spoolLimitBytes = UInt64(v) }
         if let v = try ini.double("database", "heartbeat_interval", in: 0.1...3600) { c.heartbeatInterval = v }
 
         let filePasswords = ["server", "database", "web"].compactMap { s in ini.entry(s, "password").map { (s, $0) } }

@@ -38,6 +38,8 @@ final class StoreWriter: Sendable {
     private let queueLimit: Int
     /// True from the first dropped item until the queue is half empty again (one log line per episode).
     private let dropping = Atomic<Bool>(false)
+    /// When a store error was last logged, and how many were not logged since.
+    private let errorLog = Mutex<(last: ContinuousClock.Instant?, suppressed: Int)>((nil, 0))
 
     private struct IDs {
         var tuners: [Int: Int64] = [:]
@@ -175,7 +177,19 @@ final class StoreWriter: Sendable {
             return try await body()
         } catch {
             metrics.update { $0.storeErrors += 1 }
-            logger.error("store: cannot \(what)", metadata: ["error": "\(error)"])
+            // At most one line a second: a full spool or a lost grant fails every batch.
+            let suppressed = errorLog.withLock { state -> Int? in
+                let now = ContinuousClock.now
+                if let last = state.last, now - last < .seconds(1) {
+                    state.suppressed += 1
+                    return nil
+                }
+                defer { state = (now, 0) }
+                return state.suppressed
+            }
+            if let suppressed {
+                logger.error("store: cannot \(what)", metadata: ["error": "\(error)", "similar_errors_suppressed": "\(suppressed)"])
+            }
             return nil
         }
     }

@@ -72,7 +72,7 @@ struct ServeCommand: AsyncParsableCommand {
         let signals = ShutdownSignal()
         var store: (any CaptionStore)?
         if let storeConfiguration = settings.store {
-            store = try await openStore(storeConfiguration, options: StoreOptions(spoolDirectory: settings.spoolDirectory))
+            store = try await openStore(storeConfiguration, options: StoreOptions(spoolDirectory: settings.spoolDirectory, spoolLimitBytes: settings.spoolLimitBytes))
         }
         let server = try await TunerServer.start(configuration: settings, store: store, logger: logger)
         if let readyFile {

@@ -83,6 +83,29 @@ struct StoreUnitTests {
         #expect(size == 0)
     }
 
+    @Test("a full spool refuses more writes with a message naming the limit, and takes writes again once applied")
+    func spoolLimit() throws {
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-spool-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: directory) }
+        let spool = try Spool(directory: directory, limitBytes: 400)
+        var accepted = 0
+        var refusal: StoreError?
+        for i in 0..<100 {
+            do { try spool.append(.programRenamed(id: Int64(i), name: "Program \(i)")); accepted += 1 } catch let error as StoreError {
+                refusal = error
+                break
+            }
+        }
+        #expect(accepted > 2 && accepted < 100)
+        #expect("\(refusal.map { "\($0)" } ?? "")".contains("spool_limit"))
+        let size = try FileManager.default.attributesOfItem(atPath: directory + "/ccr-spool.log")[.size] as? Int ?? 0
+        #expect(size <= 400)
+        let (operations, end) = try spool.peek(limit: 1000)
+        try spool.markApplied(upTo: end, count: operations.count)
+        try spool.append(.programRenamed(id: 1, name: "after"))
+        #expect(spool.pendingCount == 1)
+    }
+
     @Test("ccr schema for MySQL is idempotent DDL with utf8mb4 and a full-text index")
     func mysqlSchema() {
         let script = Schema.script(for: .mysql)
