@@ -21,16 +21,25 @@ public enum RepoNodeRunbook {
                 listen = 0.0.0.0
                 port = \(tunerPort)
 
+                """ + tunerPasswordLine(d) + """
+
                 [archive]
                 dir = \(Paths.archive)
 
                 """ + ShipCCR.databaseSection(d, user: d.readWriteUser, password: d.readWritePassword),
-                description: "write /etc/ccr/ccr.conf (database host, cc_rw and its password; archive /srv/archive; 0600)"),
+                description: "write /etc/ccr/ccr.conf (tuner password, database host, cc_rw and its password; archive /srv/archive; 0600)"),
             serviceDefinition("ccr", files: try d.files("ccr")),
             restartWhenChanged("ccr", files: [Paths.config, Paths.ccrBinary]),
             ServiceRunning("ccr", answers: .tcpPort(tunerPort), waitSeconds: 30, description: "sudo service ccr start (answering on port \(tunerPort))"),
             ServiceEnabled("ccr", description: "sudo chkconfig ccr on"),
         ]
         return Runbook(name, steps: steps)
+    }
+
+    /// The tuners' password in [server]: tuners send it with `ccextractor -tcppassword`. Without
+    /// one, anybody who reaches port 3030 can stream into the archive and the database.
+    static func tunerPasswordLine(_ d: Deployment) -> SecretText {
+        guard let password = d.tunerPassword else { return "" }
+        return "password = \(password)\n"
     }
 }

@@ -27,11 +27,14 @@ public struct Deployment: Sendable {
     /// The NFS master's data volume (`/dev/xvdf` in the guide).
     public var dataDevice: String
     public var forceMkfs: Bool
+    /// The password tuners send (`ccextractor -tcppassword`); nil when the inventory turns it off.
+    public var tunerPassword: Secret?
 
     public init(nfsServer: String, admin: DatabaseEndpoint, readOnlyPassword: Secret, readWritePassword: Secret,
                 databaseName: String = "cc", readOnlyUser: String = "cc_ro", readWriteUser: String = "cc_rw",
                 ccrBinary: Payload, schemaSQL: String, serviceFiles: [String: ServiceFiles],
-                dataDevice: String = "/dev/xvdf", forceMkfs: Bool = false) {
+                dataDevice: String = "/dev/xvdf", forceMkfs: Bool = false, tunerPassword: Secret? = nil) {
+        self.tunerPassword = tunerPassword
         self.nfsServer = nfsServer; self.admin = admin; self.readOnlyPassword = readOnlyPassword
         self.readWritePassword = readWritePassword; self.databaseName = databaseName
         self.readOnlyUser = readOnlyUser; self.readWriteUser = readWriteUser; self.ccrBinary = ccrBinary

@@ -39,6 +39,9 @@ public struct Inventory: Codable, Sendable {
     public var database: Database?
     public var nfsServer: String?
     public var aws: AWS?
+    /// False turns the tuners' password off (`ccr serve` then accepts any tuner); by default the
+    /// deployment generates one (like the database passwords: a 0600 file, or CCR_TUNER_PASSWORD).
+    public var tunerPassword: Bool?
 
     public init(hosts: [String: Host], sudoUser: SudoUser? = nil, database: Database? = nil, nfsServer: String? = nil, aws: AWS? = nil) {
         self.hosts = hosts; self.sudoUser = sudoUser; self.database = database; self.nfsServer = nfsServer; self.aws = aws

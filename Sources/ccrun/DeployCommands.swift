@@ -101,7 +101,9 @@ struct DeploymentLoader {
                                     readWritePassword: try password(env: "CCR_RW_PASSWORD", file: "\(readWriteUser)-password", inventory: inventory),
                                     databaseName: db.name ?? "cc", readOnlyUser: readOnlyUser, readWriteUser: readWriteUser,
                                     ccrBinary: binary, schemaSQL: schema, serviceFiles: files,
-                                    dataDevice: "/dev/xvdf", forceMkfs: options.forceMkfs)
+                                    dataDevice: "/dev/xvdf", forceMkfs: options.forceMkfs,
+                                    tunerPassword: inventory.tunerPassword == false ? nil
+                                        : try password(env: "CCR_TUNER_PASSWORD", file: "tuner-password", inventory: inventory))
         return (inventory, deployment)
     }
 }

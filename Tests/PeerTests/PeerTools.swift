@@ -187,6 +187,7 @@ struct PeerTools {
             "ccr_binary": ccrBinary,
             "ccr_init_script": Self.packageRoot.appendingPathComponent("packaging/init.d/ccr").path,
             "ccr_rw_password_file": URL(fileURLWithPath: adminFile).deletingLastPathComponent().appendingPathComponent("cc_rw-password").path,
+            "ccr_tuner_password_file": URL(fileURLWithPath: adminFile).deletingLastPathComponent().appendingPathComponent("tuner-password").path,
         ]
     }
 

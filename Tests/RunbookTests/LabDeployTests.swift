@@ -73,6 +73,8 @@ struct LabDeployTests {
     struct Lab {
         let inventory: String
         let hosts: [String: [String: Any]]
+        /// Where ccrun keeps the deployment's generated passwords (beside the admin's).
+        let secretsDirectory: String
         func address(_ host: String) throws -> String {
             guard let a = hosts[host]?["address"] as? String else { throw LabDeployError.missing("host \(host) in \(inventory)") }
             return a
@@ -85,7 +87,9 @@ struct LabDeployTests {
             let path = LabEnvironment.inventoryPath
             let data = try Data(contentsOf: URL(fileURLWithPath: path))
             let json = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-            return Lab(inventory: path, hosts: json["hosts"] as? [String: [String: Any]] ?? [:])
+            let admin = (json["database"] as? [String: Any])?["adminPasswordFile"] as? String ?? ""
+            return Lab(inventory: path, hosts: json["hosts"] as? [String: [String: Any]] ?? [:],
+                       secretsDirectory: URL(fileURLWithPath: admin).deletingLastPathComponent().path)
         }
         /// An HTTP GET made from inside another lab host (the db host's network namespace).
         func get(_ url: String, from host: String = "db") throws -> CommandResult {
@@ -132,16 +136,14 @@ struct LabDeployTests {
         #expect(home.status == 0 && home.output.contains("<html"), "the home page through Apache: \(home.output.prefix(500))")
         let before = Set(try programIDs(lab, web: web))
 
-        // A tuner, as `ccextractor -sendto repo-node:3030` sends it: the whole capture, then close.
-        let stream = try Self.run("/usr/bin/python3", ["-c", """
-            import socket, sys
-            s = socket.create_connection((sys.argv[1], 3030), timeout=30)
-            s.sendall(open(sys.argv[2], "rb").read())
-            s.shutdown(socket.SHUT_WR)
-            s.recv(1)
-            s.close()
-            """, repo, capture.path])
+        // A tuner, as `ccextractor -sendto repo-node:3030 -tcppassword ...` sends it: the whole
+        // capture with the deployment's tuner password, then close.
+        let passwordFile = lab.secretsDirectory + "/tuner-password"
+        #expect(try String(contentsOfFile: passwordFile, encoding: .utf8).count >= 20, "the deployment generates a tuner password")
+        let stream = try Self.run(Fixtures.packageRoot.appendingPathComponent("scripts/stream-capture").path, [repo, capture.path, passwordFile])
         try #require(stream.status == 0, "streaming to \(repo):3030 failed: \(stream.output)")
+        let anonymous = try Self.run(Fixtures.packageRoot.appendingPathComponent("scripts/stream-capture").path, [repo, capture.path])
+        #expect(anonymous.status != 0 && anonymous.output.contains("WRONG_PASSWORD"), "a tuner without the password: \(anonymous.output)")
 
         // The program appears and its archived SRT is served byte for byte (the archive is
         // written when the tuner disconnects).

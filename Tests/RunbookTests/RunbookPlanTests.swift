@@ -105,6 +105,24 @@ import Testing
         }
     }
 
+    /// The repo node's ccr.conf holds the tuners' password in [server] (masked wherever the
+    /// step is shown), and none when the inventory turned it off.
+    @Test func repoNodeConfigCarriesTheTunerPassword() throws {
+        func config(_ d: Deployment) throws -> SecretText {
+            let file = try #require(try RepoNodeRunbook.make(d).steps.compactMap { $0 as? File }.first { $0.path == "/etc/ccr/ccr.conf" })
+            return file.content
+        }
+        var d = deployment()
+        d.tunerPassword = Secret(label: "tuner-password", value: "TUNERPW-789")
+        let with = try config(d)
+        #expect(with.revealed().contains("[server]\nlisten = 0.0.0.0\nport = 3030\npassword = TUNERPW-789\n\n[archive]\n"))
+        #expect(!with.masked.contains("TUNERPW-789"))
+        d.tunerPassword = nil
+        let without = try config(d)
+        #expect(without.revealed().contains("port = 3030\n\n[archive]\n"))
+        #expect(!without.revealed().contains("password = TUNERPW"))
+    }
+
     @Test func everySectionBuildsWithUniqueStepIDs() throws {
         let d = deployment()
         for book in [DatabaseRunbook.make(d), try NFSMasterRunbook.make(d), try RepoNodeRunbook.make(d), try WebNodeRunbook.make(d)] {

@@ -28,11 +28,13 @@ NFS_MOUNTS = [
 
 data = host.data
 password = Path(data.ccr_rw_password_file).read_text().strip()
+tuner_password = Path(data.ccr_tuner_password_file).read_text().strip()
 config = (
     f"# ccr serve (written by ccrun): tuners on {TUNER_PORT}, recordings on the NFS volume\n"
     "[server]\n"
     "listen = 0.0.0.0\n"
     f"port = {TUNER_PORT}\n"
+    f"password = {tuner_password}\n"
     "\n"
     "[archive]\n"
     "dir = /srv/archive\n"
@@ -83,7 +85,7 @@ binary = files.put(
     src=data.ccr_binary, dest="/usr/local/bin/ccr", mode="755", user="root", group="root",
 )
 conf = files.put(
-    name="/etc/ccr/ccr.conf (cc_rw and its password; 0600)",
+    name="/etc/ccr/ccr.conf (tuner password, cc_rw and its password; 0600)",
     src=io.StringIO(config), dest="/etc/ccr/ccr.conf", mode="600", user="ccr", group="ccr",
 )
 files.put(
