@@ -27,6 +27,8 @@ final class TunerAdmission: Sendable {
         var unauthenticated = 0
         var unauthenticatedByAddress: [String: Int] = [:]
         var failures: [String: Failures] = [:]
+        /// Budgets of connections closed over a caption or program limit, by address.
+        var spent: [String: SessionBudgets] = [:]
     }
 
     /// Addresses whose failures are remembered at most; beyond it, those not locked out are forgotten.
@@ -91,6 +93,29 @@ final class TunerAdmission: Sendable {
             }
             s.failures[address] = f
             return lockout
+        }
+    }
+
+    /// A connection from `address` was closed over a limit: the next one from there starts with
+    /// what this one left (refilled meanwhile at the sustained rate), not with a new burst.
+    func limitReached(_ address: String, budgets: SessionBudgets, nowMs: Int64) {
+        state.withLock { s in
+            if s.spent[address] == nil && s.spent.count >= Self.rememberedAddresses {
+                s.spent = s.spent.filter { !$0.value.isRefilled(atMilliseconds: nowMs) }
+            }
+            s.spent[address] = budgets
+        }
+    }
+
+    /// The budgets a new connection from `address` starts with: nil for full ones.
+    func budgets(for address: String, nowMs: Int64) -> SessionBudgets? {
+        state.withLock { s in
+            guard let b = s.spent[address] else { return nil }
+            if b.isRefilled(atMilliseconds: nowMs) {
+                s.spent[address] = nil
+                return nil
+            }
+            return b
         }
     }
 

@@ -94,6 +94,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
             return
         }
         unauthenticated = true
+        if let earlier = shared.admission.budgets(for: address, nowMs: wallClockMilliseconds()) { session.budgets = earlier }
         lastRead = .now()
         // The handshake deadline counts from the connect, not from the last byte: a connection
         // trickling a byte now and then is still closed in time.
@@ -161,6 +162,9 @@ final class TunerChannelHandler: ChannelInboundHandler {
             shared.metrics.update {
                 $0.bytesReceived += count
                 if error.kind != .password { $0.decodeErrors += 1 }
+            }
+            if error.kind == .limit {
+                shared.admission.limitReached(address, budgets: session.budgets, nowMs: wallClockMilliseconds())
             }
             if error.kind != .password || closeReason == nil {
                 close(context: context, reason: error.kind.rawValue, message: error.reason)

@@ -52,6 +52,23 @@ public struct TunerLimits: Sendable, Equatable {
     }
 }
 
+/// A tuner's caption and program-change budgets. Kept per address for a connection closed over
+/// a limit, so that reconnecting does not buy a new burst.
+struct SessionBudgets: Sendable, Equatable {
+    var pairs: RateBudget
+    var programs: RateBudget
+
+    init(_ limits: TunerLimits) {
+        pairs = limits.pairBudget
+        programs = limits.programBudget
+    }
+
+    /// True once both would be full again at `nowMs` (nothing left to remember).
+    func isRefilled(atMilliseconds nowMs: Int64) -> Bool {
+        pairs.isFull(atMilliseconds: nowMs) && programs.isFull(atMilliseconds: nowMs)
+    }
+}
+
 /// A token bucket: `capacity` to start with, refilled at `perSecond`, never above `capacity`.
 struct RateBudget: Sendable, Equatable {
     let capacity: Double
@@ -73,5 +90,10 @@ struct RateBudget: Sendable, Equatable {
         refilledAt = nowMs
         tokens -= amount
         return tokens >= 0
+    }
+
+    func isFull(atMilliseconds nowMs: Int64) -> Bool {
+        guard let last = refilledAt else { return true }
+        return tokens + Double(max(0, nowMs - last)) / 1000 * perSecond >= capacity
     }
 }

@@ -89,8 +89,8 @@ public struct TunerSession: Sendable {
     public private(set) var bytesReceived = 0
     /// 608 pairs received since the budget was last charged (once per `receive`).
     private var uncharged = 0
-    private var pairBudget: RateBudget
-    private var programBudget: RateBudget
+    /// Caption pairs and program changes left; `budgets` seeds them from an earlier connection.
+    var budgets: SessionBudgets
     /// Set when a limit is reached: records after it are not processed, and `receive` throws it.
     private var overLimit: SessionClose?
     /// The next free sequence per file stem, so a tuner that alternates program names does not
@@ -101,8 +101,7 @@ public struct TunerSession: Sendable {
         self.tuner = tuner
         self.settings = settings
         self.now = clock
-        pairBudget = settings.limits.pairBudget
-        programBudget = settings.limits.programBudget
+        budgets = SessionBudgets(settings.limits)
     }
 
     /// True once the tuner proved it knows the password (or none is required and it spoke).
@@ -134,7 +133,7 @@ public struct TunerSession: Sendable {
         if uncharged > 0 {
             let pairs = uncharged
             uncharged = 0
-            if !pairBudget.spend(Double(pairs), atMilliseconds: now()) {
+            if !budgets.pairs.spend(Double(pairs), atMilliseconds: now()) {
                 let limits = settings.limits
                 overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
                     caption data faster than broadcast can carry: over \(Int(limits.burstSeconds)) s of captions at once, \
@@ -251,7 +250,7 @@ public struct TunerSession: Sendable {
                 }
                 emit(.programNamed(n))
             case .startNew(let n):
-                if !programBudget.spend(1, atMilliseconds: now()) {
+                if !budgets.programs.spend(1, atMilliseconds: now()) {
                     let limits = settings.limits
                     overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
                         program changes faster than \(formatted(limits.programChangesPerMinute)) a minute \

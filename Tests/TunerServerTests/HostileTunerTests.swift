@@ -63,6 +63,25 @@ struct HostileTunerTests {
         return stride(from: 0, to: bytes.count, by: 2).map { CCTriplet(info: 0xFD, data1: bytes[$0], data2: bytes[$0 + 1]) }
     }
 
+    /// A roll-up flood of up to 8 MB from `source`, until the server closes it: the bytes it took.
+    static func flood(port: Int, from source: String) async throws -> Int {
+        let flood = try TestTuner(port: port, from: source)
+        try flood.send(Self.hello(description: "flood"))
+        var ts: Int64 = 0, sent = 0
+        var chunk: [UInt8] = []
+        while sent < 8 << 20 {
+            chunk.removeAll(keepingCapacity: true)
+            for _ in 0..<64 {
+                chunk += Self.record(ts, Self.floodRecord)
+                ts += 33
+            }
+            guard (try? flood.send(chunk)) != nil else { break }
+            sent += chunk.count
+        }
+        _ = await flood.readUntilClosed(timeout: 20)
+        return sent
+    }
+
     /// A tuner that answers PING: the worst wait for a 0x37 while `body` runs, in ms.
     static func worstPing(port: Int, during body: () async throws -> Void) async throws -> Double {
         let probe = try TestTuner(port: port)
@@ -101,29 +120,18 @@ struct HostileTunerTests {
         try await serve.start()
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let reference = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        var sent = 0
+        var sent = 0, resent = 0
         let worst = try await Self.worstPing(port: serve.port) {
             async let honest: Void = ReplayTests.replay(ServeFaultTests.described(capture, as: "honest").flatMap { $0 }, into: serve.port,
                                                         pace: .realTime(speed: 8))
-            let flood = try TestTuner(port: serve.port)
-            try flood.send(Self.hello(description: "flood"))
-            var ts: Int64 = 0
-            var chunk: [UInt8] = []
-            // 8 MB of caption bytes, or until the server closes the connection.
-            while sent < 8 << 20 {
-                chunk.removeAll(keepingCapacity: true)
-                for _ in 0..<64 {
-                    chunk += Self.record(ts, Self.floodRecord)
-                    ts += 33
-                }
-                guard (try? flood.send(chunk)) != nil else { break }
-                sent += chunk.count
-            }
-            _ = await flood.readUntilClosed(timeout: 20)
+            sent = try await Self.flood(port: serve.port, from: "127.0.0.2")
+            // Reconnecting buys no new burst: the address starts from what it left.
+            resent = try await Self.flood(port: serve.port, from: "127.0.0.2")
             try await honest
         }
+        #expect(resent < sent / 4, "after the limit, a new connection from the address took \(resent) bytes (the first \(sent))")
         #expect(sent < 2 << 20, "the server took \(sent) bytes before closing the flood")
-        #expect(await eventually { (try? await serve.metric("ccr_connections_closed_total{reason=\"limit\"}")) == 1 })
+        #expect(await eventually { (try? await serve.metric("ccr_connections_closed_total{reason=\"limit\"}")) == 2 })
         #expect(serve.log.contains("caption data faster than broadcast can carry"))
         let lines = Int(TimestampProcessTests.sqlite(serve, "SELECT COUNT(*) FROM caption_lines l JOIN tuners t ON t.id = l.tuner_id WHERE t.description = 'flood'")) ?? -1
         #expect(lines > 100, "what the flood sent before the limit stays stored")

@@ -78,6 +78,22 @@ import Testing
         #expect(admission.passwordFailed("a", nowMs: 100_000_000) == nil)
     }
 
+    @Test("a connection closed over a limit leaves its budgets to the next from its address, until they are full again")
+    func budgetsOutliveReconnects() {
+        var limits = TunerLimits()
+        limits.burstSeconds = 60
+        let admission = TunerAdmission(limits: limits)
+        #expect(admission.budgets(for: "a", nowMs: 0) == nil)
+        var spent = SessionBudgets(limits)
+        #expect(!take(&spent.pairs, 10_000, at: 0))
+        admission.limitReached("a", budgets: spent, nowMs: 0)
+        var next = try! #require(admission.budgets(for: "a", nowMs: 1_000))
+        #expect(!take(&next.pairs, 1_000, at: 1_000), "one second refills 240 pairs, not a new burst of 3,600")
+        #expect(admission.budgets(for: "b", nowMs: 1_000) == nil)
+        // Six minutes at 240 pairs a second refill the 6,400 owed and the 3,600 of burst.
+        #expect(admission.budgets(for: "a", nowMs: 3_600_000) == nil)
+    }
+
     @Test("log escaping: newlines, ANSI escapes, DEL, C1 and line separators become visible escapes")
     func escaping() {
         #expect(LogEscaping.escape("plain tuner") == "plain tuner")
