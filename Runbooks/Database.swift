@@ -40,30 +40,35 @@ public enum DatabaseRunbook {
         }
     }
 
-    static let allPrivileges = ["Select", "Insert", "Update", "Delete", "Create", "Drop", "Alter", "Index", "Grant", "References",
-                                "Create_tmp_table", "Lock_tables", "Create_view", "Show_view", "Create_routine", "Alter_routine", "Execute", "Event", "Trigger"]
-
-    /// A user with exactly these privileges on db.* and this password. Satisfied only when the
-    /// user exists, its password hash matches (MariaDB's PASSWORD()), and the grants match: a
-    /// changed password or a drifted grant is applied again.
+    /// A user with exactly these privileges on db.* and this password, in SQL that MySQL 5.7,
+    /// 8.0, 8.4 and MariaDB 10.x all run: `CREATE USER IF NOT EXISTS ... IDENTIFIED BY` then
+    /// `ALTER USER` (no PASSWORD(), removed in MySQL 8.0.11; no `GRANT ... IDENTIFIED BY`), values
+    /// as escaped literals. Satisfied only when the account logs in with this password and sees
+    /// exactly these privileges on db, none on other databases and no global ones: a changed
+    /// password or a drifted grant is applied again.
     static func user(_ name: String, password: Secret, privileges: [String], db: String, admin: DatabaseEndpoint, description: String) -> SQLScript {
-        let wanted = Set(privileges.map { $0.capitalized })
-        let grantCheck = allPrivileges.map { "d.\($0)_priv = '\(wanted.contains($0) ? "Y" : "N")'" }.joined(separator: " AND ")
+        let account = "\(SQLLiteral.quoted(name))@'%'"
+        let literal = SQLLiteral.quoted(password)
+        let wanted = privileges.map { $0.uppercased() }.sorted().joined(separator: ",")
         return SQLScript(id: "user-\(name)", description, on: admin,
             script: """
-                CREATE USER IF NOT EXISTS '\(name)'@'%' IDENTIFIED BY '\(password)';
-                ALTER USER '\(name)'@'%' IDENTIFIED BY '\(password)';
-                REVOKE ALL PRIVILEGES, GRANT OPTION FROM '\(name)'@'%';
-                GRANT \(privileges.joined(separator: ", ")) ON `\(db)`.* TO '\(name)'@'%';
+                \(SQLLiteral.standardEscapes)\
+                CREATE USER IF NOT EXISTS \(account) IDENTIFIED BY \(literal);
+                ALTER USER \(account) IDENTIFIED BY \(literal);
+                REVOKE ALL PRIVILEGES, GRANT OPTION FROM \(account);
+                GRANT \(privileges.joined(separator: ", ")) ON `\(db)`.* TO \(account);
                 """,
             unless: """
-                SELECT 1 FROM mysql.user u JOIN mysql.db d ON d.User = u.User AND d.Host = u.Host \
-                WHERE u.User = '\(name)' AND u.Host = '%' AND u.authentication_string = PASSWORD('\(password)') \
-                AND d.Db = '\(db)' AND \(grantCheck) \
-                AND (SELECT COUNT(*) FROM mysql.db x WHERE x.User = '\(name)') = 1
+                SELECT 1 FROM DUAL WHERE \
+                (SELECT GROUP_CONCAT(DISTINCT PRIVILEGE_TYPE ORDER BY PRIVILEGE_TYPE SEPARATOR ',') \
+                 FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA = \(SQLLiteral.quoted(db))) = '\(wanted)' \
+                AND (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE TABLE_SCHEMA <> \(SQLLiteral.quoted(db))) = 0 \
+                AND (SELECT COUNT(*) FROM information_schema.SCHEMA_PRIVILEGES WHERE IS_GRANTABLE = 'YES') = 0 \
+                AND (SELECT COUNT(*) FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE <> 'USAGE') = 0
                 """,
-            undo: "DROP USER IF EXISTS '\(name)'@'%';",
-            existed: SecretText("SELECT 1 FROM mysql.user WHERE User = '\(name)' AND Host = '%'"),
+            unlessAs: DatabaseEndpoint(host: admin.host, port: admin.port, user: name, password: password),
+            undo: "DROP USER IF EXISTS \(account);",
+            existed: SecretText("SELECT 1 FROM mysql.user WHERE User = \(SQLLiteral.quoted(name)) AND Host = '%'"),
             existedReason: "the account \(name) existed before this run and was only corrected; its former password is not kept (a MySQL password hash logs in as well as the password), so it stays as this run left it")
     }
 }

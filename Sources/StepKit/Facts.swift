@@ -27,11 +27,16 @@ public struct FactQuery: Hashable, Sendable {
     /// A path the snippet reads from the batch's one shared `stat` (see `FactBatch.statTable`)
     /// instead of starting `stat` itself.
     public let statPath: String?
+    /// For an SQL query: a login the server refuses (wrong password, no such account) answers
+    /// "no rows" instead of refusing the run. A query run as the account a step manages asks
+    /// "does this password log in?" the one way that works on every MySQL and MariaDB.
+    public let refusedLoginMeansNoRows: Bool
     public init(key: String, script: String, isolation: Isolation = .subshell, statPath: String? = nil) {
-        self.key = key; kind = .shell(script); self.isolation = isolation; self.statPath = statPath
+        self.key = key; kind = .shell(script); self.isolation = isolation; self.statPath = statPath; refusedLoginMeansNoRows = false
     }
-    public init(key: String, sql: SecretText, on endpoint: DatabaseEndpoint) {
+    public init(key: String, sql: SecretText, on endpoint: DatabaseEndpoint, refusedLoginMeansNoRows: Bool = false) {
         self.key = key; kind = .sql(endpoint, sql); isolation = .subshell; statPath = nil
+        self.refusedLoginMeansNoRows = refusedLoginMeansNoRows
     }
 }
 

@@ -230,6 +230,8 @@ final class HostRun {
             do {
                 let rows = try options.sql.execute(sql, on: endpoint)
                 result.outputs[q.key] = FactOutput(stdout: "\(rows.count)", status: 0)
+            } catch SQLError.accessDenied where q.refusedLoginMeansNoRows {
+                result.outputs[q.key] = FactOutput(stdout: "0", status: 0)
             } catch {
                 throw StepRefusal(scrubber.scrub("\(error)"))
             }

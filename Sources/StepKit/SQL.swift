@@ -24,10 +24,13 @@ public protocol SQLExecutor: Sendable {
 
 public enum SQLError: Error, CustomStringConvertible, Sendable {
     case connect(String, String)
+    /// The server refused the login (wrong password, unknown account: ER_ACCESS_DENIED_ERROR).
+    case accessDenied(String, String)
     case statement(String, String)
     public var description: String {
         switch self {
         case let .connect(ep, m): "cannot connect to MySQL/MariaDB \(ep): \(m)"
+        case let .accessDenied(ep, m): "MySQL/MariaDB \(ep) refused the login: \(m)"
         case let .statement(ep, m): "SQL failed on \(ep): \(m)"
         }
     }
@@ -49,7 +52,10 @@ public struct MariaDBExecutor: SQLExecutor {
         let flags = UInt(CLIENT_MULTI_STATEMENTS) | UInt(CLIENT_MULTI_RESULTS)
         guard mysql_real_connect(h, endpoint.host, endpoint.user, endpoint.password.reveal(), endpoint.database,
                                  UInt32(endpoint.port), nil, flags) != nil else {
-            throw SQLError.connect(endpoint.description, scrub.scrub(String(cString: mysql_error(h))))
+            let message = scrub.scrub(String(cString: mysql_error(h)))
+            // 1045 ER_ACCESS_DENIED_ERROR, 1698 ER_ACCESS_DENIED_NO_PASSWORD_ERROR.
+            if [1045, 1698].contains(mysql_errno(h)) { throw SQLError.accessDenied(endpoint.description, message) }
+            throw SQLError.connect(endpoint.description, message)
         }
         let text = sql.revealed()
         let rc = text.withCString { mysql_real_query(h, $0, UInt(strlen($0))) }
@@ -74,10 +80,46 @@ public struct MariaDBExecutor: SQLExecutor {
     }
 }
 
+/// Values in SQL text: a string literal that means the same whatever the server's sql_mode (with
+/// or without NO_BACKSLASH_ESCAPES) is not possible, so scripts that carry one start with
+/// `SQLLiteral.standardEscapes`, which turns backslash escapes on for the session.
+public enum SQLLiteral {
+    public static let standardEscapes = "SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '');\n"
+
+    /// `'text'` with `\`, `'`, NUL, newline, return and Ctrl-Z escaped (after `standardEscapes`).
+    public static func quoted(_ text: String) -> String { "'" + escaped(text) + "'" }
+
+    /// A secret as a quoted literal, still a secret (masked in reports, scrubbed from errors).
+    public static func quoted(_ secret: Secret) -> Secret {
+        Secret(label: secret.label, value: quoted(secret.reveal()))
+    }
+
+    static func escaped(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\\": out += "\\\\"
+            case "'": out += "\\'"
+            case "\0": out += "\\0"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\u{1A}": out += "\\Z"
+            default: out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}
+
 /// An SQL script against MySQL/MariaDB, run from the controller through Connector/C.
 /// Satisfied when the `unless` query returns at least one row. Secrets in the script are
 /// masked in every report and never in a command line. Undo runs `undoSQL` (secret-free)
 /// when given; otherwise the step is irreversible.
+///
+/// `unlessAs` runs the `unless` query logged in as another account (the one the step manages):
+/// a login the server refuses then means "not satisfied", so "the password is right" is checked
+/// by logging in with it, on MySQL 5.7, 8.x and MariaDB alike (no PASSWORD(), which MySQL 8
+/// removed, and no hash format to compare).
 ///
 /// `existed` tells a creation from a repair: when that query returns a row before the change
 /// (the account or tables were there, only different), `undoSQL` would destroy what the run did
@@ -91,20 +133,24 @@ public struct SQLScript: Step {
     public let undoSQL: String?
     public let existed: SecretText?
     public let existedReason: String
+    public let unlessAs: DatabaseEndpoint?
 
     public init(id: String, _ description: String, on database: DatabaseEndpoint, script: SecretText,
-                unless: SecretText? = nil, undo: String? = nil,
+                unless: SecretText? = nil, unlessAs: DatabaseEndpoint? = nil, undo: String? = nil,
                 existed: SecretText? = nil, existedReason: String = "it existed before this run") {
         self.id = "sql:" + id; self.description = description; self.database = database
-        self.script = script; self.unless = unless; self.undoSQL = undo
+        self.script = script; self.unless = unless; self.unlessAs = unlessAs; self.undoSQL = undo
         self.existed = existed; self.existedReason = existedReason
     }
 
-    var unlessQuery: FactQuery? { unless.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
+    var unlessQuery: FactQuery? {
+        let endpoint = unlessAs ?? database
+        return unless.map { FactQuery(key: "sql:\(endpoint):\($0.masked)", sql: $0, on: endpoint, refusedLoginMeansNoRows: unlessAs != nil) }
+    }
     public var existedQuery: FactQuery? { existed.map { FactQuery(key: "sql:\(database):\($0.masked)", sql: $0, on: database) } }
     public var facts: [FactQuery] { [unlessQuery, existedQuery].compactMap { $0 } }
     public var affects: FactScope { .keys(Set(facts.map(\.key))) }
-    public var secrets: [Secret] { script.secrets + (unless?.secrets ?? []) + [database.password] }
+    public var secrets: [Secret] { script.secrets + (unless?.secrets ?? []) + [database.password] + (unlessAs.map { [$0.password] } ?? []) }
     public var reversibility: Reversibility { undoSQL == nil ? .irreversible("no undo SQL for \(id)") : .reversible }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {

@@ -1,4 +1,5 @@
 import Foundation
+import StepKit
 import SupportKit
 import Testing
 
@@ -179,6 +180,31 @@ struct DatabaseRunbookTests {
         #expect(undoFirst.status == 0, "\(undoFirst.text)")
         let afterRollback = try s.state()
         #expect(afterRollback == nothing, "rollback left: \(afterRollback)")
+    }
+
+    /// Passwords holding `'`, `\` and `"` (and a newline-free mix of others): the accounts are
+    /// created with them, log in with them, and a second run finds them right (the check logs in
+    /// with the password; nothing compares hashes, which MySQL 8 no longer can through SQL).
+    @Test(.timeLimit(.minutes(10)))
+    func passwordsWithQuotesAndBackslashes() throws {
+        let s = try Setup()
+        defer { s.cleanUp() }
+        let tricky = [s.ro: #"it's a "quote" \ and ' back\slash;--"#, s.rw: #"'; DROP USER 'root'@'%'; -- "x""#]
+        try FileManager.default.createDirectory(atPath: s.secretsDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for (user, password) in tricky {
+            FileManager.default.createFile(atPath: "\(s.secretsDir)/\(user)-password", contents: Data((password + "\n").utf8),
+                                           attributes: [.posixPermissions: 0o600])
+        }
+        let apply = try s.ccrun.run(s.args())
+        try #require(apply.status == 0, "\(apply.text)")
+        for (user, password) in tricky {
+            let login = DatabaseEndpoint(host: s.admin.host, port: s.admin.port, user: user, password: Secret(label: user, value: password))
+            #expect(try MariaDBExecutor().execute("SELECT CURRENT_USER()", on: login).first?.first == "\(user)@%", "\(user) logs in with its password")
+            #expect(!(apply.stdout + apply.stderr).contains(password))
+        }
+        #expect(try s.value("SELECT COUNT(*) FROM mysql.user WHERE User = 'root'") != "0", "nothing was injected")
+        let second = try s.ccrun.run(s.args())
+        #expect(second.status == 0 && second.steps.allSatisfy { $0.state == "ok" }, "\(second.steps.map { "\($0.id) \($0.state)" })")
     }
 
     /// SIGKILL of ccrun right after the tables were created but before the journal recorded it,

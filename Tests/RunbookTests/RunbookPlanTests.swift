@@ -123,6 +123,27 @@ import Testing
         #expect(!without.revealed().contains("password = TUNERPW"))
     }
 
+    /// The database runbook's SQL runs on MySQL 5.7, 8.0, 8.4 and MariaDB 10.x: nothing MySQL 8
+    /// removed, and every value an escaped literal (a quote in a password cannot end the string).
+    @Test func databaseSQLAvoidsWhatMySQL8Removed() throws {
+        var d = deployment()
+        d.readOnlyPassword = Secret(label: "cc_ro", value: #"it's "x" \ y"#)
+        let steps = DatabaseRunbook.make(d).steps.compactMap { $0 as? SQLScript }
+        #expect(steps.count == 4)
+        var text = ""
+        for step in steps {
+            text += step.script.revealed() + "\n" + (step.unless?.revealed() ?? "") + "\n" + (step.existed?.revealed() ?? "") + "\n" + (step.undoSQL ?? "") + "\n"
+        }
+        let removed = ["PASSWORD(", "OLD_PASSWORD(", "ENCRYPT(", "ENCODE(", "DECODE(", "DES_ENCRYPT(", "DES_DECRYPT(", "authentication_string"]
+        for name in removed { #expect(!text.uppercased().contains(name.uppercased()), "\(name) in the database runbook's SQL") }
+        #expect(text.range(of: #"GRANT[^;]*IDENTIFIED BY"#, options: .regularExpression) == nil, "GRANT ... IDENTIFIED BY (removed in MySQL 8.0)")
+        #expect(text.contains(#"IDENTIFIED BY 'it\'s "x" \\ y';"#))
+        #expect(text.contains("SET SESSION sql_mode = REPLACE(@@SESSION.sql_mode, 'NO_BACKSLASH_ESCAPES', '')"))
+        let user = try #require(steps.first { $0.id == "sql:user-cc_ro" })
+        #expect(user.unlessAs?.user == "cc_ro", "the password is checked by logging in")
+        #expect(!user.script.masked.contains("it's"))
+    }
+
     @Test func everySectionBuildsWithUniqueStepIDs() throws {
         let d = deployment()
         for book in [DatabaseRunbook.make(d), try NFSMasterRunbook.make(d), try RepoNodeRunbook.make(d), try WebNodeRunbook.make(d)] {
