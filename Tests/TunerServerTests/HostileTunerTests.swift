@@ -13,24 +13,6 @@ import Glibc
 /// the limits in docs/ccr.md ("Limits").
 @Suite(.serialized, .enabled(if: CCRBinary.shouldRun, "needs the ccr executable (swift test builds it; or set CCR_BINARY) and the shared fixtures"))
 struct HostileTunerTests {
-    static func config(limits: String = "", server: String = "") -> String {
-        """
-        [server]
-        handshake_timeout = 2
-        wrong_password_delay = 0.2
-        \(server)
-        [archive]
-        dir = archive
-        flush_interval = 0.2
-        [database]
-        driver = sqlite
-        path = ccr.sqlite
-        spool_dir = spool
-        [limits]
-        \(limits)
-        """
-    }
-
     /// PASSWORD, CC_DESC and BIN_HEADER as the client sends them.
     static func hello(password: String = "", description: String) -> [UInt8] {
         BlockCommand.password.block(Array(password.utf8)) + BlockCommand.ccDescription.block(Array(description.utf8))
@@ -115,7 +97,7 @@ struct HostileTunerTests {
     @Test("a caption flood is closed at the burst budget: lines and archive bounded, what came before kept, an honest tuner untouched")
     func captionFlood() async throws {
         // 30 s of broadcast at once (1,800 pairs), then 4x real time.
-        let serve = try CCRProcess(config: Self.config(limits: "burst_seconds = 30"), metrics: true)
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig(limits: "burst_seconds = 30"), metrics: true)
         defer { serve.remove() }
         try await serve.start()
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
@@ -144,7 +126,7 @@ struct HostileTunerTests {
 
     @Test("20,000 alternating XDS program names: closed at the program-change budget, files and program rows bounded, PINGs answered")
     func programNameFlood() async throws {
-        let serve = try CCRProcess(config: Self.config(limits: "burst_seconds = 600\nprogram_changes_per_minute = 4"), metrics: true)
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig(limits: "burst_seconds = 600\nprogram_changes_per_minute = 4"), metrics: true)
         defer { serve.remove() }
         try await serve.start()
         let worst = try await Self.worstPing(port: serve.port) {
@@ -170,7 +152,7 @@ struct HostileTunerTests {
 
     @Test("connections trickling a byte now and then are closed at the handshake deadline and hold no tuner slot; one address gets at most 8 unauthenticated")
     func slotsBeforeAuthentication() async throws {
-        let serve = try CCRProcess(config: Self.config(server: "max_tuners = 4"), metrics: true)
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig(server: "max_tuners = 4"), metrics: true)
         defer { serve.remove() }
         try await serve.start()
         let start = Date()
@@ -208,7 +190,7 @@ struct HostileTunerTests {
 
     @Test("64 connections guessing the password, closing their sockets at once: the address is locked out after 5 failures; another address gets in")
     func passwordGuessing() async throws {
-        let serve = try CCRProcess(config: Self.config(limits: "password_failures = 5\nlockout_seconds = 60", server: "password = s3cret"), metrics: true)
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig(server: "password = s3cret", limits: "password_failures = 5\nlockout_seconds = 60"), metrics: true)
         defer { serve.remove() }
         try await serve.start()
         let port = serve.port
@@ -244,7 +226,7 @@ struct HostileTunerTests {
 
     @Test("two tuners with one description starting in one second write separate files, each with its own captions")
     func sameDescriptionSameSecond() async throws {
-        let serve = try CCRProcess(config: Self.config())
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig())
         defer { serve.remove() }
         try await serve.start()
         let tudors = ServeFaultTests.described([UInt8](try Fixtures.sharedData("the.tudors.sendto.bin")), as: "twin").flatMap { $0 }
@@ -275,7 +257,7 @@ struct HostileTunerTests {
 
     @Test("a CC_DESC with a newline and ANSI escapes cannot forge a log line")
     func logInjection() async throws {
-        let serve = try CCRProcess(config: Self.config())
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig())
         defer { serve.remove() }
         try await serve.start()
         let evil = "tuner\n2026-12-07T00:00:00+0000 critical ccr.serve: FORGED\u{1B}[2J\u{1B}[31m"

@@ -23,62 +23,6 @@ enum CCRBinary {
 
 @Suite(.enabled(if: CCRBinary.shouldRun, "needs the ccr executable (swift test builds it; or set CCR_BINARY) and the shared fixtures"))
 struct ProcessTests {
-    /// A running `ccr serve` in a temporary folder; killed and removed by `stop()`.
-    final class ServeProcess: @unchecked Sendable {
-        // @unchecked: used by one test task only.
-        let process = Process()
-        let dir: URL
-        let port: Int
-
-        init(config: String) async throws {
-            let binary = try #require(CCRBinary.path, "ccr executable not found (set CCR_BINARY)")
-            dir = try makeTemporaryDirectory("process")
-            let configPath = dir.appendingPathComponent("ccr.conf").path
-            try config.write(toFile: configPath, atomically: true, encoding: .utf8)
-            let ready = dir.appendingPathComponent("ready").path
-            process.executableURL = URL(fileURLWithPath: binary)
-            process.arguments = ["serve", "--config", configPath, "--port", "0", "--listen", "127.0.0.1",
-                                 "--metrics-port", "off", "--ready-file", ready, "--log-level", "warning"]
-            process.currentDirectoryURL = dir
-            try process.run()
-            var found: Int?
-            for _ in 0..<400 where found == nil {
-                try await Task.sleep(for: .milliseconds(25))
-                if let text = try? String(contentsOfFile: ready, encoding: .utf8) {
-                    found = text.split(separator: "\n").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) }
-                }
-            }
-            guard let found else {
-                process.terminate()
-                throw TestSocketError.failed("ccr serve did not write its ready file", 0)
-            }
-            port = found
-        }
-
-        var archive: URL { dir.appendingPathComponent("archive") }
-
-        func waitForExit(timeout: Double = 20) async -> Int32? {
-            let deadline = Date().addingTimeInterval(timeout)
-            while process.isRunning && Date() < deadline { try? await Task.sleep(for: .milliseconds(20)) }
-            return process.isRunning ? nil : process.terminationStatus
-        }
-
-        func stop() {
-            if process.isRunning { kill(process.processIdentifier, SIGKILL); process.waitUntilExit() }
-            try? FileManager.default.removeItem(at: dir)
-        }
-    }
-
-    static let config = """
-    [archive]
-    dir = archive
-    flush_interval = 0.2
-    [database]
-    driver = sqlite
-    path = ccr.sqlite
-    spool_dir = spool
-    """
-
     /// Checks that the archive holds whole cues and whole records, a prefix of the full stream.
     static func checkConsistentPrefix(_ archive: URL, capture: [UInt8], expected: [SRTCue], lastMayBeCut: Bool) throws -> Int {
         let srt = try #require(archivedFiles(archive, suffix: ".srt").first)
@@ -99,13 +43,14 @@ struct ProcessTests {
     @Test func sigtermMidStreamLeavesCompleteFiles() async throws {
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let expected = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        let server = try await ServeProcess(config: Self.config)
-        defer { server.stop() }
+        let server = try CCRProcess(config: CCRProcess.sqliteConfig())
+        defer { server.remove() }
+        try await server.start()
         let tuner = try TestTuner(port: server.port)
         let blocks = captureBlocks(capture)
         for block in blocks.prefix(blocks.count / 2) { try tuner.send(block.bytes) }
         try await Task.sleep(for: .milliseconds(500))
-        kill(server.process.processIdentifier, SIGTERM)
+        kill(server.pid, SIGTERM)
         #expect(await server.waitForExit() == 0)
         #expect(await tuner.readUntilClosed(timeout: 5) == [])
         // After a graceful stop the last cue is closed at the stop (its text is whole).
@@ -115,14 +60,14 @@ struct ProcessTests {
     @Test func killDashNineLeavesReadableConsistentFiles() async throws {
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let expected = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        let server = try await ServeProcess(config: Self.config)
-        defer { server.stop() }
+        let server = try CCRProcess(config: CCRProcess.sqliteConfig())
+        defer { server.remove() }
+        try await server.start()
         let tuner = try TestTuner(port: server.port)
         let blocks = captureBlocks(capture)
         for block in blocks.prefix(blocks.count * 2 / 3) { try tuner.send(block.bytes) }
         try await Task.sleep(for: .milliseconds(800))
-        kill(server.process.processIdentifier, SIGKILL)
-        _ = await server.waitForExit()
+        server.kill9()
         // No graceful close: every cue on disk is one the full stream also has, exactly.
         _ = try Self.checkConsistentPrefix(server.archive, capture: capture, expected: expected, lastMayBeCut: false)
     }

@@ -15,18 +15,6 @@ import Glibc
 /// the machine.
 @Suite(.serialized, .enabled(if: CCRBinary.shouldRun, "needs the ccr executable (swift test builds it; or set CCR_BINARY) and the shared fixtures"))
 struct ServeFaultTests {
-    static let sqliteConfig = """
-    [server]
-    handshake_timeout = 2
-    [archive]
-    dir = archive
-    flush_interval = 0.2
-    [database]
-    driver = sqlite
-    path = ccr.sqlite
-    spool_dir = spool
-    """
-
     /// The capture with its (empty) CC_DESC replaced, so that the tuner's archive folder is `name`.
     static func described(_ capture: [UInt8], as name: String) -> [[UInt8]] {
         captureBlocks(capture).map { block in
@@ -94,7 +82,7 @@ struct ServeFaultTests {
             "tudors": parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self)),
             "89": parseSRT(String(decoding: try Fixtures.sharedData("89.sendto.srt"), as: UTF8.self)),
         ]
-        let server = try CCRProcess(config: Self.sqliteConfig)
+        let server = try CCRProcess(config: CCRProcess.sqliteConfig())
         defer { server.remove() }
         try await server.start()
         let port = server.port
@@ -147,7 +135,7 @@ struct ServeFaultTests {
     @Test func killDashNineThenRestartOnTheSameArchiveAndDatabase() async throws {
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let expected = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        let server = try CCRProcess(config: Self.sqliteConfig)
+        let server = try CCRProcess(config: CCRProcess.sqliteConfig())
         defer { server.remove() }
         try await server.start()
         let blocks = Self.described(capture, as: "interrupted")
@@ -203,7 +191,7 @@ struct ServeFaultTests {
     @Test func sigtermFromAParentThatBlocksItStopsGracefully() async throws {
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let expected = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        let server = try CCRProcess(config: Self.sqliteConfig)
+        let server = try CCRProcess(config: CCRProcess.sqliteConfig())
         defer { server.remove() }
         try await server.start(blockTermination: true)
         let tuner = try TestTuner(port: server.port)

@@ -14,21 +14,9 @@ import Glibc
 /// crash the web.
 @Suite(.serialized, .enabled(if: CCRBinary.shouldRun, "needs the ccr executable (swift test builds it; or set CCR_BINARY) and the shared fixtures"))
 struct TimestampProcessTests {
-    static let config = """
-    [server]
-    handshake_timeout = 5
-    [archive]
-    dir = archive
-    flush_interval = 0.2
-    [database]
-    driver = sqlite
-    path = ccr.sqlite
-    spool_dir = spool
-    """
-
     @Test("89.gaps.sendto.bin through ccr serve: the archive's srt is CCExtractor's; the web's SRT from the archive and from the database have its times")
     func gapsThroughServeAndWeb() async throws {
-        let serve = try CCRProcess(config: Self.config)
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig())
         defer { serve.remove() }
         try await serve.start()
         let capture = [UInt8](try Fixtures.sharedData("89.gaps.sendto.bin"))
@@ -77,7 +65,7 @@ struct TimestampProcessTests {
     /// of a program holding the extreme times an earlier version stored.
     @Test("extreme, frozen and backward timestamps: bounded server memory, lines while connected, every web page and download answers")
     func hostileClocks() async throws {
-        let serve = try CCRProcess(config: Self.config)
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig())
         defer { serve.remove() }
         try await serve.start()
         let records = try Self.records("89.bin")

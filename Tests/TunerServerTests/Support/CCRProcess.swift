@@ -21,6 +21,26 @@ final class CCRProcess: @unchecked Sendable {
     private let metrics: Bool
     private var exitStatus: Int32?
 
+    /// A `ccr serve` config for tests: SQLite, archive and spool in the folder, archive written
+    /// every 0.2 s, a 2 s handshake deadline; `server` and `limits` add lines to their sections.
+    static func sqliteConfig(server: String = "", limits: String = "") -> String {
+        """
+        [server]
+        handshake_timeout = 2
+        wrong_password_delay = 0.2
+        \(server)
+        [archive]
+        dir = archive
+        flush_interval = 0.2
+        [database]
+        driver = sqlite
+        path = ccr.sqlite
+        spool_dir = spool
+        [limits]
+        \(limits)
+        """
+    }
+
     /// `ccr serve` in a new folder holding `config` (as ccr.conf, mode 0600).
     init(config: String, metrics: Bool = false) throws {
         dir = try makeTemporaryDirectory("ccr")
