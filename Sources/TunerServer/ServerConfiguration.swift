@@ -74,7 +74,7 @@ public struct ServerConfiguration: Sendable {
         "metrics": ["listen", "port"],
         "database": ["driver", "path", "host", "port", "user", "password", "name", "spool_dir", "spool_limit", "heartbeat_interval"],
         "web": ["listen", "archive_dir", "poll_ms", "user", "password"],
-        "limits": ["realtime_factor", "burst_seconds", "program_changes_per_minute", "program_bytes", "unauthenticated",
+        "limits": ["realtime_factor", "burst_seconds", "lines_per_second", "program_changes_per_minute", "program_bytes", "unauthenticated",
                    "unauthenticated_per_address", "password_failures", "lockout_seconds", "store_queue"],
     ]
 
@@ -112,6 +112,7 @@ public struct ServerConfiguration: Sendable {
         }
         if let v = try ini.double("limits", "realtime_factor", in: 1...1_000_000) { c.limits.realTimeFactor = v }
         if let v = try ini.double("limits", "burst_seconds", in: 1...(366 * 86_400)) { c.limits.burstSeconds = v }
+        if let v = try ini.double("limits", "lines_per_second", in: 0.01...1_000) { c.limits.linesPerSecond = v }
         if let v = try ini.double("limits", "program_changes_per_minute", in: 0.01...100_000) { c.limits.programChangesPerMinute = v }
         if let v = try ini.int("limits", "program_bytes", in: 4096...(1 << 50)) { c.limits.programBytes = v }
         if let v = try ini.int("limits", "unauthenticated", in: 1...1_000_000) { c.limits.unauthenticated = v }

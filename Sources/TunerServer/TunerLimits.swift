@@ -16,6 +16,11 @@ public struct TunerLimits: Sendable, Equatable {
     /// `[limits] burst_seconds`: broadcast time a tuner may send at once (a recording replayed
     /// at full speed: an hour of captions is ~216,000 pairs).
     public var burstSeconds: Double = 3600
+    /// `[limits] lines_per_second`: caption lines (stored rows) a second of broadcast. A row
+    /// needs its characters and a carriage return: stenocaptioning at 250 words a minute makes
+    /// under one 32-column row a second, the shared recordings 0.35; a flood of carriage returns
+    /// would make 15. Burst and sustained rate as for pairs.
+    public var linesPerSecond: Double = 2
     /// `[limits] program_changes_per_minute`: new programs (XDS program-name changes) a minute,
     /// sustained; `burstSeconds / 60` of them may come at once.
     public var programChangesPerMinute: Double = 4
@@ -46,6 +51,11 @@ public struct TunerLimits: Sendable, Equatable {
                    perSecond: realTimeFactor * Self.broadcastPairsPerSecond)
     }
 
+    /// Capacity and refill rate of the caption-line budget.
+    var lineBudget: RateBudget {
+        RateBudget(capacity: burstSeconds * linesPerSecond, perSecond: realTimeFactor * linesPerSecond)
+    }
+
     /// Capacity and refill rate of the program-change budget.
     var programBudget: RateBudget {
         RateBudget(capacity: max(1, burstSeconds / 60), perSecond: programChangesPerMinute / 60)
@@ -56,16 +66,18 @@ public struct TunerLimits: Sendable, Equatable {
 /// a limit, so that reconnecting does not buy a new burst.
 struct SessionBudgets: Sendable, Equatable {
     var pairs: RateBudget
+    var lines: RateBudget
     var programs: RateBudget
 
     init(_ limits: TunerLimits) {
         pairs = limits.pairBudget
+        lines = limits.lineBudget
         programs = limits.programBudget
     }
 
-    /// True once both would be full again at `nowMs` (nothing left to remember).
+    /// True once all would be full again at `nowMs` (nothing left to remember).
     func isRefilled(atMilliseconds nowMs: Int64) -> Bool {
-        pairs.isFull(atMilliseconds: nowMs) && programs.isFull(atMilliseconds: nowMs)
+        pairs.isFull(atMilliseconds: nowMs) && lines.isFull(atMilliseconds: nowMs) && programs.isFull(atMilliseconds: nowMs)
     }
 }
 

@@ -88,7 +88,8 @@ public struct TunerSession: Sendable {
     public private(set) var recordCount = 0
     public private(set) var bytesReceived = 0
     /// 608 pairs received since the budget was last charged (once per `receive`).
-    private var uncharged = 0
+    /// Wall-clock ms of the bytes being received (one clock read per `receive`, not per record).
+    private var receivedAt: Int64 = 0
     /// Caption pairs and program changes left; `budgets` seeds them from an earlier connection.
     var budgets: SessionBudgets
     /// Set when a limit is reached: records after it are not processed, and `receive` throws it.
@@ -118,6 +119,10 @@ public struct TunerSession: Sendable {
     /// Feeds received bytes. Throws `SessionClose` when the connection must end.
     public mutating func receive<C: Collection<UInt8>>(_ bytes: C, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
         bytesReceived += bytes.count
+        receivedAt = now()
+        // Spent before (a connection from an address whose last one was closed over a limit): not one more record.
+        if overLimit == nil, !budgets.pairs.spend(0, atMilliseconds: receivedAt) { overLimit = pairLimitClose }
+        if let overLimit { throw overLimit }
         // The framer is a few bytes of plain state: work on a copy so the callback may mutate self.
         var working = framer
         defer { framer = working }
@@ -130,18 +135,15 @@ public struct TunerSession: Sendable {
         } catch {
             throw SessionClose(kind: .framing, reason: "\(error)")
         }
-        if uncharged > 0 {
-            let pairs = uncharged
-            uncharged = 0
-            if !budgets.pairs.spend(Double(pairs), atMilliseconds: now()) {
-                let limits = settings.limits
-                overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
-                    caption data faster than broadcast can carry: over \(Int(limits.burstSeconds)) s of captions at once, \
-                    then over \(formatted(limits.realTimeFactor))x real time ([limits] burst_seconds, realtime_factor)
-                    """)
-            }
-        }
         if let overLimit { throw overLimit }
+    }
+
+    private var pairLimitClose: SessionClose {
+        let limits = settings.limits
+        return SessionClose(kind: .limit, reason: """
+            caption data faster than broadcast can carry: over \(Int(limits.burstSeconds)) s of captions at once, \
+            then over \(formatted(limits.realTimeFactor))x real time ([limits] burst_seconds, realtime_factor)
+            """)
     }
 
     private mutating func handle<B: Collection<UInt8>>(_ event: FrameEvent<B>, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
@@ -222,8 +224,13 @@ public struct TunerSession: Sendable {
 
     private mutating func process(_ record: RCWTRecordBytes, _ emit: (SessionEvent) -> Void) {
         guard overLimit == nil else { return }
+        // Each record is paid for before it is used: past the limit nothing more is decoded,
+        // archived or stored.
+        guard budgets.pairs.spend(Double(Self.pairCount(record.tripletBytes)), atMilliseconds: receivedAt) else {
+            overLimit = pairLimitClose
+            return
+        }
         recordCount += 1
-        uncharged += Self.pairCount(record.tripletBytes)
         if program == nil { beginProgram(name: tracker.currentName, emit) }
         if program!.bytesAppended > settings.limits.programBytes {
             overLimit = SessionClose(kind: .limit, reason: "program archive over \(settings.limits.programBytes) bytes ([limits] program_bytes)")
@@ -250,7 +257,7 @@ public struct TunerSession: Sendable {
                 }
                 emit(.programNamed(n))
             case .startNew(let n):
-                if !budgets.programs.spend(1, atMilliseconds: now()) {
+                if !budgets.programs.spend(1, atMilliseconds: receivedAt) {
                     let limits = settings.limits
                     overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
                         program changes faster than \(formatted(limits.programChangesPerMinute)) a minute \
@@ -260,6 +267,14 @@ public struct TunerSession: Sendable {
                 closeProgram(emit)
                 beginProgram(name: n, emit)
             }
+        }
+        if case .cue(let cue) = event, !cue.lines.isEmpty, !budgets.lines.spend(1, atMilliseconds: receivedAt) {
+            let limits = settings.limits
+            overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
+                caption lines faster than broadcast makes them: over \(formatted(limits.linesPerSecond)) a second of broadcast \
+                ([limits] lines_per_second, burst_seconds, realtime_factor)
+                """)
+            return
         }
         if program == nil { beginProgram(name: tracker.currentName, emit) }
         program!.write(event)

@@ -133,10 +133,11 @@ import Testing
         let dir = try makeTemporaryDirectory("limits")
         defer { try? FileManager.default.removeItem(at: dir) }
         let path = dir.appendingPathComponent("ccr.conf").path
-        try "[limits]\nrealtime_factor = 2\nburst_seconds = 120\nunauthenticated_per_address = 3\n[database]\nspool_limit = 1048576\n"
+        try "[limits]\nrealtime_factor = 2\nburst_seconds = 120\nlines_per_second = 0.5\nunauthenticated_per_address = 3\n[database]\nspool_limit = 1048576\n"
             .write(toFile: path, atomically: true, encoding: .utf8)
         let c = try ServerConfiguration.load(path: path, environment: [:])
         #expect(c.limits.realTimeFactor == 2 && c.limits.burstSeconds == 120 && c.limits.unauthenticatedPerAddress == 3)
+        #expect(c.limits.lineBudget == RateBudget(capacity: 60, perSecond: 1))
         #expect(c.limits.passwordFailures == TunerLimits().passwordFailures)
         #expect(c.spoolLimitBytes == 1_048_576)
         try "[limits]\nburst_seconds = -5\n".write(toFile: path, atomically: true, encoding: .utf8)
