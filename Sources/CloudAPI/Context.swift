@@ -59,6 +59,18 @@ public actor CloudContext {
 
     public func image(_ name: String) async throws -> ObservedImage? { try await api.images(named: name).first }
 
+    /// The VPC the managed security groups are in: target groups and load balancers go there.
+    public func vpcId() async throws -> String? {
+        let names = blueprint.securityGroups.map(\.name)
+        return try await api.securityGroups(named: names).first { names.contains($0.name) }?.vpcId
+    }
+
+    /// A target group's ARN, for calls that run after the group was created in the same apply.
+    public func requireTargetGroupArn(_ name: String) async throws -> String {
+        guard let tg = try await api.targetGroup(name) else { throw CloudError.unexpected("target group \(name) does not exist yet") }
+        return tg.arn
+    }
+
     /// Polls until `check` says done, every `pollSeconds`, for at most `seconds`.
     public func wait(for what: String, seconds: Int, _ check: @Sendable () async throws -> (done: Bool, state: String)) async throws {
         let start = Date()
