@@ -53,21 +53,22 @@ struct DatabaseResource: PlannedResource {
         }
         let cls = db.instanceClass != spec.instanceClass ? spec.instanceClass : nil
         let storage = db.allocatedStorage < spec.allocatedStorage ? spec.allocatedStorage : nil
-        let groups: [String]? = gid.flatMap { db.securityGroupIds == [$0] ? nil : [$0] } ?? [spec.securityGroup]
+        // The group's id is read again when the call runs.
+        let moveGroup = gid == nil || db.securityGroupIds != [gid!]
         let version = try versionChange(running: db.engineVersion)
-        guard cls != nil || storage != nil || groups != nil || version != nil else {
+        guard cls != nil || storage != nil || moveGroup || version != nil else {
             return db.status == "available" ? .satisfied : .calls([waitCall(db.status)])
         }
         var what: [String] = []
         if let cls { what.append("class \(db.instanceClass) -> \(cls)") }
         if let storage { what.append("storage \(db.allocatedStorage) -> \(storage) GiB") }
-        if groups != nil { what.append("security groups -> [\(spec.securityGroup)]") }
+        if moveGroup { what.append("security groups -> [\(spec.securityGroup)]") }
         if let version { what.append("EngineVersion \(db.engineVersion) -> \(version.to)" + (version.major ? " (AllowMajorVersionUpgrade)" : "")) }
         let changes = what.joined(separator: ", ")
         return .calls([
             waitCall(db.status),
             PlannedCall(.rds, "ModifyDBInstance", "\(spec.identifier) (\(changes), ApplyImmediately)") { ctx in
-                let groupIds = groups == nil ? nil : [try await ctx.requireGroupId(spec.securityGroup)]
+                let groupIds = moveGroup ? [try await ctx.requireGroupId(spec.securityGroup)] : nil
                 try await ctx.api.modifyDatabase(spec.identifier, instanceClass: cls, allocatedStorage: storage, securityGroupIds: groupIds,
                                                  engineVersion: version?.to, majorUpgrade: version?.major ?? false)
                 return "modified RDS \(spec.identifier): \(changes)"

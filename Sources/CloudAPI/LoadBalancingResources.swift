@@ -31,16 +31,20 @@ struct TargetGroupResource: PlannedResource {
     }
 
     /// After its load balancer: a target group a listener still uses cannot be deleted, and AWS
-    /// takes a moment to let go of it once the load balancer is deleted.
+    /// takes a moment to let go of it once the load balancer is deleted, so ResourceInUse is
+    /// retried. (The group's own LoadBalancerArns is no guide: moto never empties it.)
     func destroy(_ ctx: CloudContext) async throws -> [String] {
         guard let tg = try await ctx.api.targetGroup(spec.name) else { return [] }
-        let api = ctx.api, name = spec.name
-        try await ctx.wait(for: "target group \(name) to be released by its load balancer", seconds: 600) {
-            let lbs = try await api.targetGroup(name)?.loadBalancerArns ?? []
-            return (lbs.isEmpty, "used by \(lbs.count) load balancer(s)")
+        let deadline = Date().addingTimeInterval(600)
+        while true {
+            do {
+                try await ctx.api.deleteTargetGroup(arn: tg.arn)
+                return ["deleted target group \(spec.name)"]
+            } catch let e as CloudError where e.code == "ResourceInUse" && Date() < deadline {
+                await ctx.note("target group \(spec.name) still in use by a load balancer; retrying")
+                try await Task.sleep(nanoseconds: UInt64(ctx.blueprint.pollSeconds * 1_000_000_000))
+            }
         }
-        try await ctx.api.deleteTargetGroup(arn: tg.arn)
-        return ["deleted target group \(spec.name)"]
     }
 }
 

@@ -91,7 +91,7 @@ struct RetiredLaunchConfigurationsResource: PlannedResource {
         let group = spec.name
         return .calls([servingWait(spec)] + old.map { lc in
             PlannedCall(.autoscaling, "DeleteLaunchConfiguration", "\(lc.name) (replaced by launch template \(spec.launchTemplate.name))") { ctx in
-                if try await ctx.api.autoScalingGroup(group)?.launchConfigurationName == lc.name {
+                if let g = try await ctx.api.autoScalingGroup(group), g.launchTemplateName == nil, g.launchConfigurationName == lc.name {
                     throw CloudError.unexpected("\(group) still launches from \(lc.name); its switch to the launch template did not happen")
                 }
                 try await ctx.api.deleteLaunchConfiguration(lc.name)

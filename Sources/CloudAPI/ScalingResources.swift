@@ -171,7 +171,10 @@ struct AutoScalingGroupResource: PlannedResource {
             }])
         }
         var calls: [PlannedCall] = []
-        let onTemplate = g.launchConfigurationName == nil && g.launchTemplateName == lt && version.map(String.init) == g.launchTemplateVersion
+        // AWS keeps one launch source per group (a template replaces a launch configuration);
+        // moto keeps reporting the old launch configuration beside the template, so only the
+        // template is compared.
+        let onTemplate = g.launchTemplateName == lt && version.map(String.init) == g.launchTemplateVersion
         if !onTemplate || (g.min, g.max, g.desired) != (spec.min, spec.max, spec.desired) {
             let from = AutoScalingGroupState(g).launchText
             calls.append(PlannedCall(.autoscaling, "UpdateAutoScalingGroup", "\(spec.name) (\(from) -> \(launchText); \(g.min)/\(g.max)/\(g.desired) -> \(sizes))") { ctx in

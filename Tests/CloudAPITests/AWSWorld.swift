@@ -180,6 +180,11 @@ final class AWSWorld: @unchecked Sendable {
             lt = g.get("LaunchTemplate") or {}
             asgs[g["AutoScalingGroupName"]] = {"lc": g.get("LaunchConfigurationName"), "min": g["MinSize"], "max": g["MaxSize"], "desired": g["DesiredCapacity"],
                 "lt": lt.get("LaunchTemplateName"), "ltVersion": lt.get("Version"),
+                # What the group launches from, as AWS reports it (one source): moto keeps a stale
+                # launch configuration name beside a template and the reverse, so a name counts
+                # only while its object exists.
+                "launch": ("lt:%s" % lt["LaunchTemplateName"]) if lt.get("LaunchTemplateName") in lts
+                          else ("lc:%s" % g["LaunchConfigurationName"]) if g.get("LaunchConfigurationName") in lcs else None,
                 "lbs": sorted(g.get("LoadBalancerNames", [])), "tgs": sorted(tgnames.get(a, a) for a in g.get("TargetGroupARNs", [])),
                 "policies": sorted("%s %s %s %s" % (p["PolicyName"], p.get("AdjustmentType"), p.get("ScalingAdjustment"), p.get("Cooldown")) for p in pols if p.get("PolicyType", "SimpleScaling") != "TargetTrackingScaling"),
                 "tracking": sorted("%s %s %s" % (p["PolicyName"], p["TargetTrackingConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"], p["TargetTrackingConfiguration"]["TargetValue"]) for p in pols if p.get("PolicyType") == "TargetTrackingScaling"),

@@ -196,8 +196,7 @@ struct DeploymentTests {
         for (group, lt, image, groups, tg) in [("cc-web-asg", "cc-web-lt", "cc-web-node-image", ["cc-slave", "cc-web"], "cc-web-tg"),
                                                ("cc-tuners-asg", "cc-tuners-lt", "cc-repo-node-image", ["cc-slave", "cc-tuners"], "cc-tuners-tg")] {
             let g = asgs[group]
-            #expect(g?["lc"] as? String == nil, "\(group) still on a launch configuration", sourceLocation: sourceLocation)
-            #expect(g?["lt"] as? String == lt, "\(group) launches from \(g?["lt"] ?? "nothing")", sourceLocation: sourceLocation)
+            #expect(g?["launch"] as? String == "lt:\(lt)", "\(group) launches from \(g?["launch"] ?? "nothing")", sourceLocation: sourceLocation)
             let version = lts[lt]?[g?["ltVersion"] as? String ?? "?"]
             #expect(version?["image"] as? String == image, "\(group)'s template version is not of \(image): \(lts)", sourceLocation: sourceLocation)
             #expect(version?["groups"] as? [String] == groups, sourceLocation: sourceLocation)
@@ -297,7 +296,8 @@ struct DeploymentTests {
         let groupsBack = back["autoScalingGroups"] as! [String: [String: Any]]
         let groupsOld = old["autoScalingGroups"] as! [String: [String: Any]]
         for g in ["cc-web-asg", "cc-tuners-asg"] {
-            for key in ["lc", "lbs", "policies", "tgs", "lt"] {
+            #expect((groupsOld[g]?["launch"] as? String)?.hasPrefix("lc:cc-") == true)
+            for key in ["launch", "lbs", "policies", "tgs"] {
                 #expect(String(describing: groupsBack[g]?[key]) == String(describing: groupsOld[g]?[key]), "\(g) \(key) after rollback")
             }
         }
