@@ -342,6 +342,29 @@ struct DeploymentTests {
         #expect(bad.stderr.contains("aws.rds.engineVersion \"5.7\" is not a MySQL version ccrun deploys: use 8.0 or 8.4"), "\(bad.stderr)")
     }
 
+    @Test("deploy --dry-run --json: one ccrun.deploy/1 document on stdout, progress on stderr, host phases depend on the aws phase")
+    func deployJSON() throws {
+        let w = try AWSWorld()
+        defer { w.close() }
+        // A fresh account has no instances, so no host is contacted: this needs no lab.
+        let r = try Exec.run([try AWSWorld.ccrunPath(), "deploy", "--inventory", w.inventoryPath, "--dry-run", "--json", "--state-dir", w.stateDirectory],
+                             environment: w.environment())
+        try w.assertNoSecret(in: r.stdout + r.stderr, what: "ccrun deploy --dry-run --json")
+        #expect(r.status == 2, "\(r.stderr)")
+        let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        #expect(doc["schema"] as? String == "ccrun.deploy/1")
+        #expect(doc["mode"] as? String == "dry-run")
+        #expect(doc["exitCode"] as? Int == 2)
+        let phases = doc["phases"] as! [[String: Any]]
+        #expect(phases.map { "\($0["phase"]!) \($0["outcome"]!)" }
+                == ["aws pending", "database depends", "nfs-master depends", "repo-node depends", "web-node depends", "images depends"])
+        #expect(phases[1]["detail"] as? String == "RDS instance cc-db does not exist yet (aws phase)")
+        let awsChanges = ((phases[0]["aws"] as? [String: Any])?["steps"] as? [[String: Any]] ?? []).flatMap { $0["changes"] as? [String] ?? [] }
+        #expect(awsChanges.contains { $0.hasPrefix("+ RDS CreateDBInstance cc-db (mysql 8.4,") }, "\(awsChanges)")
+        #expect(r.stderr.contains("deploy: phase 1/6 aws") && r.stderr.contains("deploy: changes pending (exit 2)"), "\(r.stderr)")
+        #expect((try w.snapshot()["groups"] as! [String: Any]).isEmpty, "a dry-run created something")
+    }
+
     @Test("wrong credentials fail with a clear message and create nothing")
     func wrongCredentials() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-aws-bad-\(UUID().uuidString)")
