@@ -121,11 +121,7 @@ struct InstanceResource: CloudResource {
     }
 
     func apply(_ ctx: CloudContext) async throws -> [String] {
-        let ids = try await ctx.groupIds()
-        let groupIds = try spec.groups.map { g -> String in
-            guard let id = ids[g] else { throw CloudError.unexpected("security group \(g) does not exist") }
-            return id
-        }
+        let groupIds = try await ctx.requireGroupIds(spec.groups)
         if let i = try await ctx.instance(spec.name) {
             if Set(i.groupIds) != Set(groupIds) {
                 try await ctx.api.setInstanceGroups(instanceId: i.id, groupIds: groupIds)

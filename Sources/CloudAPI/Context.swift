@@ -46,6 +46,14 @@ public actor CloudContext {
         guard let id = try await groupId(name) else { throw CloudError.unexpected("security group \(name) does not exist yet") }
         return id
     }
+    /// Ids of managed groups, in order; an error names the first that does not exist.
+    public func requireGroupIds(_ names: [String]) async throws -> [String] {
+        let ids = try await groupIds()
+        return try names.map { g in
+            guard let id = ids[g] else { throw CloudError.unexpected("security group \(g) does not exist") }
+            return id
+        }
+    }
     public func forgetGroups() { groupIdCache = nil }
     public func learnGroup(_ name: String, id: String) { groupIdCache?[name] = id }
 
@@ -69,6 +77,20 @@ public actor CloudContext {
     public func requireTargetGroupArn(_ name: String) async throws -> String {
         guard let tg = try await api.targetGroup(name) else { throw CloudError.unexpected("target group \(name) does not exist yet") }
         return tg.arn
+    }
+
+    /// Runs `body` again while AWS answers `code` (an object still in use while something it
+    /// depends on is being deleted), every `pollSeconds`, for at most `seconds`.
+    public func retrying<T: Sendable>(on code: String, _ what: String, seconds: Int = 600, _ body: @Sendable () async throws -> T) async throws -> T {
+        let deadline = Date().addingTimeInterval(Double(seconds))
+        while true {
+            do {
+                return try await body()
+            } catch let e as CloudError where e.code == code && Date() < deadline {
+                log("\(what) (\(code)); retrying")
+                try await Task.sleep(nanoseconds: UInt64(blueprint.pollSeconds * 1_000_000_000))
+            }
+        }
     }
 
     /// Polls until `check` says done, every `pollSeconds`, for at most `seconds`.

@@ -35,16 +35,11 @@ struct TargetGroupResource: PlannedResource {
     /// retried. (The group's own LoadBalancerArns is no guide: moto never empties it.)
     func destroy(_ ctx: CloudContext) async throws -> [String] {
         guard let tg = try await ctx.api.targetGroup(spec.name) else { return [] }
-        let deadline = Date().addingTimeInterval(600)
-        while true {
-            do {
-                try await ctx.api.deleteTargetGroup(arn: tg.arn)
-                return ["deleted target group \(spec.name)"]
-            } catch let e as CloudError where e.code == "ResourceInUse" && Date() < deadline {
-                await ctx.note("target group \(spec.name) still in use by a load balancer; retrying")
-                try await Task.sleep(nanoseconds: UInt64(ctx.blueprint.pollSeconds * 1_000_000_000))
-            }
+        let api = ctx.api
+        try await ctx.retrying(on: "ResourceInUse", "target group \(spec.name) still used by a load balancer") {
+            try await api.deleteTargetGroup(arn: tg.arn)
         }
+        return ["deleted target group \(spec.name)"]
     }
 }
 

@@ -103,11 +103,7 @@ struct LaunchTemplateResource: PlannedResource {
         let summary = "\(spec.name) (\(exists ? "new version: " : "")\(img.id) of \(spec.imageName), \(spec.instanceType), groups \(spec.groups.joined(separator: ",")))"
         let spec = spec
         return .calls([PlannedCall(.ec2, exists ? "CreateLaunchTemplateVersion" : "CreateLaunchTemplate", summary) { ctx in
-            let ids = try await ctx.groupIds()
-            let gids = try spec.groups.map { g -> String in
-                guard let id = ids[g] else { throw CloudError.unexpected("security group \(g) does not exist") }
-                return id
-            }
+            let gids = try await ctx.requireGroupIds(spec.groups)
             let version = exists
                 ? try await ctx.api.createLaunchTemplateVersion(name: spec.name, imageId: img.id, instanceType: spec.instanceType, groupIds: gids, keyName: ctx.blueprint.keyName)
                 : try await ctx.api.createLaunchTemplate(name: spec.name, imageId: img.id, instanceType: spec.instanceType, groupIds: gids, keyName: ctx.blueprint.keyName)

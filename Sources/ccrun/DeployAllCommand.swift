@@ -109,12 +109,13 @@ struct DeployReport: Encodable {
     static let schemaVersion = "ccrun.deploy/1"
     var schema = Self.schemaVersion
     var runId: String
-    /// "apply" or "dry-run".
-    var mode: String
+    var mode: Mode
     var resumed: Bool
     var exitCode: Int32
     var seconds: Double
     var phases: [Phase]
+
+    enum Mode: String, Encodable { case apply, dryRun = "dry-run" }
 
     struct Phase: Encodable {
         var phase: String
@@ -341,7 +342,7 @@ struct DeployPipeline {
             say("deploy: done in \(seconds) s (run \(runId))")
         }
         if json {
-            let report = DeployReport(runId: runId, mode: options.dryRun ? "dry-run" : "apply", resumed: !finished.isEmpty || !cut.isEmpty,
+            let report = DeployReport(runId: runId, mode: options.dryRun ? .dryRun : .apply, resumed: !finished.isEmpty || !cut.isEmpty,
                                       exitCode: code, seconds: Date().timeIntervalSince(start), phases: phaseReports)
             FileHandle.standardOutput.write(Data((try report.json() + "\n").utf8))
         }
