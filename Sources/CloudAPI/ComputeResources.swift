@@ -65,8 +65,8 @@ struct DatabaseResource: PlannedResource {
         if moveGroup { what.append("security groups -> [\(spec.securityGroup)]") }
         if let version { what.append("EngineVersion \(db.engineVersion) -> \(version.to)" + (version.major ? " (AllowMajorVersionUpgrade)" : "")) }
         let changes = what.joined(separator: ", ")
-        return .calls([
-            waitCall(db.status),
+        // RDS refuses a modify while the instance is busy (creating, modifying, backing-up).
+        return .calls((db.status == "available" ? [] : [waitCall(db.status)]) + [
             PlannedCall(.rds, "ModifyDBInstance", "\(spec.identifier) (\(changes), ApplyImmediately)") { ctx in
                 let groupIds = moveGroup ? [try await ctx.requireGroupId(spec.securityGroup)] : nil
                 try await ctx.api.modifyDatabase(spec.identifier, instanceClass: cls, allocatedStorage: storage, securityGroupIds: groupIds,

@@ -115,16 +115,15 @@ struct LaunchTemplateResource: PlannedResource {
         Self.createdOrIrreversible(exists: try await Self.matchingVersion(spec, ctx) != nil, "launch template \(spec.name) already had a version for the image")
     }
 
-    /// The versions of the current image only; the whole template when nothing else is left
-    /// (a template's default version cannot be deleted on its own).
+    /// The version the run made (the one matching the image and settings now) only; the whole
+    /// template when it has no other version (a template's default version cannot be deleted
+    /// on its own, and a run that made the template made its default).
     func deleteCreated(_ ctx: CloudContext) async throws -> [String] {
-        guard let img = try await ctx.image(spec.imageName), let t = try await ctx.api.launchTemplate(spec.name) else { return [] }
+        guard let t = try await ctx.api.launchTemplate(spec.name), let mine = try await Self.matchingVersion(spec, ctx) else { return [] }
         let versions = try await ctx.api.launchTemplateVersions(spec.name)
-        let mine = versions.filter { $0.imageId == img.id }.map(\.number)
-        if mine.isEmpty { return [] }
-        if mine.contains(t.defaultVersion) || mine.count == versions.count { return try await destroy(ctx) }
-        try await ctx.api.deleteLaunchTemplateVersions(spec.name, versions: mine)
-        return ["deleted launch template \(spec.name) versions \(mine.map(String.init).joined(separator: ","))"]
+        if mine == t.defaultVersion || versions.count == 1 { return try await destroy(ctx) }
+        try await ctx.api.deleteLaunchTemplateVersions(spec.name, versions: [mine])
+        return ["deleted launch template \(spec.name) version \(mine)"]
     }
 
     func destroy(_ ctx: CloudContext) async throws -> [String] {

@@ -326,6 +326,9 @@ struct DeploymentTests {
                                AllocatedStorage=20, MasterUsername="root", MasterUserPassword="an-older-password", DBName="cc")
         print("0")
         """#)
+        let upgrade = try w.ccrun(["plan", "--phase", "base"])
+        #expect(upgrade.stdout.contains("~ RDS ModifyDBInstance cc-db (security groups -> [cc-db], EngineVersion 8.0.39 -> 8.4 (AllowMajorVersionUpgrade), ApplyImmediately)"),
+                "\(upgrade.stdout)")
         #expect(try w.ccrun(["apply"]).status == 0)
         let dbs = try w.snapshot()["databases"] as! [[String: Any]]
         #expect(dbs.first?["version"] as? String == "8.4")

@@ -116,4 +116,21 @@ struct CloudAPIUnitTests {
         #expect(PlannedCall(.autoscaling, "DetachLoadBalancers", "cc-web-asg cc-web", perform: noop).text == "- AutoScaling DetachLoadBalancers cc-web-asg cc-web")
         #expect(PlannedCall(.rds, "ModifyDBInstance", "cc-db", perform: noop).text == "~ RDS ModifyDBInstance cc-db")
     }
+
+    @Test("RDS version: a minor of the pin satisfies it, older ones are upgraded (major needs AllowMajorVersionUpgrade), newer ones are refused")
+    func engineVersionChange() throws {
+        let pin84 = DatabaseResource(spec: try Self.blueprint { _ in }.database)
+        #expect(try pin84.versionChange(running: "8.4") == nil)
+        #expect(try pin84.versionChange(running: "8.4.3") == nil)
+        #expect(try pin84.versionChange(running: "8.0.39").map { "\($0.to) \($0.major)" } == "8.4 true")
+        #expect(throws: CloudError.self) { try pin84.versionChange(running: "9.1.0") }
+        let pinMinor = DatabaseResource(spec: try Self.blueprint { $0.rds = AWSSettings.RDSSettings(); $0.rds?.engineVersion = "8.4.5" }.database)
+        #expect(try pinMinor.versionChange(running: "8.4.3").map { "\($0.to) \($0.major)" } == "8.4.5 false")
+        do {
+            _ = try pinMinor.versionChange(running: "8.4.6")
+            Issue.record("a downgrade was planned")
+        } catch {
+            #expect("\(error)".contains("RDS cannot downgrade; pin 8.4 instead"), "\(error)")
+        }
+    }
 }
