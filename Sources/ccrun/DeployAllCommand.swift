@@ -271,10 +271,12 @@ struct DeployPipeline {
 
         var runId = RunID.make()
         var finished: Set<String> = [], cut: Set<String> = []
+        var resumed = false
         let interrupted = deployJournal.lastInterrupted()
         if !options.dryRun, options.resume {
             if let last = interrupted, let id = last.runId {
                 runId = id
+                resumed = true
                 finished = deployJournal.finishedPhases(last)
                 cut = deployJournal.startedPhases(last).subtracting(finished)
                 say("deploy: resuming run \(id)" + (finished.isEmpty ? "" : " (finished phases: \(DeployPhase.allCases.map(\.rawValue).filter(finished.contains).joined(separator: ", ")))"))
@@ -294,8 +296,9 @@ struct DeployPipeline {
         for phase in DeployPhase.allCases {
             let index = DeployPhase.allCases.firstIndex(of: phase)! + 1
             if finished.contains(phase.rawValue) {
-                outcomes.append((phase, .skipped("finished in run \(runId)")))
-                phaseReports.append(.init(phase: phase.rawValue, outcome: "skipped", detail: "finished in run \(runId)"))
+                let skipped = PhaseOutcome.skipped("finished in run \(runId)")
+                outcomes.append((phase, skipped))
+                phaseReports.append(.init(phase: phase.rawValue, outcome: skipped.code, detail: skipped.detail))
                 say("deploy: phase \(index)/6 \(phase.rawValue) skipped (finished in run \(runId))")
                 continue
             }
@@ -342,7 +345,7 @@ struct DeployPipeline {
             say("deploy: done in \(seconds) s (run \(runId))")
         }
         if json {
-            let report = DeployReport(runId: runId, mode: options.dryRun ? .dryRun : .apply, resumed: !finished.isEmpty || !cut.isEmpty,
+            let report = DeployReport(runId: runId, mode: options.dryRun ? .dryRun : .apply, resumed: resumed,
                                       exitCode: code, seconds: Date().timeIntervalSince(start), phases: phaseReports)
             FileHandle.standardOutput.write(Data((try report.json() + "\n").utf8))
         }
