@@ -63,6 +63,7 @@ public struct ObservedDatabase: Sendable, Hashable {
     public var status: String
     public var instanceClass: String
     public var engine: String
+    public var engineVersion: String
     public var allocatedStorage: Int
     public var endpointAddress: String?
     public var endpointPort: Int?
@@ -70,7 +71,8 @@ public struct ObservedDatabase: Sendable, Hashable {
     public var masterUser: String
 }
 
-public struct ObservedListener: Sendable, Hashable, Comparable {
+/// A classic load balancer's listener (what the previous ccrun made; kept to migrate and roll back).
+public struct ObservedListener: Sendable, Hashable, Comparable, Codable {
     public var proto: String
     public var port: Int
     public var instanceProto: String
@@ -79,7 +81,8 @@ public struct ObservedListener: Sendable, Hashable, Comparable {
     public static func < (a: Self, b: Self) -> Bool { a.text < b.text }
 }
 
-public struct ObservedLoadBalancer: Sendable, Hashable {
+/// A classic load balancer as read back; Codable because rollback recreates it from this.
+public struct ObservedClassicLoadBalancer: Sendable, Hashable, Codable {
     public var name: String
     public var dnsName: String
     public var listeners: [ObservedListener]
@@ -88,25 +91,42 @@ public struct ObservedLoadBalancer: Sendable, Hashable {
     public var availabilityZones: [String]
 }
 
-public struct ObservedLaunchConfiguration: Sendable, Hashable {
+/// Codable because rollback recreates a launch configuration the migration deleted.
+public struct ObservedLaunchConfiguration: Sendable, Hashable, Codable {
     public var name: String
     public var imageId: String
     public var instanceType: String
     public var securityGroups: [String]
+    public var keyName: String?
 }
 
 public struct ObservedAutoScalingGroup: Sendable, Hashable {
     public var name: String
     public var launchConfigurationName: String?
+    public var launchTemplateName: String?
+    public var launchTemplateVersion: String?
     public var min: Int, max: Int, desired: Int
     public var loadBalancerNames: [String]
+    public var targetGroupARNs: [String]
 }
 
-public struct ObservedPolicy: Sendable, Hashable {
+/// A scaling policy as read back: simple (adjustment) or target tracking. Codable because
+/// rollback puts back the policies a run replaced.
+public struct ObservedPolicy: Sendable, Hashable, Codable {
     public var name: String
+    public var type: String
     public var adjustmentType: String?
     public var scalingAdjustment: Int?
     public var cooldown: Int?
+    public var metric: String?
+    public var resourceLabel: String?
+    public var targetValue: Double?
+    public var warmup: Int?
+
+    /// Same target tracking (what AWS adds around it, such as its alarms, does not count).
+    func tracks(like other: ObservedPolicy) -> Bool {
+        (type, metric, resourceLabel, targetValue, warmup) == (other.type, other.metric, other.resourceLabel, other.targetValue, other.warmup)
+    }
 }
 
 /// Typed calls over the Query client: one function per AWS action the guide needs.
@@ -264,7 +284,7 @@ public struct CloudAPI: Sendable {
             guard let d = r.first("DBInstances")?.children.first else { return nil }
             return ObservedDatabase(
                 identifier: d.string("DBInstanceIdentifier") ?? identifier, status: d.string("DBInstanceStatus") ?? "",
-                instanceClass: d.string("DBInstanceClass") ?? "", engine: d.string("Engine") ?? "",
+                instanceClass: d.string("DBInstanceClass") ?? "", engine: d.string("Engine") ?? "", engineVersion: d.string("EngineVersion") ?? "",
                 allocatedStorage: d.int("AllocatedStorage") ?? 0, endpointAddress: d.string("Endpoint/Address"),
                 endpointPort: d.int("Endpoint/Port"),
                 securityGroupIds: d.child("VpcSecurityGroups")?.children.compactMap { $0.string("VpcSecurityGroupId") } ?? [],
@@ -281,13 +301,17 @@ public struct CloudAPI: Sendable {
             ("MasterUserPassword", spec.masterPassword.reveal()), ("DBName", spec.dbName),
             ("VpcSecurityGroupIds.VpcSecurityGroupId.1", securityGroupId),
         ]
-        if let v = spec.engineVersion { p.append(("EngineVersion", v)) }
+        p.append(("EngineVersion", spec.engineVersion))
         _ = try await client.call(.rds, "CreateDBInstance", p)
     }
 
-    public func modifyDatabase(_ identifier: String, instanceClass: String?, allocatedStorage: Int?, securityGroupIds: [String]?) async throws {
+    /// A change of major version (8.0 -> 8.4) needs AllowMajorVersionUpgrade; RDS never downgrades.
+    public func modifyDatabase(_ identifier: String, instanceClass: String?, allocatedStorage: Int?, securityGroupIds: [String]?,
+                               engineVersion: String? = nil, majorUpgrade: Bool = false) async throws {
         var p: [(String, String)] = [("DBInstanceIdentifier", identifier), ("ApplyImmediately", "true")]
         if let c = instanceClass { p.append(("DBInstanceClass", c)) }
+        if let v = engineVersion { p.append(("EngineVersion", v)) }
+        if majorUpgrade { p.append(("AllowMajorVersionUpgrade", "true")) }
         if let s = allocatedStorage { p.append(("AllocatedStorage", String(s))) }
         if let g = securityGroupIds { p += numbered("VpcSecurityGroupIds.VpcSecurityGroupId", g) }
         _ = try await client.call(.rds, "ModifyDBInstance", p)
@@ -299,11 +323,11 @@ public struct CloudAPI: Sendable {
 
     // MARK: classic ELB
 
-    public func loadBalancer(_ name: String) async throws -> ObservedLoadBalancer? {
+    public func classicLoadBalancer(_ name: String) async throws -> ObservedClassicLoadBalancer? {
         do {
             let r = try await client.call(.elb, "DescribeLoadBalancers", [("LoadBalancerNames.member.1", name)])
             guard let d = r.first("LoadBalancerDescriptions")?.children.first else { return nil }
-            return ObservedLoadBalancer(
+            return ObservedClassicLoadBalancer(
                 name: d.string("LoadBalancerName") ?? name, dnsName: d.string("DNSName") ?? "",
                 listeners: d.list("ListenerDescriptions").compactMap { ld in
                     guard let l = ld.child("Listener") else { return nil }
@@ -325,18 +349,9 @@ public struct CloudAPI: Sendable {
         ] }
     }
 
-    public func createLoadBalancer(name: String, listeners: [ObservedListener], availabilityZones: [String], securityGroupIds: [String]) async throws {
+    public func createClassicLoadBalancer(name: String, listeners: [ObservedListener], availabilityZones: [String], securityGroupIds: [String]) async throws {
         _ = try await client.call(.elb, "CreateLoadBalancer", [("LoadBalancerName", name)] + Self.listenerParams(listeners)
                                   + numbered("AvailabilityZones.member", availabilityZones) + numbered("SecurityGroups.member", securityGroupIds))
-    }
-    public func createListeners(name: String, listeners: [ObservedListener]) async throws {
-        _ = try await client.call(.elb, "CreateLoadBalancerListeners", [("LoadBalancerName", name)] + Self.listenerParams(listeners))
-    }
-    public func deleteListeners(name: String, ports: [Int]) async throws {
-        _ = try await client.call(.elb, "DeleteLoadBalancerListeners", [("LoadBalancerName", name)] + numbered("LoadBalancerPorts.member", ports.map(String.init)))
-    }
-    public func applySecurityGroups(name: String, groupIds: [String]) async throws {
-        _ = try await client.call(.elb, "ApplySecurityGroupsToLoadBalancer", [("LoadBalancerName", name)] + numbered("SecurityGroups.member", groupIds))
     }
     public func configureHealthCheck(name: String, target: String) async throws {
         _ = try await client.call(.elb, "ConfigureHealthCheck", [
@@ -344,7 +359,7 @@ public struct CloudAPI: Sendable {
             ("HealthCheck.Timeout", "5"), ("HealthCheck.UnhealthyThreshold", "2"), ("HealthCheck.HealthyThreshold", "3"),
         ])
     }
-    public func deleteLoadBalancer(_ name: String) async throws {
+    public func deleteClassicLoadBalancer(_ name: String) async throws {
         _ = try await client.call(.elb, "DeleteLoadBalancer", [("LoadBalancerName", name)])
     }
 
@@ -354,7 +369,8 @@ public struct CloudAPI: Sendable {
         let pages = try await client.callAll(.autoscaling, "DescribeLaunchConfigurations") { $0.first("NextToken")?.text }
         return pages.flatMap { $0.first("LaunchConfigurations")?.children ?? [] }.map { c in
             ObservedLaunchConfiguration(name: c.string("LaunchConfigurationName") ?? "", imageId: c.string("ImageId") ?? "",
-                                        instanceType: c.string("InstanceType") ?? "", securityGroups: c.list("SecurityGroups").map(\.text))
+                                        instanceType: c.string("InstanceType") ?? "", securityGroups: c.list("SecurityGroups").map(\.text),
+                                        keyName: c.string("KeyName").flatMap { $0.isEmpty ? nil : $0 })
         }
     }
 
@@ -370,28 +386,54 @@ public struct CloudAPI: Sendable {
     public func autoScalingGroup(_ name: String) async throws -> ObservedAutoScalingGroup? {
         let r = try await client.call(.autoscaling, "DescribeAutoScalingGroups", [("AutoScalingGroupNames.member.1", name)])
         guard let g = r.first("AutoScalingGroups")?.children.first else { return nil }
-        return ObservedAutoScalingGroup(name: g.string("AutoScalingGroupName") ?? name, launchConfigurationName: g.string("LaunchConfigurationName"),
+        return ObservedAutoScalingGroup(name: g.string("AutoScalingGroupName") ?? name,
+                                        launchConfigurationName: g.string("LaunchConfigurationName").flatMap { $0.isEmpty ? nil : $0 },
+                                        launchTemplateName: g.string("LaunchTemplate/LaunchTemplateName"), launchTemplateVersion: g.string("LaunchTemplate/Version"),
                                         min: g.int("MinSize") ?? 0, max: g.int("MaxSize") ?? 0, desired: g.int("DesiredCapacity") ?? 0,
-                                        loadBalancerNames: g.list("LoadBalancerNames").map(\.text))
+                                        loadBalancerNames: g.list("LoadBalancerNames").map(\.text), targetGroupARNs: g.list("TargetGroupARNs").map(\.text))
     }
 
-    public func createAutoScalingGroup(name: String, launchConfiguration: String, min: Int, max: Int, desired: Int,
-                                       availabilityZones: [String], loadBalancers: [String], gracePeriod: Int) async throws {
-        _ = try await client.call(.autoscaling, "CreateAutoScalingGroup", [
-            ("AutoScalingGroupName", name), ("LaunchConfigurationName", launchConfiguration),
+    /// What an autoscaling group launches from: the version of a launch template ccrun uses, or
+    /// a launch configuration (only when rollback puts back a group the migration switched).
+    public enum LaunchSource: Sendable, Hashable {
+        case template(name: String, version: String)
+        case configuration(String)
+        var params: [(String, String)] {
+            switch self {
+            case let .template(name, version): [("LaunchTemplate.LaunchTemplateName", name), ("LaunchTemplate.Version", version)]
+            case let .configuration(name): [("LaunchConfigurationName", name)]
+            }
+        }
+    }
+
+    public func createAutoScalingGroup(name: String, launch: LaunchSource, min: Int, max: Int, desired: Int,
+                                       availabilityZones: [String], targetGroupARNs: [String], gracePeriod: Int, tags: [String: String]) async throws {
+        var p: [(String, String)] = [("AutoScalingGroupName", name)] + launch.params + [
             ("MinSize", String(min)), ("MaxSize", String(max)), ("DesiredCapacity", String(desired)),
             ("HealthCheckType", "ELB"), ("HealthCheckGracePeriod", String(gracePeriod)),
-        ] + numbered("AvailabilityZones.member", availabilityZones) + numbered("LoadBalancerNames.member", loadBalancers))
+        ] + numbered("AvailabilityZones.member", availabilityZones) + numbered("TargetGroupARNs.member", targetGroupARNs)
+        for (i, (k, v)) in tags.sorted(by: { $0.key < $1.key }).enumerated() {
+            p += [("Tags.member.\(i + 1).Key", k), ("Tags.member.\(i + 1).Value", v), ("Tags.member.\(i + 1).PropagateAtLaunch", "true")]
+        }
+        _ = try await client.call(.autoscaling, "CreateAutoScalingGroup", p)
     }
 
-    public func updateAutoScalingGroup(name: String, launchConfiguration: String, min: Int, max: Int, desired: Int) async throws {
-        _ = try await client.call(.autoscaling, "UpdateAutoScalingGroup", [
-            ("AutoScalingGroupName", name), ("LaunchConfigurationName", launchConfiguration),
+    public func updateAutoScalingGroup(name: String, launch: LaunchSource, min: Int, max: Int, desired: Int) async throws {
+        _ = try await client.call(.autoscaling, "UpdateAutoScalingGroup", [("AutoScalingGroupName", name)] + launch.params + [
             ("MinSize", String(min)), ("MaxSize", String(max)), ("DesiredCapacity", String(desired)),
         ])
     }
     public func attachLoadBalancers(group: String, names: [String]) async throws {
         _ = try await client.call(.autoscaling, "AttachLoadBalancers", [("AutoScalingGroupName", group)] + numbered("LoadBalancerNames.member", names))
+    }
+    public func detachLoadBalancers(group: String, names: [String]) async throws {
+        _ = try await client.call(.autoscaling, "DetachLoadBalancers", [("AutoScalingGroupName", group)] + numbered("LoadBalancerNames.member", names))
+    }
+    public func attachTargetGroups(group: String, arns: [String]) async throws {
+        _ = try await client.call(.autoscaling, "AttachLoadBalancerTargetGroups", [("AutoScalingGroupName", group)] + numbered("TargetGroupARNs.member", arns))
+    }
+    public func detachTargetGroups(group: String, arns: [String]) async throws {
+        _ = try await client.call(.autoscaling, "DetachLoadBalancerTargetGroups", [("AutoScalingGroupName", group)] + numbered("TargetGroupARNs.member", arns))
     }
     public func deleteAutoScalingGroup(_ name: String) async throws {
         _ = try await client.call(.autoscaling, "DeleteAutoScalingGroup", [("AutoScalingGroupName", name), ("ForceDelete", "true")])
@@ -400,14 +442,31 @@ public struct CloudAPI: Sendable {
     public func policies(group: String) async throws -> [ObservedPolicy] {
         let r = try await client.call(.autoscaling, "DescribePolicies", [("AutoScalingGroupName", group)])
         return (r.first("ScalingPolicies")?.children ?? []).map { p in
-            ObservedPolicy(name: p.string("PolicyName") ?? "", adjustmentType: p.string("AdjustmentType"),
-                           scalingAdjustment: p.int("ScalingAdjustment"), cooldown: p.int("Cooldown"))
+            ObservedPolicy(name: p.string("PolicyName") ?? "", type: p.string("PolicyType") ?? "SimpleScaling",
+                           adjustmentType: p.string("AdjustmentType"), scalingAdjustment: p.int("ScalingAdjustment"), cooldown: p.int("Cooldown"),
+                           metric: p.string("TargetTrackingConfiguration/PredefinedMetricSpecification/PredefinedMetricType"),
+                           resourceLabel: p.string("TargetTrackingConfiguration/PredefinedMetricSpecification/ResourceLabel"),
+                           targetValue: p.string("TargetTrackingConfiguration/TargetValue").flatMap(Double.init),
+                           warmup: p.int("EstimatedInstanceWarmup"))
         }
     }
-    public func putScalingPolicy(group: String, name: String, adjustmentType: String, adjustment: Int, cooldown: Int) async throws {
-        _ = try await client.call(.autoscaling, "PutScalingPolicy", [
-            ("AutoScalingGroupName", group), ("PolicyName", name), ("AdjustmentType", adjustmentType),
-            ("ScalingAdjustment", String(adjustment)), ("Cooldown", String(cooldown)),
-        ])
+
+    /// Creates or replaces a policy as it was read back: target tracking, or (to put back what
+    /// a migration removed) a simple policy.
+    public func putScalingPolicy(group: String, _ p: ObservedPolicy) async throws {
+        var params: [(String, String)] = [("AutoScalingGroupName", group), ("PolicyName", p.name), ("PolicyType", p.type)]
+        if let m = p.metric {
+            params.append(("TargetTrackingConfiguration.PredefinedMetricSpecification.PredefinedMetricType", m))
+            if let l = p.resourceLabel { params.append(("TargetTrackingConfiguration.PredefinedMetricSpecification.ResourceLabel", l)) }
+        }
+        if let t = p.targetValue { params.append(("TargetTrackingConfiguration.TargetValue", String(t))) }
+        if let w = p.warmup { params.append(("EstimatedInstanceWarmup", String(w))) }
+        if let a = p.adjustmentType { params.append(("AdjustmentType", a)) }
+        if let a = p.scalingAdjustment { params.append(("ScalingAdjustment", String(a))) }
+        if let c = p.cooldown { params.append(("Cooldown", String(c))) }
+        _ = try await client.call(.autoscaling, "PutScalingPolicy", params)
+    }
+    public func deletePolicy(group: String, name: String) async throws {
+        _ = try await client.call(.autoscaling, "DeletePolicy", [("AutoScalingGroupName", group), ("PolicyName", name)])
     }
 }

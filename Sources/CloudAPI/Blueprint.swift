@@ -56,7 +56,8 @@ public struct DatabaseSpec: Sendable, Hashable {
     public var instanceClass: String
     public var allocatedStorage: Int
     public var engine: String
-    public var engineVersion: String?
+    /// Pinned (8.0 or 8.4, or a minor of them): RDS would otherwise pick its current default.
+    public var engineVersion: String
     public var masterUser: String
     public var masterPassword: Secret
     public var dbName: String
@@ -69,31 +70,93 @@ public struct ImageSpec: Sendable, Hashable {
     public var instanceName: String
 }
 
+/// A target group: where a load balancer sends traffic, filled by its autoscaling group.
+public struct TargetGroupSpec: Sendable, Hashable {
+    public var name: String
+    /// HTTP for the web, TCP for the tuners.
+    public var proto: String
+    public var port: Int
+    public var healthProtocol: String
+    /// The HTTP health check path; nil for a TCP check.
+    public var healthPath: String?
+    public var healthText: String { "\(healthProtocol):\(port)\(healthPath ?? "")" }
+}
+
+public enum LoadBalancerType: String, Sendable, Hashable, Codable {
+    case application, network
+}
+
+/// An application or network load balancer with one listener forwarding to its target group.
 public struct LoadBalancerSpec: Sendable, Hashable {
     public var name: String
-    public var listeners: [ObservedListener]
+    public var type: LoadBalancerType
+    public var proto: String
+    public var port: Int
     public var securityGroup: String
-    public var healthTarget: String
+    public var targetGroup: String
+    public var listenerText: String { "\(proto):\(port) -> \(targetGroup)" }
+}
+
+/// A launch template: one version per image (versions are immutable), the group launching
+/// from the version of the current image.
+public struct LaunchTemplateSpec: Sendable, Hashable {
+    public var name: String
+    public var imageName: String
+    public var instanceType: String
+    public var groups: [String]
+}
+
+/// The predefined metrics target tracking offers for an autoscaling group.
+public enum ScalingMetric: String, Sendable, Hashable, Codable, CaseIterable {
+    case cpu = "ASGAverageCPUUtilization"
+    case networkIn = "ASGAverageNetworkIn"
+    case networkOut = "ASGAverageNetworkOut"
+    /// Needs the application load balancer and target group in its resource label.
+    case albRequests = "ALBRequestCountPerTarget"
+}
+
+/// A target-tracking policy: AWS keeps the metric near `target` with alarms it creates itself,
+/// so the policy is always driven (the guide's simple policies had no alarm and never fired).
+public struct ScalingSpec: Sendable, Hashable {
+    public var name: String
+    public var metric: ScalingMetric
+    public var target: Double
+    public var warmup: Int
 }
 
 public struct AutoScalingSpec: Sendable, Hashable {
     public var name: String
-    /// Launch configurations are immutable: each image gets its own, `<prefix>-<image id>`.
-    public var launchConfigurationPrefix: String
-    public var imageName: String
-    public var instanceType: String
-    public var groups: [String]
+    public var launchTemplate: LaunchTemplateSpec
+    public var targetGroup: String
+    /// The load balancer in front of the target group (the ALB request metric names both).
     public var loadBalancer: String
     public var min: Int, max: Int, desired: Int
     public var gracePeriod: Int
-    public var policy: PolicySpec?
+    public var scaling: ScalingSpec
+    /// What ccrun before launch templates made for this group: a classic load balancer and
+    /// launch configurations `<prefix>-<image id>`. Removed once the target group serves.
+    public var legacyLoadBalancer: String
+    public var legacyLaunchConfigurationPrefix: String
 }
 
-public struct PolicySpec: Sendable, Hashable {
-    public var name: String
-    public var adjustmentType: String
-    public var adjustment: Int
-    public var cooldown: Int
+/// The RDS MySQL versions ccrun deploys: the two majors RDS offers with standard support.
+public enum MySQLVersion {
+    public static let majors = ["8.0", "8.4"]
+    /// 8.0 left RDS standard support in 2026; new deployments get 8.4.
+    public static let defaultVersion = "8.4"
+
+    /// "8.4" or "8.4.3"; anything else is an inventory error naming the key.
+    public static func validate(_ v: String) throws -> String {
+        let parts = v.split(separator: ".", omittingEmptySubsequences: false)
+        let major = parts.prefix(2).joined(separator: ".")
+        guard majors.contains(major), parts.count == 2 || (parts.count == 3 && Int(parts[2]) != nil) else {
+            throw CloudError.inventory("aws.rds.engineVersion \"\(v)\" is not a MySQL version ccrun deploys: use \(majors.joined(separator: " or ")) (or a minor such as 8.4.3)")
+        }
+        return v
+    }
+
+    /// Numeric components, for comparing what RDS runs ("8.0.39") with what is pinned ("8.4").
+    static func components(_ v: String) -> [Int] { v.split(separator: ".").map { Int($0) ?? 0 } }
 }
 
 /// Everything the guide's AWS half creates, computed from the inventory alone (no AWS call):
@@ -105,8 +168,12 @@ public struct Blueprint: Sendable {
     public var volume: VolumeSpec
     public var images: [ImageSpec]
     public var protectedInstance: String
+    public var targetGroups: [TargetGroupSpec]
     public var loadBalancers: [LoadBalancerSpec]
     public var autoScaling: [AutoScalingSpec]
+    /// Load balancer subnets from the inventory; nil: the VPC's default subnets.
+    public var subnetIds: [String]?
+    public var servingWaitSeconds: Int
     public var availabilityZone: String
     public var imageReboot: Bool
     public var keyName: String?
@@ -119,7 +186,8 @@ public struct Blueprint: Sendable {
 
     /// The guide's five tables, plus the two groups it uses but never defines (docs/aws.md):
     /// cc-tuners and cc-web are the instance-side groups admitting only their load balancer's
-    /// port from their load balancer's group.
+    /// port from their load balancer's group. cc-db also admits cc-master, where the watchdog
+    /// runs (the guide leaves it out, and the watchdog could not reach the database).
     public static func securityGroups(adminCidr: String, tunerServers: [String]) -> [SecurityGroupSpec] {
         let nfsFrom: (String) -> [IngressRule] = { g in nfsPorts.map { IngressRule($0.0, $0.1, nil, .group(g)) } }
         return [
@@ -133,7 +201,8 @@ public struct Blueprint: Sendable {
             SecurityGroupSpec(name: "cc-master", description: "CC NFS server",
                               rules: nfsFrom("cc-slave") + [IngressRule("tcp", 22, nil, .cidr(adminCidr))]),
             SecurityGroupSpec(name: "cc-db", description: "CC RDS MySQL database",
-                              rules: [IngressRule("tcp", 3306, nil, .group("cc-slave")), IngressRule("tcp", 3306, nil, .cidr(adminCidr))]),
+                              rules: [IngressRule("tcp", 3306, nil, .group("cc-slave")), IngressRule("tcp", 3306, nil, .group("cc-master")),
+                                      IngressRule("tcp", 3306, nil, .cidr(adminCidr))]),
             SecurityGroupSpec(name: "cc-tuners", description: "CC repository servers (tuner traffic from cc-tuners-lb)",
                               rules: [IngressRule("tcp", 3030, nil, .group("cc-tuners-lb"))]),
             SecurityGroupSpec(name: "cc-web", description: "CC web servers (HTTP from cc-web-lb)",
@@ -170,8 +239,11 @@ public struct Blueprint: Sendable {
         } else {
             throw CloudError.inventory("aws.rds.masterPasswordFile (a 0600 file) or CCRUN_RDS_MASTER_PASSWORD is required")
         }
+        let engine = r.engine ?? "mysql"
+        guard engine == "mysql" else { throw CloudError.inventory("aws.rds.engine \"\(engine)\" is not supported: the guide's database is RDS mysql") }
         let db = DatabaseSpec(identifier: r.identifier ?? "cc-db", instanceClass: r.instanceClass ?? "db.t3.micro",
-                              allocatedStorage: r.allocatedStorage ?? 20, engine: r.engine ?? "mysql", engineVersion: r.engineVersion,
+                              allocatedStorage: r.allocatedStorage ?? 20, engine: engine,
+                              engineVersion: try MySQLVersion.validate(r.engineVersion ?? MySQLVersion.defaultVersion),
                               masterUser: r.masterUser ?? "root", masterPassword: password, dbName: r.dbName ?? "cc",
                               securityGroup: "cc-db", waitSeconds: r.waitSeconds ?? 1800)
 
@@ -180,32 +252,65 @@ public struct Blueprint: Sendable {
                                 device: v.device ?? "/dev/xvdf", instanceName: "cc-nfs-master")
 
         let images = instances.map { ImageSpec(name: "\($0.name)-image", instanceName: $0.name) }
+        let tgs = [
+            TargetGroupSpec(name: "cc-web-tg", proto: "HTTP", port: 80, healthProtocol: "HTTP", healthPath: "/"),
+            TargetGroupSpec(name: "cc-tuners-tg", proto: "TCP", port: 3030, healthProtocol: "TCP", healthPath: nil),
+        ]
         let lbs = [
-            LoadBalancerSpec(name: "cc-web", listeners: [ObservedListener(proto: "HTTP", port: 80, instanceProto: "HTTP", instancePort: 80)],
-                             securityGroup: "cc-web-lb", healthTarget: "HTTP:80/"),
-            LoadBalancerSpec(name: "cc-tuners", listeners: [ObservedListener(proto: "TCP", port: 3030, instanceProto: "TCP", instancePort: 3030)],
-                             securityGroup: "cc-tuners-lb", healthTarget: "TCP:3030"),
+            LoadBalancerSpec(name: "cc-web-alb", type: .application, proto: "HTTP", port: 80, securityGroup: "cc-web-lb", targetGroup: "cc-web-tg"),
+            LoadBalancerSpec(name: "cc-tuners-nlb", type: .network, proto: "TCP", port: 3030, securityGroup: "cc-tuners-lb", targetGroup: "cc-tuners-tg"),
         ]
-        func asg(_ kind: String, image: String, groups: [String], lb: String, sizes: AWSSettings.GroupSizes?) -> AutoScalingSpec {
-            let s = sizes ?? AWSSettings.GroupSizes(min: 1, max: 2, desired: 1)
-            return AutoScalingSpec(name: "cc-\(kind)-asg", launchConfigurationPrefix: "cc-\(kind)-lc", imageName: image, instanceType: type,
-                                   groups: groups, loadBalancer: lb, min: s.min, max: s.max, desired: s.desired,
-                                   gracePeriod: s.healthCheckGracePeriod ?? 300,
-                                   policy: s.policy.map { PolicySpec(name: $0.name ?? "cc-\(kind)-scale-out", adjustmentType: $0.adjustmentType ?? "ChangeInCapacity",
-                                                                     adjustment: $0.scalingAdjustment, cooldown: $0.cooldown ?? 300) })
-        }
-        for (label, s) in [("web", a.autoscaling?.web), ("tuners", a.autoscaling?.tuners)] {
-            if let s, !(s.min <= s.desired && s.desired <= s.max) {
-                throw CloudError.inventory("aws.autoscaling.\(label): need min <= desired <= max (got \(s.min)/\(s.desired)/\(s.max))")
-            }
-        }
         let asgs = [
-            asg("web", image: "cc-web-node-image", groups: ["cc-slave", "cc-web"], lb: "cc-web", sizes: a.autoscaling?.web),
-            asg("tuners", image: "cc-repo-node-image", groups: ["cc-slave", "cc-tuners"], lb: "cc-tuners", sizes: a.autoscaling?.tuners),
+            try autoScaling("web", image: "cc-web-node-image", groups: ["cc-slave", "cc-web"], lb: lbs[0], legacyLoadBalancer: "cc-web",
+                            settings: a.autoscaling?.web, defaultScaling: ScalingSpec(name: "cc-web-target-tracking", metric: .albRequests, target: 1000, warmup: 300),
+                            instanceType: type),
+            try autoScaling("tuners", image: "cc-repo-node-image", groups: ["cc-slave", "cc-tuners"], lb: lbs[1], legacyLoadBalancer: "cc-tuners",
+                            settings: a.autoscaling?.tuners, defaultScaling: ScalingSpec(name: "cc-tuners-target-tracking", metric: .cpu, target: 60, warmup: 300),
+                            instanceType: type),
         ]
+        if let subnets = a.subnetIds, subnets.isEmpty || subnets.contains(where: { !$0.hasPrefix("subnet-") }) {
+            throw CloudError.inventory("aws.subnetIds must list subnet ids (subnet-...) for the load balancers, or be left out to use the default subnets")
+        }
         return Blueprint(securityGroups: securityGroups(adminCidr: admin, tunerServers: tuners), database: db, instances: instances,
-                         volume: volume, images: images, protectedInstance: "cc-nfs-master", loadBalancers: lbs, autoScaling: asgs,
+                         volume: volume, images: images, protectedInstance: "cc-nfs-master", targetGroups: tgs, loadBalancers: lbs, autoScaling: asgs,
+                         subnetIds: a.subnetIds, servingWaitSeconds: a.servingWaitSeconds ?? 900,
                          availabilityZone: zone, imageReboot: a.imageReboot ?? true, keyName: a.keyName, pollSeconds: a.pollSeconds ?? 5)
+    }
+
+    /// One role's autoscaling group from `aws.autoscaling.<kind>`, with the role's default
+    /// scaling when the inventory names none. An inventory of the previous ccrun (a `policy`
+    /// with an adjustment and no alarm) is refused with what to write instead.
+    static func autoScaling(_ kind: String, image: String, groups: [String], lb: LoadBalancerSpec, legacyLoadBalancer: String, settings: AWSSettings.GroupSizes?,
+                            defaultScaling: ScalingSpec, instanceType: String) throws -> AutoScalingSpec {
+        let key = "aws.autoscaling.\(kind)"
+        let s = settings ?? AWSSettings.GroupSizes(min: 1, max: 2, desired: 1)
+        guard s.min <= s.desired && s.desired <= s.max else {
+            throw CloudError.inventory("\(key): need min <= desired <= max (got \(s.min)/\(s.desired)/\(s.max))")
+        }
+        if s.policy != nil {
+            throw CloudError.inventory("\(key).policy is a simple scaling policy with no alarm, so nothing ever triggers it: replace it with "
+                                       + "\(key).scaling {\"metric\": \"\(defaultScaling.metric.rawValue)\", \"target\": \(Int(defaultScaling.target))} (target tracking, docs/aws.md); "
+                                       + "ccrun images then deletes the old policy from the group")
+        }
+        var scaling = defaultScaling
+        if let c = s.scaling {
+            if let n = c.name { scaling.name = n }
+            if let m = c.metric {
+                guard let metric = ScalingMetric(rawValue: m) else {
+                    throw CloudError.inventory("\(key).scaling.metric \"\(m)\" is not one of \(ScalingMetric.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                scaling.metric = metric
+            }
+            if let t = c.target { scaling.target = t }
+            if let w = c.warmupSeconds { scaling.warmup = w }
+        }
+        guard scaling.target > 0 else { throw CloudError.inventory("\(key).scaling.target must be greater than 0 (got \(scaling.target))") }
+        if scaling.metric == .albRequests, lb.type != .application {
+            throw CloudError.inventory("\(key).scaling.metric ALBRequestCountPerTarget needs an application load balancer; \(kind) is behind a network load balancer")
+        }
+        return AutoScalingSpec(name: "cc-\(kind)-asg", launchTemplate: LaunchTemplateSpec(name: "cc-\(kind)-lt", imageName: image, instanceType: instanceType, groups: groups),
+                               targetGroup: lb.targetGroup, loadBalancer: lb.name, min: s.min, max: s.max, desired: s.desired, gracePeriod: s.healthCheckGracePeriod ?? 300,
+                               scaling: scaling, legacyLoadBalancer: legacyLoadBalancer, legacyLaunchConfigurationPrefix: "cc-\(kind)-lc")
     }
 
     public var secrets: [Secret] { [database.masterPassword] }

@@ -1,59 +1,85 @@
 import Foundation
 
-/// The RDS MySQL instance in cc-db, waited for until available. Its endpoint is an output.
-struct DatabaseResource: CloudResource {
+/// The RDS MySQL instance in cc-db at the pinned engine version, waited for until available.
+/// Its endpoint is an output.
+struct DatabaseResource: PlannedResource {
     let spec: DatabaseSpec
     var id: String { "rds \(spec.identifier)" }
     var phase: Phase { .base }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
-        guard let db = try await ctx.api.database(spec.identifier) else {
-            return .change(["+ create RDS \(spec.engine) \(spec.identifier) (\(spec.instanceClass), \(spec.allocatedStorage) GiB, user \(spec.masterUser), database \(spec.dbName)) in \(spec.securityGroup)"])
+    /// The version RDS should move to, nil when it already runs the pinned one ("8.4.3" runs
+    /// "8.4"). RDS upgrades but never downgrades, so a newer running version is an error.
+    func versionChange(running: String) throws -> (to: String, major: Bool)? {
+        let want = spec.engineVersion
+        if running == want || running.hasPrefix(want + ".") { return nil }
+        let have = MySQLVersion.components(running), pinned = MySQLVersion.components(want)
+        guard have.lexicographicallyPrecedes(pinned) else {
+            throw CloudError.unexpected("RDS \(spec.identifier) runs MySQL \(running), newer than the inventory's aws.rds.engineVersion \(want): "
+                                        + "RDS cannot downgrade; pin \(running.split(separator: ".").prefix(2).joined(separator: ".")) instead")
         }
-        var lines: [String] = []
-        if db.instanceClass != spec.instanceClass { lines.append("~ \(spec.identifier) class \(db.instanceClass) -> \(spec.instanceClass)") }
-        if db.allocatedStorage < spec.allocatedStorage { lines.append("~ \(spec.identifier) storage \(db.allocatedStorage) -> \(spec.allocatedStorage) GiB") }
-        let want = try await ctx.groupId(spec.securityGroup)
-        if want == nil || db.securityGroupIds != [want!] { lines.append("~ \(spec.identifier) security groups -> [\(spec.securityGroup)]") }
-        if db.status != "available", lines.isEmpty { lines.append("~ wait for \(spec.identifier) to become available (now \(db.status))") }
-        return lines.isEmpty ? .satisfied : .change(lines)
+        return (want, Array(have.prefix(2)) != Array(pinned.prefix(2)))
+    }
+
+    func waitCall(_ now: String) -> PlannedCall {
+        let spec = spec
+        return PlannedCall(.rds, "DescribeDBInstances", "wait until \(spec.identifier) is available (now \(now))") { ctx in
+            let api = ctx.api, ident = spec.identifier
+            try await ctx.wait(for: "RDS \(ident) to be available", seconds: spec.waitSeconds) {
+                let s = try await api.database(ident)?.status ?? "missing"
+                return (s == "available", s)
+            }
+            return "RDS \(ident) available"
+        }
+    }
+
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
+        let spec = spec
+        // Resolved again when the call runs: on a fresh account the group is made earlier in the same apply.
+        let gid = try await ctx.groupId(spec.securityGroup)
+        guard let db = try await ctx.api.database(spec.identifier) else {
+            let summary = "\(spec.identifier) (\(spec.engine) \(spec.engineVersion), \(spec.instanceClass), \(spec.allocatedStorage) GiB, "
+                + "user \(spec.masterUser), database \(spec.dbName), group \(spec.securityGroup))"
+            return .calls([
+                PlannedCall(.rds, "CreateDBInstance", summary) { ctx in
+                    do {
+                        try await ctx.api.createDatabase(spec, securityGroupId: try await ctx.requireGroupId(spec.securityGroup))
+                        return "created RDS \(spec.identifier) (\(spec.engine) \(spec.engineVersion))"
+                    } catch let e as CloudError where e.code == "DBInstanceAlreadyExists" || e.code == "DBInstanceAlreadyExistsFault" {
+                        return "RDS \(spec.identifier) already existed"
+                    }
+                },
+                waitCall("creating"),
+            ])
+        }
+        let cls = db.instanceClass != spec.instanceClass ? spec.instanceClass : nil
+        let storage = db.allocatedStorage < spec.allocatedStorage ? spec.allocatedStorage : nil
+        // The group's id is read again when the call runs.
+        let moveGroup = gid == nil || db.securityGroupIds != [gid!]
+        let version = try versionChange(running: db.engineVersion)
+        guard cls != nil || storage != nil || moveGroup || version != nil else {
+            return db.status == "available" ? .satisfied : .calls([waitCall(db.status)])
+        }
+        var what: [String] = []
+        if let cls { what.append("class \(db.instanceClass) -> \(cls)") }
+        if let storage { what.append("storage \(db.allocatedStorage) -> \(storage) GiB") }
+        if moveGroup { what.append("security groups -> [\(spec.securityGroup)]") }
+        if let version { what.append("EngineVersion \(db.engineVersion) -> \(version.to)" + (version.major ? " (AllowMajorVersionUpgrade)" : "")) }
+        let changes = what.joined(separator: ", ")
+        // RDS refuses a modify while the instance is busy (creating, modifying, backing-up).
+        return .calls((db.status == "available" ? [] : [waitCall(db.status)]) + [
+            PlannedCall(.rds, "ModifyDBInstance", "\(spec.identifier) (\(changes), ApplyImmediately)") { ctx in
+                let groupIds = moveGroup ? [try await ctx.requireGroupId(spec.securityGroup)] : nil
+                try await ctx.api.modifyDatabase(spec.identifier, instanceClass: cls, allocatedStorage: storage, securityGroupIds: groupIds,
+                                                 engineVersion: version?.to, majorUpgrade: version?.major ?? false)
+                return "modified RDS \(spec.identifier): \(changes)"
+            },
+            waitCall("modifying"),
+        ])
     }
 
     func undo(_ ctx: CloudContext) async throws -> CloudUndo {
         Self.createdOrIrreversible(exists: try await ctx.api.database(spec.identifier) != nil,
-                                   "RDS \(spec.identifier) existed; its class, storage or security groups were changed in place")
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        let gid = try await ctx.requireGroupId(spec.securityGroup)
-        var done: [String] = []
-        if let db = try await ctx.api.database(spec.identifier) {
-            let cls = db.instanceClass != spec.instanceClass ? spec.instanceClass : nil
-            let storage = db.allocatedStorage < spec.allocatedStorage ? spec.allocatedStorage : nil
-            let groups = db.securityGroupIds != [gid] ? [gid] : nil
-            if cls != nil || storage != nil || groups != nil {
-                try await waitAvailable(ctx)
-                try await ctx.api.modifyDatabase(spec.identifier, instanceClass: cls, allocatedStorage: storage, securityGroupIds: groups)
-                done.append("modified RDS \(spec.identifier)")
-            }
-        } else {
-            do {
-                try await ctx.api.createDatabase(spec, securityGroupId: gid)
-                done.append("created RDS \(spec.identifier)")
-            } catch let e as CloudError where e.code == "DBInstanceAlreadyExists" || e.code == "DBInstanceAlreadyExistsFault" {
-                done.append("RDS \(spec.identifier) already existed")
-            }
-        }
-        try await waitAvailable(ctx)
-        return done
-    }
-
-    func waitAvailable(_ ctx: CloudContext) async throws {
-        let api = ctx.api, ident = spec.identifier
-        try await ctx.wait(for: "RDS \(ident) to be available", seconds: spec.waitSeconds) {
-            let s = try await api.database(ident)?.status ?? "missing"
-            return (s == "available", s)
-        }
+                                   "RDS \(spec.identifier) existed; its class, storage, security groups or engine version were changed in place")
     }
 
     func destroy(_ ctx: CloudContext) async throws -> [String] {
@@ -95,11 +121,7 @@ struct InstanceResource: CloudResource {
     }
 
     func apply(_ ctx: CloudContext) async throws -> [String] {
-        let ids = try await ctx.groupIds()
-        let groupIds = try spec.groups.map { g -> String in
-            guard let id = ids[g] else { throw CloudError.unexpected("security group \(g) does not exist") }
-            return id
-        }
+        let groupIds = try await ctx.requireGroupIds(spec.groups)
         if let i = try await ctx.instance(spec.name) {
             if Set(i.groupIds) != Set(groupIds) {
                 try await ctx.api.setInstanceGroups(instanceId: i.id, groupIds: groupIds)

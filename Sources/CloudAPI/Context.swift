@@ -46,6 +46,14 @@ public actor CloudContext {
         guard let id = try await groupId(name) else { throw CloudError.unexpected("security group \(name) does not exist yet") }
         return id
     }
+    /// Ids of managed groups, in order; an error names the first that does not exist.
+    public func requireGroupIds(_ names: [String]) async throws -> [String] {
+        let ids = try await groupIds()
+        return try names.map { g in
+            guard let id = ids[g] else { throw CloudError.unexpected("security group \(g) does not exist") }
+            return id
+        }
+    }
     public func forgetGroups() { groupIdCache = nil }
     public func learnGroup(_ name: String, id: String) { groupIdCache?[name] = id }
 
@@ -58,6 +66,32 @@ public actor CloudContext {
     }
 
     public func image(_ name: String) async throws -> ObservedImage? { try await api.images(named: name).first }
+
+    /// The VPC the managed security groups are in: target groups and load balancers go there.
+    public func vpcId() async throws -> String? {
+        let names = blueprint.securityGroups.map(\.name)
+        return try await api.securityGroups(named: names).first { names.contains($0.name) }?.vpcId
+    }
+
+    /// A target group's ARN, for calls that run after the group was created in the same apply.
+    public func requireTargetGroupArn(_ name: String) async throws -> String {
+        guard let tg = try await api.targetGroup(name) else { throw CloudError.unexpected("target group \(name) does not exist yet") }
+        return tg.arn
+    }
+
+    /// Runs `body` again while AWS answers `code` (an object still in use while something it
+    /// depends on is being deleted), every `pollSeconds`, for at most `seconds`.
+    public func retrying<T: Sendable>(on code: String, _ what: String, seconds: Int = 600, _ body: @Sendable () async throws -> T) async throws -> T {
+        let deadline = Date().addingTimeInterval(Double(seconds))
+        while true {
+            do {
+                return try await body()
+            } catch let e as CloudError where e.code == code && Date() < deadline {
+                log("\(what) (\(code)); retrying")
+                try await Task.sleep(nanoseconds: UInt64(blueprint.pollSeconds * 1_000_000_000))
+            }
+        }
+    }
 
     /// Polls until `check` says done, every `pollSeconds`, for at most `seconds`.
     public func wait(for what: String, seconds: Int, _ check: @Sendable () async throws -> (done: Bool, state: String)) async throws {

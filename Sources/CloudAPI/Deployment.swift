@@ -86,7 +86,11 @@ public struct DeploymentOutputs: Codable, Sendable {
 /// destroy passes over them with a write-ahead journal (StepKit's `LocalJournal`).
 public struct Deployment: Sendable {
     public let blueprint: Blueprint
+    /// In apply order (dependencies first).
     public let resources: [any CloudResource]
+    /// Destroy's order: the reverse, except that the autoscaling groups go before the retired
+    /// launch configurations (one in use cannot be deleted) and classic load balancers.
+    public let destroyOrder: [any CloudResource]
 
     public init(blueprint: Blueprint) {
         self.blueprint = blueprint
@@ -98,10 +102,15 @@ public struct Deployment: Sendable {
         r.append(VolumeResource(spec: blueprint.volume))
         r += blueprint.images.map(ImageResource.init)
         r.append(TerminationProtectionResource(instanceName: blueprint.protectedInstance))
+        r += blueprint.targetGroups.map(TargetGroupResource.init)
         r += blueprint.loadBalancers.map(LoadBalancerResource.init)
-        r += blueprint.autoScaling.map(LaunchConfigurationResource.init)
-        r += blueprint.autoScaling.map(AutoScalingGroupResource.init)
-        resources = r
+        r += blueprint.autoScaling.map { LaunchTemplateResource(spec: $0.launchTemplate) }
+        let groups: [any CloudResource] = blueprint.autoScaling.map(AutoScalingGroupResource.init) + blueprint.autoScaling.map(ScalingPolicyResource.init)
+        // What an earlier ccrun made, removed once the new objects serve (docs/aws.md, migration).
+        let retired: [any CloudResource] = blueprint.autoScaling.map(RetiredClassicLoadBalancerResource.init)
+            + blueprint.autoScaling.map(RetiredLaunchConfigurationsResource.init)
+        resources = r + groups + retired
+        destroyOrder = groups.reversed() + retired.reversed() + r.reversed()
     }
 
     public func resources(in phases: Set<Phase>) -> [any CloudResource] { resources.filter { phases.contains($0.phase) } }
@@ -229,7 +238,7 @@ public struct DeploymentRunner: Sendable {
             try await verifyCredentials()
             try journal.append(JournalRecord(kind: .run, runId: report.runId, host: journalHost, runbook: "aws-destroy", mode: "destroy"))
             let ctx = context()
-            for r in deployment.resources.reversed() {
+            for r in deployment.destroyOrder {
                 let t = Date()
                 do {
                     try journal.append(JournalRecord(kind: .intent, runId: report.runId, host: journalHost, stepId: r.id, description: "delete \(r.id)"))

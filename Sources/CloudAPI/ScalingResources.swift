@@ -78,182 +78,135 @@ struct TerminationProtectionResource: CloudResource {
     }
 }
 
-/// A classic load balancer with its listener, group and health check.
-struct LoadBalancerResource: CloudResource {
-    let spec: LoadBalancerSpec
-    var id: String { "load-balancer \(spec.name)" }
+/// A launch template with one version per image (versions are immutable): a new image, or
+/// new groups or instance type, means a new version; the autoscaling group names the version.
+struct LaunchTemplateResource: PlannedResource {
+    let spec: LaunchTemplateSpec
+    var id: String { "launch-template \(spec.name)" }
     var phase: Phase { .images }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
-        guard let lb = try await ctx.api.loadBalancer(spec.name) else {
-            return .change(["+ create load balancer \(spec.name) (\(spec.listeners.map(\.text).joined(separator: ", ")), group \(spec.securityGroup), health \(spec.healthTarget))"])
-        }
-        var lines: [String] = []
-        let have = Set(lb.listeners), want = Set(spec.listeners)
-        for l in want.subtracting(have).sorted() { lines.append("+ \(spec.name) listener \(l.text)") }
-        for l in have.subtracting(want).sorted() { lines.append("- \(spec.name) listener \(l.text)") }
-        let gid = try await ctx.groupId(spec.securityGroup)
-        if gid == nil || lb.securityGroupIds != [gid!] { lines.append("~ \(spec.name) security groups -> [\(spec.securityGroup)]") }
-        if lb.healthTarget != spec.healthTarget { lines.append("~ \(spec.name) health check \(lb.healthTarget ?? "none") -> \(spec.healthTarget)") }
-        return lines.isEmpty ? .satisfied : .change(lines)
+    /// The version for the current image and settings, if the template has one.
+    static func matchingVersion(_ spec: LaunchTemplateSpec, _ ctx: CloudContext) async throws -> Int? {
+        guard let img = try await ctx.image(spec.imageName), try await ctx.api.launchTemplate(spec.name) != nil else { return nil }
+        let ids = try await ctx.groupIds()
+        let groups = Set(spec.groups.compactMap { ids[$0] })
+        let keyName = ctx.blueprint.keyName
+        return try await ctx.api.launchTemplateVersions(spec.name).filter {
+            $0.imageId == img.id && $0.instanceType == spec.instanceType && Set($0.groupIds) == groups && $0.keyName == keyName
+        }.map(\.number).max()
     }
 
-    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
-        Self.createdOrIrreversible(exists: try await ctx.api.loadBalancer(spec.name) != nil,
-                                   "load balancer \(spec.name) existed; its listeners, group or health check were changed in place")
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        let gid = try await ctx.requireGroupId(spec.securityGroup)
-        var done: [String] = []
-        guard let lb = try await ctx.api.loadBalancer(spec.name) else {
-            try await ctx.api.createLoadBalancer(name: spec.name, listeners: spec.listeners, availabilityZones: [ctx.blueprint.availabilityZone], securityGroupIds: [gid])
-            try await ctx.api.configureHealthCheck(name: spec.name, target: spec.healthTarget)
-            return ["created load balancer \(spec.name)", "health check \(spec.healthTarget)"]
-        }
-        let have = Set(lb.listeners), want = Set(spec.listeners)
-        let extra = have.subtracting(want)
-        if !extra.isEmpty { try await ctx.api.deleteListeners(name: spec.name, ports: extra.map(\.port)); done.append("removed listeners \(extra.map(\.text))") }
-        let missing = want.subtracting(have)
-        if !missing.isEmpty { try await ctx.api.createListeners(name: spec.name, listeners: missing.sorted()); done.append("added listeners \(missing.map(\.text))") }
-        if lb.securityGroupIds != [gid] { try await ctx.api.applySecurityGroups(name: spec.name, groupIds: [gid]); done.append("set group \(spec.securityGroup)") }
-        if lb.healthTarget != spec.healthTarget { try await ctx.api.configureHealthCheck(name: spec.name, target: spec.healthTarget); done.append("health check \(spec.healthTarget)") }
-        return done
-    }
-
-    func destroy(_ ctx: CloudContext) async throws -> [String] {
-        guard try await ctx.api.loadBalancer(spec.name) != nil else { return [] }
-        try await ctx.api.deleteLoadBalancer(spec.name)
-        return ["deleted load balancer \(spec.name)"]
-    }
-}
-
-/// The launch configuration of one autoscaling group: `<prefix>-<image id>`, so a new image
-/// means a new configuration (they are immutable) and the old ones go on destroy.
-struct LaunchConfigurationResource: CloudResource {
-    let spec: AutoScalingSpec
-    var id: String { "launch-configuration \(spec.launchConfigurationPrefix)" }
-    var phase: Phase { .images }
-
-    func name(imageId: String) -> String { "\(spec.launchConfigurationPrefix)-\(imageId)" }
-
-    func observe(_ ctx: CloudContext) async throws -> Observation {
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
         guard let img = try await ctx.image(spec.imageName) else { return .depends("image \(spec.imageName) does not exist yet") }
-        let n = name(imageId: img.id)
-        guard let lc = try await ctx.api.launchConfigurations().first(where: { $0.name == n }) else {
-            return .change(["+ create launch configuration \(n) (\(spec.instanceType), groups \(spec.groups.joined(separator: ",")))"])
-        }
-        let ids = try await ctx.groupIds()
-        if Set(lc.securityGroups) != Set(spec.groups.compactMap { ids[$0] }) || lc.instanceType != spec.instanceType {
-            return .change(["~ launch configuration \(n) differs (groups/type); delete it to have it recreated"])
-        }
-        return .satisfied
+        if try await Self.matchingVersion(spec, ctx) != nil { return .satisfied }
+        let exists = try await ctx.api.launchTemplate(spec.name) != nil
+        let summary = "\(spec.name) (\(exists ? "new version: " : "")\(img.id) of \(spec.imageName), \(spec.instanceType), groups \(spec.groups.joined(separator: ",")))"
+        let spec = spec
+        return .calls([PlannedCall(.ec2, exists ? "CreateLaunchTemplateVersion" : "CreateLaunchTemplate", summary) { ctx in
+            let gids = try await ctx.requireGroupIds(spec.groups)
+            let version = exists
+                ? try await ctx.api.createLaunchTemplateVersion(name: spec.name, imageId: img.id, instanceType: spec.instanceType, groupIds: gids, keyName: ctx.blueprint.keyName)
+                : try await ctx.api.createLaunchTemplate(name: spec.name, imageId: img.id, instanceType: spec.instanceType, groupIds: gids, keyName: ctx.blueprint.keyName)
+            return "launch template \(spec.name) version \(version) for \(img.id)"
+        }])
     }
 
     func undo(_ ctx: CloudContext) async throws -> CloudUndo {
-        guard let img = try await ctx.image(spec.imageName) else { return .delete }
-        let n = name(imageId: img.id)
-        return Self.createdOrIrreversible(exists: try await ctx.api.launchConfigurations().contains { $0.name == n },
-                                          "launch configuration \(n) existed")
+        Self.createdOrIrreversible(exists: try await Self.matchingVersion(spec, ctx) != nil, "launch template \(spec.name) already had a version for the image")
     }
 
-    /// Only the configuration of the current image: older ones were made by earlier runs.
+    /// The version the run made (the one matching the image and settings now) only; the whole
+    /// template when it has no other version (a template's default version cannot be deleted
+    /// on its own, and a run that made the template made its default).
     func deleteCreated(_ ctx: CloudContext) async throws -> [String] {
-        guard let img = try await ctx.image(spec.imageName) else { return [] }
-        let n = name(imageId: img.id)
-        guard try await ctx.api.launchConfigurations().contains(where: { $0.name == n }) else { return [] }
-        try await ctx.api.deleteLaunchConfiguration(n)
-        return ["deleted launch configuration \(n)"]
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        guard let img = try await ctx.image(spec.imageName) else { throw CloudError.unexpected("image \(spec.imageName) does not exist") }
-        let n = name(imageId: img.id)
-        if try await ctx.api.launchConfigurations().contains(where: { $0.name == n }) { return [] }
-        let ids = try await ctx.groupIds()
-        let gids = try spec.groups.map { g -> String in
-            guard let id = ids[g] else { throw CloudError.unexpected("security group \(g) does not exist") }
-            return id
-        }
-        do {
-            try await ctx.api.createLaunchConfiguration(name: n, imageId: img.id, instanceType: spec.instanceType, securityGroupIds: gids, keyName: ctx.blueprint.keyName)
-        } catch let e as CloudError where e.code == "AlreadyExists" { return ["launch configuration \(n) already existed"] }
-        return ["created launch configuration \(n)"]
+        guard let t = try await ctx.api.launchTemplate(spec.name), let mine = try await Self.matchingVersion(spec, ctx) else { return [] }
+        let versions = try await ctx.api.launchTemplateVersions(spec.name)
+        if mine == t.defaultVersion || versions.count == 1 { return try await destroy(ctx) }
+        try await ctx.api.deleteLaunchTemplateVersions(spec.name, versions: [mine])
+        return ["deleted launch template \(spec.name) version \(mine)"]
     }
 
     func destroy(_ ctx: CloudContext) async throws -> [String] {
-        var done: [String] = []
-        for lc in try await ctx.api.launchConfigurations() where lc.name.hasPrefix(spec.launchConfigurationPrefix + "-") {
-            try await ctx.api.deleteLaunchConfiguration(lc.name)
-            done.append("deleted launch configuration \(lc.name)")
-        }
-        return done
+        guard try await ctx.api.launchTemplate(spec.name) != nil else { return [] }
+        try await ctx.api.deleteLaunchTemplate(spec.name)
+        return ["deleted launch template \(spec.name)"]
     }
 }
 
-/// An autoscaling group on its launch configuration, attached to its load balancer, with the
-/// inventory's sizes and scaling policy.
-struct AutoScalingGroupResource: CloudResource {
+/// An autoscaling group launching from its launch template's version of the current image,
+/// with the inventory's sizes, registering its instances in its target group.
+struct AutoScalingGroupResource: PlannedResource {
     let spec: AutoScalingSpec
     var id: String { "autoscaling-group \(spec.name)" }
     var phase: Phase { .images }
 
-    func lcName(_ ctx: CloudContext) async throws -> String? {
-        guard let img = try await ctx.image(spec.imageName) else { return nil }
-        return LaunchConfigurationResource(spec: spec).name(imageId: img.id)
+    /// The launch source at the moment a call runs: the launch template resource ran before.
+    func launch(_ ctx: CloudContext) async throws -> CloudAPI.LaunchSource {
+        guard let v = try await LaunchTemplateResource.matchingVersion(spec.launchTemplate, ctx) else {
+            throw CloudError.unexpected("launch template \(spec.launchTemplate.name) has no version for image \(spec.launchTemplate.imageName)")
+        }
+        return .template(name: spec.launchTemplate.name, version: String(v))
     }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
-        guard let lc = try await lcName(ctx) else { return .depends("image \(spec.imageName) does not exist yet") }
-        var lines: [String] = []
-        if let g = try await ctx.api.autoScalingGroup(spec.name) {
-            if g.launchConfigurationName != lc { lines.append("~ \(spec.name) launch configuration \(g.launchConfigurationName ?? "none") -> \(lc)") }
-            if (g.min, g.max, g.desired) != (spec.min, spec.max, spec.desired) {
-                lines.append("~ \(spec.name) min/max/desired \(g.min)/\(g.max)/\(g.desired) -> \(spec.min)/\(spec.max)/\(spec.desired)")
-            }
-            if !g.loadBalancerNames.contains(spec.loadBalancer) { lines.append("+ attach \(spec.name) to load balancer \(spec.loadBalancer)") }
-        } else {
-            lines.append("+ create autoscaling group \(spec.name) (\(lc), \(spec.min)/\(spec.max)/\(spec.desired), load balancer \(spec.loadBalancer))")
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
+        guard let img = try await ctx.image(spec.launchTemplate.imageName) else { return .depends("image \(spec.launchTemplate.imageName) does not exist yet") }
+        let lt = spec.launchTemplate.name
+        let version = try await LaunchTemplateResource.matchingVersion(spec.launchTemplate, ctx)
+        let launchText = "launch template \(lt) version \(version.map(String.init) ?? "new (\(img.id))")"
+        let sizes = "\(spec.min)/\(spec.max)/\(spec.desired)"
+        let spec = spec
+        guard let g = try await ctx.api.autoScalingGroup(spec.name) else {
+            return .calls([PlannedCall(.autoscaling, "CreateAutoScalingGroup", "\(spec.name) (\(launchText), \(sizes), target group \(spec.targetGroup))") { ctx in
+                let launch = try await self.launch(ctx)
+                try await ctx.api.createAutoScalingGroup(name: spec.name, launch: launch, min: spec.min, max: spec.max, desired: spec.desired,
+                                                         availabilityZones: [ctx.blueprint.availabilityZone],
+                                                         targetGroupARNs: [try await ctx.requireTargetGroupArn(spec.targetGroup)],
+                                                         gracePeriod: spec.gracePeriod, tags: Blueprint.managedTag)
+                return "created autoscaling group \(spec.name)"
+            }])
         }
-        if let p = spec.policy {
-            let have = try await ctx.api.autoScalingGroup(spec.name) == nil ? nil : try await ctx.api.policies(group: spec.name).first { $0.name == p.name }
-            if have == nil || have!.adjustmentType != p.adjustmentType || have!.scalingAdjustment != p.adjustment || have!.cooldown != p.cooldown {
-                lines.append("+ scaling policy \(p.name) (\(p.adjustmentType) \(p.adjustment), cooldown \(p.cooldown) s)")
-            }
+        var calls: [PlannedCall] = []
+        // AWS keeps one launch source per group (a template replaces a launch configuration);
+        // moto keeps reporting the old launch configuration beside the template, so only the
+        // template is compared.
+        let onTemplate = g.launchTemplateName == lt && version.map(String.init) == g.launchTemplateVersion
+        if !onTemplate || (g.min, g.max, g.desired) != (spec.min, spec.max, spec.desired) {
+            let from = AutoScalingGroupState(g).launchText
+            calls.append(PlannedCall(.autoscaling, "UpdateAutoScalingGroup", "\(spec.name) (\(from) -> \(launchText); \(g.min)/\(g.max)/\(g.desired) -> \(sizes))") { ctx in
+                try await ctx.api.updateAutoScalingGroup(name: spec.name, launch: try await self.launch(ctx), min: spec.min, max: spec.max, desired: spec.desired)
+                return "updated \(spec.name): \(launchText), \(sizes)"
+            })
         }
-        return lines.isEmpty ? .satisfied : .change(lines)
+        let tg = try await ctx.api.targetGroup(spec.targetGroup)
+        if tg == nil || !g.targetGroupARNs.contains(tg!.arn) {
+            calls.append(PlannedCall(.autoscaling, "AttachLoadBalancerTargetGroups", "\(spec.name) \(spec.targetGroup)") { ctx in
+                try await ctx.api.attachTargetGroups(group: spec.name, arns: [try await ctx.requireTargetGroupArn(spec.targetGroup)])
+                return "attached \(spec.name) to \(spec.targetGroup)"
+            })
+        }
+        return .calls(calls)
     }
 
     func undo(_ ctx: CloudContext) async throws -> CloudUndo {
-        Self.createdOrIrreversible(exists: try await ctx.api.autoScalingGroup(spec.name) != nil,
-                                   "autoscaling group \(spec.name) existed; its sizes, launch configuration, load balancer or policy were changed")
+        guard let g = try await ctx.api.autoScalingGroup(spec.name) else { return .delete }
+        return .autoScalingGroup(AutoScalingGroupState(g))
     }
 
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        guard let lc = try await lcName(ctx) else { throw CloudError.unexpected("image \(spec.imageName) does not exist") }
+    /// Puts the group back on what it launched from before (a launch configuration the
+    /// migration's rollback recreated first, or another template version), its sizes, and
+    /// detaches the target groups the run attached.
+    func restore(_ undo: CloudUndo, _ ctx: CloudContext) async throws -> [String]? {
+        guard case let .autoScalingGroup(before) = undo else { return nil }
+        guard let g = try await ctx.api.autoScalingGroup(spec.name) else { return [] }
         var done: [String] = []
-        if let g = try await ctx.api.autoScalingGroup(spec.name) {
-            if g.launchConfigurationName != lc || (g.min, g.max, g.desired) != (spec.min, spec.max, spec.desired) {
-                try await ctx.api.updateAutoScalingGroup(name: spec.name, launchConfiguration: lc, min: spec.min, max: spec.max, desired: spec.desired)
-                done.append("updated \(spec.name)")
-            }
-            if !g.loadBalancerNames.contains(spec.loadBalancer) {
-                try await ctx.api.attachLoadBalancers(group: spec.name, names: [spec.loadBalancer]); done.append("attached \(spec.loadBalancer)")
-            }
-        } else {
-            do {
-                try await ctx.api.createAutoScalingGroup(name: spec.name, launchConfiguration: lc, min: spec.min, max: spec.max, desired: spec.desired,
-                                                         availabilityZones: [ctx.blueprint.availabilityZone], loadBalancers: [spec.loadBalancer],
-                                                         gracePeriod: spec.gracePeriod)
-                done.append("created autoscaling group \(spec.name)")
-            } catch let e as CloudError where e.code == "AlreadyExists" { done.append("\(spec.name) already existed") }
+        if let launch = before.launch {
+            try await ctx.api.updateAutoScalingGroup(name: spec.name, launch: launch, min: before.min, max: before.max, desired: before.desired)
+            done.append("\(spec.name) back on \(before.launchText), \(before.min)/\(before.max)/\(before.desired)")
         }
-        if let p = spec.policy {
-            let have = try await ctx.api.policies(group: spec.name).first { $0.name == p.name }
-            if have == nil || have!.adjustmentType != p.adjustmentType || have!.scalingAdjustment != p.adjustment || have!.cooldown != p.cooldown {
-                try await ctx.api.putScalingPolicy(group: spec.name, name: p.name, adjustmentType: p.adjustmentType, adjustment: p.adjustment, cooldown: p.cooldown)
-                done.append("scaling policy \(p.name)")
-            }
+        let added = g.targetGroupARNs.filter { !before.targetGroupARNs.contains($0) }
+        if !added.isEmpty {
+            try await ctx.api.detachTargetGroups(group: spec.name, arns: added)
+            done.append("detached \(spec.name) from \(added.count) target group(s)")
         }
         return done
     }
@@ -266,5 +219,80 @@ struct AutoScalingGroupResource: CloudResource {
             (try await api.autoScalingGroup(name) == nil, "deleting")
         }
         return ["deleted autoscaling group \(spec.name) (and its instances and policies)"]
+    }
+}
+
+/// The group's exact policy set: its target-tracking policy, which AWS drives with alarms it
+/// creates; any other policy (the simple policies of earlier deployments, which no alarm ever
+/// triggered) is deleted.
+struct ScalingPolicyResource: PlannedResource {
+    let spec: AutoScalingSpec
+    var id: String { "scaling-policy \(spec.scaling.name)" }
+    var phase: Phase { .images }
+
+    /// The policy as AWS will report it. The ALB request metric is labelled with the load
+    /// balancer and target group ("app/<lb>/<id>/targetgroup/<tg>/<id>"), known once they exist.
+    func wanted(_ ctx: CloudContext) async throws -> ObservedPolicy {
+        var label: String?
+        if spec.scaling.metric == .albRequests,
+           let lb = try await ctx.api.loadBalancer(spec.loadBalancer), let tg = try await ctx.api.targetGroup(spec.targetGroup),
+           let lbPart = lb.arn.range(of: "loadbalancer/").map({ String(lb.arn[$0.upperBound...]) }),
+           let tgPart = tg.arn.range(of: "targetgroup/").map({ String(tg.arn[$0.lowerBound...]) }) {
+            label = "\(lbPart)/\(tgPart)"
+        }
+        return ObservedPolicy(name: spec.scaling.name, type: "TargetTrackingScaling", metric: spec.scaling.metric.rawValue,
+                              resourceLabel: label, targetValue: spec.scaling.target, warmup: spec.scaling.warmup)
+    }
+
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
+        guard try await ctx.image(spec.launchTemplate.imageName) != nil else { return .depends("image \(spec.launchTemplate.imageName) does not exist yet") }
+        let have = try await ctx.api.autoScalingGroup(spec.name) == nil ? [] : try await ctx.api.policies(group: spec.name)
+        let want = try await wanted(ctx)
+        var calls: [PlannedCall] = []
+        let group = spec.name, s = spec.scaling
+        if !(have.first { $0.name == want.name }.map { $0.tracks(like: want) } ?? false) {
+            calls.append(PlannedCall(.autoscaling, "PutScalingPolicy", "\(group) \(s.name) (target tracking \(s.metric.rawValue) = \(s.target), warm-up \(s.warmup) s)") { ctx in
+                try await ctx.api.putScalingPolicy(group: group, try await self.wanted(ctx))
+                return "scaling policy \(s.name) on \(group): \(s.metric.rawValue) = \(s.target)"
+            })
+        }
+        for p in have where p.name != want.name {
+            calls.append(PlannedCall(.autoscaling, "DeletePolicy", "\(group) \(p.name) (\(p.type) is not the inventory's policy)") { ctx in
+                try await ctx.api.deletePolicy(group: group, name: p.name)
+                return "deleted policy \(p.name) of \(group)"
+            })
+        }
+        return .calls(calls)
+    }
+
+    func undo(_ ctx: CloudContext) async throws -> CloudUndo {
+        .policies(try await ctx.api.autoScalingGroup(spec.name) == nil ? [] : try await ctx.api.policies(group: spec.name))
+    }
+
+    /// Deletes the policies the run added and puts back those it deleted or changed.
+    func restore(_ undo: CloudUndo, _ ctx: CloudContext) async throws -> [String]? {
+        guard case let .policies(before) = undo else { return nil }
+        guard try await ctx.api.autoScalingGroup(spec.name) != nil else { return [] }
+        let now = try await ctx.api.policies(group: spec.name)
+        var done: [String] = []
+        for p in now where !before.contains(where: { $0.name == p.name }) {
+            try await ctx.api.deletePolicy(group: spec.name, name: p.name)
+            done.append("deleted policy \(p.name) of \(spec.name)")
+        }
+        for p in before where !now.contains(p) {
+            try await ctx.api.putScalingPolicy(group: spec.name, p)
+            done.append("put back policy \(p.name) of \(spec.name)")
+        }
+        return done
+    }
+
+    func destroy(_ ctx: CloudContext) async throws -> [String] {
+        guard try await ctx.api.autoScalingGroup(spec.name) != nil else { return [] }
+        var done: [String] = []
+        for p in try await ctx.api.policies(group: spec.name) {
+            try await ctx.api.deletePolicy(group: spec.name, name: p.name)
+            done.append("deleted policy \(p.name) of \(spec.name)")
+        }
+        return done
     }
 }

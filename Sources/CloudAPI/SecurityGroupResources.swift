@@ -31,18 +31,10 @@ struct SecurityGroupResource: CloudResource {
     func destroy(_ ctx: CloudContext) async throws -> [String] {
         guard let gid = try await ctx.groupId(spec.name) else { return [] }
         // Instances being terminated still hold the group for a while on real AWS.
-        let deadline = Date().addingTimeInterval(600)
-        while true {
-            do {
-                try await ctx.api.deleteSecurityGroup(id: gid)
-                break
-            } catch let e as CloudError where e.code == "DependencyViolation" && Date() < deadline {
-                await ctx.note("security group \(spec.name) still in use; retrying")
-                try await Task.sleep(nanoseconds: UInt64(ctx.blueprint.pollSeconds * 1_000_000_000))
-            } catch let e as CloudError where e.code == "InvalidGroup.NotFound" {
-                break
-            }
-        }
+        let api = ctx.api
+        do {
+            try await ctx.retrying(on: "DependencyViolation", "security group \(spec.name) still in use") { try await api.deleteSecurityGroup(id: gid) }
+        } catch let e as CloudError where e.code == "InvalidGroup.NotFound" {}
         await ctx.forgetGroups()
         return ["deleted security group \(spec.name) \(gid)"]
     }

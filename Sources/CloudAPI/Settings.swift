@@ -29,17 +29,31 @@ public struct AWSSettings: Codable, Sendable {
         /// database runbook (the lab's MariaDB in tests); nil means the real RDS endpoint.
         public var host: String?
     }
-    public struct ScalingPolicySettings: Codable, Sendable {
+    /// The simple scaling policy of earlier inventories: decoded only so that `Blueprint.make`
+    /// can name it in its error (nothing ever triggered it: it had no alarm).
+    public struct LegacyPolicySettings: Codable, Sendable {
         public var name: String?
         public var adjustmentType: String?
-        public var scalingAdjustment: Int
+        public var scalingAdjustment: Int?
         public var cooldown: Int?
+    }
+    /// A target-tracking policy: AWS creates and owns the CloudWatch alarms that drive it.
+    public struct ScalingSettings: Codable, Sendable {
+        public var name: String?
+        /// ASGAverageCPUUtilization, ASGAverageNetworkIn, ASGAverageNetworkOut or ALBRequestCountPerTarget.
+        public var metric: String?
+        public var target: Double?
+        public var warmupSeconds: Int?
+        public init(name: String? = nil, metric: String? = nil, target: Double? = nil, warmupSeconds: Int? = nil) {
+            self.name = name; self.metric = metric; self.target = target; self.warmupSeconds = warmupSeconds
+        }
     }
     public struct GroupSizes: Codable, Sendable {
         public var min: Int
         public var max: Int
         public var desired: Int
-        public var policy: ScalingPolicySettings?
+        public var scaling: ScalingSettings?
+        public var policy: LegacyPolicySettings?
         public var healthCheckGracePeriod: Int?
     }
     public struct AutoScalingSettings: Codable, Sendable {
@@ -63,6 +77,12 @@ public struct AWSSettings: Codable, Sendable {
     public var volume: VolumeSettings?
     public var rds: RDSSettings?
     public var autoscaling: AutoScalingSettings?
+    /// Subnets of the application and network load balancers; default: the default subnets
+    /// (one per zone) of the VPC the security groups are in.
+    public var subnetIds: [String]?
+    /// How long `images` waits for a new target group to have a healthy target before it
+    /// removes the classic load balancer and launch configurations it replaces.
+    public var servingWaitSeconds: Int?
     /// Whether CreateImage may reboot the instance (AWS's default, for a consistent file system).
     public var imageReboot: Bool?
     /// Where `apply` writes its outputs (RDS endpoint, instance ids); default beside the journal.

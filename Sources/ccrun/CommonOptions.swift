@@ -120,19 +120,30 @@ func say(_ line: String) {
     FileHandle.standardOutput.write(Data((line + "\n").utf8))
 }
 
+extension RunReport {
+    /// The closing line of a dry-run.
+    var dryRunVerdict: String { exitCode == 0 ? "nothing to change" : exitCode == 2 ? "changes pending (exit 2)" : "errors (exit 1)" }
+}
+
+/// Runs a runbook; each finished step's line goes to `progress` (stdout for a command of its
+/// own, stderr under `ccrun deploy --json`, whose stdout is one JSON document).
+func runRunbook(_ runbook: Runbook, hosts: [HostTarget], options: RunOptions, printer: ReportPrinter,
+                progress: @escaping @Sendable (String) -> Void) async -> RunReport {
+    await Runner(runbook: runbook, options: options).run(hosts) { host, step in progress(printer.line(host: host, step)) }
+}
+
 /// Runs a runbook and prints as steps finish; returns the exit code.
 func runAndReport(_ runbook: Runbook, hosts: [HostTarget], options: RunOptions, output: OutputOptions) async throws -> Int32 {
-    let printer = output.printer
-    let json = output.json
-    let report = await Runner(runbook: runbook, options: options).run(hosts) { host, step in
-        if !json { say(printer.line(host: host, step)) }
+    let json = output.json, printer = output.printer
+    let report = await runRunbook(runbook, hosts: hosts, options: options, printer: printer) { line in
+        if !json { say(line) }
     }
     if json {
         say(try report.json())
     } else {
         for h in report.hosts { say(printer.summary(h)) }
         if options.mode == .dryRun {
-            say(report.exitCode == 0 ? "nothing to change" : report.exitCode == 2 ? "changes pending (exit 2)" : "errors (exit 1)")
+            say(report.dryRunVerdict)
         }
     }
     return report.exitCode

@@ -25,6 +25,8 @@ struct DeployAllCommand: AsyncParsableCommand {
 
         Each phase is journaled in the state directory; --resume continues the last interrupted deploy and skips the phases it finished. --dry-run plans every phase it can and says "depends" for phases whose instances or database do not exist yet. Hosts are reached at the instances' private addresses with the SSH settings of the inventory hosts named by aws.instances.<role>.host; aws.rds.host names a host standing in for RDS (docs/aws.md).
 
+        --json prints one JSON document on stdout (schema ccrun.deploy/1: each phase's outcome with the aws report or the runbook report) and the progress lines on stderr.
+
         Exit status: 0 deployed / nothing to change, 2 changes pending (--dry-run), 1 error.
         """
     )
@@ -35,11 +37,14 @@ struct DeployAllCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print AWS waits and retries to stderr.")
     var verbose = false
 
+    @Flag(name: .long, help: "Print one JSON report (schema ccrun.deploy/1) on stdout; progress goes to stderr.")
+    var json = false
+
     func run() async throws {
         guard let inventory = hostOptions.inventory else { throw ValidationError("--inventory FILE is required") }
         let code: Int32
         do {
-            code = try await DeployPipeline(inventoryPath: inventory, hostOptions: hostOptions, options: options, verbose: verbose).run()
+            code = try await DeployPipeline(inventoryPath: inventory, hostOptions: hostOptions, options: options, verbose: verbose, json: json).run()
         } catch let e as ExitCode {
             throw e
         } catch {
@@ -84,6 +89,56 @@ enum PhaseOutcome: Sendable {
         default: nil
         }
     }
+
+    /// The stable name in `deploy --json` (the words above are for people).
+    var code: String {
+        switch self {
+        case .done: "done"
+        case .nothingToChange: "ok"
+        case .pending: "pending"
+        case .depends: "depends"
+        case .failed: "failed"
+        case .skipped: "skipped"
+        }
+    }
+}
+
+/// `ccrun deploy --json`: one document on stdout. Schema `ccrun.deploy/1`: bump it when a field
+/// changes meaning or goes; new optional fields keep the version.
+struct DeployReport: Encodable {
+    static let schemaVersion = "ccrun.deploy/1"
+    var schema = Self.schemaVersion
+    var runId: String
+    var mode: Mode
+    var resumed: Bool
+    var exitCode: Int32
+    var seconds: Double
+    var phases: [Phase]
+
+    enum Mode: String, Encodable { case apply, dryRun = "dry-run" }
+
+    struct Phase: Encodable {
+        var phase: String
+        /// done, ok (nothing to change), pending, depends, failed, skipped.
+        var outcome: String
+        var detail: String?
+        /// The aws and images phases: `ccrun aws`'s own report (secrets scrubbed).
+        var aws: CloudRunReport?
+        /// The host phases: the runbook's report (secrets masked).
+        var runbook: RunReport?
+    }
+
+    func json() throws -> String {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+}
+
+/// What one phase produced: its outcome and, for `--json`, the report behind it.
+struct PhaseResult {
+    var outcome: PhaseOutcome
+    var aws: CloudRunReport? = nil
+    var runbook: RunReport? = nil
 }
 
 /// The deploy run's own journal, beside the aws and host journals: one `intent` when a phase
@@ -198,6 +253,13 @@ struct DeployPipeline {
     let hostOptions: HostOptions
     let options: DeployOptions
     let verbose: Bool
+    /// One JSON report on stdout; every line for people goes to stderr.
+    let json: Bool
+
+    /// A progress line: stdout, or stderr under `--json` (stdout then carries only the report).
+    func say(_ line: String) {
+        (json ? FileHandle.standardError : FileHandle.standardOutput).write(Data((line + "\n").utf8))
+    }
 
     func run() async throws -> Int32 {
         let start = Date()
@@ -209,10 +271,12 @@ struct DeployPipeline {
 
         var runId = RunID.make()
         var finished: Set<String> = [], cut: Set<String> = []
+        var resumed = false
         let interrupted = deployJournal.lastInterrupted()
         if !options.dryRun, options.resume {
             if let last = interrupted, let id = last.runId {
                 runId = id
+                resumed = true
                 finished = deployJournal.finishedPhases(last)
                 cut = deployJournal.startedPhases(last).subtracting(finished)
                 say("deploy: resuming run \(id)" + (finished.isEmpty ? "" : " (finished phases: \(DeployPhase.allCases.map(\.rawValue).filter(finished.contains).joined(separator: ", ")))"))
@@ -225,13 +289,16 @@ struct DeployPipeline {
         if !options.dryRun, !options.resume || interrupted == nil { try deployJournal.start(runId) }
 
         var outcomes: [(DeployPhase, PhaseOutcome)] = []
+        var phaseReports: [DeployReport.Phase] = []
         var hosts: InstanceInventory?
         let derivedPath = journal.directory.appendingPathComponent("deploy/inventory.json").path
 
         for phase in DeployPhase.allCases {
             let index = DeployPhase.allCases.firstIndex(of: phase)! + 1
             if finished.contains(phase.rawValue) {
-                outcomes.append((phase, .skipped("finished in run \(runId)")))
+                let skipped = PhaseOutcome.skipped("finished in run \(runId)")
+                outcomes.append((phase, skipped))
+                phaseReports.append(.init(phase: phase.rawValue, outcome: skipped.code, detail: skipped.detail))
                 say("deploy: phase \(index)/6 \(phase.rawValue) skipped (finished in run \(runId))")
                 continue
             }
@@ -243,13 +310,15 @@ struct DeployPipeline {
                 try hosts!.write(to: derivedPath)
             }
             if !options.dryRun { try deployJournal.begin(runId, phase) }
-            let outcome: PhaseOutcome
+            let result: PhaseResult
             do {
-                outcome = try await run(phase, runner: runner, hosts: hosts, inventoryPath: derivedPath, resume: cut.contains(phase.rawValue))
+                result = try await run(phase, runner: runner, hosts: hosts, inventoryPath: derivedPath, resume: cut.contains(phase.rawValue))
             } catch {
-                outcome = .failed("\(error)")
+                result = PhaseResult(outcome: .failed("\(error)"))
             }
+            let outcome = result.outcome
             outcomes.append((phase, outcome))
+            phaseReports.append(.init(phase: phase.rawValue, outcome: outcome.code, detail: outcome.detail, aws: result.aws, runbook: result.runbook))
             let ok: Bool
             if case .failed = outcome { ok = false } else { ok = true }
             // Journal first, then the line: whoever sees "phase X done" may rely on it being recorded.
@@ -275,11 +344,16 @@ struct DeployPipeline {
         } else {
             say("deploy: done in \(seconds) s (run \(runId))")
         }
+        if json {
+            let report = DeployReport(runId: runId, mode: options.dryRun ? .dryRun : .apply, resumed: resumed,
+                                      exitCode: code, seconds: Date().timeIntervalSince(start), phases: phaseReports)
+            FileHandle.standardOutput.write(Data((try report.json() + "\n").utf8))
+        }
         return code
     }
 
     /// One phase: the aws apply/plan passes, or one runbook through the guide commands' own code.
-    func run(_ phase: DeployPhase, runner: DeploymentRunner, hosts: InstanceInventory?, inventoryPath: String, resume: Bool) async throws -> PhaseOutcome {
+    func run(_ phase: DeployPhase, runner: DeploymentRunner, hosts: InstanceInventory?, inventoryPath: String, resume: Bool) async throws -> PhaseResult {
         switch phase {
         case .aws, .images:
             let cloudPhase: Phase = phase == .aws ? .base : .images
@@ -288,50 +362,53 @@ struct DeployPipeline {
                 : await runner.apply(phases: [cloudPhase], command: phase == .aws ? "apply" : "images")
             say(report.text())
             switch report.exitCode {
-            case 0: return options.dryRun ? .nothingToChange : .done
+            case 0: return PhaseResult(outcome: options.dryRun ? .nothingToChange : .done, aws: report)
             case 2:
                 let waiting = report.steps.filter { $0.state == .depends }
                 let changing = report.steps.filter { $0.state == .wouldChange }
-                return changing.isEmpty && !waiting.isEmpty ? .depends("\(waiting.count) resource(s) wait for earlier phases") : .pending
-            default: return .failed(report.error ?? "see the failed resources above")
+                return PhaseResult(outcome: changing.isEmpty && !waiting.isEmpty ? .depends("\(waiting.count) resource(s) wait for earlier phases") : .pending,
+                                   aws: report)
+            default: return PhaseResult(outcome: .failed(report.error ?? "see the failed resources above"), aws: report)
             }
         case .database, .nfsMaster, .repoNode, .webNode:
-            guard let hosts else { return .failed("no instance inventory") }
+            guard let hosts else { return PhaseResult(outcome: .failed("no instance inventory")) }
             if let why = hosts.missing[phase] {
-                if options.dryRun { return .depends(why) }
-                return .failed("cannot run yet: \(why)")
+                return PhaseResult(outcome: options.dryRun ? .depends(why) : .failed("cannot run yet: \(why)"))
             }
             var ho = hostOptions
             ho.inventory = inventoryPath
             var opts = options
             opts.resume = resume
-            let target = hosts.hostNames[phase].map { [$0] } ?? []
+            let name = Self.runbookName(phase)
+            let target = phase == .database ? [] : hosts.hostNames[phase].map { [$0] } ?? []
+            let guide = try GuideRun(name, hosts: target, hostOptions: ho, options: opts, note: say) { d, _, _ in
+                guard let book = try GuideRunbooks.make(name, d) else { throw ValidationError("no runbook \(name)") }
+                return book
+            }
             // Parsed, not init(): a parsable type's wrappers only hold values after parsing.
-            let output = try OutputOptions.parse([])
-            let code: Int32
-            switch phase {
-            case .database:
-                code = try await runGuide(DatabaseRunbook.name, hosts: [], hostOptions: ho, options: opts, output: output) { d, _, _ in
-                    DatabaseRunbook.make(d)
-                }
-            case .nfsMaster:
-                code = try await runGuide(NFSMasterRunbook.name, hosts: target, hostOptions: ho, options: opts, output: output) { d, _, _ in
-                    try NFSMasterRunbook.make(d)
-                }
-            case .repoNode:
-                code = try await runGuide(RepoNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: output) { d, _, _ in
-                    try RepoNodeRunbook.make(d)
-                }
-            default:
-                code = try await runGuide(WebNodeRunbook.name, hosts: target, hostOptions: ho, options: opts, output: output) { d, _, _ in
-                    try WebNodeRunbook.make(d)
-                }
+            let printer = try OutputOptions.parse([]).printer
+            let out = json ? FileHandle.standardError : FileHandle.standardOutput
+            let report = await runRunbook(guide.runbook, hosts: guide.targets, options: guide.options, printer: printer) { line in
+                out.write(Data((line + "\n").utf8))
             }
-            switch code {
-            case 0: return options.dryRun ? .nothingToChange : .done
-            case 2: return .pending
-            default: return .failed("the \(phase.rawValue) runbook failed (see its steps above)")
+            for h in report.hosts { say(printer.summary(h)) }
+            if options.dryRun {
+                say(report.dryRunVerdict)
             }
+            switch report.exitCode {
+            case 0: return PhaseResult(outcome: options.dryRun ? .nothingToChange : .done, runbook: report)
+            case 2: return PhaseResult(outcome: .pending, runbook: report)
+            default: return PhaseResult(outcome: .failed("the \(phase.rawValue) runbook failed (see its steps above)"), runbook: report)
+            }
+        }
+    }
+
+    static func runbookName(_ phase: DeployPhase) -> String {
+        switch phase {
+        case .database: DatabaseRunbook.name
+        case .nfsMaster: NFSMasterRunbook.name
+        case .repoNode: RepoNodeRunbook.name
+        default: WebNodeRunbook.name
         }
     }
 }

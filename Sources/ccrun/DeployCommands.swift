@@ -127,28 +127,44 @@ enum GuideRunbooks {
 /// Runs one guide runbook on hosts (or, for the database, on the controller).
 func runGuide(_ name: String, hosts: [String], hostOptions: HostOptions, options: DeployOptions, output: OutputOptions,
               make: @escaping (Deployment, String, Inventory) throws -> Runbook) async throws -> Int32 {
-    let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load(for: name)
-    let journal = hostOptions.journal
+    let run = try GuideRun(name, hosts: hosts, hostOptions: hostOptions, options: options, make: make)
+    return try await runAndReport(run.runbook, hosts: run.targets, options: run.options, output: output)
+}
+
+/// One guide runbook ready to run on its hosts: the inventory's deployment made into the
+/// runbook per host, and the run options (a resumed run keeps the interrupted run's id).
+struct GuideRun {
+    var runbook: Runbook
     var targets: [HostTarget]
-    if hosts.isEmpty {
-        targets = [HostTarget(LocalHost(name: HostOptions.controller))]
-    } else {
-        targets = try hostOptions.hostTargets(hosts, inventory: inventory)
+    var options: RunOptions
+
+    /// `note` gets the "resuming run" line (stdout for people, stderr under `deploy --json`).
+    init(_ name: String, hosts: [String], hostOptions: HostOptions, options deploy: DeployOptions, note: (String) -> Void = say,
+         make: @escaping (Deployment, String, Inventory) throws -> Runbook) throws {
+        let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: deploy).load(for: name)
+        let journal = hostOptions.journal
+        var targets: [HostTarget]
+        if hosts.isEmpty {
+            targets = [HostTarget(LocalHost(name: HostOptions.controller))]
+        } else {
+            targets = try hostOptions.hostTargets(hosts, inventory: inventory)
+        }
+        var runId = RunID.make()
+        if deploy.resume, let t = targets.first,
+           let last = journal.runs(host: t.name).first(where: { !$0.isFinished && !$0.isRolledBack && $0.runbook == name }), let id = last.runId {
+            runId = id
+            note("\(t.name): resuming run \(id) (\(name))")
+        }
+        for i in targets.indices {
+            var d = base
+            if let dev = inventory.hosts[targets[i].name]?.vars?["dataDevice"] { d.dataDevice = dev }
+            targets[i].runbook = try make(d, targets[i].name, inventory)
+        }
+        self.targets = targets
+        runbook = targets[0].runbook!
+        options = RunOptions(mode: deploy.dryRun ? .dryRun : .apply, runId: runId, target: hostOptions.targetPaths,
+                             journal: journal, parallel: hostOptions.parallel, resume: deploy.resume)
     }
-    var runId = RunID.make()
-    if options.resume, let t = targets.first,
-       let last = journal.runs(host: t.name).first(where: { !$0.isFinished && !$0.isRolledBack && $0.runbook == name }), let id = last.runId {
-        runId = id
-        say("\(t.name): resuming run \(id) (\(name))")
-    }
-    for i in targets.indices {
-        var d = base
-        if let dev = inventory.hosts[targets[i].name]?.vars?["dataDevice"] { d.dataDevice = dev }
-        targets[i].runbook = try make(d, targets[i].name, inventory)
-    }
-    let runOptions = RunOptions(mode: options.dryRun ? .dryRun : .apply, runId: runId, target: hostOptions.targetPaths,
-                                journal: journal, parallel: hostOptions.parallel, resume: options.resume)
-    return try await runAndReport(targets[0].runbook!, hosts: targets, options: runOptions, output: output)
 }
 
 /// `ccrun database --inventory FILE`: the guide's "Creating Database".

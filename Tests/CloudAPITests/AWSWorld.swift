@@ -88,7 +88,7 @@ final class AWSWorld: @unchecked Sendable {
         }
     }
 
-    /// Runs a boto3 script with `ec2`, `rds`, `elb`, `asg` clients bound to this moto.
+    /// Runs a boto3 script with `ec2`, `rds`, `elb` (classic), `elb2`, `asg`, `cw` clients bound to this moto.
     func boto(_ body: String) throws -> Any {
         let script = Self.botoPrelude + "\n" + body
         let r = try Python.run(script, [moto.endpoint, moto.credentialsFile], environment: environment(), prefix: moto.prefix)
@@ -101,7 +101,7 @@ final class AWSWorld: @unchecked Sendable {
     endpoint, credfile = sys.argv[1], sys.argv[2]
     c = configparser.ConfigParser(); c.read(credfile); d = c["default"]
     kw = dict(endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id=d["aws_access_key_id"], aws_secret_access_key=d["aws_secret_access_key"])
-    ec2, rds, elb, asg = (boto3.client(n, **kw) for n in ("ec2", "rds", "elb", "autoscaling"))
+    ec2, rds, elb, elb2, asg, cw = (boto3.client(n, **kw) for n in ("ec2", "rds", "elb", "elbv2", "autoscaling", "cloudwatch"))
     MANAGED = ["cc-tuners-lb", "cc-web-lb", "cc-slave", "cc-master", "cc-db", "cc-tuners", "cc-web"]
     def groups():
         gs = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": MANAGED}])["SecurityGroups"]
@@ -141,7 +141,7 @@ final class AWSWorld: @unchecked Sendable {
             vols.append({"name": tags.get("Name"), "size": v["Size"], "attachments": [
                 {"instance": next((i["name"] for i in inst if i["id"] == a["InstanceId"]), a["InstanceId"]), "device": a["Device"]} for a in v.get("Attachments", [])]})
         dbs = [{"id": d["DBInstanceIdentifier"], "status": d["DBInstanceStatus"], "class": d["DBInstanceClass"], "engine": d["Engine"],
-                "storage": d["AllocatedStorage"], "user": d["MasterUsername"],
+                "storage": d["AllocatedStorage"], "user": d["MasterUsername"], "version": d.get("EngineVersion"),
                 "groups": [next((n for n, gid in ids.items() if gid == g["VpcSecurityGroupId"]), g["VpcSecurityGroupId"]) for g in d.get("VpcSecurityGroups", [])],
                 "endpoint": d.get("Endpoint", {}).get("Address")} for d in rds.describe_db_instances()["DBInstances"]]
         imgs = sorted(i["Name"] for i in ec2.describe_images(Owners=["self"])["Images"])
@@ -152,17 +152,46 @@ final class AWSWorld: @unchecked Sendable {
                 "groups": sorted(next((n for n, gid in ids.items() if gid == g), g) for g in l.get("SecurityGroups", [])),
                 "health": l.get("HealthCheck", {}).get("Target")}
         imgids = {i["ImageId"]: i["Name"] for i in ec2.describe_images(Owners=["self"])["Images"]}
+        tgnames = {t["TargetGroupArn"]: t["TargetGroupName"] for t in elb2.describe_target_groups()["TargetGroups"]}
+        tgs = {}
+        for t in elb2.describe_target_groups()["TargetGroups"]:
+            states = [h["TargetHealth"]["State"] for h in elb2.describe_target_health(TargetGroupArn=t["TargetGroupArn"])["TargetHealthDescriptions"]]
+            tgs[t["TargetGroupName"]] = {"listener": "%s:%d" % (t["Protocol"], t["Port"]),
+                "health": "%s:%s%s" % (t["HealthCheckProtocol"], t["Port"], t.get("HealthCheckPath", "") if t["HealthCheckProtocol"] != "TCP" else ""),
+                "healthy": states.count("healthy")}
+        lbs2 = {}
+        for l in elb2.describe_load_balancers()["LoadBalancers"]:
+            ls = elb2.describe_listeners(LoadBalancerArn=l["LoadBalancerArn"])["Listeners"]
+            lbs2[l["LoadBalancerName"]] = {"type": l["Type"], "dns": l.get("DNSName"),
+                "groups": sorted(next((n for n, gid in ids.items() if gid == g), g) for g in l.get("SecurityGroups", [])),
+                "listeners": sorted("%s:%d->%s" % (x["Protocol"], x["Port"], ",".join(tgnames.get(a.get("TargetGroupArn"), "?") for a in x["DefaultActions"])) for x in ls)}
+        lts = {}
+        for t in ec2.describe_launch_templates()["LaunchTemplates"]:
+            vs = ec2.describe_launch_template_versions(LaunchTemplateName=t["LaunchTemplateName"])["LaunchTemplateVersions"]
+            lts[t["LaunchTemplateName"]] = {str(v["VersionNumber"]): {"image": imgids.get(v["LaunchTemplateData"].get("ImageId"), v["LaunchTemplateData"].get("ImageId")),
+                "groups": sorted(next((n for n, gid in ids.items() if gid == g), g) for g in v["LaunchTemplateData"].get("SecurityGroupIds", []))} for v in vs}
+        alarmActions = set(a for al in cw.describe_alarms()["MetricAlarms"] for a in al.get("AlarmActions", []))
         lcs = {c["LaunchConfigurationName"]: {"image": imgids.get(c["ImageId"], c["ImageId"]), "type": c["InstanceType"],
                "groups": sorted(next((n for n, gid in ids.items() if gid == g), g) for g in c.get("SecurityGroups", []))}
                for c in asg.describe_launch_configurations()["LaunchConfigurations"]}
         asgs = {}
         for g in asg.describe_auto_scaling_groups()["AutoScalingGroups"]:
             pols = asg.describe_policies(AutoScalingGroupName=g["AutoScalingGroupName"])["ScalingPolicies"]
+            lt = g.get("LaunchTemplate") or {}
             asgs[g["AutoScalingGroupName"]] = {"lc": g.get("LaunchConfigurationName"), "min": g["MinSize"], "max": g["MaxSize"], "desired": g["DesiredCapacity"],
-                "lbs": sorted(g.get("LoadBalancerNames", [])),
-                "policies": sorted("%s %s %s %s" % (p["PolicyName"], p.get("AdjustmentType"), p.get("ScalingAdjustment"), p.get("Cooldown")) for p in pols)}
+                "lt": lt.get("LaunchTemplateName"), "ltVersion": lt.get("Version"),
+                # What the group launches from, as AWS reports it (one source): moto keeps a stale
+                # launch configuration name beside a template and the reverse, so a name counts
+                # only while its object exists.
+                "launch": ("lt:%s" % lt["LaunchTemplateName"]) if lt.get("LaunchTemplateName") in lts
+                          else ("lc:%s" % g["LaunchConfigurationName"]) if g.get("LaunchConfigurationName") in lcs else None,
+                "lbs": sorted(g.get("LoadBalancerNames", [])), "tgs": sorted(tgnames.get(a, a) for a in g.get("TargetGroupARNs", [])),
+                "policies": sorted("%s %s %s %s" % (p["PolicyName"], p.get("AdjustmentType"), p.get("ScalingAdjustment"), p.get("Cooldown")) for p in pols if p.get("PolicyType", "SimpleScaling") != "TargetTrackingScaling"),
+                "tracking": sorted("%s %s %s" % (p["PolicyName"], p["TargetTrackingConfiguration"]["PredefinedMetricSpecification"]["PredefinedMetricType"], p["TargetTrackingConfiguration"]["TargetValue"]) for p in pols if p.get("PolicyType") == "TargetTrackingScaling"),
+                "undriven": sorted(p["PolicyName"] for p in pols if p.get("PolicyType") != "TargetTrackingScaling" and p["PolicyARN"] not in alarmActions)}
         print(json.dumps({"groups": gs, "instances": named, "protection": prot, "volumes": vols, "databases": dbs, "images": imgs,
-                          "loadBalancers": lbs, "launchConfigurations": lcs, "autoScalingGroups": asgs}))
+                          "classicLoadBalancers": lbs, "loadBalancers": lbs2, "targetGroups": tgs, "launchTemplates": lts,
+                          "launchConfigurations": lcs, "autoScalingGroups": asgs}))
         """#) as! [String: Any]
     }
 }

@@ -76,15 +76,18 @@ struct DeployAllTests {
             "databases": (s["databases"] as! [Any]).count,
             "images": (s["images"] as! [Any]).count,
             "loadBalancers": (s["loadBalancers"] as! [String: Any]).count,
+            "classicLoadBalancers": (s["classicLoadBalancers"] as! [String: Any]).count,
+            "targetGroups": (s["targetGroups"] as! [String: Any]).count,
+            "launchTemplates": (s["launchTemplates"] as! [String: Any]).count,
             "launchConfigurations": (s["launchConfigurations"] as! [String: Any]).count,
             "autoScalingGroups": (s["autoScalingGroups"] as! [String: Any]).count,
         ]
     }
 
-    static let oneOfEach = ["instances": 3, "volumes": 1, "databases": 1, "images": 3, "loadBalancers": 2,
-                            "launchConfigurations": 2, "autoScalingGroups": 2]
-    static let nothing = ["instances": 0, "volumes": 0, "databases": 0, "images": 0, "loadBalancers": 0,
-                          "launchConfigurations": 0, "autoScalingGroups": 0]
+    static let oneOfEach = ["instances": 3, "volumes": 1, "databases": 1, "images": 3, "loadBalancers": 2, "classicLoadBalancers": 0,
+                            "targetGroups": 2, "launchTemplates": 2, "launchConfigurations": 0, "autoScalingGroups": 2]
+    static let nothing = ["instances": 0, "volumes": 0, "databases": 0, "images": 0, "loadBalancers": 0, "classicLoadBalancers": 0,
+                          "targetGroups": 0, "launchTemplates": 0, "launchConfigurations": 0, "autoScalingGroups": 0]
 
     static func destroyLeavesNothing(_ w: AWSWorld, _ inventory: String) throws {
         let r = try Exec.run([try AWSWorld.ccrunPath(), "aws", "destroy", "--inventory", inventory], environment: w.environment())
@@ -136,15 +139,8 @@ struct DeployAllTests {
         #expect(s["images"] as? [String] == ["cc-nfs-master-image", "cc-repo-node-image", "cc-web-node-image"])
         let vol = (s["volumes"] as! [[String: Any]]).first { $0["name"] as? String == "cc-nfs-data" }
         #expect(vol?["attachments"] as? [[String: String]] == [["instance": "cc-nfs-master", "device": "/dev/xvdf"]])
-        let lbs = s["loadBalancers"] as! [String: [String: Any]]
-        #expect(lbs["cc-web"]?["listeners"] as? [String] == ["HTTP:80->HTTP:80"])
-        #expect(lbs["cc-tuners"]?["listeners"] as? [String] == ["TCP:3030->TCP:3030"])
-        let asgs = s["autoScalingGroups"] as! [String: [String: Any]]
-        #expect(asgs["cc-web-asg"]?["lbs"] as? [String] == ["cc-web"])
-        #expect(asgs["cc-tuners-asg"]?["lbs"] as? [String] == ["cc-tuners"])
-        let lcs = s["launchConfigurations"] as! [String: [String: Any]]
-        #expect(lcs.first { $0.key.hasPrefix("cc-web-lc-") }?.value["image"] as? String == "cc-web-node-image")
-        #expect(lcs.first { $0.key.hasPrefix("cc-tuners-lc-") }?.value["image"] as? String == "cc-repo-node-image")
+        // Launch templates, ALB/NLB with target groups on the autoscaling groups, driven policies.
+        try DeploymentTests.expectServingSet(s)
 
         // The hosts the runbooks configured answer: ccr on repo-node:3030, the web site on web-node:80.
         #expect(try Self.accepts("198.51.100.12", 3030), "ccr does not accept on repo-node:3030")

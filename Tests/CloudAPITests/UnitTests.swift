@@ -56,4 +56,81 @@ struct CloudAPIUnitTests {
         let table = Dictionary(uniqueKeysWithValues: groups.map { ($0.name, $0.rules.map(\.description).sorted()) })
         #expect(table == expectedRules)
     }
+
+    /// The smallest valid inventory, with `edit` applied to its aws object.
+    static func blueprint(_ edit: (inout AWSSettings) -> Void) throws -> Blueprint {
+        var a = AWSSettings()
+        a.adminCidr = "198.51.100.1/32"; a.amiId = "ami-1"; a.tunerServerIPs = ["198.51.100.50"]
+        edit(&a)
+        return try Blueprint.make(CloudInventory(path: "inv.json", hosts: [:], aws: a), environment: ["CCRUN_RDS_MASTER_PASSWORD": "pw"])
+    }
+
+    static func inventoryError(_ edit: (inout AWSSettings) -> Void) -> String? {
+        do { _ = try blueprint(edit); return nil } catch { return "\(error)" }
+    }
+
+    @Test("defaults: MySQL 8.4, target tracking per role (web: ALB requests per target, tuners: CPU), cc-db admits cc-master")
+    func blueprintDefaults() throws {
+        let b = try Self.blueprint { _ in }
+        #expect(b.database.engineVersion == "8.4")
+        #expect(b.autoScaling.map(\.scaling.metric) == [.albRequests, .cpu])
+        #expect(b.autoScaling.map(\.scaling.target) == [1000, 60])
+        #expect(b.autoScaling.map(\.targetGroup) == ["cc-web-tg", "cc-tuners-tg"])
+        #expect(b.loadBalancers.map(\.type) == [.application, .network])
+        #expect(b.securityGroups.first { $0.name == "cc-db" }?.rules.contains(IngressRule("tcp", 3306, nil, .group("cc-master"))) == true)
+        let custom = try Self.blueprint { $0.rds = AWSSettings.RDSSettings(); $0.rds?.engineVersion = "8.0.39"
+            $0.autoscaling = AWSSettings.AutoScalingSettings(tuners: AWSSettings.GroupSizes(min: 1, max: 5, desired: 2,
+                scaling: AWSSettings.ScalingSettings(metric: "ASGAverageNetworkIn", target: 5_000_000))) }
+        #expect(custom.database.engineVersion == "8.0.39")
+        #expect(custom.autoScaling[1].scaling.metric == .networkIn && custom.autoScaling[1].scaling.target == 5_000_000)
+    }
+
+    @Test("bad inventories are refused with the key and what to write instead")
+    func inventoryErrors() {
+        for bad in ["5.7", "8", "8.1", "8.4.x", "9.0"] {
+            #expect(Self.inventoryError { $0.rds = AWSSettings.RDSSettings(); $0.rds?.engineVersion = bad }?
+                .contains("aws.rds.engineVersion \"\(bad)\" is not a MySQL version ccrun deploys: use 8.0 or 8.4") == true, "\(bad)")
+        }
+        #expect(Self.inventoryError { $0.rds = AWSSettings.RDSSettings(); $0.rds?.engine = "postgres" }?.contains("aws.rds.engine \"postgres\"") == true)
+        let legacy = Self.inventoryError {
+            $0.autoscaling = AWSSettings.AutoScalingSettings(web: AWSSettings.GroupSizes(min: 1, max: 2, desired: 1,
+                policy: AWSSettings.LegacyPolicySettings(name: "cc-web-scale-out", adjustmentType: "ChangeInCapacity", scalingAdjustment: 1, cooldown: 300)))
+        }
+        #expect(legacy?.contains("aws.autoscaling.web.policy is a simple scaling policy with no alarm") == true, "\(legacy ?? "accepted")")
+        #expect(legacy?.contains("aws.autoscaling.web.scaling {\"metric\": \"ALBRequestCountPerTarget\", \"target\": 1000}") == true)
+        let nlbMetric = Self.inventoryError {
+            $0.autoscaling = AWSSettings.AutoScalingSettings(tuners: AWSSettings.GroupSizes(min: 1, max: 2, desired: 1,
+                scaling: AWSSettings.ScalingSettings(metric: "ALBRequestCountPerTarget")))
+        }
+        #expect(nlbMetric?.contains("tuners is behind a network load balancer") == true, "\(nlbMetric ?? "accepted")")
+        #expect(Self.inventoryError {
+            $0.autoscaling = AWSSettings.AutoScalingSettings(web: AWSSettings.GroupSizes(min: 1, max: 2, desired: 1, scaling: AWSSettings.ScalingSettings(metric: "CPU")))
+        }?.contains("aws.autoscaling.web.scaling.metric \"CPU\" is not one of ASGAverageCPUUtilization") == true)
+        #expect(Self.inventoryError { $0.subnetIds = ["sn-1"] }?.contains("aws.subnetIds must list subnet ids") == true)
+    }
+
+    @Test("plan lines name the API call: + adds, - removes, ~ changes or waits")
+    func plannedCallText() {
+        let noop: @Sendable (CloudContext) async throws -> String = { _ in "" }
+        #expect(PlannedCall(.elbv2, "CreateLoadBalancer", "cc-web-alb (application)", perform: noop).text == "+ ELBv2 CreateLoadBalancer cc-web-alb (application)")
+        #expect(PlannedCall(.autoscaling, "DetachLoadBalancers", "cc-web-asg cc-web", perform: noop).text == "- AutoScaling DetachLoadBalancers cc-web-asg cc-web")
+        #expect(PlannedCall(.rds, "ModifyDBInstance", "cc-db", perform: noop).text == "~ RDS ModifyDBInstance cc-db")
+    }
+
+    @Test("RDS version: a minor of the pin satisfies it, older ones are upgraded (major needs AllowMajorVersionUpgrade), newer ones are refused")
+    func engineVersionChange() throws {
+        let pin84 = DatabaseResource(spec: try Self.blueprint { _ in }.database)
+        #expect(try pin84.versionChange(running: "8.4") == nil)
+        #expect(try pin84.versionChange(running: "8.4.3") == nil)
+        #expect(try pin84.versionChange(running: "8.0.39").map { "\($0.to) \($0.major)" } == "8.4 true")
+        #expect(throws: CloudError.self) { try pin84.versionChange(running: "9.1.0") }
+        let pinMinor = DatabaseResource(spec: try Self.blueprint { $0.rds = AWSSettings.RDSSettings(); $0.rds?.engineVersion = "8.4.5" }.database)
+        #expect(try pinMinor.versionChange(running: "8.4.3").map { "\($0.to) \($0.major)" } == "8.4.5 false")
+        do {
+            _ = try pinMinor.versionChange(running: "8.4.6")
+            Issue.record("a downgrade was planned")
+        } catch {
+            #expect("\(error)".contains("RDS cannot downgrade; pin 8.4 instead"), "\(error)")
+        }
+    }
 }
