@@ -61,6 +61,8 @@ final class TunerChannelHandler: ChannelInboundHandler {
     private var closeReason: String?
     private var peer = ""
     private var storeConnected = false
+    /// The CC_DESC text, for the store's tuner row (written with the first record).
+    private var tunerDescription: String?
     /// The store key of the current program (`ServerContext.programKeys`).
     private var globalProgram = 0
     /// Last value per XDS kind (hashes), so rebroadcasts are not stored again and again.
@@ -210,10 +212,14 @@ final class TunerChannelHandler: ChannelInboundHandler {
             context.eventLoop.scheduleTask(in: delay) { channel.close(promise: nil) }
         case .described(let text):
             logger.info("tuner described itself", metadata: ["description": "\(text)"])
-            connectInStore(description: text)
+            tunerDescription = text
         case .streamStarted:
-            connectInStore(description: nil)
+            break
         case .programStarted(let name, let at):
+            // The store hears of a tuner with its first record (a real client sends one within a
+            // frame of its header): a connection that only says hello, or is closed over a limit
+            // before its first record, costs the database nothing.
+            connectInStore(description: tunerDescription)
             globalProgram = shared.programKeys.next()
             shared.storeWriter?.enqueue(.programStarted(connection: connection, program: globalProgram, at: at, name: name))
             logger.info("program started", metadata: ["program": "\(name ?? "(unnamed)")"])
