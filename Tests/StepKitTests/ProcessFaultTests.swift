@@ -204,7 +204,11 @@ struct ProcessFaultTests {
         #expect(status == 0, "final resume: \(last.output)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(last.stdout.split(separator: "\n", maxSplits: 1).dropFirst().joined().utf8)) as? [String: Any],
                                   "no JSON report: \(last.stdout)")
-        let steps = try #require(((report["hosts"] as? [[String: Any]])?.first)?["steps"] as? [[String: Any]])
+        let hostReport = try #require((report["hosts"] as? [[String: Any]])?.first)
+        let steps = try #require(hostReport["steps"] as? [[String: Any]])
+        // The killed run's lock was taken over at once, and the report says whose and why.
+        let notes = hostReport["notes"] as? [String] ?? []
+        #expect(notes.contains { $0.hasPrefix("took over the lock of run ") && $0.contains("on this machine") }, "\(notes)")
         #expect(steps.count == 10 && steps.allSatisfy { ["ok", "changed"].contains($0["state"] as? String) }, "\(steps.map { "\($0["id"] ?? "") \($0["state"] ?? "")" })")
         let resumed = try await SampleHost.manifest(host)
         try await SampleHost.expectClean(host)
@@ -304,6 +308,31 @@ struct ProcessFaultTests {
         try await SampleHost.expectClean(host2)
         await ws.killAll()
         try await SampleHost.bare(host2)
+    }
+
+    /// A lock from another controller is respected: the run names the way to check and to
+    /// remove it; `ccrun unlock --run` removes only the lock of the run it names.
+    @Test(.timeLimit(.minutes(5)))
+    func anotherControllersLockIsRespectedAndUnlockRemovesOnlyTheNamedRun() async throws {
+        let ws = try FaultWorkspace()
+        defer { ws.remove() }
+        let host = try await LabHost.connect("host7")
+        defer { Task { await host.disconnect() } }
+        try await SampleHost.bare(host)
+        let other = LockOwner(runId: "20261201T000000.000Z-elsewhere", controller: "other-controller", pid: 4242, controllerBoot: "b")
+        _ = try await host.run(TargetLock(paths: TargetPaths(), owner: other).acquireScript)
+
+        let refused = try await ws.run(["sample", "host7"])
+        #expect(refused.status == 1)
+        #expect(refused.process.stdout.contains("Check on other-controller whether it is still running (`ps -o pid,args -p 4242`)")
+                && refused.process.stdout.contains("`ccrun unlock host7 --run \(other.runId)`"), "\(refused.process.stdout)")
+        let wrong = try await ws.run(["unlock", "host7", "--run", "20261201T000000.000Z-another"])
+        #expect(wrong.status != 0 && wrong.process.output.contains("not by run 20261201T000000.000Z-another: nothing was removed"), "\(wrong.process.output)")
+        #expect(try await host.run("grep -c '^run=\(other.runId)$' /var/lib/ccrun/lock").stdoutText == "1\n", "unlock of another run removed the lock")
+        let named = try await ws.run(["unlock", "host7", "--run", other.runId])
+        #expect(named.status == 0 && named.process.stdout.contains("removed the lock of ccrun run \(other.runId)"), "\(named.process.output)")
+        #expect(try await host.run("[ ! -e /var/lib/ccrun/lock ]").exitStatus == 0)
+        try await SampleHost.bare(host)
     }
 
     @Test(.timeLimit(.minutes(5)))
