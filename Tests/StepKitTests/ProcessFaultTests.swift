@@ -310,6 +310,46 @@ struct ProcessFaultTests {
         try await SampleHost.bare(host2)
     }
 
+    /// Issue 23: a run SIGKILLed by a parent that has not waited for it yet (a script's
+    /// `Popen` without `wait`) is a zombie, which `kill(pid, 0)` still finds; an immediate
+    /// `ccrun resume` must take its lock over, and say so.
+    @Test(.timeLimit(.minutes(5)))
+    func aKilledRunNotYetReapedHasItsLockTakenOverAtOnce() async throws {
+        let ws = try FaultWorkspace()
+        defer { ws.remove() }
+        let host = try await LabHost.connect("host7")
+        defer { Task { await host.disconnect() } }
+        try await SampleHost.bare(host)
+        // The parent shell becomes a `sleep` that never reaps the ccrun it started.
+        let log = ws.directory.appendingPathComponent("killed.out").path
+        let parent = Process()
+        parent.executableURL = URL(fileURLWithPath: "/bin/sh")
+        parent.arguments = ["-c", "\"$0\" \"$@\" >\(log) 2>&1 & echo $!; exec sleep 300", try CCRunProcess.binary(),
+                            "sample", "host7", "--inventory", ws.inventory, "--secret-file", ws.secretFile]
+        parent.environment = ProcessInfo.processInfo.environment.merging(
+            ["CCRUN_STATE_DIR": ws.stateDirectory.path, TestStopPoints.environmentVariable: "before-step:3"]) { $1 }
+        let pipe = Pipe()
+        parent.standardOutput = pipe
+        try parent.run()
+        defer { kill(parent.processIdentifier, SIGKILL); parent.waitUntilExit() }
+        let pid = try #require(Int32(String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        func state() -> Character? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(close, offsetBy: 2)]
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while state() != "T" && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(state() == "T", "ccrun never reached its stop point: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        kill(pid, SIGKILL)
+
+        let resumed = try await ws.run(["resume", "host7"])
+        #expect(resumed.status == 0, "\(resumed.process.output)")
+        #expect(resumed.process.stdout.contains("host7: took over the lock of run ")
+                && resumed.process.stdout.contains("pid \(pid) on this machine is dead"), "\(resumed.process.output)")
+        try await SampleHost.expectClean(host)
+        try await SampleHost.bare(host)
+    }
+
     /// A lock from another controller is respected: the run names the way to check and to
     /// remove it; `ccrun unlock --run` removes only the lock of the run it names.
     @Test(.timeLimit(.minutes(5)))
