@@ -262,7 +262,11 @@ struct LabDeployTests {
                 set -e
                 nfs-ls nfs://\(server)\(export) >/dev/null
                 echo "written by \(client) over NFS" > /tmp/\(name)
-                nfs-cp /tmp/\(name) nfs://\(server)\(export)/\(name)
+                # A just (re)started ganesha is in its grace period (up to 90 s): it answers
+                # NFS3ERR_JUKEBOX, "try again later", which libnfs's nfs-cp does not retry.
+                i=0; until out=$(nfs-cp /tmp/\(name) nfs://\(server)\(export)/\(name) 2>&1); do
+                  case "$out" in *JUKEBOX*) [ $i -lt 120 ] || { echo "$out"; exit 1; }; i=$((i + 1)); sleep 1;; *) echo "$out"; exit 1;; esac
+                done
                 nfs-cat nfs://\(server)\(export)/\(name)
                 """)
             #expect(r.status == 0 && r.output.contains("written by \(client) over NFS"),
