@@ -255,6 +255,15 @@ struct LabDeployTests {
                             "install libnfs-utils from the lab repository")
         }
         defer { _ = try? shell.run("nfs-master", "rm -f /srv/*/ccrun-nfs-check-\(token)-*") }
+        // A just started ganesha is in its grace period (up to 90 s) and answers a create with
+        // NFS3ERR_JUKEBOX, "try again later", which libnfs's nfs-cp does not retry (and the
+        // half-created file then exists): wait for a create to succeed, a new name each try.
+        try shell.check("repo-node", """
+            echo grace > /tmp/ccrun-nfs-grace; i=0
+            until out=$(nfs-cp /tmp/ccrun-nfs-grace nfs://\(server)/srv/logs/ccrun-nfs-check-\(token)-grace-$i 2>&1); do
+              case "$out" in *JUKEBOX*) [ $i -lt 120 ] || { echo "$out"; exit 1; }; i=$((i + 1)); sleep 1;; *) echo "$out"; exit 1;; esac
+            done
+            """, "wait for ganesha's grace period to end")
         let writable = [("repo-node", "/srv/archive"), ("repo-node", "/srv/web"), ("repo-node", "/srv/logs"), ("web-node", "/srv/logs")]
         for (client, export) in writable {
             let name = "ccrun-nfs-check-\(token)-\(client)"
@@ -262,11 +271,7 @@ struct LabDeployTests {
                 set -e
                 nfs-ls nfs://\(server)\(export) >/dev/null
                 echo "written by \(client) over NFS" > /tmp/\(name)
-                # A just (re)started ganesha is in its grace period (up to 90 s): it answers
-                # NFS3ERR_JUKEBOX, "try again later", which libnfs's nfs-cp does not retry.
-                i=0; until out=$(nfs-cp /tmp/\(name) nfs://\(server)\(export)/\(name) 2>&1); do
-                  case "$out" in *JUKEBOX*) [ $i -lt 120 ] || { echo "$out"; exit 1; }; i=$((i + 1)); sleep 1;; *) echo "$out"; exit 1;; esac
-                done
+                nfs-cp /tmp/\(name) nfs://\(server)\(export)/\(name)
                 nfs-cat nfs://\(server)\(export)/\(name)
                 """)
             #expect(r.status == 0 && r.output.contains("written by \(client) over NFS"),
