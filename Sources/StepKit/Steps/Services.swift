@@ -169,6 +169,9 @@ public enum ServiceProbe {
         """
     }
 
+    /// The sysv script's status, silent (an LSB exit status: 0 running, 1 or 3 dead or stopped).
+    static func sysvStatus(_ q: String) -> String { "timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1" }
+
     /// Prints the status and sets `ccrun_up` to 1 when it says running.
     static func statusLines(_ q: String) -> String {
         """
@@ -176,7 +179,7 @@ public enum ServiceProbe {
         if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
         ccrun_a=$(systemctl is-active \(q).service 2>/dev/null); echo "systemd-active $ccrun_a"; [ "$ccrun_a" = active ] && ccrun_up=1
         elif [ -x /etc/init.d/\(q) ]; then
-        timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1; ccrun_s=$?; echo "sysv-status $ccrun_s"; [ $ccrun_s = 0 ] && ccrun_up=1
+        \(sysvStatus(q)); ccrun_s=$?; echo "sysv-status $ccrun_s"; [ $ccrun_s = 0 ] && ccrun_up=1
         fi
         """
     }
@@ -298,11 +301,11 @@ public struct ServiceRunning: Step {
     func startScript(_ tool: ServiceTool, restart: Bool) -> String {
         let q = Shell.quote(name)
         let systemd = tool == .systemctl
-        let statusUp = systemd ? "systemctl is-active --quiet \(q)" : "timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1"
+        let statusUp = systemd ? "systemctl is-active --quiet \(q)" : ServiceProbe.sysvStatus(q)
         let answers = check.map { "( \($0.script) ) >/dev/null 2>&1" } ?? statusUp
         let gone: String?
         if systemd { gone = "! \(statusUp)" }
-        else if check != nil { gone = "{ timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1; ccrun_s=$?; [ $ccrun_s = 1 ] || [ $ccrun_s = 3 ]; }" }
+        else if check != nil { gone = "{ \(statusUp); ccrun_s=$?; [ $ccrun_s = 1 ] || [ $ccrun_s = 3 ]; }" }
         else { gone = nil }   // the status is the answer: waited for until waitSeconds
         let command = restart ? tool.restart(name) : tool.start(name)
         let settlePolls = max(1, Int((settleSeconds * 5).rounded(.up)))
