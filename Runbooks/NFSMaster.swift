@@ -36,7 +36,8 @@ public enum NFSMasterRunbook {
                            description: "write /etc/ccr/ccr.conf for the watchdog (database host, cc_rw and its password; 0600)"),
             serviceDefinition("ccr-watchdog", files: try d.files("ccr-watchdog")),
             restartWhenChanged("ccr-watchdog", files: [Paths.config, Paths.ccrBinary]),
-            ServiceRunning("ccr-watchdog", answers: .pidFile("/run/ccr-watchdog.pid"), description: "sudo service ccr-watchdog start"),
+            ServiceRunning("ccr-watchdog", answers: .pidFile("/run/ccr-watchdog.pid"), logFile: Paths.serviceLog("ccr-watchdog"),
+                           description: "sudo service ccr-watchdog start"),
             ServiceEnabled("ccr-watchdog", description: "sudo chkconfig ccr-watchdog on"),
         ]
         // 12.-15. the NFS server: packages, exports, services

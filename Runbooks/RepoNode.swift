@@ -30,7 +30,8 @@ public enum RepoNodeRunbook {
                 description: "write /etc/ccr/ccr.conf (tuner password, database host, cc_rw and its password; archive /srv/archive; 0600)"),
             serviceDefinition("ccr", files: try d.files("ccr")),
             restartWhenChanged("ccr", files: [Paths.config, Paths.ccrBinary]),
-            ServiceRunning("ccr", answers: .tcpPort(tunerPort), waitSeconds: 30, description: "sudo service ccr start (answering on port \(tunerPort))"),
+            ServiceRunning("ccr", answers: .tcpPort(tunerPort), waitSeconds: 30, logFile: Paths.serviceLog("ccr"),
+                           description: "sudo service ccr start (answering on port \(tunerPort))"),
             ServiceEnabled("ccr", description: "sudo chkconfig ccr on"),
         ]
         return Runbook(name, steps: steps)

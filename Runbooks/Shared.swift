@@ -73,6 +73,9 @@ public enum Paths {
     public static let configDirectory = "/etc/ccr"
     public static let config = "/etc/ccr/ccr.conf"
     public static let stamps = "/var/lib/ccrun/stamps"
+    /// Where a ccr service's sysv script (packaging/init.d, `LOGFILE`) sends its output: read
+    /// for the reason when the service is not running (systemd hosts: the unit's journal).
+    public static func serviceLog(_ service: String) -> String { "/var/log/\(service).log" }
     /// The ccr user has the same uid on every host, so files written over NFS keep their owner.
     public static let ccrUID = 930
 }

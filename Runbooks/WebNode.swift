@@ -50,7 +50,8 @@ public enum WebNodeRunbook {
                 description: "write /etc/ccr/ccr.conf for ccr web (database host, the read-only account and its password; 0600, not Apache's config)"),
             serviceDefinition("ccr-web", files: try d.files("ccr-web")),
             restartWhenChanged("ccr-web", files: [Paths.config, Paths.ccrBinary]),
-            ServiceRunning("ccr-web", answers: .tcpPort(8080), waitSeconds: 30, description: "start ccr web (answering on \(webListen))"),
+            ServiceRunning("ccr-web", answers: .tcpPort(8080), waitSeconds: 30, logFile: Paths.serviceLog("ccr-web"),
+                           description: "start ccr web (answering on \(webListen))"),
             ServiceEnabled("ccr-web", description: "enable ccr web at boot"),
             // Apache, PHP and the MySQL client of the guide become Apache as a reverse proxy.
             ByFact.packages(apt: ["apache2"], rpm: ["httpd"], "install Apache (httpd or apache2)"),

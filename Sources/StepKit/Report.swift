@@ -30,6 +30,8 @@ public struct HostReport: Codable, Sendable {
     public var seconds: Double
     /// Script runs and transfers sent to the host (an audit of a configured host is ~2).
     public var roundTrips: Int
+    /// What happened besides the steps, e.g. a dead run's lock taken over.
+    public var notes: [String] = []
 
     public var failed: Bool { error != nil || steps.contains { $0.state == .failed } }
     public var pending: Bool { steps.contains { $0.state == .wouldChange || $0.state == .depends } }
@@ -95,6 +97,7 @@ public struct ReportPrinter: Sendable {
             parts.append(paint("\(h.count(s)) \(s.rawValue)", colourCode(s)))
         }
         var out = "\(h.host): " + (parts.isEmpty ? "no steps" : parts.joined(separator: ", ")) + String(format: " in %.3f s (%d round trip%@, run %@)", h.seconds, h.roundTrips, h.roundTrips == 1 ? "" : "s", h.runId)
+        for n in h.notes { out += "\n\(h.host): " + paint(n, "33") }
         if let e = h.error { out += "\n\(h.host): " + paint("error: \(e)", "31") }
         return out
     }

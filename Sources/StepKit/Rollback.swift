@@ -14,6 +14,8 @@ public struct RollbackReport: Codable, Sendable {
     public var runId: String?
     public var items: [UndoReport]
     public var error: String?
+    /// What happened besides the undo steps, e.g. a dead run's lock taken over.
+    public var notes: [String] = []
     public var failed: Bool { error != nil || items.contains { $0.state == .failed } }
     public var irreversible: [UndoReport] { items.filter { $0.state == .irreversible } }
 }
@@ -54,17 +56,16 @@ public struct Rollback: Sendable {
         let owner = options.owner ?? LockOwner.current(runId: "rollback-" + runId)
         let lock = TargetLock(paths: paths, owner: owner)
         let jOptions = RunOptions(mode: .apply, runId: runId, target: paths, journal: options.journal, sql: options.sql)
+        var notes: [String] = []
         do {
             let out = try await host.run(lock.acquireScript, stdin: nil, timeout: options.probeTimeout)
             let parsed = TargetLock.parse(out.stdoutText)
             if !parsed.acquired {
                 guard let info = parsed.info else { throw HostError.protocolError(host: host.name, detail: "cannot create \(paths.lock)") }
-                guard info.isStale(for: owner) else { throw LockError.held(host: host.name, by: info, path: paths.lock) }
-                let t = try await host.run(lock.takeoverScript, stdin: Data(info.raw.utf8), timeout: options.probeTimeout)
-                guard t.stdoutText.hasPrefix(TargetLock.acquired) else { throw LockError.lost(host: host.name) }
+                notes.append(try await lock.takeOver(info, on: host, timeout: options.probeTimeout))
             }
         } catch {
-            return RollbackReport(host: host.name, runId: runId, items: [], error: "\(error)")
+            return RollbackReport(host: host.name, runId: runId, items: [], error: "\(error)", notes: notes)
         }
         defer { Task { _ = try? await host.run(lock.releaseScript, stdin: nil, timeout: .seconds(30)) } }
 
@@ -102,7 +103,7 @@ public struct Rollback: Sendable {
             if let line = try? rec.jsonLine() { _ = try? await host.run(paths.appendScript(runId: runId), stdin: line, timeout: options.probeTimeout) }
         }
         _ = try? await host.run(lock.releaseScript, stdin: nil, timeout: .seconds(30))
-        return RollbackReport(host: host.name, runId: runId, items: items, error: failure)
+        return RollbackReport(host: host.name, runId: runId, items: items, error: failure, notes: notes)
     }
 
     /// Turns undo data into actions: the same executor apply uses.

@@ -145,6 +145,8 @@ final class HostRun {
     var history = RunHistory([])
     var remoteJournalStarted = false
     var reports: [StepReport] = []
+    /// What the report says besides the steps (a lock taken over).
+    var notes: [String] = []
     /// Set once the host's lock is this run's: nothing is applied without it.
     var holdsLock = false
 
@@ -193,7 +195,7 @@ final class HostRun {
                               actions: [], undo: [], message: nil, irreversible: s.reversibility != .reversible))
         }
         return HostReport(host: host.name, runId: options.runId, mode: options.mode.rawValue, steps: reports, error: hostError,
-                          seconds: start.duration(to: .now).seconds, roundTrips: host.roundTrips)
+                          seconds: start.duration(to: .now).seconds, roundTrips: host.roundTrips, notes: notes)
     }
 
     func report(_ r: StepReport) { reports.append(r); onStep(host.name, r) }
@@ -272,9 +274,7 @@ final class HostRun {
         guard let info = parsed.info else {
             throw HostError.protocolError(host: host.name, detail: "cannot create the lock \(paths.lock) (is \(paths.stateDirectory) writable? is sudo needed?)")
         }
-        guard info.isStale(for: options.lockOwner) else { throw LockError.held(host: host.name, by: info, path: paths.lock) }
-        let out = try await host.run(lock.takeoverScript, stdin: Data(info.raw.utf8), timeout: options.probeTimeout)
-        guard out.stdoutText.hasPrefix(TargetLock.acquired) else { throw LockError.lost(host: host.name) }
+        notes.append(try await lock.takeOver(info, on: host, timeout: options.probeTimeout))
         return try await probe(queries)
     }
 

@@ -138,6 +138,7 @@ struct RollbackCommand: AsyncParsableCommand {
                     let code = item.state == .undone ? "32" : item.state == .failed ? "31" : item.state == .irreversible ? "33" : "90"
                     say("\(target.name): \(p.colour ? "\u{1B}[\(code)m\(state)\u{1B}[0m" : state) \(item.summary)" + (item.message.map { "\n    \($0)" } ?? ""))
                 }
+                for note in report.notes { say("\(target.name): \(note)") }
                 say("\(target.name): rolled back run \(report.runId ?? "?")" + (report.error.map { " — \($0)" } ?? "")
                       + (report.irreversible.isEmpty ? "" : "; \(report.irreversible.count) irreversible change(s) remain"))
             }
@@ -147,5 +148,48 @@ struct RollbackCommand: AsyncParsableCommand {
             say(String(decoding: try e.encode(reports), as: UTF8.self))
         }
         throw ExitCode(failed ? 1 : 0)
+    }
+}
+
+/// `ccrun unlock HOST --run RUNID`: removes the lock a run left on a host when that run is known
+/// to be gone but ccrun cannot prove it (a run from another controller). Naming the run makes
+/// the removal exact: a lock taken since by another run is never removed by mistake.
+struct UnlockCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "unlock",
+        abstract: "Remove a host's lock, only if it is the named run's (and that run is not alive on this machine)."
+    )
+
+    @OptionGroup var hostOptions: HostOptions
+
+    @Option(name: .customLong("run"), help: "The run id the lock names (as the \"locked by\" message shows it).")
+    var runId: String
+
+    @Argument(help: "The host (inventory name, ssh_config alias or address).")
+    var host: String
+
+    func run() async throws {
+        let inventory = try hostOptions.loadInventory()
+        guard let target = try hostOptions.hostTargets([host], inventory: inventory).first else { return }
+        let remote = try await target.connect()
+        do {
+            try await unlock(remote)
+            await remote.disconnect()
+        } catch {
+            await remote.disconnect()
+            throw error
+        }
+    }
+
+    func unlock(_ remote: any RemoteHost) async throws {
+        let paths = hostOptions.targetPaths
+        let shown = TargetLock.parse(try await remote.run(TargetLock.showScript(paths: paths)).stdoutText)
+        guard let info = shown.info, info.runId == runId else { throw LockError.notNamed(host: host, wanted: runId, by: shown.info) }
+        if case let .alive(command) = info.holder(for: LockOwner.current(runId: "unlock")) {
+            throw LockError.heldHere(host: host, by: info, command: command)
+        }
+        let removed = TargetLock.parse(try await remote.run(TargetLock.unlockScript(paths: paths, runId: runId)).stdoutText)
+        guard removed.acquired else { throw LockError.notNamed(host: host, wanted: runId, by: removed.info) }
+        say("\(host): removed the lock of \(info); `ccrun resume \(host)` continues that run")
     }
 }

@@ -173,6 +173,74 @@ struct LabDeployTests {
 
         try checkExportsOverNFS(lab)
         try await checkRestartedHostsComeBack(lab, ccrun: ccrun, program: program, expectedSRT: expectedSRT)
+        try checkServicesThatDieFailTheRun(lab, ccrun: ccrun, ship: ship)
+    }
+
+    /// The lab inventory's database: the admin's login, and where ccrun keeps the generated
+    /// cc_ro/cc_rw passwords (beside the admin password file).
+    func labDatabase() throws -> (host: String, port: Int, admin: String, adminPassword: String, secretsDirectory: String) {
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: LabEnvironment.inventoryPath))) as? [String: Any])
+        let db = try #require(json["database"] as? [String: Any])
+        let file = try #require(db["adminPasswordFile"] as? String)
+        return (try #require(db["host"] as? String), db["port"] as? Int ?? 3306, try #require(db["adminUser"] as? String),
+                try String(contentsOfFile: file, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines),
+                URL(fileURLWithPath: file).deletingLastPathComponent().path)
+    }
+
+    /// A query as the lab's database admin (the password in a 0600 option file, never argv).
+    func adminSQL(_ query: String) throws -> CommandResult {
+        let db = try labDatabase()
+        let cnf = FileManager.default.temporaryDirectory.appendingPathComponent("labdeploy-\(UUID().uuidString).cnf").path
+        _ = FileManager.default.createFile(atPath: cnf, contents: Data("[client]\npassword=\(db.adminPassword)\n".utf8), attributes: [.posixPermissions: 0o600])
+        defer { try? FileManager.default.removeItem(atPath: cnf) }
+        return try Self.run("/usr/bin/mariadb", ["--defaults-extra-file=\(cnf)", "-h", db.host, "-P", String(db.port), "-u", db.admin, "-e", query])
+    }
+
+    /// Issue 23: the database was recreated, so cc_rw's and cc_ro's passwords no longer match the
+    /// ones on the hosts, and the watchdog and ccr web exit as soon as they start (a restart, as
+    /// after a reboot). A run must fail naming the service and the reason, every time, until the
+    /// database runbook puts the passwords back; then the runs converge.
+    func checkServicesThatDieFailTheRun(_ lab: Lab, ccrun: String, ship: String?) throws {
+        let shell = try LabHostShell.load()
+        let token = UUID().uuidString.prefix(8)
+        let altered = try adminSQL("ALTER USER 'cc_rw'@'%' IDENTIFIED BY 'recreated-rw-\(token)'; ALTER USER 'cc_ro'@'%' IDENTIFIED BY 'recreated-ro-\(token)';")
+        try #require(altered.status == 0, "changing the passwords: \(altered.output)")
+        try shell.check("nfs-master", "service ccr-watchdog restart >/dev/null", "restart the watchdog")
+        try shell.check("web-node", "service ccr-web restart >/dev/null", "restart ccr web")
+        let nfs = Self.runbooks(lab.inventory)[1], web = Self.runbooks(lab.inventory)[3]
+
+        for attempt in 1...2 {
+            let r = try apply(ccrun, nfs, ship: ship)
+            #expect(r.status == 1, "nfs-master run \(attempt) with a dying watchdog exited \(r.status):\n\(r.output.suffix(3000))")
+            let failed = r.output.components(separatedBy: "\n").drop { !$0.contains(": failed ") }.prefix(6).joined(separator: "\n")
+            #expect(failed.contains("ccr-watchdog") && failed.contains("database login refused for user 'cc_rw'"),
+                    "run \(attempt) does not say the watchdog died and why:\n\(r.output.suffix(3000))")
+        }
+        let webRun = try apply(ccrun, web, ship: ship)
+        #expect(webRun.status == 1 && webRun.output.contains("ccr-web is not running") && webRun.output.contains("database login refused for user 'cc_ro'"),
+                "web-node with a dying ccr web:\n\(webRun.output.suffix(3000))")
+
+        // A dry-run reports the stopped watchdog as drift, with the reason from its log; a secret the
+        // log holds (a service that logs its connection) is masked like everywhere else.
+        let secret = try String(contentsOfFile: try labDatabase().secretsDirectory + "/cc_rw-password", encoding: .utf8)
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        try shell.check("nfs-master", "echo 'debug: connecting with password=\(secret)' >> /var/log/ccr-watchdog.log", "plant the password in the log")
+        let audit = try apply(ccrun, nfs + ["--dry-run"], ship: ship)
+        #expect(audit.status == 2 && audit.output.contains("database login refused for user 'cc_rw'"), "dry-run:\n\(audit.output.suffix(3000))")
+        #expect(audit.output.contains("password=********(cc_rw-password)") && !audit.output.contains(secret), "the log's secret in the dry-run:\n\(audit.output.suffix(2000))")
+
+        let fixed = try apply(ccrun, Self.runbooks(lab.inventory)[0], ship: ship)
+        try #require(fixed.status == 0, "ccrun database putting the passwords back:\n\(fixed.output.suffix(3000))")
+        for args in [nfs, web] {
+            let started = Date()
+            let converge = try apply(ccrun, args, ship: ship)
+            #expect(converge.status == 0, "\(args[0]) after the passwords were fixed:\n\(converge.output.suffix(3000))")
+            print("\(args[0]) converging run (one service start with its settle time): \(String(format: "%.1f", Date().timeIntervalSince(started))) s; "
+                  + converge.output.split(separator: "\n").filter { $0.contains(": changed ") }.joined(separator: "; "))
+            let again = try apply(ccrun, args, ship: ship)
+            let notOK = again.output.split(separator: "\n").filter { line in [": changed ", ": failed ", ": skipped "].contains { line.contains($0) } }
+            #expect(again.status == 0 && notOK.isEmpty, "\(args[0]) after converging was not all ok:\n\(again.output.suffix(3000))")
+        }
     }
 
     /// The guide's three exports, used over real NFS (libnfs, not the lab's mount stand-in) from
@@ -189,6 +257,15 @@ struct LabDeployTests {
                             "install libnfs-utils from the lab repository")
         }
         defer { _ = try? shell.run("nfs-master", "rm -f /srv/*/ccrun-nfs-check-\(token)-*") }
+        // A just started ganesha is in its grace period (up to 90 s) and answers a create with
+        // NFS3ERR_JUKEBOX, "try again later", which libnfs's nfs-cp does not retry (and the
+        // half-created file then exists): wait for a create to succeed, a new name each try.
+        try shell.check("repo-node", """
+            echo grace > /tmp/ccrun-nfs-grace; i=0
+            until out=$(nfs-cp /tmp/ccrun-nfs-grace nfs://\(server)/srv/logs/ccrun-nfs-check-\(token)-grace-$i 2>&1); do
+              case "$out" in *JUKEBOX*) [ $i -lt 120 ] || { echo "$out"; exit 1; }; i=$((i + 1)); sleep 1;; *) echo "$out"; exit 1;; esac
+            done
+            """, "wait for ganesha's grace period to end")
         let writable = [("repo-node", "/srv/archive"), ("repo-node", "/srv/web"), ("repo-node", "/srv/logs"), ("web-node", "/srv/logs")]
         for (client, export) in writable {
             let name = "ccrun-nfs-check-\(token)-\(client)"

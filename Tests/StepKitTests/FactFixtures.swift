@@ -52,3 +52,8 @@ extension Plan {
     var commands: [String] { change?.commands ?? [] }
     var dependsReason: String? { if case let .dependsOnEarlierChange(r) = self { r } else { nil } }
 }
+
+extension FactQuery {
+    /// The shell snippet of a host probe ("" for SQL).
+    var shellScript: String { if case let .shell(s) = kind { s } else { "" } }
+}

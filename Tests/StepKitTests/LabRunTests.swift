@@ -129,15 +129,19 @@ struct LabRunTests {
         let host = try await LabHost.connect(Self.hostName)
         defer { Task { await host.disconnect() } }
         let book = Runbook("lock", steps: [Directory(root + "-lock")])
-        var live = LockOwner.current(runId: "other"); live.pid = 1
+        // Held by a live process on this controller (this test process, for another run): refused,
+        // naming the process, and nothing advises removing the lock.
+        let live = LockOwner.current(runId: "other")
         _ = try await host.run(TargetLock(paths: TargetPaths(), owner: live).acquireScript)
         let refused = await Runner(runbook: book, options: RunOptions()).run(on: host)
-        #expect(refused.error?.contains("locked by ccrun run other") == true)
+        #expect(refused.error?.contains("locked by ccrun run other (pid \(getpid()) on") == true, "\(refused.error ?? "")")
+        #expect(refused.error?.contains("still running on this machine") == true && refused.error?.contains("remove") == false, "\(refused.error ?? "")")
         _ = try await host.run("rm -f /var/lib/ccrun/lock")
         var dead = LockOwner.current(runId: "killed"); dead.pid = 999_999
         _ = try await host.run(TargetLock(paths: TargetPaths(), owner: dead).acquireScript)
         let took = await Runner(runbook: book, options: RunOptions()).run(on: host)
         #expect(took.error == nil && took.steps.first?.state == .changed)
+        #expect(took.notes == ["took over the lock of run killed (pid 999999 on \(dead.controller)): pid 999999 on this machine has exited"])
         _ = try await host.run("rmdir \(root)-lock")
     }
 }

@@ -143,12 +143,13 @@ func sampleSteps(_ sb: Sandbox, secret: Secret, binary: Data) -> Runbook {
     @Test func secondConcurrentRunIsRefusedAndStaleLockTakenOver() async throws {
         let sb = try Sandbox()
         let book = Runbook("lock", steps: [File(sb.path("/etc/a"), content: "a\n")])
-        // A live holder on this controller (pid 1 is alive).
-        var live = LockOwner.current(runId: "other-run"); live.pid = 1
+        // A live holder on this controller: this test process, for another run.
+        let live = LockOwner.current(runId: "other-run")
         let holder = TargetLock(paths: sb.target, owner: live)
         _ = try await LocalHost().run(holder.acquireScript)
         let refused = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
         #expect(refused.error?.contains("is locked by ccrun run other-run") == true)
+        #expect(refused.error?.contains("still running on this machine") == true, "\(refused.error ?? "")")
         #expect(!FileManager.default.fileExists(atPath: sb.path("/etc/a")))
 
         // The holder died: its pid no longer exists.
@@ -169,7 +170,7 @@ func sampleSteps(_ sb: Sandbox, secret: Secret, binary: Data) -> Runbook {
         #expect(await Runner(runbook: book, options: options(sb)).run(on: LocalHost()).error == nil)
         #expect(await Runner(runbook: book, options: options(sb)).run(on: LocalHost()).roundTrips == 2)
         #expect(await Runner(runbook: book, options: options(sb)).run(on: LocalHost()).roundTrips == 1, "the no-lock probe is tried")
-        var live = LockOwner.current(runId: "other-run"); live.pid = 1
+        let live = LockOwner.current(runId: "other-run")   // this test process: alive
         _ = try await LocalHost().run(TargetLock(paths: sb.target, owner: live).acquireScript)
         let refused = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
         #expect(refused.error?.contains("is locked by ccrun run other-run") == true)

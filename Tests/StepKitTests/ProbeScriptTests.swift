@@ -51,9 +51,10 @@ import Glibc
         #expect(try probes.map { try facts[$0] } == [true, true, false])
     }
 
-    /// A socket listening on 127.0.0.1, on an ephemeral port.
+    /// A socket listening on 127.0.0.1, on an ephemeral port. Close-on-exec: a process another
+    /// test starts meanwhile must not inherit it (and keep it listening after `close`).
     func listen() throws -> (fd: Int32, port: Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
         addr.sin_addr.s_addr = inet_addr("127.0.0.1")

@@ -204,7 +204,11 @@ struct ProcessFaultTests {
         #expect(status == 0, "final resume: \(last.output)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(last.stdout.split(separator: "\n", maxSplits: 1).dropFirst().joined().utf8)) as? [String: Any],
                                   "no JSON report: \(last.stdout)")
-        let steps = try #require(((report["hosts"] as? [[String: Any]])?.first)?["steps"] as? [[String: Any]])
+        let hostReport = try #require((report["hosts"] as? [[String: Any]])?.first)
+        let steps = try #require(hostReport["steps"] as? [[String: Any]])
+        // The killed run's lock was taken over at once, and the report says whose and why.
+        let notes = hostReport["notes"] as? [String] ?? []
+        #expect(notes.contains { $0.hasPrefix("took over the lock of run ") && $0.contains("on this machine") }, "\(notes)")
         #expect(steps.count == 10 && steps.allSatisfy { ["ok", "changed"].contains($0["state"] as? String) }, "\(steps.map { "\($0["id"] ?? "") \($0["state"] ?? "")" })")
         let resumed = try await SampleHost.manifest(host)
         try await SampleHost.expectClean(host)
@@ -304,6 +308,71 @@ struct ProcessFaultTests {
         try await SampleHost.expectClean(host2)
         await ws.killAll()
         try await SampleHost.bare(host2)
+    }
+
+    /// Issue 23: a run SIGKILLed by a parent that has not waited for it yet (a script's
+    /// `Popen` without `wait`) is a zombie, which `kill(pid, 0)` still finds; an immediate
+    /// `ccrun resume` must take its lock over, and say so.
+    @Test(.timeLimit(.minutes(5)))
+    func aKilledRunNotYetReapedHasItsLockTakenOverAtOnce() async throws {
+        let ws = try FaultWorkspace()
+        defer { ws.remove() }
+        let host = try await LabHost.connect("host7")
+        defer { Task { await host.disconnect() } }
+        try await SampleHost.bare(host)
+        // The parent shell becomes a `sleep` that never reaps the ccrun it started.
+        let log = ws.directory.appendingPathComponent("killed.out").path
+        let parent = Process()
+        parent.executableURL = URL(fileURLWithPath: "/bin/sh")
+        parent.arguments = ["-c", "\"$0\" \"$@\" >\(log) 2>&1 & echo $!; exec sleep 300", try CCRunProcess.binary(),
+                            "sample", "host7", "--inventory", ws.inventory, "--secret-file", ws.secretFile]
+        parent.environment = ProcessInfo.processInfo.environment.merging(
+            ["CCRUN_STATE_DIR": ws.stateDirectory.path, TestStopPoints.environmentVariable: "before-step:3"]) { $1 }
+        let pipe = Pipe()
+        parent.standardOutput = pipe
+        try parent.run()
+        defer { kill(parent.processIdentifier, SIGKILL); parent.waitUntilExit() }
+        let pid = try #require(Int32(String(decoding: pipe.fileHandleForReading.availableData, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)))
+        func state() -> Character? {
+            guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return nil }
+            return stat[stat.index(close, offsetBy: 2)]
+        }
+        let deadline = ContinuousClock.now + .seconds(120)
+        while state() != "T" && ContinuousClock.now < deadline { try await Task.sleep(for: .milliseconds(20)) }
+        try #require(state() == "T", "ccrun never reached its stop point: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        kill(pid, SIGKILL)
+
+        let resumed = try await ws.run(["resume", "host7"])
+        #expect(resumed.status == 0, "\(resumed.process.output)")
+        #expect(resumed.process.stdout.contains("host7: took over the lock of run ")
+                && resumed.process.stdout.contains("pid \(pid) on this machine is dead"), "\(resumed.process.output)")
+        try await SampleHost.expectClean(host)
+        try await SampleHost.bare(host)
+    }
+
+    /// A lock from another controller is respected: the run names the way to check and to
+    /// remove it; `ccrun unlock --run` removes only the lock of the run it names.
+    @Test(.timeLimit(.minutes(5)))
+    func anotherControllersLockIsRespectedAndUnlockRemovesOnlyTheNamedRun() async throws {
+        let ws = try FaultWorkspace()
+        defer { ws.remove() }
+        let host = try await LabHost.connect("host7")
+        defer { Task { await host.disconnect() } }
+        try await SampleHost.bare(host)
+        let other = LockOwner(runId: "20261201T000000.000Z-elsewhere", controller: "other-controller", pid: 4242, controllerBoot: "b")
+        _ = try await host.run(TargetLock(paths: TargetPaths(), owner: other).acquireScript)
+
+        let refused = try await ws.run(["sample", "host7"])
+        #expect(refused.status == 1)
+        #expect(refused.process.stdout.contains("Check on other-controller whether it is still running (`ps -o pid,args -p 4242`)")
+                && refused.process.stdout.contains("`ccrun unlock host7 --run \(other.runId)`"), "\(refused.process.stdout)")
+        let wrong = try await ws.run(["unlock", "host7", "--run", "20261201T000000.000Z-another"])
+        #expect(wrong.status != 0 && wrong.process.output.contains("not by run 20261201T000000.000Z-another: nothing was removed"), "\(wrong.process.output)")
+        #expect(try await host.run("grep -c '^run=\(other.runId)$' /var/lib/ccrun/lock").stdoutText == "1\n", "unlock of another run removed the lock")
+        let named = try await ws.run(["unlock", "host7", "--run", other.runId])
+        #expect(named.status == 0 && named.process.stdout.contains("removed the lock of ccrun run \(other.runId)"), "\(named.process.output)")
+        #expect(try await host.run("[ ! -e /var/lib/ccrun/lock ]").exitStatus == 0)
+        try await SampleHost.bare(host)
     }
 
     @Test(.timeLimit(.minutes(5)))

@@ -113,16 +113,70 @@ import Testing
         f.raw(ServiceProbe.bootProbe(name).query.key, lines)
     }
 
-    @Test func stoppedSysvServiceIsStartedAndMustAnswerOnItsPort() throws {
+    @Test func stoppedSysvServiceIsStartedAndMustAnswerOnItsPortAndStayUpForTheSettleTime() throws {
         var f = FactFixtures(system: .debian(init: .sysv))
         service(&f, "ccr", check: .tcpPort(3000), "sysv-script\nsysv-status 3\nanswers-no\n")
-        let change = try #require(try f.plan(ServiceRunning("ccr", answers: .tcpPort(3000), waitSeconds: 2)).change)
+        let change = try #require(try f.plan(ServiceRunning("ccr", answers: .tcpPort(3000), waitSeconds: 4, settleSeconds: 2)).change)
         #expect(change.commands.count == 1)
-        #expect(change.commands[0].hasPrefix("service ccr start\ni=0; while ! ( LC_ALL=C grep -qE "))
+        let script = change.commands[0]
+        #expect(script.contains("\nservice ccr start || { ccrun_rc=$?; ccrun_fail \"$(echo 'service ccr start') failed with exit status $ccrun_rc\"; }\n"))
         // 3000 = 0x0BB8, on the wildcard or 127.0.0.1 (0100007F), in LISTEN state (0A).
-        #expect(change.commands[0].contains("(00000000:0BB8|00000000000000000000000000000000:0BB8|0100007F:0BB8|00000000000000000000000001000000:0BB8) [0-9A-F]+:[0-9A-F]+ 0A "))
-        #expect(change.commands[0].contains("-ge 10 ]"))
+        #expect(script.contains("(00000000:0BB8|00000000000000000000000000000000:0BB8|0100007F:0BB8|00000000000000000000000001000000:0BB8) [0-9A-F]+:[0-9A-F]+ 0A "))
+        // Polls every 0.2 s: answering and up for 2 s (10 polls) is done; not answering after 4 s
+        // (20 polls) fails; an LSB status of 1 or 3 twice in a row fails at once.
+        #expect(script.contains(" 0A ' /proc/net/tcp /proc/net/tcp6 ) >/dev/null 2>&1; then [ $ccrun_i -ge 10 ] && break\n"))
+        #expect(script.contains("  elif [ $ccrun_i -ge 20 ]; then ccrun_fail 'ccr was started but port 3000 on 127.0.0.1 answers is false after 4 s'; fi\n"))
+        #expect(script.contains("  if { timeout 10 /etc/init.d/ccr status >/dev/null 2>&1; ccrun_s=$?; [ $ccrun_s = 1 ] || [ $ccrun_s = 3 ]; }; then ccrun_d=$((ccrun_d + 1)); [ $ccrun_d -ge 2 ] && ccrun_fail"))
+        // Without a log file the failure says so instead of showing lines.
+        #expect(script.hasPrefix("ccrun_fail() { echo \"$1 (no log file known for ccr)\" >&2; exit 1; }\n"))
         #expect(change.undo == [.runScript(summary: "stop ccr", script: "service ccr stop")])
+    }
+
+    @Test func aFailedStartShowsWhatTheLogGainedSinceTheStartAndTheSettleTimeIsPerStep() throws {
+        var f = FactFixtures(system: .debian(init: .sysv))
+        let step = ServiceRunning("ccr-watchdog", answers: .pidFile("/run/ccr-watchdog.pid"), settleSeconds: 0.5, logFile: "/var/log/ccr-watchdog.log")
+        f.raw(step.probe.query.key, "sysv-script\nanswers-no\nsysv-status 3\n")
+        let script = try #require(try f.plan(step).commands.first)
+        #expect(script.contains("ccrun_o=$(wc -c < /var/log/ccr-watchdog.log 2>/dev/null) || ccrun_o=0\nservice ccr-watchdog start"))
+        #expect(script.contains("echo \"$1; /var/log/ccr-watchdog.log since the start:\" >&2"))
+        #expect(script.contains("tail -c +$((ccrun_o + 1)) /var/log/ccr-watchdog.log | tail -n 4"))
+        #expect(script.contains("then [ $ccrun_i -ge 3 ] && break"))
+    }
+
+    @Test func systemdStartIsActiveAfterTheSettleTimeAndAFailureShowsTheUnitsJournal() throws {
+        var f = FactFixtures(system: .debian(init: .systemd))
+        let step = ServiceRunning("ccr-web", answers: .tcpPort(8080), waitSeconds: 30, logFile: "/var/log/ccr-web.log")
+        f.raw(step.probe.query.key, "systemd-load loaded\nanswers-no\nsystemd-active activating\nlog Error: database login refused for user 'cc_ro'\n")
+        let change = try #require(try f.plan(step).change)
+        let script = try #require(change.commands.first)
+        #expect(script.contains("\nccrun_t0=$(date +%s); ccrun_o=0; ccrun_o=$(wc -c < /var/log/ccr-web.log 2>/dev/null) || ccrun_o=0\nsystemctl start ccr-web || "))
+        // A unit that is not active (failed, or waiting to be restarted) twice in a row fails the step.
+        #expect(script.contains("  if ! systemctl is-active --quiet ccr-web; then ccrun_d=$((ccrun_d + 1)); [ $ccrun_d -ge 2 ] && ccrun_fail"))
+        #expect(script.contains("elif [ $ccrun_i -ge 150 ]; then"))
+        #expect(script.contains("echo \"$1; journalctl -u ccr-web.service since the start:\" >&2"))
+        #expect(script.contains("journalctl -u ccr-web.service -n 4 --no-pager -o cat --since \"@$ccrun_t0\" 2>/dev/null"))
+        #expect(change.undo == [.runScript(summary: "stop ccr-web", script: "systemctl stop ccr-web")])
+        // The dry-run's reason: the journal lines the probe read.
+        #expect(change.diff == "service ccr-web: stopped -> running\n  its last log lines (journalctl -u ccr-web.service):\n  | Error: database login refused for user 'cc_ro'\n")
+        #expect(step.probe.query.shellScript.contains("journalctl -u ccr-web.service -n 4 --no-pager -o cat 2>/dev/null"))
+        // Without a check, `systemctl is-active` is the answer.
+        var g = FactFixtures(system: .debian(init: .systemd))
+        service(&g, "nginx", "systemd-load loaded\nsystemd-active failed\n")
+        let nginx = try #require(try g.plan(ServiceRunning("nginx")).commands.first)
+        #expect(nginx.contains("\n  if systemctl is-active --quiet nginx; then [ $ccrun_i -ge 10 ] && break\n"))
+    }
+
+    @Test func sysvDryRunShowsTheReasonFromTheLogFile() throws {
+        var f = FactFixtures(system: .debian(init: .sysv))
+        let step = ServiceRunning("ccr-watchdog", answers: .pidFile("/run/ccr-watchdog.pid"), logFile: "/var/log/ccr-watchdog.log")
+        f.raw(step.probe.query.key, "sysv-script\nanswers-no\nsysv-status 1\nlog Error: database login refused for user 'cc_rw' (mysql://cc_rw@db:3306/cc): check the user name and password\n")
+        let change = try #require(try f.plan(step).change)
+        #expect(change.diff == "service ccr-watchdog: stopped -> running\n  its last log lines (/var/log/ccr-watchdog.log):\n  | Error: database login refused for user 'cc_rw' (mysql://cc_rw@db:3306/cc): check the user name and password\n")
+        // The log is read only when the service is not running (`answers-no`), never in a healthy audit.
+        let script = step.probe.query.shellScript
+        let healthyBranch = try #require(script.range(of: "then echo answers-yes; else"))
+        #expect(!script[..<healthyBranch.lowerBound].contains("tail -n 4"))
+        #expect(script.contains("elif [ -r /var/log/ccr-watchdog.log ]; then tail -n 4 /var/log/ccr-watchdog.log"))
     }
 
     @Test func statusZeroButNotAnsweringMeansRestartNotOk() throws {
@@ -130,7 +184,7 @@ import Testing
         var f = FactFixtures(system: .debian(init: .sysv))
         service(&f, "nfs-kernel-server", check: .tcpPort(2049), "sysv-script\nsysv-status 0\nanswers-no\n")
         let change = try #require(try f.plan(ServiceRunning("nfs-kernel-server", answers: .tcpPort(2049))).change)
-        #expect(change.commands[0].hasPrefix("service nfs-kernel-server restart"))
+        #expect(change.commands[0].contains("\nservice nfs-kernel-server restart || "))
         #expect(change.undo.isEmpty)
         service(&f, "nfs-kernel-server", check: .tcpPort(2049), "sysv-script\nsysv-status 0\nanswers-yes\n")
         #expect(try f.plan(ServiceRunning("nfs-kernel-server", answers: .tcpPort(2049))).isSatisfied)
@@ -139,7 +193,7 @@ import Testing
     @Test func systemdUsesSystemctl() throws {
         var f = FactFixtures(system: .debian(init: .systemd))
         service(&f, "nginx", "systemd-load loaded\nsystemd-active inactive\nsystemd-enabled disabled\n")
-        #expect(try f.plan(ServiceRunning("nginx")).commands == ["systemctl start nginx"])
+        #expect(try f.plan(ServiceRunning("nginx")).commands.first?.contains("\nsystemctl start nginx || ") == true)
         #expect(try f.plan(ServiceEnabled("nginx")).commands == ["systemctl enable nginx"])
         service(&f, "nginx", "systemd-load loaded\nsystemd-active active\nsystemd-enabled enabled\n")
         #expect(try f.plan(ServiceRunning("nginx")).isSatisfied)
@@ -170,7 +224,7 @@ import Testing
         let change = try #require(try f.plan(ServiceEnabled("nfs")).change)
         #expect(change.commands == ["chkconfig --add nfs && chkconfig nfs on"])
         #expect(change.undo == [.runScript(summary: "disable nfs at boot", script: "chkconfig nfs off")])
-        #expect(try f.plan(ServiceRunning("nfs")).commands == ["service nfs start"])
+        #expect(try f.plan(ServiceRunning("nfs")).commands.first?.contains("\nservice nfs start || ") == true)
         service(&f, "nfs", "sysv-script\nsysv-status 0\nchkconfig nfs 0:off\t1:off\t2:on\t3:on\t4:on\t5:on\t6:off\n")
         #expect(try f.plan(ServiceEnabled("nfs")).isSatisfied)
     }

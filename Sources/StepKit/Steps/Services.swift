@@ -98,16 +98,66 @@ public struct ServiceState: Sendable, Hashable {
     public var rcAnyLinks: [String] = []
     public var chkconfig: String?
     public var answers: Bool?
+    /// The last lines the service logged (its log file, or its journal on systemd), read only
+    /// when it is not running: the reason a dry-run shows next to the drift.
+    public var logLines: [String] = []
     public init() {}
 
     public var exists: Bool { sysvScript || systemdLoad == "loaded" }
     public var statusSaysRunning: Bool { systemdActive == "active" || sysvStatus == 0 }
 }
 
+/// Where a service's last log lines are read from when it is not running: the unit's journal
+/// on a systemd host, else the log file its sysv script writes (when the step names one).
+public struct ServiceLog: Sendable, Hashable {
+    public let unit: String
+    public let file: String?
+    public init(unit: String, file: String?) { self.unit = unit; self.file = file }
+
+    /// How many lines a report shows: enough for a program's last error and what led to it, few
+    /// enough to fit the five lines a failed command's report keeps with its heading.
+    static let lines = 4
+
+    /// The source as a report names it on a host with this tool.
+    func source(_ tool: ServiceTool) -> String {
+        tool == .systemctl ? "journalctl -u \(unit).service" : file ?? "no log file known for \(unit)"
+    }
+
+    /// Records where the log stands before a start (`ccrun_t0` for the journal, `ccrun_o`, the
+    /// file's size), so `tailScript(sinceStart: true)` shows only what the start wrote.
+    var markScript: String {
+        "ccrun_t0=$(date +%s); ccrun_o=0" + (file.map { "; ccrun_o=$(wc -c < \(Shell.quote($0)) 2>/dev/null) || ccrun_o=0" } ?? "")
+    }
+
+    /// Prints the last `lines` lines: the journal's on a systemd host, else the log file's.
+    /// `sinceStart`: only those written after `markScript` ran (older lines are from earlier
+    /// starts); a log file that shrank meanwhile (rotated) is shown from its start.
+    func tailScript(sinceStart: Bool) -> String {
+        let u = Shell.quote(unit + ".service")
+        var s = "if [ -d /run/systemd/system ] && command -v journalctl >/dev/null 2>&1; then journalctl -u \(u) -n \(Self.lines) --no-pager -o cat\(sinceStart ? " --since \"@$ccrun_t0\"" : "") 2>/dev/null"
+        if let file {
+            let f = Shell.quote(file)
+            if sinceStart {
+                s += """
+
+                    elif [ -r \(f) ]; then ccrun_n=$(wc -c < \(f))
+                    if [ "$ccrun_n" -gt "$ccrun_o" ]; then tail -c +$((ccrun_o + 1)) \(f) | tail -n \(Self.lines)
+                    elif [ "$ccrun_n" -lt "$ccrun_o" ]; then tail -n \(Self.lines) \(f)
+                    else echo \(Shell.quote("(nothing new in \(file))")); fi
+                    """
+            } else {
+                s += "\nelif [ -r \(f) ]; then tail -n \(Self.lines) \(f)"
+            }
+        }
+        return s + "\nfi"
+    }
+}
+
 /// Two probes per service, so that an audit runs no init script it does not need:
 /// - `probe` (running): exists, and either the answer check or the status (`systemctl is-active`,
 ///   `/etc/init.d/NAME status`). With a check, the status is only asked when the service does not
-///   answer: it is what tells "start" from "restart" then, and is never needed otherwise.
+///   answer: it is what tells "start" from "restart" then, and is never needed otherwise. Only a
+///   service that is not running has its last log lines read (`log`), for the reason.
 /// - `bootProbe` (enabled at boot): exists, systemd's enabled state, rc links, chkconfig.
 public enum ServiceProbe {
     static func existsLines(_ q: String, systemd extra: String = "") -> String {
@@ -119,26 +169,37 @@ public enum ServiceProbe {
         """
     }
 
+    /// The sysv script's status, silent (an LSB exit status: 0 running, 1 or 3 dead or stopped).
+    static func sysvStatus(_ q: String) -> String { "timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1" }
+
+    /// Prints the status and sets `ccrun_up` to 1 when it says running.
     static func statusLines(_ q: String) -> String {
         """
+        ccrun_up=0
         if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
-        echo "systemd-active $(systemctl is-active \(q).service 2>/dev/null)"
+        ccrun_a=$(systemctl is-active \(q).service 2>/dev/null); echo "systemd-active $ccrun_a"; [ "$ccrun_a" = active ] && ccrun_up=1
         elif [ -x /etc/init.d/\(q) ]; then
-        timeout 10 /etc/init.d/\(q) status >/dev/null 2>&1; echo "sysv-status $?"
+        \(sysvStatus(q)); ccrun_s=$?; echo "sysv-status $ccrun_s"; [ $ccrun_s = 0 ] && ccrun_up=1
         fi
         """
     }
 
-    public static func probe(_ name: String, check: ServiceCheck?) -> Probe<ServiceState> {
+    static func logLines(_ log: ServiceLog) -> String {
+        "{\n\(log.tailScript(sinceStart: false))\n} | while IFS= read -r ccrun_l; do echo \"log $ccrun_l\"; done"
+    }
+
+    public static func probe(_ name: String, check: ServiceCheck?, log logFile: String? = nil) -> Probe<ServiceState> {
         let q = Shell.quote(name)
         let checkKey = check.map { "|\($0)" } ?? ""
+        let logKey = logFile.map { "|log:\($0)" } ?? ""
+        let log = logLines(ServiceLog(unit: name, file: logFile))
         let state: String
         if let check {
-            state = "if ( \(check.script) ) >/dev/null 2>&1; then echo answers-yes; else echo answers-no\n\(statusLines(q))\nfi"
+            state = "if ( \(check.script) ) >/dev/null 2>&1; then echo answers-yes; else echo answers-no\n\(statusLines(q))\n\(log)\nfi"
         } else {
-            state = statusLines(q)
+            state = "\(statusLines(q))\n[ $ccrun_up = 1 ] || \(log)"
         }
-        return Probe(FactQuery(key: "service:\(name)\(checkKey)", script: """
+        return Probe(FactQuery(key: "service:\(name)\(checkKey)\(logKey)", script: """
             \(existsLines(q))
             \(state)
             true
@@ -171,6 +232,7 @@ public enum ServiceProbe {
             case "chkconfig": s.chkconfig = v
             case "answers-yes": s.answers = true
             case "answers-no": s.answers = false
+            case "log": s.logLines.append(String(v.prefix(300)))
             default: break
             }
         }
@@ -178,21 +240,34 @@ public enum ServiceProbe {
     }
 }
 
-/// A service running, where running means it answers (`check`) when one is given.
+/// A service running, where running means it answers (`check`) when one is given, and keeps
+/// running: a service that exits just after its start (a wrong database password, a bad
+/// configuration) must fail the run, not be reported as started and found stopped again by
+/// every later run.
 public struct ServiceRunning: Step {
     public let name: String
     public let check: ServiceCheck?
     /// How long apply waits for the service to answer after starting it.
     public let waitSeconds: Int
+    /// How long the service must have stayed up (and answered) after its start for the step to
+    /// be done. Most services that cannot work exit within a second of their start (a refused
+    /// database login, a port in use); a longer settle time costs every start that long.
+    public let settleSeconds: Double
+    /// The log file the service's sysv script writes, read for the reason when it is not
+    /// running (on systemd hosts the unit's journal is read instead).
+    public let logFile: String?
     public let description: String
 
-    public init(_ name: String, answers check: ServiceCheck? = nil, waitSeconds: Int = 15, description: String? = nil) {
-        self.name = name; self.check = check; self.waitSeconds = waitSeconds
+    public init(_ name: String, answers check: ServiceCheck? = nil, waitSeconds: Int = 15, settleSeconds: Double = 2,
+                logFile: String? = nil, description: String? = nil) {
+        self.name = name; self.check = check; self.waitSeconds = waitSeconds; self.settleSeconds = settleSeconds
+        self.logFile = logFile
         self.description = description ?? "service \(name) running" + (check.map { " (\($0.summary))" } ?? "")
     }
 
     public var id: String { "running:\(name)" }
-    var probe: Probe<ServiceState> { ServiceProbe.probe(name, check: check) }
+    var probe: Probe<ServiceState> { ServiceProbe.probe(name, check: check, log: logFile) }
+    var log: ServiceLog { ServiceLog(unit: name, file: logFile) }
     public var facts: [FactQuery] { [SystemProbe.probe.query, probe.query] }
     public var affects: FactScope { .keys([probe.query.key]) }
 
@@ -206,17 +281,53 @@ public struct ServiceRunning: Step {
         let tool = try ServiceTool.choose(system)
         let running = check != nil ? state.answers == true : state.statusSaysRunning
         if running { return .satisfied }
-        let command = state.statusSaysRunning ? tool.restart(name) : tool.start(name)
-        let verb = state.statusSaysRunning ? "restart" : "start"
-        var script = command
-        if let check {
-            let polls = max(1, waitSeconds * 5)
-            script += "\ni=0; while ! ( \(check.script) ) >/dev/null 2>&1; do i=$((i+1)); if [ $i -ge \(polls) ]; then echo \(Shell.quote("\(name) was started but \(check.summary) is false after \(waitSeconds)s")) >&2; exit 1; fi; sleep 0.2; done"
+        let restart = state.statusSaysRunning
+        let verb = restart ? "restart" : "start"
+        let why = restart ? "status says running but \(check?.summary ?? "it") is false" : "stopped"
+        var diff = "service \(name): \(why) -> running\n"
+        if !state.logLines.isEmpty {
+            diff += "  its last log lines (\(log.source(tool))):\n" + state.logLines.map { "  | \($0)\n" }.joined()
         }
-        let why = state.statusSaysRunning ? "status says running but \(check?.summary ?? "it") is false" : "stopped"
-        return .change(Change(actions: [.shell(ShellAction("\(verb) \(name)", script: script))],
-                              diff: "service \(name): \(why) -> running\n",
-                              undo: state.statusSaysRunning ? [] : [.runScript(summary: "stop \(name)", script: tool.stop(name))]))
+        return .change(Change(actions: [.shell(ShellAction("\(verb) \(name)", script: startScript(tool, restart: restart)))],
+                              diff: diff,
+                              undo: restart ? [] : [.runScript(summary: "stop \(name)", script: tool.stop(name))]))
+    }
+
+    /// Starts the service, then polls every 0.2 s until it answers and has stayed up for the
+    /// settle time. Fails, with the log lines it wrote since the start, when it does not answer
+    /// within `waitSeconds` or is seen stopped (systemd: not `active`, which includes a unit
+    /// waiting to be restarted; sysv with a check: an LSB status of 1 or 3, twice in a row, so
+    /// a script whose pid file appears a moment after `start` returns is not taken for dead).
+    func startScript(_ tool: ServiceTool, restart: Bool) -> String {
+        let q = Shell.quote(name)
+        let systemd = tool == .systemctl
+        let statusUp = systemd ? "systemctl is-active --quiet \(q)" : ServiceProbe.sysvStatus(q)
+        let answers = check.map { "( \($0.script) ) >/dev/null 2>&1" } ?? statusUp
+        let gone: String?
+        if systemd { gone = "! \(statusUp)" }
+        else if check != nil { gone = "{ \(statusUp); ccrun_s=$?; [ $ccrun_s = 1 ] || [ $ccrun_s = 3 ]; }" }
+        else { gone = nil }   // the status is the answer: waited for until waitSeconds
+        let command = restart ? tool.restart(name) : tool.start(name)
+        let settlePolls = max(1, Int((settleSeconds * 5).rounded(.up)))
+        let waitPolls = max(settlePolls, waitSeconds * 5)
+        var lines = [
+            // The heading and the log lines it wrote since the start (on stderr, which a failed
+            // command's report shows: heading plus `ServiceLog.lines` lines).
+            systemd || logFile != nil
+                ? "ccrun_fail() {\necho \"$1; \(log.source(tool)) since the start:\" >&2\n{\n\(log.tailScript(sinceStart: true))\n} >&2\nexit 1\n}"
+                : "ccrun_fail() { echo \"$1 (\(log.source(tool)))\" >&2; exit 1; }",
+            log.markScript,
+            "\(command) || { ccrun_rc=$?; ccrun_fail \"$(echo \(Shell.quote(command))) failed with exit status $ccrun_rc\"; }",
+            "ccrun_i=0; ccrun_d=0",
+            "while :; do",
+            "  if \(answers); then [ $ccrun_i -ge \(settlePolls) ] && break",
+            "  elif [ $ccrun_i -ge \(waitPolls) ]; then ccrun_fail \(Shell.quote("\(name) was started but \(check.map { "\($0.summary) is false" } ?? "its status does not say it runs") after \(waitSeconds) s")); fi",
+        ]
+        if let gone {
+            lines.append("  if \(gone); then ccrun_d=$((ccrun_d + 1)); [ $ccrun_d -ge 2 ] && ccrun_fail \"\(name) is not running $((ccrun_i / 5)).$((ccrun_i % 5 * 2)) s after it was started\"; else ccrun_d=0; fi")
+        }
+        lines += ["  ccrun_i=$((ccrun_i + 1)); sleep 0.2", "done"]
+        return lines.joined(separator: "\n")
     }
 }
 
