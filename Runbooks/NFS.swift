@@ -2,14 +2,30 @@
 import Foundation
 import StepKit
 
-/// Which NFS server the host can run: the kernel's nfsd (/etc/exports, exportfs) or the
-/// userspace nfs-ganesha (EXPORT blocks in /etc/ganesha/ganesha.conf). Probed, never assumed.
-public enum NFSServerKind: String, Sendable {
+/// Which NFS server the host runs: the kernel's nfsd (/etc/exports, exportfs: the guide's) or the
+/// userspace nfs-ganesha (EXPORT blocks in /etc/ganesha/ganesha.conf), for kernels without nfsd
+/// (containers, the lab).
+///
+/// The inventory decides when it says (`vars.nfsServerKind` of the NFS server: kernel or
+/// ganesha). Otherwise: the kernel server where nfsd is loaded or can be loaded (its module is
+/// installed), and on every RPM or systemd host (the guide's Amazon Linux, where nfs-utils loads
+/// the module when it starts; /proc/filesystems lists nfsd only once it is loaded, so it alone
+/// would choose ganesha on a fresh host); ganesha only on a sysv Debian host whose kernel has no nfsd.
+public enum NFSServerKind: String, Sendable, CaseIterable {
     case kernel, ganesha
 
-    public static let probe = Probe<NFSServerKind>(FactQuery(key: "nfs-server-kind", script: """
-        if grep -qw nfsd /proc/filesystems 2>/dev/null; then echo kernel; else echo ganesha; fi
-        """, isolation: .inline)) { NFSServerKind(rawValue: $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .ganesha }
+    /// The probe as the runbooks use it: `configured` (from the inventory) wins.
+    public static func probe(configured: NFSServerKind? = nil) -> Probe<NFSServerKind> {
+        let key = "nfs-server-kind" + (configured.map { ":" + $0.rawValue } ?? "")
+        let script = configured.map { "echo \($0.rawValue)" } ?? """
+            if grep -qw nfsd /proc/filesystems 2>/dev/null || [ -d /proc/fs/nfsd ] \
+              || [ -d "/lib/modules/$(uname -r)/kernel/fs/nfsd" ] || [ -d /run/systemd/system ] \
+              || { command -v rpm >/dev/null 2>&1 && ! command -v dpkg >/dev/null 2>&1; }; then echo kernel; else echo ganesha; fi
+            """
+        return Probe<NFSServerKind>(FactQuery(key: key, script: script, isolation: .inline)) {
+            NFSServerKind(rawValue: $0.stdout.trimmingCharacters(in: .whitespacesAndNewlines)) ?? .ganesha
+        }
+    }
 }
 
 /// One line of the guide's /etc/exports.
@@ -49,13 +65,18 @@ public struct NFSExport: Sendable, Hashable {
 public struct NFSExports: Step {
     public let exports: [NFSExport]
     public let description: String
+    /// The inventory's choice of NFS server, when it makes one.
+    public let kind: NFSServerKind?
     public static let exportsPath = "/etc/exports"
     public static let ganeshaPath = "/etc/ganesha/ganesha.conf"
-    public init(_ exports: [NFSExport], description: String) { self.exports = exports; self.description = description }
+    public init(_ exports: [NFSExport], kind: NFSServerKind? = nil, description: String) {
+        self.exports = exports; self.kind = kind; self.description = description
+    }
+    var kindProbe: Probe<NFSServerKind> { NFSServerKind.probe(configured: kind) }
     public var id: String { "nfs-exports" }
     var exportsProbe: Probe<FileState?> { FileProbe.probe(Self.exportsPath) }
     var ganeshaProbe: Probe<FileState?> { FileProbe.probe(Self.ganeshaPath) }
-    public var facts: [FactQuery] { [SystemProbe.probe.query, NFSServerKind.probe.query, exportsProbe.query, ganeshaProbe.query] }
+    public var facts: [FactQuery] { [SystemProbe.probe.query, kindProbe.query, exportsProbe.query, ganeshaProbe.query] }
     public var affects: FactScope { .keys(Set([exportsProbe.query.key, ganeshaProbe.query.key, "file:" + Self.exportsPath, "file:" + Self.ganeshaPath])) }
 
     /// /etc/exports with each of our lines replacing the line for the same path (or appended).
@@ -78,7 +99,7 @@ public struct NFSExports: Step {
     }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
-        switch try facts[NFSServerKind.probe] {
+        switch try facts[kindProbe] {
         case .kernel:
             let old = try facts[exportsProbe]?.content.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let file = File(Self.exportsPath, content: SecretText(exportsText(from: old)), mode: "644")

@@ -15,6 +15,7 @@ public enum NFSMasterRunbook {
 
     public static func make(_ d: Deployment) throws -> Runbook {
         let dev = d.dataDevice
+        let kind = NFSServerKind.probe(configured: d.nfsServerKind)
         var steps: [any Step] = [
             // 4. sudo mkfs -t ext4 /dev/xvdf  (only when the volume is blank)
             FileSystem("ext4", on: dev, force: d.forceMkfs, description: "create an ext4 file system on \(dev) (only when it is blank)"),
@@ -43,31 +44,33 @@ public enum NFSMasterRunbook {
         // 12.-15. the NFS server: packages, exports, services
         steps += [
             ByFact(id: "packages:nfs-server", "install the NFS server (nfs-utils and rpcbind; nfs-ganesha where the kernel has no nfsd)",
-                   selector: [NFSServerKind.probe.query],
+                   selector: [kind.query],
                    candidates: ["kernel-apt": PackageInstalled(["nfs-kernel-server", "rpcbind"]),
                                 "kernel-rpm": PackageInstalled(["nfs-utils", "rpcbind"]),
                                 "ganesha-apt": PackageInstalled(["nfs-ganesha", "nfs-ganesha-vfs", "rpcbind"]),
                                 "ganesha-rpm": PackageInstalled(["nfs-ganesha", "nfs-ganesha-vfs", "rpcbind"])]) { f in
                 let pm = try f[SystemProbe.probe].packageManager
-                return "\(try f[NFSServerKind.probe].rawValue)-\(pm == .apt ? "apt" : "rpm")"
+                return "\(try f[kind].rawValue)-\(pm == .apt ? "apt" : "rpm")"
             },
-            NFSExports(exports, description: "export /srv/archive, /srv/web and /srv/logs (/etc/exports and exportfs -ar, or ganesha EXPORT blocks)"),
+            NFSExports(exports, kind: d.nfsServerKind, description: "export /srv/archive, /srv/web and /srv/logs (/etc/exports and exportfs -ar, or ganesha EXPORT blocks)"),
         ]
         steps += ByFact.service(apt: "rpcbind", rpm: "rpcbind", answers: .tcpPort(111), "rpcbind")
         steps += NFSClient.lockService()   // the guide's nfslock (see NFSClient.lockService)
         steps += [
-            ByFact(id: "running:nfs-server", "sudo service nfs start (nfs-kernel-server or nfs-ganesha)", selector: [NFSServerKind.probe.query],
+            ByFact(id: "running:nfs-server", "sudo service nfs start (nfs-kernel-server or nfs-ganesha)", selector: [kind.query],
                    candidates: ["kernel-apt": ServiceRunning("nfs-kernel-server"), "kernel-rpm": ServiceRunning("nfs"),
-                                "ganesha": ServiceRunning("nfs-ganesha", answers: .tcpPort(2049))], select: nfsVariant),
-            ByFact(id: "enabled:nfs-server", "sudo chkconfig nfs on", selector: [NFSServerKind.probe.query],
+                                "ganesha": ServiceRunning("nfs-ganesha", answers: .tcpPort(2049))], select: nfsVariant(kind)),
+            ByFact(id: "enabled:nfs-server", "sudo chkconfig nfs on", selector: [kind.query],
                    candidates: ["kernel-apt": ServiceEnabled("nfs-kernel-server"), "kernel-rpm": ServiceEnabled("nfs"),
-                                "ganesha": ServiceEnabled("nfs-ganesha")], select: nfsVariant),
+                                "ganesha": ServiceEnabled("nfs-ganesha")], select: nfsVariant(kind)),
         ]
         return Runbook(name, steps: steps)
     }
 
-    @Sendable static func nfsVariant(_ f: FactSet) throws -> String {
-        if try f[NFSServerKind.probe] == .ganesha { return "ganesha" }
-        return try f[SystemProbe.probe].packageManager == .apt ? "kernel-apt" : "kernel-rpm"
+    static func nfsVariant(_ kind: Probe<NFSServerKind>) -> @Sendable (FactSet) throws -> String {
+        { f in
+            if try f[kind] == .ganesha { return "ganesha" }
+            return try f[SystemProbe.probe].packageManager == .apt ? "kernel-apt" : "kernel-rpm"
+        }
     }
 }

@@ -27,6 +27,8 @@ public struct Deployment: Sendable {
     /// The NFS master's data volume (`/dev/xvdf` in the guide).
     public var dataDevice: String
     public var forceMkfs: Bool
+    /// The NFS server to run on the NFS master (inventory `vars.nfsServerKind`); nil: probed.
+    public var nfsServerKind: NFSServerKind?
     /// The password tuners send (`ccextractor -tcppassword`); nil when the inventory turns it off.
     public var tunerPassword: Secret?
 
@@ -39,6 +41,20 @@ public struct Deployment: Sendable {
         self.readWritePassword = readWritePassword; self.databaseName = databaseName
         self.readOnlyUser = readOnlyUser; self.readWriteUser = readWriteUser; self.ccrBinary = ccrBinary
         self.schemaSQL = schemaSQL; self.serviceFiles = serviceFiles; self.dataDevice = dataDevice; self.forceMkfs = forceMkfs
+    }
+
+    /// This deployment for one host: its inventory `vars` that runbooks read (`dataDevice`,
+    /// `nfsServerKind`), checked.
+    public func applying(hostVars vars: [String: String]?) throws -> Deployment {
+        var d = self
+        if let dev = vars?["dataDevice"] { d.dataDevice = dev }
+        if let kind = vars?["nfsServerKind"] {
+            guard let k = NFSServerKind(rawValue: kind) else {
+                throw StepRefusal("inventory vars.nfsServerKind is \"\(kind)\": expected \(NFSServerKind.allCases.map(\.rawValue).joined(separator: " or "))")
+            }
+            d.nfsServerKind = k
+        }
+        return d
     }
 
     func files(_ service: String) throws -> ServiceFiles {

@@ -156,8 +156,7 @@ struct GuideRun {
             note("\(t.name): resuming run \(id) (\(name))")
         }
         for i in targets.indices {
-            var d = base
-            if let dev = inventory.hosts[targets[i].name]?.vars?["dataDevice"] { d.dataDevice = dev }
+            let d = try base.applying(hostVars: inventory.hosts[targets[i].name]?.vars)
             targets[i].runbook = try make(d, targets[i].name, inventory)
         }
         self.targets = targets

@@ -69,9 +69,7 @@ struct ResumeCommand: AsyncParsableCommand {
         guard GuideRunbooks.names.contains(name) else { return nil }
         let options = try DeployOptions.parse((ccrBinary.map { ["--ccr-binary", $0] } ?? []) + (secretsDir.map { ["--secrets-dir", $0] } ?? []))
         let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: options).load(for: name)
-        var d = base
-        if let dev = inventory.hosts[host]?.vars?["dataDevice"] { d.dataDevice = dev }
-        return try GuideRunbooks.make(name, d)
+        return try GuideRunbooks.make(name, try base.applying(hostVars: inventory.hosts[host]?.vars))
     }
 
     func run() async throws {

@@ -144,6 +144,51 @@ import Testing
         #expect(!user.script.masked.contains("it's"))
     }
 
+    /// The inventory decides the NFS server kind when it says; the probe is then not asked.
+    @Test func nfsServerKindFromTheInventory() throws {
+        let d = try deployment().applying(hostVars: ["nfsServerKind": "kernel", "dataDevice": "/dev/xvdg"])
+        #expect(d.nfsServerKind == .kernel && d.dataDevice == "/dev/xvdg")
+        let book = try NFSMasterRunbook.make(d)
+        let packages = try #require(book.steps.compactMap { $0 as? ByFact }.first { $0.id == "packages:nfs-server" })
+        let kind = try #require(packages.selector.first { $0.key.hasPrefix("nfs-server-kind") })
+        #expect(kind.key == "nfs-server-kind:kernel")
+        guard case .shell(let script) = kind.kind else { Issue.record("not a shell probe"); return }
+        #expect(script == "echo kernel")
+        let f = facts(system: Self.centos, extra: [kind.key: FactOutput(stdout: "kernel\n", status: 0)])
+        let change = try #require(try packages.plan(f, context: PlanContext()).change)
+        #expect(change.commands.joined().contains("yum install -y -q nfs-utils rpcbind"))
+        #expect(throws: StepRefusal.self) { try deployment().applying(hostVars: ["nfsServerKind": "nfsd"]) }
+        do { _ = try deployment().applying(hostVars: ["nfsServerKind": "nfsd"]) } catch {
+            #expect("\(error)".contains("expected kernel or ganesha"))
+        }
+    }
+
+    /// Without the inventory, the probe never waits for a loaded module: RPM and systemd hosts
+    /// (Amazon Linux) get the kernel server; /proc/filesystems alone would say ganesha on a fresh host.
+    @Test func nfsServerKindProbeDefaultsToTheKernelOnRPMAndSystemdHosts() throws {
+        guard case .shell(let script) = NFSServerKind.probe().query.kind else { Issue.record("not a shell probe"); return }
+        #expect(script.contains("[ -d /run/systemd/system ]"))
+        #expect(script.contains("command -v rpm") && script.contains("! command -v dpkg"))
+        #expect(script.contains("/lib/modules/$(uname -r)/kernel/fs/nfsd"))
+        // Run it as the host would, with a fake rpm on PATH and no dpkg: kernel.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("nfs-kind-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        for tool in ["rpm", "grep", "uname"] {
+            let target = tool == "rpm" ? "/bin/true" : (tool == "grep" ? "/bin/grep" : "/bin/uname")
+            try FileManager.default.createSymbolicLink(atPath: dir.appendingPathComponent(tool).path, withDestinationPath: target)
+        }
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", script]
+        p.environment = ["PATH": dir.path]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        p.waitUntilExit()
+        #expect(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self) == "kernel\n")
+    }
+
     @Test func everySectionBuildsWithUniqueStepIDs() throws {
         let d = deployment()
         for book in [DatabaseRunbook.make(d), try NFSMasterRunbook.make(d), try RepoNodeRunbook.make(d), try WebNodeRunbook.make(d)] {
