@@ -38,8 +38,8 @@ public enum NFSMasterRunbook {
             serviceDefinition("ccr-watchdog", files: try d.files("ccr-watchdog")),
             restartWhenChanged("ccr-watchdog", files: [Paths.config, Paths.ccrBinary]),
             ServiceRunning("ccr-watchdog", answers: .pidFile("/run/ccr-watchdog.pid"), logFile: Paths.serviceLog("ccr-watchdog"),
-                           description: "sudo service ccr-watchdog start"),
-            ServiceEnabled("ccr-watchdog", description: "sudo chkconfig ccr-watchdog on"),
+                           description: "ccr-watchdog started and staying up (the guide's service ccr-watchdog start)"),
+            ServiceEnabled("ccr-watchdog", description: "ccr-watchdog enabled at boot (the guide's chkconfig ccr-watchdog on)"),
         ]
         // 12.-15. the NFS server: packages, exports, services
         steps += [
@@ -57,10 +57,10 @@ public enum NFSMasterRunbook {
         steps += ByFact.service(apt: "rpcbind", rpm: "rpcbind", answers: .tcpPort(111), "rpcbind")
         steps += NFSClient.lockService()   // the guide's nfslock (see NFSClient.lockService)
         steps += [
-            ByFact(id: "running:nfs-server", "sudo service nfs start (nfs-kernel-server or nfs-ganesha)", selector: [kind.query],
+            ByFact(id: "running:nfs-server", "the NFS server running: nfs-kernel-server, nfs or nfs-ganesha (the guide's service nfs start)", selector: [kind.query],
                    candidates: ["kernel-apt": ServiceRunning("nfs-kernel-server"), "kernel-rpm": ServiceRunning("nfs"),
                                 "ganesha": ServiceRunning("nfs-ganesha", answers: .tcpPort(2049))], select: nfsVariant(kind)),
-            ByFact(id: "enabled:nfs-server", "sudo chkconfig nfs on", selector: [kind.query],
+            ByFact(id: "enabled:nfs-server", "the NFS server enabled at boot (the guide's chkconfig nfs on)", selector: [kind.query],
                    candidates: ["kernel-apt": ServiceEnabled("nfs-kernel-server"), "kernel-rpm": ServiceEnabled("nfs"),
                                 "ganesha": ServiceEnabled("nfs-ganesha")], select: nfsVariant(kind)),
         ]

@@ -31,8 +31,8 @@ public enum RepoNodeRunbook {
             serviceDefinition("ccr", files: try d.files("ccr")),
             restartWhenChanged("ccr", files: [Paths.config, Paths.ccrBinary]),
             ServiceRunning("ccr", answers: .tcpPort(tunerPort), waitSeconds: 30, logFile: Paths.serviceLog("ccr"),
-                           description: "sudo service ccr start (answering on port \(tunerPort))"),
-            ServiceEnabled("ccr", description: "sudo chkconfig ccr on"),
+                           description: "ccr started and answering on port \(tunerPort) (the guide's service ccr start)"),
+            ServiceEnabled("ccr", description: "ccr enabled at boot (the guide's chkconfig ccr on)"),
         ]
         return Runbook(name, steps: steps)
     }

@@ -71,7 +71,7 @@ public enum WebNodeRunbook {
                 apt: restartWhenChanged("apache2", files: ["/etc/apache2/sites-available/ccr.conf", "/etc/apache2/mods-enabled/proxy_http.load"], reload: false),
                 rpm: restartWhenChanged("httpd", files: ["/etc/httpd/conf.d/ccr.conf"], reload: false)),
         ]
-        steps += ByFact.service(apt: "apache2", rpm: "httpd", answers: .tcpPort(80), "sudo service httpd start / chkconfig httpd on (Apache")
+        steps += ByFact.service(apt: "apache2", rpm: "httpd", answers: .tcpPort(80), "Apache (apache2 or httpd)")
         return Runbook(name, steps: steps)
     }
 }

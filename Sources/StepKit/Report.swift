@@ -80,7 +80,11 @@ public struct ReportPrinter: Sendable {
     public func line(host: String, _ r: StepReport) -> String {
         let state = r.state.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)
         let ms = String(format: "%6.0f ms", r.seconds * 1000)
-        var out = "\(host): \(paint(state, colourCode(r.state))) \(r.description)  \(paint(ms, "90"))"
+        // What runs, when it is one command: the description says what, this says how on this
+        // host (update-rc.d, chkconfig or systemctl, as its init is).
+        let how = (r.state == .changed || r.state == .wouldChange) && r.actions.count == 1 && !r.actions[0].contains("\n")
+            ? ": " + r.actions[0] : ""
+        var out = "\(host): \(paint(state, colourCode(r.state))) \(r.description)\(how)  \(paint(ms, "90"))"
         if let m = r.message { out += "\n    " + paint(m, r.state == .failed ? "31" : "90") }
         if showDiffs, let d = r.diff, !d.isEmpty, r.state != .ok {
             for l in d.split(separator: "\n", omittingEmptySubsequences: false).dropLast(d.hasSuffix("\n") ? 1 : 0) {

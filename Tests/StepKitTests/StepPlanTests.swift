@@ -229,6 +229,22 @@ import Testing
         #expect(try f.plan(ServiceEnabled("nfs")).isSatisfied)
     }
 
+    /// A report says what actually runs on the host: the guide's "chkconfig ccr on" is
+    /// update-rc.d on a sysv Debian host, systemctl on a systemd one, chkconfig on CentOS.
+    @Test func reportLineNamesTheCommandThatRuns() throws {
+        let format = ReportPrinter(colour: false, showDiffs: false)
+        for (system, expected) in [(SystemFacts.debian(init: .sysv), "update-rc.d ccr defaults >/dev/null && update-rc.d ccr enable"),
+                                   (.debian(init: .systemd), "systemctl enable ccr"), (.centos(.yum, init: .sysv), "chkconfig --add ccr && chkconfig ccr on")] {
+            var f = FactFixtures(system: system)
+            service(&f, "ccr", "sysv-script\nsysv-status 3\nsystemd-load loaded\nsystemd-active inactive\nsystemd-enabled disabled\nchkconfig ccr 0:off\t3:off\n")
+            let step = ServiceEnabled("ccr", description: "ccr enabled at boot (the guide's chkconfig ccr on)")
+            let change = try #require(try f.plan(step).change)
+            let report = StepReport(index: 0, id: step.id, description: step.description, state: .changed, seconds: 0.01, diff: nil,
+                                    actions: change.actions.map(\.summary), undo: [], message: nil, irreversible: false)
+            #expect(format.line(host: "h", report).hasPrefix("h: changed      ccr enabled at boot (the guide's chkconfig ccr on): \(expected)  "))
+        }
+    }
+
     @Test func missingServiceDependsOnEarlierChangeOrIsRefused() throws {
         var f = FactFixtures(system: .debian())
         service(&f, "nfs-kernel-server", "")

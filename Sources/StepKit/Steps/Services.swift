@@ -288,7 +288,7 @@ public struct ServiceRunning: Step {
         if !state.logLines.isEmpty {
             diff += "  its last log lines (\(log.source(tool))):\n" + state.logLines.map { "  | \($0)\n" }.joined()
         }
-        return .change(Change(actions: [.shell(ShellAction("\(verb) \(name)", script: startScript(tool, restart: restart)))],
+        return .change(Change(actions: [.shell(ShellAction("\(restart ? tool.restart(name) : tool.start(name)) (then \(settleSeconds == settleSeconds.rounded() ? String(Int(settleSeconds)) : String(settleSeconds)) s to settle)", script: startScript(tool, restart: restart)))],
                               diff: diff,
                               undo: restart ? [] : [.runScript(summary: "stop \(name)", script: tool.stop(name))]))
     }
@@ -368,7 +368,7 @@ public struct ServiceEnabled: Step {
         let tool = try ServiceTool.choose(system)
         if ServiceEnabled.isEnabled(state, tool: tool) { return .satisfied }
         let hadLinks = tool == .chkconfig ? state.chkconfig != nil : !state.rcAnyLinks.isEmpty
-        return .change(Change(actions: [.shell(ShellAction("enable \(name) at boot (\(tool.rawValue))", script: tool.enable(name)))],
+        return .change(Change(actions: [.shell(ShellAction(tool.enable(name), script: tool.enable(name)))],
                               diff: "service \(name): disabled -> enabled at boot\n",
                               undo: [.runScript(summary: "disable \(name) at boot", script: tool.disable(name, hadLinks: hadLinks))]))
     }
