@@ -18,31 +18,26 @@ final class TestTuner: @unchecked Sendable {
     init(port: Int, from source: String? = nil) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw TestSocketError.failed("socket", errno) }
-        if let source {
-            var local = sockaddr_in()
-            local.sin_family = sa_family_t(AF_INET)
-            local.sin_addr.s_addr = inet_addr(source)
-            let bound = withUnsafePointer(to: &local) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else {
-                let e = errno
-                close(fd)
-                throw TestSocketError.failed("bind \(source)", e)
-            }
-        }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = in_port_t(UInt16(port).bigEndian)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard result == 0 else {
-            let e = errno
+        do {
+            if let source { try Self.call("bind \(source)", fd, source, port: 0, bind) }
+            try Self.call("connect", fd, "127.0.0.1", port: port, connect)
+        } catch {
             close(fd)
-            throw TestSocketError.failed("connect", e)
+            throw error
         }
+    }
+
+    /// `bind` or `connect` of `fd` to an IPv4 `address` and `port`.
+    private static func call(_ what: String, _ fd: Int32, _ address: String, port: Int,
+                             _ body: (Int32, UnsafePointer<sockaddr>, socklen_t) -> Int32) throws {
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_port = in_port_t(UInt16(port).bigEndian)
+        a.sin_addr.s_addr = inet_addr(address)
+        let result = withUnsafePointer(to: &a) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard result == 0 else { throw TestSocketError.failed(what, errno) }
     }
 
     deinit { close(fd) }
