@@ -1,0 +1,313 @@
+/// The limits that keep a 708 decoder's memory bounded whatever a stream sends.
+public struct DTVCCLimits: Sendable, Hashable {
+    /// Text cells held at once by all windows of all services (4 bytes each). A row takes its
+    /// window's width when first written; past the budget, symbols for new rows are dropped.
+    public var maximumCells: Int
+    /// Windows defined at once, all services together (the standard allows 8 per service).
+    public var maximumWindows: Int
+    /// Bytes a service holds back during a Delay (the standard's 128-byte service input buffer);
+    /// a full buffer cancels the delay.
+    public var maximumDelayedBytes: Int
+
+    /// Two full 16:9 screens of text (32 rows of 42), two services' windows, one service buffer.
+    public init(maximumCells: Int = 1344, maximumWindows: Int = 16, maximumDelayedBytes: Int = 128) {
+        self.maximumCells = maximumCells
+        self.maximumWindows = maximumWindows
+        self.maximumDelayedBytes = maximumDelayedBytes
+    }
+}
+
+/// What a service reads and writes outside itself while it runs: the time, the shared display
+/// clock, the budgets left by the other services, and the cues it writes.
+struct ServiceContext708 {
+    let now: Int64
+    var timing: DisplayTiming708
+    let limits: DTVCCLimits
+    let cellsElsewhere: Int
+    let windowsElsewhere: Int
+    let ccextractorCompatible: Bool
+    var cues: [Cue] = []
+    var droppedSymbols = 0
+}
+
+/// CCExtractor's display clock (`minimum_fts`), shared by all services of a decoder: a screen
+/// never starts at or before the end of the last one written, whichever service wrote it.
+struct DisplayTiming708: Sendable {
+    private(set) var minimum: Int64 = 0
+
+    mutating func visibleStart(_ t: Int64) -> Int64 { t <= minimum ? minimum &+ 1 : t }
+    mutating func visibleEnd(_ t: Int64) -> Int64 {
+        minimum = t
+        return t
+    }
+}
+
+/// One caption service (1...63): its windows, its current window and pen, its Delay, and the
+/// commands of CEA-708-E section 7 (C0, C1, EXT1 with C2/C3/G2/G3, G0, G1).
+///
+/// A screen (the visible windows' text) is written as a cue when it is about to change: a
+/// carriage return in a visible window, or a visible window cleared, hidden, deleted or
+/// reset. It starts when a window was last shown or scrolled, and ends then.
+struct Service708: Sendable {
+    let number: Int
+    /// Defined windows, at most 8 (ids 0...7).
+    private(set) var windows: [Window708] = []
+    private var current: Int?
+    private var showTime: Int64 = 0
+    /// Set while a Delay holds the service's commands back.
+    private var delayUntil: Int64?
+    private var delayed: [UInt8] = []
+
+    init(number: Int) { self.number = number }
+
+    var allocatedCells: Int { windows.reduce(0) { $0 + $1.allocatedCells } }
+    var isIdle: Bool { windows.isEmpty && delayUntil == nil }
+    var heldBytes: Int { delayed.capacity }
+
+    // MARK: running commands
+
+    /// Runs one service block's commands. A command cut off at the block's end is dropped
+    /// (the standard keeps commands within a block).
+    mutating func run(_ block: ArraySlice<UInt8>, _ ctx: inout ServiceContext708) {
+        releaseExpiredDelay(&ctx)
+        var i = block.startIndex
+        while i < block.endIndex, let n = Self.commandLength(block, at: i) {
+            let command = block[i..<i + n]
+            i += n
+            if delayUntil != nil {
+                hold(command, &ctx)
+            } else {
+                execute(command, &ctx)
+            }
+        }
+    }
+
+    /// A Delay ends when its time has passed: what it held runs now.
+    mutating func releaseExpiredDelay(_ ctx: inout ServiceContext708) {
+        guard let until = delayUntil, ctx.now >= until else { return }
+        releaseDelay(&ctx)
+    }
+
+    /// End of stream: what is on screen is written, ending now.
+    mutating func finish(_ ctx: inout ServiceContext708) {
+        if delayUntil != nil { releaseDelay(&ctx) }
+        printScreen(&ctx)
+    }
+
+    private mutating func hold(_ command: ArraySlice<UInt8>, _ ctx: inout ServiceContext708) {
+        if command.first == 0x8E { // DelayCancel acts at once
+            releaseDelay(&ctx)
+            return
+        }
+        if delayed.count + command.count > ctx.limits.maximumDelayedBytes {
+            releaseDelay(&ctx)
+            execute(command, &ctx)
+            return
+        }
+        delayed.append(contentsOf: command)
+    }
+
+    private mutating func releaseDelay(_ ctx: inout ServiceContext708) {
+        delayUntil = nil
+        let held = delayed
+        delayed = []
+        if !held.isEmpty { run(held[...], &ctx) }
+    }
+
+    /// The length of the command at `i`, or nil when the block ends inside it.
+    static func commandLength(_ b: ArraySlice<UInt8>, at i: Int) -> Int? {
+        let c = b[i]
+        let n: Int
+        switch c {
+        case 0x10:
+            guard i + 1 < b.endIndex else { return nil }
+            let e = b[i + 1]
+            switch e {
+            case 0x00...0x07: n = 2
+            case 0x08...0x0F: n = 3
+            case 0x10...0x17: n = 4
+            case 0x18...0x1F: n = 5
+            case 0x80...0x87: n = 6
+            case 0x88...0x8F: n = 7
+            case 0x90...0x9F:
+                guard i + 2 < b.endIndex else { return nil }
+                n = 3 + Int(b[i + 2] & 0x3F)
+            default: n = 2
+            }
+        case 0x11...0x17: n = 2
+        case 0x18...0x1F: n = 3
+        case 0x88...0x8D: n = 2
+        case 0x90, 0x92: n = 3
+        case 0x91: n = 4
+        case 0x97: n = 5
+        case 0x98...0x9F: n = 7
+        default: n = 1
+        }
+        return n <= b.endIndex - i ? n : nil
+    }
+
+    private mutating func execute(_ cmd: ArraySlice<UInt8>, _ ctx: inout ServiceContext708) {
+        let s = cmd.startIndex
+        let c = cmd[s]
+        switch c {
+        case 0x08: withCurrent { $0.backspace() }
+        case 0x0C: formFeed(&ctx)
+        case 0x0D: carriageReturn(&ctx)
+        case 0x0E: withCurrent { $0.horizontalCarriageReturn() }
+        case 0x10: extended(cmd.dropFirst(), &ctx)
+        case 0x18: write(CharacterSet708.p16(cmd[s + 1], cmd[s + 2]), &ctx)
+        case 0x20...0x7F, 0xA0...0xFF: write(CharacterSet708.basic(c), &ctx)
+        case 0x80...0x87: if windowIndex(Int(c & 0x07)) != nil { current = Int(c & 0x07) }
+        case 0x88: clearWindows(cmd[s + 1], &ctx)
+        case 0x89: displayWindows(cmd[s + 1], &ctx)
+        case 0x8A: hideWindows(cmd[s + 1], &ctx)
+        case 0x8B: toggleWindows(cmd[s + 1], &ctx)
+        case 0x8C: deleteWindows(cmd[s + 1], &ctx)
+        case 0x8D: delayUntil = StreamTime.clamped(ctx.now &+ Int64(cmd[s + 1]) * 100)
+        case 0x8F: reset(&ctx)
+        case 0x90:
+            withCurrent {
+                $0.pen.italic = cmd[s + 2] & 0x80 != 0
+                $0.pen.underline = cmd[s + 2] & 0x40 != 0
+            }
+        case 0x91: withCurrent { $0.pen.color = cmd[s + 1] & 0x3F }
+        case 0x92: withCurrent { $0.movePen(row: Int(cmd[s + 1] & 0x0F), column: Int(cmd[s + 2] & 0x3F)) }
+        case 0x98...0x9F: defineWindow(Int(c & 0x07), cmd.dropFirst(), &ctx)
+        default: break // ETX, NUL, DelayCancel outside a delay, SetWindowAttributes, reserved codes
+        }
+    }
+
+    /// EXT1: G2 and G3 characters; the C2 and C3 codes carry nothing a decoder must act on.
+    private mutating func extended(_ cmd: ArraySlice<UInt8>, _ ctx: inout ServiceContext708) {
+        let e = cmd[cmd.startIndex]
+        switch e {
+        case 0x20...0x7F: write(CharacterSet708.g2(e), &ctx)
+        case 0xA0...0xFF: write(CharacterSet708.substitute, &ctx)
+        default: break
+        }
+    }
+
+    // MARK: windows
+
+    private func windowIndex(_ id: Int) -> Int? { windows.firstIndex { $0.id == id } }
+
+    private mutating func withCurrent(_ body: (inout Window708) -> Void) {
+        guard let id = current, let w = windowIndex(id) else { return }
+        body(&windows[w])
+    }
+
+    private mutating func write(_ symbol: UInt16, _ ctx: inout ServiceContext708) {
+        guard let id = current, let w = windowIndex(id) else { return }
+        var mayAllocate = true
+        if windows[w].penRowNeedsStorage {
+            mayAllocate = ctx.cellsElsewhere + allocatedCells + windows[w].columnCount <= ctx.limits.maximumCells
+            if !mayAllocate { ctx.droppedSymbols &+= 1 }
+        }
+        windows[w].put(symbol, mayAllocate: mayAllocate)
+    }
+
+    private mutating func carriageReturn(_ ctx: inout ServiceContext708) {
+        guard let id = current, let w = windowIndex(id) else { return }
+        let shown = windows[w].visible
+        if shown { printScreen(&ctx) }
+        windows[w].carriageReturn()
+        if shown { showTime = ctx.timing.visibleStart(ctx.now) }
+    }
+
+    private mutating func formFeed(_ ctx: inout ServiceContext708) {
+        guard let id = current, let w = windowIndex(id) else { return }
+        if windows[w].visible { printScreen(&ctx) }
+        windows[w].clearText(homePen: true)
+    }
+
+    /// The windows of a command's bitmap that exist.
+    private func selected(_ bitmap: UInt8) -> [Int] {
+        windows.indices.filter { bitmap & (1 << UInt8(windows[$0].id)) != 0 }
+    }
+
+    private mutating func clearWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
+        let chosen = selected(bitmap)
+        if chosen.contains(where: { windows[$0].visible }) { printScreen(&ctx) }
+        for w in chosen { windows[w].clearText(homePen: false) }
+    }
+
+    private mutating func displayWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
+        let shown = selected(bitmap).filter { !windows[$0].visible }
+        guard !shown.isEmpty else { return }
+        printScreen(&ctx)
+        for w in shown { windows[w].visible = true }
+        showTime = ctx.timing.visibleStart(ctx.now)
+    }
+
+    private mutating func hideWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
+        let hidden = selected(bitmap).filter { windows[$0].visible }
+        guard !hidden.isEmpty else { return }
+        printScreen(&ctx)
+        for w in hidden { windows[w].visible = false }
+    }
+
+    private mutating func toggleWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
+        let chosen = selected(bitmap)
+        guard !chosen.isEmpty else { return }
+        printScreen(&ctx)
+        for w in chosen { windows[w].visible.toggle() }
+        if chosen.contains(where: { windows[$0].visible }) { showTime = ctx.timing.visibleStart(ctx.now) }
+    }
+
+    private mutating func deleteWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
+        let chosen = selected(bitmap)
+        if chosen.contains(where: { windows[$0].visible }) { printScreen(&ctx) }
+        windows.removeAll { bitmap & (1 << UInt8($0.id)) != 0 }
+        if let id = current, bitmap & (1 << UInt8(id)) != 0 { current = nil }
+    }
+
+    private mutating func reset(_ ctx: inout ServiceContext708) {
+        printScreen(&ctx)
+        windows = []
+        current = nil
+        delayUntil = nil
+        delayed = []
+    }
+
+    /// DefineWindow: creates the window (within the decoder's window budget) or reshapes it, makes
+    /// it current, and shows or hides it as its visible flag says.
+    private mutating func defineWindow(_ id: Int, _ p: ArraySlice<UInt8>, _ ctx: inout ServiceContext708) {
+        var w = windowIndex(id)
+        if w == nil {
+            guard ctx.windowsElsewhere + windows.count < ctx.limits.maximumWindows else { return }
+            windows.append(Window708(id: id))
+            w = windows.count - 1
+        }
+        guard let w else { return }
+        windows[w].define(p)
+        current = id
+        let visible = p[p.startIndex] & 0x20 != 0
+        if visible != windows[w].visible {
+            printScreen(&ctx)
+            windows[w].visible = visible
+            if visible { showTime = ctx.timing.visibleStart(ctx.now) }
+        }
+    }
+
+    // MARK: output
+
+    /// Writes the screen (the visible windows' text) as a cue from the last show time to now.
+    /// With nothing visible nothing happens; a visible screen without text moves the display
+    /// clock but writes nothing.
+    private mutating func printScreen(_ ctx: inout ServiceContext708) {
+        guard windows.contains(where: \.visible) else { return }
+        let hide = ctx.timing.visibleEnd(ctx.now)
+        let shown = windows.filter(\.visible).sorted { ($0.anchorVertical, $0.id) < ($1.anchorVertical, $1.id) }
+        var rows: [String] = []
+        var lines: [TranscriptLine] = []
+        for window in shown {
+            window.forEachWrittenRow { cells in
+                let text = Row708Renderer.render(cells, ccextractorCompatible: ctx.ccextractorCompatible)
+                rows.append(text.srt)
+                lines.append(TranscriptLine(start: showTime, end: hide &+ 1, mode: .popOn, text: text.plain))
+            }
+        }
+        guard !rows.isEmpty else { return }
+        ctx.cues.append(Cue(start: showTime, end: hide &+ 1, mode: .popOn, rows: rows, lines: lines))
+    }
+}
