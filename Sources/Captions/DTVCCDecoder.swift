@@ -41,7 +41,8 @@ public struct DTVCCDecoder: Sendable {
     private var clock = FrameClock()
     private var packets = DTVCCPacketAssembler()
     private var timing = DisplayTiming708()
-    /// Services that have received a block, in order of first appearance.
+    /// Services that have received a block, in order of first appearance. A service stays once
+    /// created (its show time outlives its windows), but holds no storage while it has no window.
     private var decoders: [Service708] = []
     private var finished = false
     /// Symbols dropped because `limits.maximumCells` was reached.
@@ -156,8 +157,6 @@ public struct DTVCCDecoder: Sendable {
         droppedSymbols &+= ctx.droppedSymbols
         let service = decoders[k].number
         for cue in ctx.cues { emit(ServiceCue(service: service, cue: cue)) }
-        // A service with no window and no delay holds nothing worth keeping.
-        if decoders[k].isIdle { decoders.remove(at: k) }
     }
 }
 

@@ -45,9 +45,10 @@ struct DisplayTiming708: Sendable {
 /// One caption service (1...63): its windows, its current window and pen, its Delay, and the
 /// commands of CEA-708-E section 7 (C0, C1, EXT1 with C2/C3/G2/G3, G0, G1).
 ///
-/// A screen (the visible windows' text) is written as a cue when it is about to change: a
-/// carriage return in a visible window, or a visible window cleared, hidden, deleted or
-/// reset. It starts when a window was last shown or scrolled, and ends then.
+/// Timing and cues follow CCExtractor 0.94 (derived from its outputs, see docs/ccr.md): a
+/// window's text goes to the service's screen (`Screen708`) when the window is hidden, deleted,
+/// cleared or scrolled while shown; the screen is written as a cue once no window is visible
+/// (at once for a clear or a scroll), from the last DisplayWindows or visible carriage return.
 struct Service708: Sendable {
     let number: Int
     /// Defined windows, at most 8 (ids 0...7).
@@ -57,11 +58,12 @@ struct Service708: Sendable {
     /// Set while a Delay holds the service's commands back.
     private var delayUntil: Int64?
     private var delayed: [UInt8] = []
+    /// Text copied from windows, waiting to be written as a cue.
+    private var screen = Screen708()
 
     init(number: Int) { self.number = number }
 
-    var allocatedCells: Int { windows.reduce(0) { $0 + $1.allocatedCells } }
-    var isIdle: Bool { windows.isEmpty && delayUntil == nil }
+    var allocatedCells: Int { windows.reduce(screen.cellCount) { $0 + $1.allocatedCells } }
     var heldBytes: Int { delayed.capacity }
 
     // MARK: running commands
@@ -91,7 +93,7 @@ struct Service708: Sendable {
     /// End of stream: what is on screen is written, ending now.
     mutating func finish(_ ctx: inout ServiceContext708) {
         if delayUntil != nil { releaseDelay(&ctx) }
-        printScreen(&ctx)
+        if copyToScreen(Array(windows.indices)) || !screen.isEmpty { printScreen(&ctx) }
     }
 
     private mutating func hold(_ command: ArraySlice<UInt8>, _ ctx: inout ServiceContext708) {
@@ -206,17 +208,25 @@ struct Service708: Sendable {
         windows[w].put(symbol, mayAllocate: mayAllocate)
     }
 
+    /// CR. In a visible window the screen is written first (with the window's text when it is
+    /// about to scroll), and the next screen starts now.
     private mutating func carriageReturn(_ ctx: inout ServiceContext708) {
         guard let id = current, let w = windowIndex(id) else { return }
         let shown = windows[w].visible
-        if shown { printScreen(&ctx) }
+        if shown {
+            if windows[w].carriageReturnScrolls { screen.copy(windows[w]) }
+            printScreen(&ctx)
+        }
         windows[w].carriageReturn()
         if shown { showTime = ctx.timing.visibleStart(ctx.now) }
     }
 
     private mutating func formFeed(_ ctx: inout ServiceContext708) {
         guard let id = current, let w = windowIndex(id) else { return }
-        if windows[w].visible { printScreen(&ctx) }
+        if windows[w].visible && !windows[w].isBlank {
+            screen.copy(windows[w])
+            printScreen(&ctx)
+        }
         windows[w].clearText(homePen: true)
     }
 
@@ -225,45 +235,70 @@ struct Service708: Sendable {
         windows.indices.filter { bitmap & (1 << UInt8(windows[$0].id)) != 0 }
     }
 
+    /// Copies the windows to the screen that hold text (and, unless `hiddenToo`, are visible);
+    /// true when any did.
+    private mutating func copyToScreen(_ chosen: [Int], hiddenToo: Bool = false) -> Bool {
+        var copied = false
+        for w in chosen where (hiddenToo || windows[w].visible) && !windows[w].isBlank {
+            screen.copy(windows[w])
+            copied = true
+        }
+        return copied
+    }
+
+    /// After windows left the screen: it is written once nothing is visible any more.
+    private mutating func printIfNothingVisible(_ copied: Bool, _ ctx: inout ServiceContext708) {
+        if copied && !windows.contains(where: \.visible) { printScreen(&ctx) }
+    }
+
     private mutating func clearWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
         let chosen = selected(bitmap)
-        if chosen.contains(where: { windows[$0].visible }) { printScreen(&ctx) }
+        if copyToScreen(chosen) { printScreen(&ctx) }
         for w in chosen { windows[w].clearText(homePen: false) }
     }
 
     private mutating func displayWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
-        let shown = selected(bitmap).filter { !windows[$0].visible }
-        guard !shown.isEmpty else { return }
-        printScreen(&ctx)
-        for w in shown { windows[w].visible = true }
+        for w in selected(bitmap) { windows[w].visible = true }
         showTime = ctx.timing.visibleStart(ctx.now)
     }
 
     private mutating func hideWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
-        let hidden = selected(bitmap).filter { windows[$0].visible }
-        guard !hidden.isEmpty else { return }
-        printScreen(&ctx)
-        for w in hidden { windows[w].visible = false }
+        let chosen = selected(bitmap)
+        let copied = copyToScreen(chosen)
+        for w in chosen { windows[w].visible = false }
+        printIfNothingVisible(copied, &ctx)
     }
 
     private mutating func toggleWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
         let chosen = selected(bitmap)
-        guard !chosen.isEmpty else { return }
-        printScreen(&ctx)
-        for w in chosen { windows[w].visible.toggle() }
-        if chosen.contains(where: { windows[$0].visible }) { showTime = ctx.timing.visibleStart(ctx.now) }
+        let copied = copyToScreen(chosen)
+        var shown = false
+        for w in chosen {
+            windows[w].visible.toggle()
+            shown = shown || windows[w].visible
+        }
+        printIfNothingVisible(copied, &ctx)
+        if shown { showTime = ctx.timing.visibleStart(ctx.now) }
     }
 
     private mutating func deleteWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
+        // CCExtractor 0.94 copies windows 4-7 to the screen when deleted even while hidden (89.svc1.srt
+        // shows it 14 times: their text joins the next cue, or makes one of its own), windows 0-3 only
+        // when visible (25 deletions of hidden windows 0-3 leave no trace there).
         let chosen = selected(bitmap)
-        if chosen.contains(where: { windows[$0].visible }) { printScreen(&ctx) }
+        let low = copyToScreen(chosen.filter { windows[$0].id < 4 })
+        let high = copyToScreen(chosen.filter { windows[$0].id >= 4 }, hiddenToo: true)
+        let copied = low || high
         windows.removeAll { bitmap & (1 << UInt8($0.id)) != 0 }
+        if windows.isEmpty { windows = [] } // release the storage, not only the elements
         if let id = current, bitmap & (1 << UInt8(id)) != 0 { current = nil }
+        printIfNothingVisible(copied, &ctx)
     }
 
     private mutating func reset(_ ctx: inout ServiceContext708) {
-        printScreen(&ctx)
+        if copyToScreen(Array(windows.indices)) { printScreen(&ctx) }
         windows = []
+        screen = Screen708()
         current = nil
         delayUntil = nil
         delayed = []
@@ -282,32 +317,26 @@ struct Service708: Sendable {
         windows[w].define(p)
         current = id
         let visible = p[p.startIndex] & 0x20 != 0
-        if visible != windows[w].visible {
-            printScreen(&ctx)
-            windows[w].visible = visible
-            if visible { showTime = ctx.timing.visibleStart(ctx.now) }
+        if visible && !windows[w].visible {
+            // The screen starts here only if nothing else was showing (89.svc1.srt cues 285, 740).
+            if !windows.contains(where: \.visible) { showTime = ctx.timing.visibleStart(ctx.now) }
+            windows[w].visible = true
+        } else if !visible && windows[w].visible {
+            let copied = copyToScreen([w])
+            windows[w].visible = false
+            printIfNothingVisible(copied, &ctx)
         }
     }
 
     // MARK: output
 
-    /// Writes the screen (the visible windows' text) as a cue from the last show time to now.
-    /// With nothing visible nothing happens; a visible screen without text moves the display
-    /// clock but writes nothing.
+    /// Writes the screen as a cue from the show time to now (nothing when it is empty); the
+    /// display clock moves either way.
     private mutating func printScreen(_ ctx: inout ServiceContext708) {
-        guard windows.contains(where: \.visible) else { return }
         let hide = ctx.timing.visibleEnd(ctx.now)
-        let shown = windows.filter(\.visible).sorted { ($0.anchorVertical, $0.id) < ($1.anchorVertical, $1.id) }
-        var rows: [String] = []
-        var lines: [TranscriptLine] = []
-        for window in shown {
-            window.forEachWrittenRow { cells in
-                let text = Row708Renderer.render(cells, ccextractorCompatible: ctx.ccextractorCompatible)
-                rows.append(text.srt)
-                lines.append(TranscriptLine(start: showTime, end: hide &+ 1, mode: .popOn, text: text.plain))
-            }
-        }
-        guard !rows.isEmpty else { return }
-        ctx.cues.append(Cue(start: showTime, end: hide &+ 1, mode: .popOn, rows: rows, lines: lines))
+        guard !screen.isEmpty else { return }
+        let rows = screen.take(ccextractorCompatible: ctx.ccextractorCompatible)
+        let lines = rows.map { TranscriptLine(start: showTime, end: hide &+ 1, mode: .popOn, text: $0.plain) }
+        ctx.cues.append(Cue(start: showTime, end: hide &+ 1, mode: .popOn, rows: rows.map(\.srt), lines: lines))
     }
 }

@@ -44,6 +44,8 @@ struct Window708: Sendable {
     let id: Int
     var visible = false
     var anchorVertical = 0
+    /// Anchors given in percent of the screen rather than in its 75 rows and 210 columns.
+    var relative = false
     var anchorHorizontal = 0
     var priority = 0
     private(set) var rowCount = 1
@@ -61,6 +63,7 @@ struct Window708: Sendable {
     mutating func define(_ p: ArraySlice<UInt8>) {
         let s = p.startIndex
         priority = Int(p[s] & 0x07)
+        relative = p[s + 1] & 0x80 != 0
         anchorVertical = Int(p[s + 1] & 0x7F)
         anchorHorizontal = Int(p[s + 2])
         resize(rows: Int(p[s + 3] & 0x0F) + 1, columns: Int(p[s + 4] & 0x3F) + 1)
@@ -78,7 +81,7 @@ struct Window708: Sendable {
         rowCount = r
         columnCount = c
         penRow = min(penRow, r - 1)
-        penColumn = min(penColumn, c)
+        penColumn = min(penColumn, c - 1)
     }
 
     // MARK: text
@@ -88,7 +91,6 @@ struct Window708: Sendable {
 
     /// Writes a symbol at the pen and moves it right. A row's first symbol allocates the row,
     /// unless `mayAllocate` is false (the decoder's cell budget is spent): then it is dropped.
-    /// Past the last column nothing is written.
     @discardableResult
     mutating func put(_ symbol: UInt16, mayAllocate: Bool) -> Bool {
         guard penColumn < columnCount else { return false }
@@ -97,7 +99,8 @@ struct Window708: Sendable {
             rows[penRow] = Array(repeating: .empty, count: columnCount)
         }
         rows[penRow][penColumn] = Cell708(symbol: symbol, style: pen)
-        penColumn += 1
+        // At the last column the pen stays: more text overwrites that cell (as CCExtractor does).
+        if penColumn + 1 < columnCount { penColumn += 1 }
         return true
     }
 
@@ -145,8 +148,14 @@ struct Window708: Sendable {
     /// True when no cell holds a symbol.
     var isBlank: Bool { rows.allSatisfy { $0.allSatisfy(\.isEmpty) } }
 
-    /// The rows that hold at least one symbol, top to bottom.
-    func forEachWrittenRow(_ body: ([Cell708]) -> Void) {
-        for row in rows where row.contains(where: { !$0.isEmpty }) { body(row) }
+    /// The rows that hold at least one symbol, top to bottom, with their index.
+    func forEachWrittenRow(_ body: (Int, [Cell708]) -> Void) {
+        for (r, row) in rows.enumerated() where row.contains(where: { !$0.isEmpty }) { body(r, row) }
     }
+
+    /// True when a carriage return would scroll the text (the pen is on the last row).
+    var carriageReturnScrolls: Bool { penRow + 1 >= rowCount }
+
+    /// The screen row (0...74, the standard's 75 vertical anchor positions) of the window's top row.
+    var screenTop: Int { relative ? anchorVertical * 75 / 100 : anchorVertical }
 }
