@@ -93,7 +93,7 @@ struct Service708: Sendable {
     /// End of stream: what is on screen is written, ending now.
     mutating func finish(_ ctx: inout ServiceContext708) {
         if delayUntil != nil { releaseDelay(&ctx) }
-        if copyToScreen(Array(windows.indices)) || !screen.isEmpty { printScreen(&ctx) }
+        if copyToScreen(Array(windows.indices), &ctx) || !screen.isEmpty { printScreen(&ctx) }
     }
 
     private mutating func hold(_ command: ArraySlice<UInt8>, _ ctx: inout ServiceContext708) {
@@ -214,7 +214,7 @@ struct Service708: Sendable {
         guard let id = current, let w = windowIndex(id) else { return }
         let shown = windows[w].visible
         if shown {
-            if windows[w].carriageReturnScrolls { screen.copy(windows[w]) }
+            if windows[w].carriageReturnScrolls { _ = copyToScreen([w], &ctx) }
             printScreen(&ctx)
         }
         windows[w].carriageReturn()
@@ -223,10 +223,7 @@ struct Service708: Sendable {
 
     private mutating func formFeed(_ ctx: inout ServiceContext708) {
         guard let id = current, let w = windowIndex(id) else { return }
-        if windows[w].visible && !windows[w].isBlank {
-            screen.copy(windows[w])
-            printScreen(&ctx)
-        }
+        if copyToScreen([w], &ctx) { printScreen(&ctx) }
         windows[w].clearText(homePen: true)
     }
 
@@ -237,9 +234,14 @@ struct Service708: Sendable {
 
     /// Copies the windows to the screen that hold text (and, unless `hiddenToo`, are visible);
     /// true when any did.
-    private mutating func copyToScreen(_ chosen: [Int], hiddenToo: Bool = false) -> Bool {
+    private mutating func copyToScreen(_ chosen: [Int], hiddenToo: Bool = false, _ ctx: inout ServiceContext708) -> Bool {
         var copied = false
         for w in chosen where (hiddenToo || windows[w].visible) && !windows[w].isBlank {
+            // A copy may at most double the text held: windows and screen stay within twice the budget.
+            guard ctx.cellsElsewhere + allocatedCells + windows[w].allocatedCells <= 2 * ctx.limits.maximumCells else {
+                ctx.droppedSymbols &+= windows[w].allocatedCells
+                continue
+            }
             screen.copy(windows[w])
             copied = true
         }
@@ -253,7 +255,7 @@ struct Service708: Sendable {
 
     private mutating func clearWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
         let chosen = selected(bitmap)
-        if copyToScreen(chosen) { printScreen(&ctx) }
+        if copyToScreen(chosen, &ctx) { printScreen(&ctx) }
         for w in chosen { windows[w].clearText(homePen: false) }
     }
 
@@ -264,14 +266,14 @@ struct Service708: Sendable {
 
     private mutating func hideWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
         let chosen = selected(bitmap)
-        let copied = copyToScreen(chosen)
+        let copied = copyToScreen(chosen, &ctx)
         for w in chosen { windows[w].visible = false }
         printIfNothingVisible(copied, &ctx)
     }
 
     private mutating func toggleWindows(_ bitmap: UInt8, _ ctx: inout ServiceContext708) {
         let chosen = selected(bitmap)
-        let copied = copyToScreen(chosen)
+        let copied = copyToScreen(chosen, &ctx)
         var shown = false
         for w in chosen {
             windows[w].visible.toggle()
@@ -286,8 +288,8 @@ struct Service708: Sendable {
         // shows it 14 times: their text joins the next cue, or makes one of its own), windows 0-3 only
         // when visible (25 deletions of hidden windows 0-3 leave no trace there).
         let chosen = selected(bitmap)
-        let low = copyToScreen(chosen.filter { windows[$0].id < 4 })
-        let high = copyToScreen(chosen.filter { windows[$0].id >= 4 }, hiddenToo: true)
+        let low = copyToScreen(chosen.filter { windows[$0].id < 4 }, &ctx)
+        let high = copyToScreen(chosen.filter { windows[$0].id >= 4 }, hiddenToo: true, &ctx)
         let copied = low || high
         windows.removeAll { bitmap & (1 << UInt8($0.id)) != 0 }
         if windows.isEmpty { windows = [] } // release the storage, not only the elements
@@ -296,7 +298,7 @@ struct Service708: Sendable {
     }
 
     private mutating func reset(_ ctx: inout ServiceContext708) {
-        if copyToScreen(Array(windows.indices)) { printScreen(&ctx) }
+        if copyToScreen(Array(windows.indices), &ctx) { printScreen(&ctx) }
         windows = []
         screen = Screen708()
         current = nil
@@ -322,7 +324,7 @@ struct Service708: Sendable {
             if !windows.contains(where: \.visible) { showTime = ctx.timing.visibleStart(ctx.now) }
             windows[w].visible = true
         } else if !visible && windows[w].visible {
-            let copied = copyToScreen([w])
+            let copied = copyToScreen([w], &ctx)
             windows[w].visible = false
             printIfNothingVisible(copied, &ctx)
         }
