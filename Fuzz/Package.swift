@@ -18,6 +18,9 @@ let package = Package(
         /// `.bin` (RCWT) files into the reader, the assembler and the 608/XDS decoder.
         .executableTarget(name: "FuzzDecoder", dependencies: ["Captions"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        /// `.bin` records into the CEA-708 decoder: packets, service blocks, windows, srt rows.
+        .executableTarget(name: "FuzzDTVCC", dependencies: ["Captions"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -100,15 +100,16 @@ public struct DTVCCDecoder: Sendable {
     /// Packets dropped because the next one started before they were complete.
     public var droppedPackets: Int { packets.droppedPackets }
 
-    /// Heap bytes held beyond the struct itself: services, windows and text rows (an estimate
-    /// from element sizes and capacities, excluding allocator overhead).
+    /// Heap bytes held beyond the struct itself: services, windows, text rows and screens, with
+    /// 32 bytes of header per array (an estimate from sizes and capacities; malloc's own
+    /// rounding is not counted).
     public var estimatedHeapBytes: Int {
-        var total = decoders.capacity * MemoryLayout<Service708>.stride
+        let header = 32
+        var total = decoders.isEmpty ? 0 : header + decoders.capacity * MemoryLayout<Service708>.stride
         for s in decoders {
-            total += s.windows.capacity * MemoryLayout<Window708>.stride + s.heldBytes
-            for w in s.windows {
-                total += w.rowCount * MemoryLayout<[Cell708]>.stride + w.allocatedCells * MemoryLayout<Cell708>.stride
-            }
+            total += s.windows.capacity * MemoryLayout<Window708>.stride + s.heldBytes + s.allocatedArrays * header
+            total += s.allocatedCells * MemoryLayout<Cell708>.stride
+            for w in s.windows { total += w.rowCount * MemoryLayout<[Cell708]>.stride }
         }
         return total
     }
@@ -145,7 +146,7 @@ public struct DTVCCDecoder: Sendable {
     private func context(at now: Int64, excluding k: Int) -> ServiceContext708 {
         var cells = 0, windows = 0
         for j in decoders.indices where j != k {
-            cells += decoders[j].allocatedCells
+            cells += decoders[j].budgetUnits
             windows += decoders[j].windows.count
         }
         return ServiceContext708(now: now, timing: timing, limits: limits, cellsElsewhere: cells,

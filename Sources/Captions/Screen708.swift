@@ -10,6 +10,7 @@ struct Screen708: Sendable {
 
     var isEmpty: Bool { rows.isEmpty }
     var cellCount: Int { rows.reduce(0) { $0 + $1.cells.count } }
+    var rowCount: Int { rows.count }
 
     /// Copies a window's written rows; a row already there is replaced.
     mutating func copy(_ window: Window708) {

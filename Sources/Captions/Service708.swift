@@ -1,7 +1,8 @@
 /// The limits that keep a 708 decoder's memory bounded whatever a stream sends.
 public struct DTVCCLimits: Sendable, Hashable {
-    /// Text cells held at once by all windows of all services (4 bytes each). A row takes its
-    /// window's width when first written; past the budget, symbols for new rows are dropped.
+    /// Text cells held at once by all windows of all services (4 bytes each; a row's array header
+    /// counts as 8). A row takes its window's width when first written; past the budget, symbols
+    /// for new rows are dropped. Copies on the services' screens may take as much again.
     public var maximumCells: Int
     /// Windows defined at once, all services together (the standard allows 8 per service).
     public var maximumWindows: Int
@@ -9,8 +10,9 @@ public struct DTVCCLimits: Sendable, Hashable {
     /// a full buffer cancels the delay.
     public var maximumDelayedBytes: Int
 
-    /// Two full 16:9 screens of text (32 rows of 42), two services' windows, one service buffer.
-    public init(maximumCells: Int = 1344, maximumWindows: Int = 16, maximumDelayedBytes: Int = 128) {
+    /// One full 16:9 screen of text (16 rows of 42; real captions use a third of it), two
+    /// services' windows, the standard's service buffer.
+    public init(maximumCells: Int = 672, maximumWindows: Int = 16, maximumDelayedBytes: Int = 128) {
         self.maximumCells = maximumCells
         self.maximumWindows = maximumWindows
         self.maximumDelayedBytes = maximumDelayedBytes
@@ -64,7 +66,15 @@ struct Service708: Sendable {
     init(number: Int) { self.number = number }
 
     var allocatedCells: Int { windows.reduce(screen.cellCount) { $0 + $1.allocatedCells } }
+    /// What the text costs against `DTVCCLimits.maximumCells`: its cells, and 8 cells (32 bytes)
+    /// for each row's array header, so that many narrow rows cost what their storage costs.
+    var budgetUnits: Int { windows.reduce(screen.cellCount + 8 * screen.rowCount) { $0 + $1.allocatedCells + 8 * $1.allocatedRows } }
     var heldBytes: Int { delayed.capacity }
+    /// Arrays this service holds storage for (each costs a header besides its elements).
+    var allocatedArrays: Int {
+        (windows.isEmpty ? 0 : 1) + (delayed.isEmpty ? 0 : 1) + (screen.isEmpty ? 0 : 1 + screen.rowCount)
+            + windows.reduce(0) { $0 + 1 + $1.allocatedRows }
+    }
 
     // MARK: running commands
 
@@ -106,6 +116,7 @@ struct Service708: Sendable {
             execute(command, &ctx)
             return
         }
+        if delayed.isEmpty { delayed.reserveCapacity(ctx.limits.maximumDelayedBytes) }
         delayed.append(contentsOf: command)
     }
 
@@ -202,7 +213,7 @@ struct Service708: Sendable {
         guard let id = current, let w = windowIndex(id) else { return }
         var mayAllocate = true
         if windows[w].penRowNeedsStorage {
-            mayAllocate = ctx.cellsElsewhere + allocatedCells + windows[w].columnCount <= ctx.limits.maximumCells
+            mayAllocate = ctx.cellsElsewhere + budgetUnits + windows[w].columnCount + 8 <= ctx.limits.maximumCells
             if !mayAllocate { ctx.droppedSymbols &+= 1 }
         }
         windows[w].put(symbol, mayAllocate: mayAllocate)
@@ -238,7 +249,8 @@ struct Service708: Sendable {
         var copied = false
         for w in chosen where (hiddenToo || windows[w].visible) && !windows[w].isBlank {
             // A copy may at most double the text held: windows and screen stay within twice the budget.
-            guard ctx.cellsElsewhere + allocatedCells + windows[w].allocatedCells <= 2 * ctx.limits.maximumCells else {
+            let cost = windows[w].allocatedCells + 8 * windows[w].allocatedRows
+            guard ctx.cellsElsewhere + budgetUnits + cost <= 2 * ctx.limits.maximumCells else {
                 ctx.droppedSymbols &+= windows[w].allocatedCells
                 continue
             }

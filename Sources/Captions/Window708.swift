@@ -144,6 +144,7 @@ struct Window708: Sendable {
     // MARK: reading
 
     var allocatedCells: Int { rows.reduce(0) { $0 + $1.count } }
+    var allocatedRows: Int { rows.reduce(0) { $0 + ($1.isEmpty ? 0 : 1) } }
 
     /// True when no cell holds a symbol.
     var isBlank: Bool { rows.allSatisfy { $0.allSatisfy(\.isEmpty) } }

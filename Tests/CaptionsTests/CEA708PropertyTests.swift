@@ -10,9 +10,10 @@ struct CEA708PropertyTests {
     typealias B = DTVCCStreamBuilder
 
     /// Heap a decoder of every service may hold at most under the default limits: twice the cell
-    /// budget (windows plus their copies on the screens), 16 windows with their row tables, 63
-    /// services with a full Delay buffer each, plus the decoder's array headers.
-    static let heapBound = 2 * 1344 * 4 + 16 * (160 + 15 * 8) + 63 * (120 + 128) + 1024
+    /// budget (windows plus their copies on the screens, row headers included), 16 windows
+    /// (96 bytes) with their row tables, 63 services (72 bytes) with a full Delay buffer and
+    /// their array headers, and some slack for the decoder's own arrays (about 35 KB).
+    static let heapBound = 2 * 672 * 4 + 16 * (96 + 15 * 8 + 64) + 64 * 72 + 63 * (128 + 96) + 1024
 
     /// A valid stream touching every command, to mutate.
     static let validStream: [UInt8] = {

@@ -141,7 +141,8 @@ struct CEA708Tests {
     func limits() {
         var b = B()
         for id in 0..<3 { b.block(B.defineWindow(id, visible: true, anchorVertical: UInt8(10 * id), rows: 1, columns: 10) + B.text("W\(id)")) }
-        let result = Self.cues(b, limits: DTVCCLimits(maximumCells: 10, maximumWindows: 2))
+        // A 10-column row costs 18 units (10 cells and its header): the second does not fit in 20.
+        let result = Self.cues(b, limits: DTVCCLimits(maximumCells: 20, maximumWindows: 2))
         #expect(result.cues.map(\.cue.rows) == [["W0"]])
         #expect(result.decoder.droppedSymbols > 0)
     }

@@ -61,6 +61,30 @@ struct DecodeCommandTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: out)) == (try Fixtures.sharedData("\(name).xds.ttxt")))
     }
 
+    @Test("--service 1 to stdout equals CCExtractor's svc1 srt; --service 1,2 -o writes one file per service",
+          .enabled(if: Fixtures.shouldRunSharedTests, "shared fixtures needed"),
+          arguments: ["the.tudors", "89"])
+    func decodeService(name: String) throws {
+        let bin = try Fixtures.shared("\(name).bin").path
+        let one = try Self.run(["decode", bin, "--service", "1"])
+        #expect(one.status == 0)
+        #expect(one.stdout == (try Fixtures.sharedData("\(name).svc1.srt")))
+
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-decode-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let several = try Self.run(["decode", bin, "--service", "1,2", "-o", dir.appendingPathComponent("out.srt").path])
+        #expect(several.status == 0)
+        #expect(try Data(contentsOf: dir.appendingPathComponent("out.svc01.srt")) == (try Fixtures.sharedData("\(name).svc1.srt")))
+        #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent("out.svc02.srt").path))
+        let stdout = try Self.run(["decode", bin, "--service", "1,2"])
+        #expect(String(decoding: stdout.stdout, as: UTF8.self).hasPrefix("==> service 1 <==\r\n1\r\n"))
+        for bad in ["0", "64", "1,x", ""] {
+            #expect(try Self.run(["decode", bin, "--service", bad]).status != 0, "--service \(bad)")
+        }
+        #expect(try Self.run(["decode", bin, "--service", "1", "--format", "ttxt"]).status != 0)
+    }
+
     @Test("a file that is not RCWT fails with a clear message and a non-zero status")
     func notRCWT() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-decode-\(UUID().uuidString)")
