@@ -45,7 +45,7 @@ struct CEA708PropertyTests {
         return (cues, maxHeap, truncated)
     }
 
-    static func decodeChunked(_ bytes: [UInt8], services: DTVCCServiceSet, rng: inout SeededGenerator) throws -> [ServiceCue] {
+    static func decodeChunked(_ bytes: [UInt8], services: DTVCCServiceSet, rng: inout SplitMix64) throws -> [ServiceCue] {
         var d = DTVCCDecoder(services: services)
         var cues: [ServiceCue] = []
         var assembler = RCWTRecordAssembler(maxTriplets: 0xFFFF)
@@ -69,7 +69,7 @@ struct CEA708PropertyTests {
 
     @Test("random DTVCC triplets: no crash, bounded memory, well-formed cues", arguments: 0..<12)
     func random(seed: UInt64) throws {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(state: seed)
         var records: [RCWTRecord] = []
         var time: Int64 = 0
         for _ in 0..<3000 {
@@ -77,7 +77,7 @@ struct CEA708PropertyTests {
             for _ in 0..<Int.random(in: 0...6, using: &rng) {
                 let info: UInt8 = [0xFF, 0xFE, 0xFE, 0xFE, 0xFA, 0xFC, UInt8.random(in: 0...255, using: &rng)].randomElement(using: &rng)!
                 // Biased towards service headers, C1 commands and text.
-                let pick = { (r: inout SeededGenerator) -> UInt8 in
+                let pick = { (r: inout SplitMix64) -> UInt8 in
                     [UInt8.random(in: 0x80...0x9F, using: &r), UInt8.random(in: 0...0x3F, using: &r) | 0x20,
                      UInt8.random(in: 0...255, using: &r), UInt8.random(in: 0x20...0x7F, using: &r)].randomElement(using: &r)!
                 }
@@ -95,7 +95,7 @@ struct CEA708PropertyTests {
 
     @Test("mutated valid streams (and the shared fixtures when present): same properties", arguments: 0..<16)
     func mutated(seed: UInt64) throws {
-        var rng = SeededGenerator(seed: seed)
+        var rng = SplitMix64(state: seed)
         var base = Self.validStream
         if seed >= 12, Fixtures.shouldRunSharedTests, let data = try? Fixtures.sharedData("the.tudors.bin") { base = [UInt8](data) }
         var bytes = base
@@ -117,7 +117,7 @@ struct CEA708PropertyTests {
     func validStreamChunking() throws {
         let whole = Self.decodeWhole(Self.validStream, services: .all)
         #expect(!whole.cues.isEmpty)
-        var rng = SeededGenerator(seed: 99)
+        var rng = SplitMix64(state: 99)
         #expect(try Self.decodeChunked(Self.validStream, services: .all, rng: &rng) == whole.cues)
     }
 }

@@ -23,6 +23,13 @@ struct DecodeCommandTests {
         return nil
     }
 
+    /// A new empty folder under the temporary directory (the caller removes it).
+    static func temporaryDirectory() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-decode-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
     static func run(_ arguments: [String]) throws -> (status: Int32, stdout: Data, stderr: Data) {
         let binary = try #require(ccrBinary(), "ccr binary not found next to the tests (build it, or set CCR_BINARY)")
         let process = Process()
@@ -51,8 +58,7 @@ struct DecodeCommandTests {
         #expect(txt.status == 0)
         #expect(txt.stdout == (try Fixtures.sharedData("\(name).txt")))
 
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-decode-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("out.ttxt").path
         let ttxt = try Self.run(["decode", bin, "--format", "ttxt", "--xds", "-o", out])
@@ -70,8 +76,7 @@ struct DecodeCommandTests {
         #expect(one.status == 0)
         #expect(one.stdout == (try Fixtures.sharedData("\(name).svc1.srt")))
 
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-decode-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let several = try Self.run(["decode", bin, "--service", "1,2", "-o", dir.appendingPathComponent("out.srt").path])
         #expect(several.status == 0)
@@ -87,8 +92,7 @@ struct DecodeCommandTests {
 
     @Test("a file that is not RCWT fails with a clear message and a non-zero status")
     func notRCWT() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-decode-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let dir = try Self.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: dir) }
         let file = dir.appendingPathComponent("notes.bin")
         try Data("hello, this is text not captions".utf8).write(to: file)
