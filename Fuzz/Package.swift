@@ -12,11 +12,16 @@ let package = Package(
         .target(name: "Captions", path: "Sources/Captions"),
         /// The NIO-free part of TunerServer: framer, session, program recording.
         .target(name: "TunerCore", dependencies: ["Captions"], path: "Sources/TunerCore"),
+        /// The shim every target's main uses to start libFuzzer's driver.
+        .target(name: "FuzzSupport"),
         /// `-sendto` byte streams into a TunerSession (framer, handshake, record assembly, decoder).
-        .executableTarget(name: "FuzzSession", dependencies: ["TunerCore", "Captions"],
+        .executableTarget(name: "FuzzSession", dependencies: ["TunerCore", "Captions", "FuzzSupport"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
         /// `.bin` (RCWT) files into the reader, the assembler and the 608/XDS decoder.
-        .executableTarget(name: "FuzzDecoder", dependencies: ["Captions"],
+        .executableTarget(name: "FuzzDecoder", dependencies: ["Captions", "FuzzSupport"],
+                          swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
+        /// `.bin` records into the CEA-708 decoder: packets, service blocks, windows, srt rows.
+        .executableTarget(name: "FuzzDTVCC", dependencies: ["Captions", "FuzzSupport"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,11 +17,7 @@ public struct CaptionDecoder: Sendable {
     private var xdsStart: Int64 = -1
 
     // Timing, as CCExtractor derives it from RCWT timestamps: each record's own timestamp.
-    private var ftsNow: Int64 = 0
-    private var ftsMax: Int64 = 0
-    private var cbField1 = 0
-    private var cbField2 = 0
-    private var cb708 = 0
+    private var clock = FrameClock()
     private var finished = false
 
     /// Output waiting for its timing to be known (CCExtractor's `cc_subtitle` per output run).
@@ -145,11 +141,8 @@ public struct CaptionDecoder: Sendable {
     public mutating func finish(emit: (CaptionEvent) -> Void) {
         guard !finished else { return }
         finished = true
-        // CCExtractor ends a file by moving the clock one frame past the last one, plus a third
-        // of a second per caption pair counted in the last frame, then erasing the screen.
-        var global = ftsMax &+ 33
-        let pairs = cbField1 != 0 ? cbField1 : (cbField2 != 0 ? cbField2 : cb708)
-        global = StreamTime.clamped(global &+ Int64(pairs) * 1001 / 3)
+        // CCExtractor ends a file by moving the clock past the last record, then erasing the screen.
+        let global = clock.endOfStream
         if cc != nil {
             cc!.flush(fts: global, out: &scratch)
             enqueue(scratch)
@@ -169,33 +162,26 @@ public struct CaptionDecoder: Sendable {
     /// the range is ours: a tuner's timestamp is clamped into `StreamTime.range`, so no later
     /// sum (pair offsets, end of stream, the web's durations) can overflow.
     private mutating func setTime(_ ts: Int64) {
-        ftsNow = StreamTime.clamped(ts)
-        if ftsNow > ftsMax { ftsMax = ftsNow }
-        cbField1 = 0; cbField2 = 0; cb708 = 0
+        clock.startRecord(at: ts)
     }
 
     @inline(__always) private func fts(field: Int) -> Int64 {
-        StreamTime.clamped(ftsNow &+ Int64(field == 1 ? cbField1 : cbField2) * 1001 / 30)
+        clock.time(field == 1 ? .field1 : .field2)
     }
 
     // MARK: triplets
 
     private mutating func triplet(_ t: CCTriplet) {
-        let type = t.info & 0x03
-        let valid = t.info & 0x04 != 0
-        // Padding (0x80 0x80 with the standard marker bits) is skipped without counting.
-        if (t.info == 0xFA || t.info == 0xFC || t.info == 0xFD) && t.data1 & 0x7F == 0 && t.data2 & 0x7F == 0 { return }
-        guard valid || type == 3 else { return }
-        switch type {
-        case 0:
+        guard let counter = FrameClock.counter(for: t) else { return }
+        switch counter {
+        case .field1:
             if options.channel.field == 1 { pair(t.data1, t.data2, field: 1) }
-            cbField1 += 1
-        case 1:
+        case .field2:
             if options.channel.field == 2 || options.xds { pair(t.data1, t.data2, field: 2) }
-            cbField2 += 1
-        default:
-            cb708 += 1
+        case .dtvcc:
+            break
         }
+        clock.tick(counter)
     }
 
     private mutating func pair(_ b1: UInt8, _ b2: UInt8, field: Int) {

@@ -23,11 +23,25 @@ struct DecodeCommand: AsyncParsableCommand {
     @Option(name: [.customShort("o"), .long], help: "Write to this file instead of standard output.")
     var output: String?
 
+    @Option(name: .long, help: ArgumentHelp(
+        "Decode CEA-708 services instead of 608: N or N,M,... (1 to 63), like ccextractor --service.",
+        discussion: "One service: its srt/txt to stdout or -o FILE. Several: -o BASE.EXT writes BASE.svcNN.EXT per service (as CCExtractor writes one file per service); on stdout each service follows a line '==> service N <=='."))
+    var service: ServiceListArgument?
+
     func validate() throws {
         guard (1...4).contains(channel) else { throw ValidationError("--channel must be 1, 2, 3 or 4") }
+        if service != nil {
+            guard format.value != .ttxt else { throw ValidationError("--service writes srt or txt") }
+            guard !xds, channel == 1 else { throw ValidationError("--service cannot be combined with --xds or --channel") }
+        }
     }
 
     func run() async throws {
+        if let service {
+            try ServiceOutput.write(Self.decodeServices(path: file, services: service.services, format: format.value),
+                                    format: format.value, to: output)
+            return
+        }
         let text = try Self.decode(path: file, format: format.value, xds: xds, channel: CaptionChannel(rawValue: channel)!)
         let data = Data(text.utf8)
         if let output {
@@ -39,18 +53,73 @@ struct DecodeCommand: AsyncParsableCommand {
 
     /// The whole decode as a function, so tests can drive it without a process.
     static func decode(path: String, format: CaptionFormat, xds: Bool, channel: CaptionChannel) throws -> String {
-        let url = URL(fileURLWithPath: path)
-        let bytes: [UInt8]
-        do {
-            bytes = [UInt8](try Data(contentsOf: url, options: .mappedIfSafe))
-        } catch {
-            throw DecodeFailure(message: "cannot read \(path): \(error.localizedDescription)")
-        }
+        let bytes = try read(path)
         do {
             return try CaptionFile.render(bin: bytes, format: format, xds: xds, channel: channel)
         } catch {
             throw DecodeFailure(message: "\(path): \(error)")
         }
+    }
+
+    /// The 708 decode: one text per service, in service order.
+    static func decodeServices(path: String, services: DTVCCServiceSet, format: CaptionFormat) throws -> [(service: Int, text: String)] {
+        let bytes = try read(path)
+        do {
+            return try CaptionFile.renderServices(bin: bytes, services: services, format: format)
+        } catch {
+            throw DecodeFailure(message: "\(path): \(error)")
+        }
+    }
+
+    private static func read(_ path: String) throws -> [UInt8] {
+        do {
+            return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe))
+        } catch {
+            throw DecodeFailure(message: "cannot read \(path): \(error.localizedDescription)")
+        }
+    }
+}
+
+/// Where `--service` output goes. One service: stdout or the -o file, exactly CCExtractor's srt.
+/// Several: one file per service (`out.srt` becomes `out.svc01.srt`, `out.svc02.srt`, like
+/// CCExtractor's `.svcNN` names), or on stdout each service after a `==> service N <==` line.
+enum ServiceOutput {
+    static func write(_ outputs: [(service: Int, text: String)], format: CaptionFormat, to output: String?) throws {
+        if outputs.count == 1 {
+            let data = Data(outputs[0].text.utf8)
+            if let output { try data.write(to: URL(fileURLWithPath: output)) } else { FileHandle.standardOutput.write(data) }
+            return
+        }
+        for (service, text) in outputs {
+            if let output {
+                try Data(text.utf8).write(to: URL(fileURLWithPath: fileName(output, service: service)))
+            } else {
+                FileHandle.standardOutput.write(Data("==> service \(service) <==\r\n\(text)".utf8))
+            }
+        }
+    }
+
+    /// `BASE.EXT` -> `BASE.svcNN.EXT` (`BASE.svcNN` when there is no extension).
+    static func fileName(_ output: String, service: Int) -> String {
+        let url = URL(fileURLWithPath: output)
+        let ext = url.pathExtension
+        let tag = "svc" + (service < 10 ? "0" : "") + String(service)
+        if ext.isEmpty { return output + "." + tag }
+        return url.deletingPathExtension().path + "." + tag + "." + ext
+    }
+}
+
+/// `--service` values: `N` or `N,M,...`, each from 1 to 63.
+struct ServiceListArgument: ExpressibleByArgument, Sendable {
+    let services: DTVCCServiceSet
+    init?(argument: String) {
+        var numbers: [Int] = []
+        for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
+            guard let n = Int(part.trimmingCharacters(in: .whitespaces)), (1...63).contains(n) else { return nil }
+            numbers.append(n)
+        }
+        guard !numbers.isEmpty else { return nil }
+        services = DTVCCServiceSet(numbers)
     }
 }
 

@@ -1,4 +1,5 @@
 import Captions
+import FuzzSupport
 
 /// libFuzzer entry: the input is a `.bin` recording without its 11-byte header (added here, so
 /// that the fuzzer spends its time in records). The first byte picks the read size for the
@@ -61,20 +62,10 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     return 0
 }
 
-/// SwiftPM links an executable target's entry point as `FuzzDecoder_main` (so tests can import it), which
-/// takes the place of libFuzzer's own main: hand the command line to libFuzzer's driver here.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
-
+/// SwiftPM links an executable target's entry point as `FuzzDecoder_main`: libFuzzer's driver runs from it.
 @_cdecl("FuzzDecoder_main")
 func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in
+    runLibFuzzer(argc, argv) { data, size in
         guard let data, size > 0 else { return 0 }
         return fuzzDecoder(data, size)
     }

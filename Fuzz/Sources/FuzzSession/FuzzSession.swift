@@ -1,4 +1,5 @@
 import Captions
+import FuzzSupport
 import TunerCore
 
 /// libFuzzer entry: the input is a tuner's byte stream. Its first byte picks the read size
@@ -45,20 +46,10 @@ private func run(_ bytes: [UInt8], password: String?, chunk: Int) -> (events: [S
     return (events, "open")
 }
 
-/// SwiftPM links an executable target's entry point as `FuzzSession_main` (so tests can import it), which
-/// takes the place of libFuzzer's own main: hand the command line to libFuzzer's driver here.
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(
-    _ argc: UnsafeMutablePointer<Int32>,
-    _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
-) -> Int32
-
+/// SwiftPM links an executable target's entry point as `FuzzSession_main`: libFuzzer's driver runs from it.
 @_cdecl("FuzzSession_main")
 func fuzzerMain(_ argc: Int32, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> Int32 {
-    var count = argc
-    var arguments = argv
-    return LLVMFuzzerRunDriver(&count, &arguments) { data, size in
+    runLibFuzzer(argc, argv) { data, size in
         guard let data, size > 0 else { return 0 }
         return fuzzSession(data, size)
     }
