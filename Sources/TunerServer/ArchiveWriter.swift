@@ -58,11 +58,11 @@ public final class ArchiveWriter: ArchiveIO {
         }
     }
 
-    public func rename(base: String, to newBase: String) {
+    public func rename(base: String, to newBase: String, kinds: [ArchiveFileKind]) {
         enqueue(bases: [base, newBase], bytes: 0) { [self] in
-            do throws(ArchiveError) { try direct.rename(base: base, to: newBase) } catch { failed(error) }
+            do throws(ArchiveError) { try direct.rename(base: base, to: newBase, kinds: kinds) } catch { failed(error) }
             unwritten.withLock { kept in
-                for kind in ArchiveFileKind.allCases {
+                for kind in kinds {
                     if let data = kept.removeValue(forKey: base + "." + kind.fileExtension) {
                         kept[newBase + "." + kind.fileExtension] = data
                     }

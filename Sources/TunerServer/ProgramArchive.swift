@@ -5,9 +5,15 @@ import Darwin
 #endif
 import Captions
 
-/// The kinds of file archived for each program.
-public enum ArchiveFileKind: Int, CaseIterable, Sendable {
+/// The kinds of file archived for each program: the 608 captions as CCExtractor writes them,
+/// the recording itself, and one SubRip file per CEA-708 service the tuner carries.
+public enum ArchiveFileKind: Hashable, Sendable {
     case srt, txt, ttxt, bin
+    /// CEA-708 service N (1...63) as SubRip: `BASE.svcN.srt`, as `ccextractor --service N`.
+    case service(Int)
+
+    /// The files every program has (its `.bin` holds at least the RCWT header).
+    public static let standard: [ArchiveFileKind] = [.srt, .txt, .ttxt, .bin]
 
     public var fileExtension: String {
         switch self {
@@ -15,6 +21,7 @@ public enum ArchiveFileKind: Int, CaseIterable, Sendable {
         case .txt: "txt"
         case .ttxt: "ttxt"
         case .bin: "bin"
+        case .service(let n): "svc\(n).srt"
         }
     }
 }
@@ -81,8 +88,8 @@ public struct ArchiveError: Error, Sendable, CustomStringConvertible {
 public protocol ArchiveIO: Sendable {
     /// Appends `bytes` to the program file `base`.`kind`, making `directory` first if missing.
     func append(_ bytes: [UInt8], base: String, kind: ArchiveFileKind, directory: String) throws(ArchiveError)
-    /// Renames the files of a program that exist at `base` to `newBase` (same extensions).
-    func rename(base: String, to newBase: String) throws(ArchiveError)
+    /// Renames the files of `kinds` of a program that exist at `base` to `newBase` (same extensions).
+    func rename(base: String, to newBase: String, kinds: [ArchiveFileKind]) throws(ArchiveError)
     /// True when any file of a program at `base` exists or is about to be written.
     func exists(base: String) -> Bool
     /// Claims `base` for a new program: false when it exists, is about to be written or is
@@ -110,8 +117,8 @@ public struct DirectArchiveIO: ArchiveIO {
         try appendToFile(base + "." + kind.fileExtension, bytes, directory: directory)
     }
 
-    public func rename(base: String, to newBase: String) throws(ArchiveError) {
-        for kind in ArchiveFileKind.allCases {
+    public func rename(base: String, to newBase: String, kinds: [ArchiveFileKind]) throws(ArchiveError) {
+        for kind in kinds {
             let from = base + "." + kind.fileExtension, target = newBase + "." + kind.fileExtension
             if Glibc.rename(from, target) != 0 && errno != ENOENT {
                 throw ArchiveError(path: target, operation: "rename to", errno: errno)
@@ -120,7 +127,7 @@ public struct DirectArchiveIO: ArchiveIO {
     }
 
     public func exists(base: String) -> Bool {
-        ArchiveFileKind.allCases.contains { access(base + "." + $0.fileExtension, F_OK) == 0 }
+        ArchiveFileKind.standard.contains { access(base + "." + $0.fileExtension, F_OK) == 0 }
     }
 
     public var isBehind: Bool { false }
@@ -138,7 +145,8 @@ public struct DirectArchiveIO: ArchiveIO {
 public struct ProgramFiles: Sendable {
     public private(set) var basePath: String
     public let directory: String
-    private var pending: [[UInt8]] = Array(repeating: [], count: ArchiveFileKind.allCases.count)
+    /// Each file's waiting bytes: the standard four, then each 708 service from its first cue.
+    private var pending: [(kind: ArchiveFileKind, bytes: [UInt8])] = ArchiveFileKind.standard.map { ($0, []) }
     /// Bytes appended since the program began (what `[limits] program_bytes` bounds).
     public private(set) var bytesAppended = 0
 
@@ -150,35 +158,44 @@ public struct ProgramFiles: Sendable {
     /// Appends bytes as they are (an RCWT record goes to the `.bin` file unchanged: the wire layout
     /// of a record is the file's).
     public mutating func append<C: Collection<UInt8>>(_ kind: ArchiveFileKind, _ bytes: C) {
-        pending[kind.rawValue].append(contentsOf: bytes)
+        pending[index(kind)].bytes.append(contentsOf: bytes)
         bytesAppended += bytes.count
     }
 
     public mutating func append(_ kind: ArchiveFileKind, _ text: String) {
-        pending[kind.rawValue].append(contentsOf: text.utf8)
+        pending[index(kind)].bytes.append(contentsOf: text.utf8)
         bytesAppended += text.utf8.count
     }
 
+    private mutating func index(_ kind: ArchiveFileKind) -> Int {
+        if let i = pending.firstIndex(where: { $0.kind == kind }) { return i }
+        pending.append((kind, []))
+        return pending.count - 1
+    }
+
+    /// The kinds of file this program has written or will write.
+    public var kinds: [ArchiveFileKind] { pending.map(\.kind) }
+
     /// Bytes waiting to be written.
-    public var pendingByteCount: Int { pending.reduce(0) { $0 + $1.count } }
+    public var pendingByteCount: Int { pending.reduce(0) { $0 + $1.bytes.count } }
 
     /// The fullest file buffer, in bytes.
-    public var largestPendingByteCount: Int { pending.reduce(0) { Swift.max($0, $1.count) } }
+    public var largestPendingByteCount: Int { pending.reduce(0) { Swift.max($0, $1.bytes.count) } }
 
     /// Hands the waiting buffers holding at least `minimumBytes` (all of them by default) to `io`.
     /// On error the unwritten data stays pending.
     public mutating func flush(minimumBytes: Int = 1, to io: any ArchiveIO) throws(ArchiveError) {
-        for kind in ArchiveFileKind.allCases where pending[kind.rawValue].count >= Swift.max(1, minimumBytes) {
-            try io.append(pending[kind.rawValue], base: basePath, kind: kind, directory: directory)
+        for i in pending.indices where pending[i].bytes.count >= Swift.max(1, minimumBytes) {
+            try io.append(pending[i].bytes, base: basePath, kind: pending[i].kind, directory: directory)
             // Release the buffer's memory: a tuner's next cue may be minutes away.
-            pending[kind.rawValue] = []
+            pending[i].bytes = []
         }
     }
 
     /// Moves the files written so far to a new base path (the program got its name).
     public mutating func rename(to newBase: String, io: any ArchiveIO) throws(ArchiveError) {
         guard newBase != basePath else { return }
-        try io.rename(base: basePath, to: newBase)
+        try io.rename(base: basePath, to: newBase, kinds: kinds)
         basePath = newBase
     }
 }

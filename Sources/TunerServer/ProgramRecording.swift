@@ -8,6 +8,8 @@ struct ProgramRecording: Sendable {
     private(set) var name: String?
     let startedAt: UTCTime
     private var srt = SRTWriter()
+    /// One SubRip writer per CEA-708 service seen in this program (numbering per file).
+    private var serviceWriters: [Int: SRTWriter] = [:]
     private var txt = TXTWriter()
     private var ttxt = TTXTWriter(includeXDS: true)
 
@@ -79,6 +81,14 @@ struct ProgramRecording: Sendable {
         if !t.isEmpty { files.append(.txt, t) }
         let tt = ttxt.write(event)
         if !tt.isEmpty { files.append(.ttxt, tt) }
+    }
+
+    /// A CEA-708 service's cue, to that service's `.svcN.srt`.
+    mutating func write(_ serviceCue: ServiceCue) {
+        var writer = serviceWriters[serviceCue.service] ?? SRTWriter()
+        let s = writer.write(.cue(serviceCue.cue))
+        serviceWriters[serviceCue.service] = writer
+        if !s.isEmpty { files.append(.service(serviceCue.service), s) }
     }
 
     /// The writers' trailers (none today for these formats, but the protocol allows them).

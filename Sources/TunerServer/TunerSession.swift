@@ -80,6 +80,9 @@ public struct TunerSession: Sendable {
     private var smallBlock: [UInt8] = []
     private var assembler = RCWTRecordAssembler(maxTriplets: 1024)
     private var decoder: CaptionDecoder?
+    /// CEA-708 (DTVCC) services, archived as `.svcN.srt` beside the 608 files; windows and
+    /// services are allocated on first use (an idle one is a few hundred bytes).
+    private var dtvcc: DTVCCDecoder?
     private var tracker = ProgramTracker()
     private var program: ProgramRecording?
     /// Wall-clock milliseconds since the epoch (a parameter so tests can pin program start times).
@@ -195,6 +198,7 @@ public struct TunerSession: Sendable {
             if phase != .streaming {
                 phase = .streaming
                 decoder = CaptionDecoder(options: DecoderOptions(channel: .cc1, xds: true))
+                dtvcc = DTVCCDecoder(services: .all)
                 emit(.streamStarted)
             }
         case .ping:
@@ -241,6 +245,10 @@ public struct TunerSession: Sendable {
         guard var decoder = decoder.take() else { return }
         decoder.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { event in self.deliver(event, emit) }
         self.decoder = decoder
+        if var dtvcc = dtvcc.take() {
+            dtvcc.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { cue in self.program?.write(cue) }
+            self.dtvcc = dtvcc
+        }
     }
 
     private mutating func deliver(_ event: CaptionEvent, _ emit: (SessionEvent) -> Void) {
@@ -347,6 +355,9 @@ public struct TunerSession: Sendable {
         if var decoder = decoder.take() {
             let events = decoder.finish()
             for event in events { deliver(event, emit) }
+        }
+        if var dtvcc = dtvcc.take() {
+            for cue in dtvcc.finish() { program?.write(cue) }
         }
         closeProgram(emit)
     }

@@ -32,7 +32,9 @@ import Testing
             try direct.append(bytes, base: base, kind: kind, directory: directory)
         }
 
-        func rename(base: String, to newBase: String) throws(ArchiveError) { try direct.rename(base: base, to: newBase) }
+        func rename(base: String, to newBase: String, kinds: [ArchiveFileKind]) throws(ArchiveError) {
+            try direct.rename(base: base, to: newBase, kinds: kinds)
+        }
         func exists(base: String) -> Bool { direct.exists(base: base) }
         var isBehind: Bool { false }
     }
@@ -89,7 +91,7 @@ import Testing
         #expect(failures.withLock { $0 } == 2, "both failures were reported")
         #expect(try String(contentsOfFile: base + ".txt", encoding: .utf8) == "one two three")
         // A rename moves the files; later data follows them.
-        writer.rename(base: base, to: directory + "/120000-news-2")
+        writer.rename(base: base, to: directory + "/120000-news-2", kinds: ArchiveFileKind.standard)
         writer.append(Array(" four".utf8), base: directory + "/120000-news-2", kind: .txt, directory: directory)
         await writer.finish()
         #expect(!FileManager.default.fileExists(atPath: base + ".txt"))

@@ -62,6 +62,11 @@ struct ReplayTests {
                 Issue.record("cue \(i + 1): got \(got), want \(want)")
                 break
             }
+            // CEA-708 service 1 beside it, as `ccr decode --service 1` makes it of the same stream.
+            let services = archivedFiles(archive, suffix: ".svc1.srt", tuner: tuner)
+            #expect(services.count == 1)
+            let offline708 = try CaptionFile.renderServices(bin: rebuiltStream(capture), services: DTVCCServiceSet([1]), format: .srt)
+            if let file = services.first { #expect(try String(contentsOf: file, encoding: .utf8) == offline708.first?.text) }
             // The raw archive is the RCWT stream the tuner sent, byte for byte.
             let bins = archivedFiles(archive, suffix: ".bin", tuner: tuner)
             #expect(bins.count == 1)
@@ -137,6 +142,27 @@ struct ReplayTests {
             }
             #expect(disconnected, "tuners: \(tuners)")
             #expect(tuners.first?.nodeID == server.nodeID)
+        }
+    }
+}
+
+/// CEA-708 in `ccr serve`'s archive (issue 21): each service present as `.svcN.srt` beside the
+/// 608 files, equal to CCExtractor's `--service 1` reference but for the last cue's end, which the
+/// client's extra padding record moves by 333 ms (as in the 608 sendto references).
+extension ReplayTests {
+    @Test(arguments: [("the.tudors.sendto.bin", "the.tudors.svc1.srt"), ("89.sendto.bin", "89.svc1.srt")])
+    func serviceOneIsArchived(capture name: String, reference: String) async throws {
+        let capture = [UInt8](try Fixtures.sharedData(name))
+        let expected = parseSRT(String(decoding: try Fixtures.sharedData(reference), as: UTF8.self))
+        try await withServer { server, archive, _ in
+            try await Self.replay(capture, into: server.port, pace: .whole)
+            #expect(await eventually { server.metrics.snapshot.closedTotal == 1 })
+            let file = try #require(archivedFiles(archive, suffix: ".svc1.srt").first)
+            let cues = parseSRT(try String(contentsOf: file, encoding: .utf8))
+            #expect(cues.count == expected.count)
+            #expect(Array(cues.dropLast()) == Array(expected.dropLast()))
+            #expect(cues.last?.rows == expected.last?.rows)
+            #expect(archivedFiles(archive, suffix: ".svc2.srt").isEmpty, "only services present are archived")
         }
     }
 }

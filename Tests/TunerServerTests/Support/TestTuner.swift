@@ -152,12 +152,14 @@ func parseSRT(_ text: String) -> [SRTCue] {
     }
 }
 
-/// Files under `root` with `suffix`, in name order (recursively).
+/// Files under `root` with `suffix`, in name order (recursively). The CEA-708 service files
+/// (`.svcN.srt`) count only when `suffix` names them.
 func archivedFiles(_ root: URL, suffix: String, tuner: String? = nil) -> [URL] {
     let e = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)
     var out: [URL] = []
     while let url = e?.nextObject() as? URL {
         guard url.lastPathComponent.hasSuffix(suffix) else { continue }
+        if !suffix.contains(".svc"), url.lastPathComponent.range(of: #"\.svc[0-9]+\.srt$"#, options: .regularExpression) != nil { continue }
         if let tuner, url.deletingLastPathComponent().lastPathComponent != tuner { continue }
         out.append(url)
     }
