@@ -41,6 +41,8 @@ public struct StoreOptions: Sendable {
     /// How long the live feed waits for a missing line id (a concurrent transaction that has not
     /// committed yet) before passing over it.
     public var liveSettleMilliseconds: Int64
+    /// Bounds on reads (connections, search words and queue, statement time): see `ReadLimits`.
+    public var reads = ReadLimits()
 
     public init(spoolDirectory: String? = nil, readOnly: Bool = false, retryIntervalSeconds: Double = 1,
                 timeoutSeconds: Double = 5, liveSettleMilliseconds: Int64 = 500) {
@@ -72,6 +74,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible, Loc
     case closed
     /// Bad input (e.g. an empty search).
     case invalidArgument(String)
+    /// A read stopped by a `ReadLimits` bound or a cancellation; not a database fault.
+    case readLimited(ReadStop)
 
     public var description: String {
         switch self {
@@ -94,6 +98,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible, Loc
             return "store closed"
         case .invalidArgument(let what):
             return "invalid argument: \(what)"
+        case .readLimited(let stop):
+            return "read stopped: \(stop)"
         }
     }
 

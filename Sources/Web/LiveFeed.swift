@@ -30,13 +30,20 @@ public actor LiveFeed {
     private struct Subscriber {
         let tunerID: Int64?
         let continuation: AsyncStream<LiveMessage>.Continuation
+        /// Called when the viewer is dropped for falling `queueLimit` messages behind.
+        let onOverflow: @Sendable () -> Void
     }
+
+    private let queueLimit: Int
+    /// Viewers dropped for not reading (for tests and the log).
+    public private(set) var droppedViewers = 0
 
     private let keepAlive: Duration
     private var lastKeepAlive = ContinuousClock.now
 
-    public init(source: StoreSource, pollMilliseconds: Int, keepAliveSeconds: Int = 15) {
+    public init(source: StoreSource, pollMilliseconds: Int, keepAliveSeconds: Int = 15, queueLimit: Int = 512) {
         self.source = source
+        self.queueLimit = max(1, queueLimit)
         self.interval = .milliseconds(pollMilliseconds)
         self.keepAlive = .seconds(keepAliveSeconds)
     }
@@ -45,13 +52,15 @@ public actor LiveFeed {
     public var viewerCount: Int { subscribers.count }
 
     /// A stream of messages for one viewer (all tuners, or one). Ends when `unsubscribe` is called.
-    /// Buffers at most a few hundred messages per viewer: a viewer too slow to take them loses the
-    /// oldest, never slows the others.
-    public func subscribe(tunerID: Int64?) -> (id: Int, stream: AsyncStream<LiveMessage>) {
-        let (stream, continuation) = AsyncStream<LiveMessage>.makeStream(bufferingPolicy: .bufferingNewest(512))
+    /// Buffers at most `queueLimit` messages per viewer: a viewer that falls further behind (it
+    /// does not read) is dropped, its stream ended and `onOverflow` called (which closes its
+    /// connection), so it never slows the others nor holds memory; its browser reconnects and
+    /// resumes after the last line it got.
+    public func subscribe(tunerID: Int64?, onOverflow: @escaping @Sendable () -> Void = {}) -> (id: Int, stream: AsyncStream<LiveMessage>) {
+        let (stream, continuation) = AsyncStream<LiveMessage>.makeStream(bufferingPolicy: .bufferingOldest(queueLimit))
         let id = nextID
         nextID += 1
-        subscribers[id] = Subscriber(tunerID: tunerID, continuation: continuation)
+        subscribers[id] = Subscriber(tunerID: tunerID, continuation: continuation, onOverflow: onOverflow)
         if databaseDown { continuation.yield(Self.status(up: false)) }
         if poller == nil {
             poller = Task { [weak self] in await self?.pollLoop() }
@@ -118,14 +127,23 @@ public actor LiveFeed {
     private func deliver(_ lines: [CaptionLine]) {
         for line in lines {
             let message = LiveMessage(tunerID: line.tunerID, event: Self.encode(line))
-            for s in subscribers.values where s.tunerID == nil || s.tunerID == line.tunerID {
-                s.continuation.yield(message)
+            for (id, s) in subscribers where s.tunerID == nil || s.tunerID == line.tunerID {
+                send(message, to: id, s)
             }
         }
     }
 
     private func broadcast(_ message: LiveMessage) {
-        for s in subscribers.values { s.continuation.yield(message) }
+        for (id, s) in subscribers { send(message, to: id, s) }
+    }
+
+    private func send(_ message: LiveMessage, to id: Int, _ subscriber: Subscriber) {
+        if case .dropped = subscriber.continuation.yield(message) {
+            droppedViewers += 1
+            subscribers.removeValue(forKey: id)
+            subscriber.continuation.finish()
+            subscriber.onOverflow()
+        }
     }
 
     /// `event: line` with the line as JSON; `id:` lets EventSource resume with Last-Event-ID.

@@ -50,8 +50,13 @@ struct RouteTests {
                 #expect(!page.contains("Channel 89"), "a tuner that left is not on the live page")
                 #expect(page.contains("but drowning.") && page.contains("- Why the hell not?!"),
                         "the last lines of the current program are shown before the feed speaks")
-                #expect(page.contains("new EventSource('/live/events?after="))
+                #expect(page.contains("<script src=\"/live.js\"></script>"))
+                #expect(!page.contains("<script>"), "no inline script: the Content-Security-Policy allows only the site's own files")
                 #expect(page.contains("name=\"viewport\""))
+            }
+            try await client.execute(uri: "/live.js", method: .get) { response in
+                #expect(response.headers[.contentType] == "text/javascript; charset=utf-8")
+                #expect(Self.text(response).contains("new EventSource('/live/events?after="))
             }
         }
     }
