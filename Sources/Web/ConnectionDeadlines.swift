@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import NIOCore
 import NIOHTTPTypes
 
@@ -83,7 +86,7 @@ final class ConnectionDeadlines: ChannelDuplexHandler, RemovableChannelHandler {
             writeTimer = nil
         } else if writeTimer == nil {
             let channel = context.channel
-            writeTimer = context.eventLoop.scheduleTask(in: timeouts.write) { channel.close(promise: nil) }
+            writeTimer = context.eventLoop.scheduleTask(in: timeouts.write) { channel.abort() }
         }
         context.fireChannelWritabilityChanged()
     }
@@ -92,5 +95,14 @@ final class ConnectionDeadlines: ChannelDuplexHandler, RemovableChannelHandler {
         requestTimer?.cancel()
         let channel = context.channel
         requestTimer = context.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+    }
+}
+
+extension Channel {
+    /// Closes with a reset (SO_LINGER 0): for a client that stopped reading, whose unsent data
+    /// would otherwise keep the kernel's socket (and its buffers) alive behind the closed one.
+    func abort() {
+        guard let socket = self as? any SocketOptionProvider else { return close(promise: nil) }
+        socket.setSoLinger(linger(l_onoff: 1, l_linger: 0)).whenComplete { _ in self.close(promise: nil) }
     }
 }

@@ -2,10 +2,10 @@ import Captions
 import NIOCore
 import Store
 
-/// One message for live viewers, already encoded as a Server-Sent Event (encoded once, written
-/// to every viewer).
+/// One message for live viewers, already encoded as Server-Sent Events (encoded once, written
+/// to every viewer): the new lines of one poll, or a status or keep-alive.
 public struct LiveMessage: Sendable {
-    /// The tuner a caption line belongs to; nil for status messages meant for everyone.
+    /// The tuner whose lines these are; nil for all tuners' lines and for messages meant for everyone.
     public let tunerID: Int64?
     public let event: ByteBuffer
 }
@@ -41,7 +41,7 @@ public actor LiveFeed {
     private let keepAlive: Duration
     private var lastKeepAlive = ContinuousClock.now
 
-    public init(source: StoreSource, pollMilliseconds: Int, keepAliveSeconds: Int = 15, queueLimit: Int = 512) {
+    public init(source: StoreSource, pollMilliseconds: Int, keepAliveSeconds: Int = 15, queueLimit: Int = 100) {
         self.source = source
         self.queueLimit = max(1, queueLimit)
         self.interval = .milliseconds(pollMilliseconds)
@@ -124,11 +124,23 @@ public actor LiveFeed {
         }
     }
 
+    /// One message per viewer per poll, whatever the number of lines: a viewer's queue counts
+    /// polls it is behind, and a page of 500 lines is one write, not 500.
     private func deliver(_ lines: [CaptionLine]) {
+        var all = ByteBuffer()
+        var byTuner: [Int64: ByteBuffer] = [:]
+        let wanted = Set(subscribers.values.compactMap(\.tunerID))
         for line in lines {
-            let message = LiveMessage(tunerID: line.tunerID, event: Self.encode(line))
-            for (id, s) in subscribers where s.tunerID == nil || s.tunerID == line.tunerID {
-                send(message, to: id, s)
+            var event = Self.encode(line)
+            if wanted.contains(line.tunerID) { _ = byTuner[line.tunerID, default: ByteBuffer()].writeImmutableBuffer(event) }
+            all.writeBuffer(&event)
+        }
+        let everyone = LiveMessage(tunerID: nil, event: all)
+        for (id, s) in subscribers {
+            if let tuner = s.tunerID {
+                if let events = byTuner[tuner] { send(LiveMessage(tunerID: tuner, event: events), to: id, s) }
+            } else {
+                send(everyone, to: id, s)
             }
         }
     }

@@ -17,9 +17,9 @@ public struct WebLimits: Sendable, Hashable {
     public var idleTimeoutSeconds: Double = 60
     /// `write_timeout` (s): a response the client stops reading (its socket takes no data).
     public var writeTimeoutSeconds: Double = 30
-    /// `live_queue` (events): a live viewer this far behind is dropped; its browser reconnects
-    /// and resumes from the last line it got.
-    public var liveQueue = 512
+    /// `live_queue` (feed updates, one per poll with all its new lines): a live viewer this far
+    /// behind is dropped; its browser reconnects and resumes from the last line it got.
+    public var liveQueue = 100
     /// `live_max_seconds` (s): a live feed response ends after this long, so that no proxy worker
     /// is held by one viewer for hours; EventSource reconnects and resumes.
     public var liveMaxSeconds: Double = 900
@@ -67,7 +67,7 @@ public struct WebLimits: Sendable, Hashable {
         ("header_timeout", 0.1...3600, { $0.headerTimeoutSeconds = $1 }),
         ("idle_timeout", 0.1...3600, { $0.idleTimeoutSeconds = $1 }),
         ("write_timeout", 0.1...3600, { $0.writeTimeoutSeconds = $1 }),
-        ("live_queue", 16...100_000, { $0.liveQueue = Int($1) }),
+        ("live_queue", 4...100_000, { $0.liveQueue = Int($1) }),
         ("live_max_seconds", 1...86_400, { $0.liveMaxSeconds = $1 }),
         ("page_lines", 10...100_000, { $0.pageLines = Int($1) }),
         ("home_programs", 0...10_000, { $0.homePrograms = Int($1) }),

@@ -222,7 +222,7 @@ public struct WebSite: Sendable {
         let headers: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache",
                                    HTTPField.Name("X-Accel-Buffering")!: "no"]
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            let (id, stream) = await feed.subscribe(tunerID: tunerID, onOverflow: { channel.close(promise: nil) })
+            let (id, stream) = await feed.subscribe(tunerID: tunerID, onOverflow: { channel.abort() })
             let ends = ContinuousClock.now + lifetime
             do {
                 try await writer.write(ByteBuffer(string: "retry: 2000\n: live captions\n\n"))

@@ -292,10 +292,10 @@ struct RouteTests {
         ])
         var received: [String] = []
         for await message in stream {
-            let text = String(buffer: message.event)
-            if text.hasPrefix(":") { continue }
-            received.append(text)
-            if received.count == 2 { break }
+            // One message per poll: the lines it found, each its own event.
+            let events = String(buffer: message.event).components(separatedBy: "\n\n").filter { !$0.isEmpty && !$0.hasPrefix(":") }
+            received += events.map { $0 + "\n\n" }
+            if received.count >= 2 { break }
         }
         #expect(ContinuousClock.now - written < .seconds(1))
         #expect(received[0].contains("event: line\ndata: {"))
