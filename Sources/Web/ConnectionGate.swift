@@ -7,6 +7,11 @@ public final class ConnectionGate: Sendable {
     public let cap: Int
     private let open = Atomic<Int>(0)
     private let refusals = Atomic<Int>(0)
+    private let lingering = Atomic<Int>(0)
+    /// Refused connections that may linger at once (each holds a descriptor): within the
+    /// descriptors `WebLimits.reservedFileDescriptors` keeps, so that a burst of refusals never
+    /// leaves the server unable to accept (the kernel then queues visitors unanswered).
+    static let maximumLingering = 32
 
     public init(cap: Int) {
         self.cap = max(1, cap)
@@ -24,6 +29,15 @@ public final class ConnectionGate: Sendable {
     }
 
     func leave() { open.subtract(1, ordering: .relaxed) }
+
+    /// True (and counted) when a refused connection may linger; `stopLingering` when it closes.
+    func startLingering() -> Bool {
+        if lingering.add(1, ordering: .relaxed).newValue <= Self.maximumLingering { return true }
+        lingering.subtract(1, ordering: .relaxed)
+        return false
+    }
+
+    func stopLingering() { lingering.subtract(1, ordering: .relaxed) }
 
     /// Counts a refusal; true for the first and then every 1,000th, so a flood is logged, not
     /// every refused connection.
@@ -43,13 +57,14 @@ final class ConnectionGateHandler: ChannelInboundHandler, RemovableChannelHandle
     typealias InboundIn = ByteBuffer
     typealias InboundOut = ByteBuffer
 
-    private enum State { case new, admitted, refused, closed }
+    private enum State { case new, admitted, refused(lingering: Bool), closed }
     private var state = State.new
     private let gate: ConnectionGate
     private let logger: Logger
     /// How long a refused connection may still send its request (read and dropped) after the
     /// 503, so that closing does not reset the connection before the client has read the answer.
-    static let refusedLinger = TimeAmount.seconds(1)
+    /// Past `ConnectionGate.maximumLingering` such connections, a refused one is closed at once.
+    static let refusedLinger = TimeAmount.milliseconds(500)
 
     init(gate: ConnectionGate, logger: Logger) {
         self.gate = gate
@@ -72,25 +87,26 @@ final class ConnectionGateHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     private func admit(context: ChannelHandlerContext) {
-        guard state == .new else { return }
+        guard case .new = state else { return }
         if gate.enter() {
             state = .admitted
             return
         }
-        state = .refused
+        let lingering = gate.startLingering()
+        state = .refused(lingering: lingering)
         if gate.shouldLogRefusal() {
             logger.warning("connection refused with 503: the cap of \(gate.cap) connections is reached ([web] max_connections, ulimit -n)")
         }
         let channel = context.channel
         context.writeAndFlush(NIOAny(ByteBuffer(string: Self.refusal))).whenComplete { _ in
-            channel.close(mode: .output, promise: nil)
+            if lingering { channel.close(mode: .output, promise: nil) } else { channel.close(promise: nil) }
         }
-        channel.eventLoop.scheduleTask(in: Self.refusedLinger) { channel.close(promise: nil) }
+        if lingering { channel.eventLoop.scheduleTask(in: Self.refusedLinger) { channel.close(promise: nil) } }
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         // A refused connection's request is read and dropped: it never reaches HTTP.
-        if state == .admitted { context.fireChannelRead(data) }
+        if case .admitted = state { context.fireChannelRead(data) }
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
@@ -103,7 +119,11 @@ final class ConnectionGateHandler: ChannelInboundHandler, RemovableChannelHandle
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if state == .admitted { gate.leave() }
+        switch state {
+        case .admitted: gate.leave()
+        case .refused(lingering: true): gate.stopLingering()
+        case .new, .refused(lingering: false), .closed: break
+        }
         state = .closed
         context.fireChannelInactive()
     }

@@ -346,6 +346,20 @@ struct ConfigurationTests {
         #expect("\(c.store)".contains("ro-pass") == false)
     }
 
+    @Test("[web] limits: each key sets its limit, out-of-range values are refused, the cap fits the open-file limit")
+    func limits() throws {
+        let c = try WebConfiguration.load(text: "[web]\nmax_connections = 100\nheader_timeout = 2.5\nsearch_words = 8\nquery_timeout = 0.5\n",
+                                          source: "c", fileMode: 0o600, environment: [:])
+        #expect(c.limits.maxConnections == 100 && c.limits.headerTimeoutSeconds == 2.5)
+        #expect(c.limits.reads.searchWords == 8 && c.limits.reads.statementSeconds == 0.5)
+        #expect(c.limits.idleTimeoutSeconds == WebLimits().idleTimeoutSeconds, "unset keys keep their defaults")
+        #expect(throws: IniError.self) {
+            try WebConfiguration.load(text: "[web]\nheader_timeout = 0\n", source: "c", fileMode: 0o600, environment: [:])
+        }
+        #expect(WebLimits().connectionCap(fileLimit: 256) == 256 - WebLimits.reservedFileDescriptors)
+        #expect(WebLimits().connectionCap(fileLimit: 65_536) == WebLimits().maxConnections)
+    }
+
     @Test("a password in a file others can read is refused; unknown keys are reported")
     func rejects() {
         #expect(throws: WebConfigurationError.self) {
