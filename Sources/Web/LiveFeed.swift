@@ -51,6 +51,10 @@ public actor LiveFeed {
     /// Viewers connected now (for tests and the benchmark).
     public var viewerCount: Int { subscribers.count }
 
+    /// Whether the poller has taken its starting cursor: lines written from now on reach the
+    /// viewers (tests wait for it rather than for a fixed time, which a loaded machine outlasts).
+    var isFollowing: Bool { cursor != nil }
+
     /// A stream of messages for one viewer (all tuners, or one). Ends when `unsubscribe` is called.
     /// Buffers at most `queueLimit` messages per viewer: a viewer that falls further behind (it
     /// does not read) is dropped, its stream ended and `onOverflow` called (which closes its

@@ -274,7 +274,7 @@ struct RouteTests {
         await source.close()
     }
 
-    @Test("the live feed delivers lines written after a viewer subscribed, within one poll")
+    @Test("the live feed delivers lines written after a viewer subscribed, within one poll", .timeLimit(.minutes(1)))
     func liveFeed() async throws {
         let repository = try await TestRepository()
         defer { Task { await repository.close() } }
@@ -284,7 +284,9 @@ struct RouteTests {
         let source = repository.readOnlySource()
         let feed = LiveFeed(source: source, pollMilliseconds: 50)
         let (id, stream) = await feed.subscribe(tunerID: nil)
-        try await Task.sleep(for: .milliseconds(300))  // the poller has taken its starting cursor
+        let following = ContinuousClock.now + .seconds(30)
+        while await !feed.isFollowing, ContinuousClock.now < following { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await feed.isFollowing, "the poller took its starting cursor")
         let written = ContinuousClock.now
         try await repository.writer.appendLines([
             CaptionLineInput(programID: program, tunerID: tuner, startMs: 10, endMs: 20, mode: "pop-on", text: "first <b>&", capturedAt: 2),

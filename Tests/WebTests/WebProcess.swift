@@ -12,17 +12,7 @@ final class WebProcess: @unchecked Sendable {
     let port: Int
     private let errorLog: URL
 
-    /// `$CCR_BINARY`, or the `ccr` that `swift build --build-tests` puts beside the test bundle.
-    static var binary: String? {
-        if let path = ProcessInfo.processInfo.environment["CCR_BINARY"], !path.isEmpty { return path }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<3 {
-            let candidate = dir.appendingPathComponent("ccr").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }
+    static var binary: String? { CCRExecutable.path }
 
     static var available: Bool { binary != nil || Fixtures.isCI }
 
@@ -50,13 +40,7 @@ final class WebProcess: @unchecked Sendable {
         process.standardOutput = FileHandle.nullDevice
         process.standardError = try FileHandle(forWritingTo: errorLog)
         try process.run()
-        var found: Int?
-        for _ in 0..<400 where found == nil {
-            try await Task.sleep(for: .milliseconds(25))
-            if let text = try? String(contentsOfFile: ready, encoding: .utf8) {
-                found = text.split(separator: "\n").first { $0.hasPrefix("port=") }.flatMap { Int($0.dropFirst(5)) }
-            }
-        }
+        let found = try await CCRExecutable.readyPort(file: ready)
         guard let found else {
             if process.isRunning { kill(process.processIdentifier, SIGKILL) }
             let log = (try? String(contentsOf: errorLog, encoding: .utf8)) ?? ""
