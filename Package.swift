@@ -20,6 +20,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
+        /// NIOHTTPTypes: the request/response parts `ccr web`'s connection guards see (Hummingbird uses it too).
+        .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         /// Property-based tests of the ccr protocol parser and 608 decoder (tests only).
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
@@ -63,6 +65,8 @@ let package = Package(
         .target(name: "Web", dependencies: [
             "Store", "Captions", "TunerServer",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ccr", dependencies: [
             "Captions", "Store", "TunerServer", "Web",

@@ -11,6 +11,12 @@ public enum WebNodeRunbook {
     /// The Apache site: no password in it (the guide's SetEnv CC_DB_PASSWORD is gone; `ccr web`
     /// reads cc_ro's password from /etc/ccr/ccr.conf, 0600). The live feed (server-sent events)
     /// is passed through unbuffered.
+    ///
+    /// Timeouts (issue #16: a live viewer pinned an Apache worker for up to an hour): the feed
+    /// sends a comment every 15 s, so a backend silent for 45 s is dead and its viewer's worker
+    /// is freed; `ccr web` itself ends every feed response after `[web] live_max_seconds` (the
+    /// browser reconnects and resumes). Pooled backend connections are dropped by Apache (ttl 30 s)
+    /// before `ccr web`'s idle timeout (60 s) closes them, so no request goes to a closing one.
     public static func apacheSite(errorLog: String) -> String {
         """
         # CC Repository web site (written by ccrun): Apache in front of `ccr web` on \(webListen).
@@ -19,12 +25,12 @@ public enum WebNodeRunbook {
             ProxyRequests Off
             ProxyPreserveHost On
             # Live captions (server-sent events): flushed as written, never buffered or compressed.
-            ProxyPass /live/events http://\(webListen)/live/events flushpackets=on timeout=3600
+            ProxyPass /live/events http://\(webListen)/live/events flushpackets=on timeout=45 ttl=30
             <Location /live/events>
                 SetEnv proxy-sendchunked 1
                 SetEnv no-gzip 1
             </Location>
-            ProxyPass / http://\(webListen)/
+            ProxyPass / http://\(webListen)/ timeout=30 ttl=30
             ProxyPassReverse / http://\(webListen)/
         </VirtualHost>
 

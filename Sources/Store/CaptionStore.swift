@@ -63,11 +63,23 @@ public protocol CaptionStore: Sendable {
     /// One program, or nil.
     func program(id: Int64) async throws -> ProgramSummary?
 
-    /// All caption lines of a program, in order.
+    /// All caption lines of a program, in order (tests and tools; a program may have any number
+    /// of lines: what serves visitors reads pages).
     func lines(programID: Int64) async throws -> [CaptionLine]
+
+    /// At most `limit` lines of a program with a sequence above `afterSequence` (nil: from the
+    /// first), in order: one page, read through the (program, sequence) index.
+    func lines(programID: Int64, afterSequence: Int?, limit: Int) async throws -> [CaptionLine]
+
+    /// The last `perProgram` lines of each program whose id is at most `lastLineID`, oldest first
+    /// (the live page's opening lines).
+    func recentLines(programIDs: [Int64], perProgram: Int, upTo lastLineID: Int64) async throws -> [CaptionLine]
 
     /// All XDS items of a program, in order.
     func xdsItems(programID: Int64) async throws -> [XDSItem]
+
+    /// The first `limit` XDS items of a program, in order.
+    func xdsItems(programID: Int64, limit: Int) async throws -> [XDSItem]
 
     /// A cursor positioned at the newest line now: a live feed starts here.
     func liveCursorNow() async throws -> LiveCursor

@@ -13,6 +13,7 @@ final class MySQLConnection: DatabaseConnection {
     private var handle: UnsafeMutablePointer<MYSQL>?
     private let label: String
     private let user: String
+    private let statementSeconds: Double?
 
     /// `mysql_library_init` is not thread-safe; run it once before any connection.
     private static let libraryInitialised: Bool = {
@@ -21,10 +22,13 @@ final class MySQLConnection: DatabaseConnection {
 
     /// `queryTimeoutSeconds`: how long one statement may take before the connection counts as
     /// lost (readers allow long searches; the writer wants to notice a hung server quickly).
+    /// `statementSeconds`: the server stops each SELECT of this session after that long (readers of
+    /// `ccr web`); nil leaves the server's setting.
     init(host: String, port: Int, user: String, password: DatabasePassword, database: String, timeoutSeconds: Double,
-         queryTimeoutSeconds: Double? = nil) throws {
+         queryTimeoutSeconds: Double? = nil, statementSeconds: Double? = nil) throws {
         self.label = "mysql://\(user)@\(host):\(port)/\(database)"
         self.user = user
+        self.statementSeconds = statementSeconds
         _ = Self.libraryInitialised
         guard let mysql = mysql_init(nil) else {
             throw StoreError.unreachable(database: label, reason: "mysql_init: out of memory")
@@ -45,6 +49,31 @@ final class MySQLConnection: DatabaseConnection {
         }
         if let step = try query("SELECT @@auto_increment_increment", []).first?.first?.int64, step > 0 {
             autoIncrementStep = step
+        }
+        if let statementSeconds { try limitStatements(seconds: statementSeconds) }
+    }
+
+    /// MariaDB names the limit max_statement_time (seconds), MySQL max_execution_time (ms, SELECT
+    /// only); the one the server does not know fails with 1193 (unknown variable).
+    private func limitStatements(seconds: Double) throws {
+        do {
+            try execute("SET SESSION max_statement_time = \(seconds)", [])
+        } catch StoreError.database(_, 1193, _) {
+            try execute("SET SESSION max_execution_time = \(Int((seconds * 1000).rounded(.up)))", [])
+        }
+    }
+
+    /// Server errors for a statement stopped by its time limit: MariaDB's 1969, MySQL's 3024.
+    static let statementTimeLimitCodes: Set<Int> = [1969, 3024]
+
+    /// The server enforces the time limit (see `limitStatements`); a cancellation is honoured
+    /// before the statement starts only (stopping a running one would take a second connection).
+    func interruptible<T>(by ticket: ReadTicket, _ body: () throws -> T) throws -> T {
+        if let stop = ticket.stop { throw StoreError.readLimited(stop) }
+        do {
+            return try body()
+        } catch StoreError.database(_, let code, _) where Self.statementTimeLimitCodes.contains(code) {
+            throw StoreError.readLimited(.timeLimit(seconds: statementSeconds ?? 0))
         }
     }
 

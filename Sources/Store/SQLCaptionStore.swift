@@ -3,9 +3,10 @@ import Synchronization
 
 /// The `CaptionStore` over SQLite or MySQL/MariaDB.
 ///
-/// Two `DatabaseThread`s, each with its own connection: the writer (FIFO writes, spool, replay)
-/// and the reader (queries), so a slow search never delays captions being written. A read-only
-/// store (`ccr web`) has no writer at all. A SQLite writer has a third thread that checkpoints
+/// `DatabaseThread`s, each with its own connection: the writer (FIFO writes, spool, replay) and
+/// the readers (queries), so a slow search never delays captions being written. Searches may
+/// have readers of their own (`ReadLimits.searchReaders`), so that they never delay a page
+/// either. A read-only store (`ccr web`) has no writer at all. A SQLite writer has a third thread that checkpoints
 /// the WAL every `checkpointInterval`, so that the writer's commits never wait for the database
 /// file's fsync.
 final class SQLCaptionStore: CaptionStore {
@@ -13,7 +14,9 @@ final class SQLCaptionStore: CaptionStore {
     private let options: StoreOptions
     private let writer: DatabaseThread?
     private let pipeline: ThreadConfined<WritePipeline>?
-    private let reader: DatabaseThread
+    private let readers: ReaderPool
+    /// Nil: searches run on `readers`.
+    private let searchers: ReaderPool?
     private let gauge: SpoolGauge
     private let replayTask = Mutex<Task<Void, Never>?>(nil)
     private let checkpointer: DatabaseThread?
@@ -22,14 +25,15 @@ final class SQLCaptionStore: CaptionStore {
     private let isClosed = Mutex(false)
 
     private init(label: String, options: StoreOptions, writer: DatabaseThread?, pipeline: ThreadConfined<WritePipeline>?,
-                 reader: DatabaseThread, checkpointer: DatabaseThread?, gauge: SpoolGauge) {
+                 readers: ReaderPool, searchers: ReaderPool?, checkpointer: DatabaseThread?, gauge: SpoolGauge) {
         self.gauge = gauge
         self.checkpointer = checkpointer
         self.label = label
         self.options = options
         self.writer = writer
         self.pipeline = pipeline
-        self.reader = reader
+        self.readers = readers
+        self.searchers = searchers
     }
 
     static func open(_ configuration: StoreConfiguration, options: StoreOptions) async throws -> SQLCaptionStore {
@@ -54,16 +58,18 @@ final class SQLCaptionStore: CaptionStore {
             }
         case .mysql(let host, let port, let user, let password, let database):
             let timeout = options.timeoutSeconds
-            let connect = { (queryTimeout: Double) -> @Sendable () throws -> DatabaseConnection in
+            let connect = { (queryTimeout: Double, statementSeconds: Double?) -> @Sendable () throws -> DatabaseConnection in
                 {
                     let connection = try MySQLConnection(host: host, port: port, user: user, password: password, database: database,
-                                                         timeoutSeconds: timeout, queryTimeoutSeconds: queryTimeout)
+                                                         timeoutSeconds: timeout, queryTimeoutSeconds: queryTimeout,
+                                                         statementSeconds: statementSeconds)
                     try Migrator.check(connection, label: label)
                     return connection
                 }
             }
-            writerConnect = connect(timeout)
-            readerConnect = connect(max(30, timeout))
+            writerConnect = connect(timeout, nil)
+            let statementSeconds = options.reads.statementSeconds
+            readerConnect = connect(max(30, timeout, (statementSeconds ?? 0) + timeout), statementSeconds)
         }
 
         var writer: DatabaseThread?
@@ -96,15 +102,24 @@ final class SQLCaptionStore: CaptionStore {
                 throw error
             }
         }
-        let reader = DatabaseThread(name: "ccr-store-reader", connect: readerConnect)
+        let limits = options.reads
+        let readers = ReaderPool(name: "ccr-store-reader", count: limits.readers, capacity: Int.max, connect: readerConnect)
+        let (searchCapacity, overflow) = limits.searchReaders.addingReportingOverflow(limits.searchQueue)
+        let searchers = limits.searchReaders > 0
+            ? ReaderPool(name: "ccr-store-search", count: limits.searchReaders, capacity: overflow ? Int.max : searchCapacity,
+                         connect: readerConnect)
+            : nil
         let checkpointer = writer == nil ? nil : checkpointConnect.map { DatabaseThread(name: "ccr-store-checkpoint", connect: $0) }
-        let store = SQLCaptionStore(label: label, options: options, writer: writer, pipeline: pipeline, reader: reader,
-                                    checkpointer: checkpointer, gauge: gauge)
+        let store = SQLCaptionStore(label: label, options: options, writer: writer, pipeline: pipeline, readers: readers,
+                                    searchers: searchers, checkpointer: checkpointer, gauge: gauge)
         if options.readOnly {
             // Readers learn about login and schema problems at once; an outage is reported per read.
-            do { _ = try await reader.run { _ in 0 } } catch let error as StoreError where error.isTransient {
+            do {
+                _ = try await readers.run(ticket: ReadTicket(timeLimitSeconds: nil)) { _ in 0 }
+            } catch let error as StoreError where error.isTransient {
             } catch {
-                await reader.stop()
+                await readers.stop()
+                await searchers?.stop()
                 throw error
             }
         }
@@ -211,9 +226,12 @@ final class SQLCaptionStore: CaptionStore {
 
     // MARK: Reads
 
-    private func read<T: Sendable>(_ body: @escaping @Sendable (DatabaseConnection) throws -> T) async throws -> T {
+    /// Runs a read on the readers (`search`: on the search readers, when there are any), within
+    /// the statement time limit, stopped when the calling task is cancelled.
+    private func read<T: Sendable>(search: Bool = false, _ body: @escaping @Sendable (DatabaseConnection) throws -> T) async throws -> T {
         guard !isClosed.withLock({ $0 }) else { throw StoreError.closed }
-        return try await reader.run(body)
+        let pool = search ? (searchers ?? readers) : readers
+        return try await pool.run(ticket: ReadTicket(timeLimitSeconds: options.reads.statementSeconds), body)
     }
 
     private static let programColumns = """
@@ -290,9 +308,38 @@ final class SQLCaptionStore: CaptionStore {
         }
     }
 
-    func xdsItems(programID: Int64) async throws -> [XDSItem] {
+    func lines(programID: Int64, afterSequence: Int?, limit: Int) async throws -> [CaptionLine] {
         try await read { c in
-            try c.query("SELECT program_id, tuner_id, seq, at_ms, kind, value FROM xds_items WHERE program_id = ? ORDER BY seq", [.int(programID)])
+            try c.query("""
+                SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? AND c.seq > ? ORDER BY c.seq, c.id LIMIT ?
+                """, [.int(programID), .int(Int64(afterSequence ?? -1)), .int(Int64(max(0, limit)))])
+                .map(Self.line)
+        }
+    }
+
+    func recentLines(programIDs: [Int64], perProgram: Int, upTo lastLineID: Int64) async throws -> [CaptionLine] {
+        guard !programIDs.isEmpty, perProgram > 0 else { return [] }
+        return try await read { c in
+            var lines: [CaptionLine] = []
+            for id in programIDs {
+                // Newest first through (program_id, seq): `perProgram` rows read, whatever the program's length.
+                lines += try c.query("""
+                    SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? AND c.id <= ?
+                    ORDER BY c.seq DESC, c.id DESC LIMIT ?
+                    """, [.int(id), .int(lastLineID), .int(Int64(perProgram))]).map(Self.line)
+            }
+            return lines.sorted { $0.id < $1.id }
+        }
+    }
+
+    func xdsItems(programID: Int64) async throws -> [XDSItem] {
+        try await xdsItems(programID: programID, limit: Int(Int32.max))
+    }
+
+    func xdsItems(programID: Int64, limit: Int) async throws -> [XDSItem] {
+        try await read { c in
+            try c.query("SELECT program_id, tuner_id, seq, at_ms, kind, value FROM xds_items WHERE program_id = ? ORDER BY seq LIMIT ?",
+                        [.int(programID), .int(Int64(max(0, limit)))])
                 .map { row in
                     XDSItem(programID: row[0].int64 ?? 0, tunerID: row[1].int64 ?? 0, sequence: Int(row[2].int64 ?? 0),
                             atMs: row[3].int64 ?? 0, kind: row[4].string ?? "", value: row[5].string ?? "")
@@ -322,7 +369,11 @@ final class SQLCaptionStore: CaptionStore {
     func search(_ query: SearchQuery) async throws -> [SearchHit] {
         let terms = SearchTerms(query.text)
         guard !terms.terms.isEmpty else { throw StoreError.invalidArgument("the search has no words") }
-        return try await read { c in
+        let words = terms.wordCount
+        guard words <= options.reads.searchWords else {
+            throw StoreError.invalidArgument("the search has \(words) words; at most \(options.reads.searchWords) are allowed")
+        }
+        return try await read(search: true) { c in
             var parameters: [SQLValue] = []
             var sql: String
             switch c.dialect {
@@ -427,7 +478,8 @@ final class SQLCaptionStore: CaptionStore {
             _ = try? await writer.perform { _ in pipeline.value.close() }
         }
         await writer?.stop()
-        await reader.stop()
+        await readers.stop()
+        await searchers?.stop()
     }
 }
 

@@ -51,6 +51,9 @@ protocol DatabaseConnection: AnyObject {
     func commit() throws
     func rollback()
     func close()
+    /// Runs `body`, stopping its statements when `ticket` says so (time limit, cancellation) with
+    /// `StoreError.readLimited`. For reads only.
+    func interruptible<T>(by ticket: ReadTicket, _ body: () throws -> T) throws -> T
 }
 
 extension DatabaseConnection {

@@ -174,6 +174,29 @@ final class SQLiteConnection: DatabaseConnection {
         guard rc == SQLITE_OK else { throw error(rc) }
     }
 
+    /// SQLite VM steps between two checks of a read's ticket: a check is a clock read, and a
+    /// thousand steps take well under a millisecond, also inside an FTS5 phrase match.
+    static let progressSteps: Int32 = 1000
+
+    func interruptible<T>(by ticket: ReadTicket, _ body: () throws -> T) throws -> T {
+        guard let handle else { throw StoreError.closed }
+        let context = Unmanaged.passUnretained(ticket).toOpaque()
+        sqlite3_progress_handler(handle, Self.progressSteps, { context in
+            guard let context else { return 0 }
+            return Unmanaged<ReadTicket>.fromOpaque(context).takeUnretainedValue().stop == nil ? 0 : 1
+        }, context)
+        defer { sqlite3_progress_handler(handle, 0, nil, nil) }
+        // `ticket` outlives the handler: it is removed before this function returns.
+        return try withExtendedLifetime(ticket) {
+            do {
+                return try body()
+            } catch {
+                if let stop = ticket.stop { throw StoreError.readLimited(stop) }
+                throw error
+            }
+        }
+    }
+
     func begin() throws { try execute("BEGIN IMMEDIATE", []) }
     func commit() throws { try execute("COMMIT", []) }
     func rollback() { _ = try? execute("ROLLBACK", []) }

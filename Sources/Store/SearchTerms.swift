@@ -10,6 +10,9 @@ struct SearchTerms: Equatable {
     }
     var terms: [Term]
 
+    /// Tokens of all terms together: what a search's cost grows with.
+    var wordCount: Int { terms.reduce(0) { $0 + $1.tokens.count } }
+
     init(_ text: String) {
         var terms: [Term] = []
         let parts = text.split(separator: "\"", omittingEmptySubsequences: false)

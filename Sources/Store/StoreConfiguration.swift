@@ -46,6 +46,8 @@ public struct StoreOptions: Sendable {
 
     /// 1 GiB: about two days of one busy tuner's lines, or an hour of 1,000 tuners'.
     public static let defaultSpoolLimitBytes: UInt64 = 1 << 30
+    /// Bounds on reads (connections, search words and queue, statement time): see `ReadLimits`.
+    public var reads = ReadLimits()
 
     public init(spoolDirectory: String? = nil, readOnly: Bool = false, retryIntervalSeconds: Double = 1,
                 timeoutSeconds: Double = 5, liveSettleMilliseconds: Int64 = 500, spoolLimitBytes: UInt64 = defaultSpoolLimitBytes) {
@@ -78,6 +80,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible, Loc
     case closed
     /// Bad input (e.g. an empty search).
     case invalidArgument(String)
+    /// A read stopped by a `ReadLimits` bound or a cancellation; not a database fault.
+    case readLimited(ReadStop)
 
     public var description: String {
         switch self {
@@ -100,6 +104,8 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible, Loc
             return "store closed"
         case .invalidArgument(let what):
             return "invalid argument: \(what)"
+        case .readLimited(let stop):
+            return "read stopped: \(stop)"
         }
     }
 

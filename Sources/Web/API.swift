@@ -15,6 +15,8 @@ struct API: Sendable {
         let message: String
     }
 
+    /// Runs an endpoint. Failures are answered with a fixed message: what failed, and where (the
+    /// database's path, user, host or message), goes to the log only.
     func respond(_ body: () async throws -> JSONText) async -> Response {
         do {
             return json(try await body())
@@ -22,8 +24,18 @@ struct API: Sendable {
             return json(.object([("error", .string(failure.message))]), status: failure.status)
         } catch StoreError.invalidArgument(let why) {
             return json(.object([("error", .string(why))]), status: .badRequest)
+        } catch StoreError.readLimited(let stop) where stop != .cancelled {
+            var response = json(.object([("error", .string(stop.isBusy ? "too many searches at once; try again" : "the search takes too long"))]),
+                                status: .serviceUnavailable)
+            response.headers[.retryAfter] = "5"
+            return response
         } catch {
-            return json(.object([("error", .string("database unreachable")), ("detail", .string("\(error)"))]), status: .serviceUnavailable)
+            switch site.failures.record(error) {
+            case .unavailable, .clientGone:
+                return json(.object([("error", .string("database unreachable"))]), status: .serviceUnavailable)
+            case .internalError:
+                return json(.object([("error", .string("internal error"))]), status: .internalServerError)
+            }
         }
     }
 
@@ -56,13 +68,22 @@ struct API: Sendable {
         return .object([("programs", .array(programs.map(Self.program)))])
     }
 
-    func program(id: String?) async throws -> JSONText {
+    /// One program and a page of its lines: `limit` (at most `page_lines`) lines after the
+    /// sequence `after`; `next` is the URL of the next page, null on the last. XDS items (at most
+    /// `page_lines`) come with the first page only.
+    func program(id: String?, after: String?, limit: String?) async throws -> JSONText {
         guard let id = id.flatMap({ Int64($0) }) else { throw Failure(status: .notFound, message: "no such program") }
+        let pageLines = site.limits.pageLines
+        let pageSize = try Self.int(limit, "limit", in: 1...pageLines) ?? pageLines
+        let afterSequence = try Self.int(after, "after", in: -1...Int(Int32.max))
         let store = try await site.source.store()
         guard let program = try await store.program(id: id) else { throw Failure(status: .notFound, message: "no such program") }
-        let lines = try await store.lines(programID: id)
-        let xds = try await store.xdsItems(programID: id)
+        let lines = try await store.lines(programID: id, afterSequence: afterSequence, limit: pageSize)
+        let xds = afterSequence == nil ? try await store.xdsItems(programID: id, limit: pageLines) : []
         guard case .object(var members) = Self.program(program) else { return .null }
+        let nextAfter = lines.count == pageSize ? lines.last.map { Int64($0.sequence) } : nil
+        members.append(("nextAfter", .optional(nextAfter)))
+        members.append(("next", .optional(nextAfter.map { "/api/programs/\(id)?after=\($0)&limit=\(pageSize)" })))
         members.append(("lines", .array(lines.map(Self.line))))
         members.append(("xds", .array(xds.map { x in
             .object([("at", .string(CaptionTime.format(x.atMs))), ("atMs", .int(x.atMs)), ("kind", .string(x.kind)), ("value", .string(x.value))])

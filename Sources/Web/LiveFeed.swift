@@ -2,10 +2,10 @@ import Captions
 import NIOCore
 import Store
 
-/// One message for live viewers, already encoded as a Server-Sent Event (encoded once, written
-/// to every viewer).
+/// One message for live viewers, already encoded as Server-Sent Events (encoded once, written
+/// to every viewer): the new lines of one poll, or a status or keep-alive.
 public struct LiveMessage: Sendable {
-    /// The tuner a caption line belongs to; nil for status messages meant for everyone.
+    /// The tuner whose lines these are; nil for all tuners' lines and for messages meant for everyone.
     public let tunerID: Int64?
     public let event: ByteBuffer
 }
@@ -30,13 +30,20 @@ public actor LiveFeed {
     private struct Subscriber {
         let tunerID: Int64?
         let continuation: AsyncStream<LiveMessage>.Continuation
+        /// Called when the viewer is dropped for falling `queueLimit` messages behind.
+        let onOverflow: @Sendable () -> Void
     }
+
+    private let queueLimit: Int
+    /// Viewers dropped for not reading (for tests and the log).
+    public private(set) var droppedViewers = 0
 
     private let keepAlive: Duration
     private var lastKeepAlive = ContinuousClock.now
 
-    public init(source: StoreSource, pollMilliseconds: Int, keepAliveSeconds: Int = 15) {
+    public init(source: StoreSource, pollMilliseconds: Int, keepAliveSeconds: Int = 15, queueLimit: Int = 100) {
         self.source = source
+        self.queueLimit = max(1, queueLimit)
         self.interval = .milliseconds(pollMilliseconds)
         self.keepAlive = .seconds(keepAliveSeconds)
     }
@@ -44,14 +51,20 @@ public actor LiveFeed {
     /// Viewers connected now (for tests and the benchmark).
     public var viewerCount: Int { subscribers.count }
 
+    /// Whether the poller has taken its starting cursor: lines written from now on reach the
+    /// viewers (tests wait for it rather than for a fixed time, which a loaded machine outlasts).
+    var isFollowing: Bool { cursor != nil }
+
     /// A stream of messages for one viewer (all tuners, or one). Ends when `unsubscribe` is called.
-    /// Buffers at most a few hundred messages per viewer: a viewer too slow to take them loses the
-    /// oldest, never slows the others.
-    public func subscribe(tunerID: Int64?) -> (id: Int, stream: AsyncStream<LiveMessage>) {
-        let (stream, continuation) = AsyncStream<LiveMessage>.makeStream(bufferingPolicy: .bufferingNewest(512))
+    /// Buffers at most `queueLimit` messages per viewer: a viewer that falls further behind (it
+    /// does not read) is dropped, its stream ended and `onOverflow` called (which closes its
+    /// connection), so it never slows the others nor holds memory; its browser reconnects and
+    /// resumes after the last line it got.
+    public func subscribe(tunerID: Int64?, onOverflow: @escaping @Sendable () -> Void = {}) -> (id: Int, stream: AsyncStream<LiveMessage>) {
+        let (stream, continuation) = AsyncStream<LiveMessage>.makeStream(bufferingPolicy: .bufferingOldest(queueLimit))
         let id = nextID
         nextID += 1
-        subscribers[id] = Subscriber(tunerID: tunerID, continuation: continuation)
+        subscribers[id] = Subscriber(tunerID: tunerID, continuation: continuation, onOverflow: onOverflow)
         if databaseDown { continuation.yield(Self.status(up: false)) }
         if poller == nil {
             poller = Task { [weak self] in await self?.pollLoop() }
@@ -115,17 +128,38 @@ public actor LiveFeed {
         }
     }
 
+    /// One message per viewer per poll, whatever the number of lines: a viewer's queue counts
+    /// polls it is behind, and a page of 500 lines is one write, not 500.
     private func deliver(_ lines: [CaptionLine]) {
+        var all = ByteBuffer()
+        var byTuner: [Int64: ByteBuffer] = [:]
+        let wanted = Set(subscribers.values.compactMap(\.tunerID))
         for line in lines {
-            let message = LiveMessage(tunerID: line.tunerID, event: Self.encode(line))
-            for s in subscribers.values where s.tunerID == nil || s.tunerID == line.tunerID {
-                s.continuation.yield(message)
+            var event = Self.encode(line)
+            if wanted.contains(line.tunerID) { _ = byTuner[line.tunerID, default: ByteBuffer()].writeImmutableBuffer(event) }
+            all.writeBuffer(&event)
+        }
+        let everyone = LiveMessage(tunerID: nil, event: all)
+        for (id, s) in subscribers {
+            if let tuner = s.tunerID {
+                if let events = byTuner[tuner] { send(LiveMessage(tunerID: tuner, event: events), to: id, s) }
+            } else {
+                send(everyone, to: id, s)
             }
         }
     }
 
     private func broadcast(_ message: LiveMessage) {
-        for s in subscribers.values { s.continuation.yield(message) }
+        for (id, s) in subscribers { send(message, to: id, s) }
+    }
+
+    private func send(_ message: LiveMessage, to id: Int, _ subscriber: Subscriber) {
+        if case .dropped = subscriber.continuation.yield(message) {
+            droppedViewers += 1
+            subscribers.removeValue(forKey: id)
+            subscriber.continuation.finish()
+            subscriber.onOverflow()
+        }
     }
 
     /// `event: line` with the line as JSON; `id:` lets EventSource resume with Last-Event-ID.

@@ -44,7 +44,12 @@ enum Pages {
     @media (max-width:40rem){ol.lines li{flex-wrap:wrap;gap:.2rem .6rem}.who{min-width:0}main{padding:.6rem}}
     """
 
-    static func layout(title: String, body: String, query: String = "", script: String = "") -> String {
+    static func layout(title: String, body: String, query: String = "", script: String? = nil) -> String {
+        layoutHead(title: title, query: query) + body + layoutFoot(script: script)
+    }
+
+    /// The page up to and including `<main>` (a streamed page writes this first).
+    static func layoutHead(title: String, query: String = "") -> String {
         """
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8">
@@ -55,10 +60,14 @@ enum Pages {
         <header><a class="brand" href="/">CC Repository</a><a href="/">Live</a><a href="/archive">Archive</a>
         <form action="/search" method="get" role="search"><input type="search" name="q" value="\(HTML.escape(query))" placeholder="Search captions" aria-label="Search captions"><button>Search</button></form></header>
         <main>
-        \(body)
-        </main>\(script.isEmpty ? "" : "\n<script>\(script)</script>")
-        </body></html>
+
         """
+    }
+
+    /// The end of a page; `script` is the path of this site's script it loads (no inline script:
+    /// the Content-Security-Policy allows only the site's own files).
+    static func layoutFoot(script: String? = nil) -> String {
+        "\n</main>" + (script.map { "\n<script src=\"\($0)\"></script>" } ?? "") + "\n</body></html>\n"
     }
 
     static func tunerLabel(_ t: TunerStatus) -> String {
@@ -101,7 +110,7 @@ enum Pages {
         }
         body += "</ol>\n<p id=\"empty\" class=\"muted\"\(recent.isEmpty ? "" : " hidden")>Waiting for captions…</p>\n"
         body += "<noscript><p class=\"muted\">New captions appear here with JavaScript; without it, reload the page.</p></noscript>\n"
-        return layout(title: "Live", body: body, script: liveScript)
+        return layout(title: "Live", body: body, script: liveScriptPath)
     }
 
     static func liveItem(_ line: CaptionLine, label: String) -> String {
@@ -110,8 +119,10 @@ enum Pages {
             + "<span class=\"text\">\(HTML.escape(line.text))</span></li>"
     }
 
+    static let liveScriptPath = "/live.js"
+
     /// Appends lines from the SSE feed; skips lines already shown (the page's own, or a resumed
-    /// feed's repeats); keeps the newest 300.
+    /// feed's repeats); keeps the newest 300. Served as `liveScriptPath`.
     static let liveScript = """
     (function(){var list=document.getElementById('live'),empty=document.getElementById('empty'),status=document.getElementById('status');
     var names=JSON.parse(list.dataset.tuners||'{}');
@@ -164,18 +175,33 @@ enum Pages {
         return layout(title: "Archive", body: body)
     }
 
+    /// A program's transcript page is streamed in three parts (any number of lines in constant
+    /// memory): `programHead`, `programLines` per page of lines, `programFoot`.
     static func program(_ p: ProgramSummary, lines: [CaptionLine]) -> String {
-        var body = "<h1>\(HTML.escape(programTitle(p.name)))</h1>\n"
+        programHead(p) + programLines(lines) + programFoot(complete: true)
+    }
+
+    static func programHead(_ p: ProgramSummary) -> String {
+        var body = layoutHead(title: programTitle(p.name))
+        body += "<h1>\(HTML.escape(programTitle(p.name)))</h1>\n"
         body += "<p class=\"muted\">\(HTML.escape(p.tunerDescription ?? "tuner \(p.tunerID)")) · \(UTCDate.dateTime(p.startedAt)) UTC"
         body += p.endedAt.map { " to \(UTCDate.dateTime($0)) UTC" } ?? " · on air"
-        body += " · \(lines.count) lines</p>\n"
+        body += " · \(p.lineCount) lines</p>\n"
         body += "<p class=\"downloads\">Download: <a href=\"/programs/\(p.id)/srt\" download>SRT</a><a href=\"/programs/\(p.id)/vtt\" download>WebVTT</a><a href=\"/programs/\(p.id)/txt\" download>Text</a></p>\n"
-        body += "<ol class=\"lines transcript\">\n"
+        return body + "<ol class=\"lines transcript\">\n"
+    }
+
+    static func programLines(_ lines: [CaptionLine]) -> String {
+        var out = ""
         for line in lines {
-            body += "<li id=\"l\(line.sequence)\"><a class=\"t\" href=\"#l\(line.sequence)\">\(CaptionTime.format(line.startMs))</a><span class=\"text\">\(HTML.escape(line.text))</span></li>\n"
+            out += "<li id=\"l\(line.sequence)\"><a class=\"t\" href=\"#l\(line.sequence)\">\(CaptionTime.format(line.startMs))</a><span class=\"text\">\(HTML.escape(line.text))</span></li>\n"
         }
-        body += "</ol>\n"
-        return layout(title: programTitle(p.name), body: body)
+        return out
+    }
+
+    /// `complete` false: the database failed part way; the page says so instead of ending silently.
+    static func programFoot(complete: Bool) -> String {
+        "</ol>\n" + (complete ? "" : "<p class=\"banner\">The rest of the transcript could not be read; reload the page.</p>\n") + layoutFoot()
     }
 
     // MARK: Search
@@ -211,19 +237,29 @@ enum Pages {
 
     // MARK: Errors
 
-    static func unavailable(_ reason: String) -> String {
+    /// The 503 page. It names no database, path, user, host or server message: those go to the
+    /// log only (this page is public).
+    static func unavailable() -> String {
         layout(title: "Database unreachable", body: """
         <h1>The caption database is unreachable</h1>
         <p class="banner">The web server is running, but it cannot reach the caption database right now, so archive, search and live captions are unavailable. Captions are still being recorded by the repository nodes; try again in a minute.</p>
-        <p class="muted">Detail for the operator: \(HTML.escape(reason))</p>
+        <p class="muted">The operator finds the details in the log of ccr web.</p>
         """)
+    }
+
+    /// The answer to a search stopped by a limit (too slow, or too many searches at once).
+    static func searchLimited(query: String, busy: Bool) -> String {
+        let why = busy ? "Too many searches are running right now; try again in a moment."
+            : "This search takes too long; try fewer or rarer words, or a shorter phrase."
+        return search(query: query, hits: [], offset: 0, pageSize: 0, error: why)
     }
 
     static func notFound(_ what: String) -> String {
         layout(title: "Not found", body: "<h1>Not found</h1><p>\(HTML.escape(what))</p><p><a href=\"/archive\">Browse the archive</a></p>")
     }
 
-    static func failure(_ reason: String) -> String {
-        layout(title: "Error", body: "<h1>Something went wrong</h1><p class=\"banner\">\(HTML.escape(reason))</p>")
+    /// The 500 page; like `unavailable`, without details (they are logged).
+    static func failure() -> String {
+        layout(title: "Error", body: "<h1>Something went wrong</h1><p class=\"banner\">The page could not be made; the operator finds the details in the log of ccr web.</p>")
     }
 }

@@ -12,9 +12,12 @@ public actor StoreSource {
     private var lastFailure: (error: any Error, at: ContinuousClock.Instant)?
     private var opening: Task<any CaptionStore, any Error>?
 
-    /// A source that opens `configuration` read-only (no spool: the web never writes).
-    public init(configuration: StoreConfiguration, timeoutSeconds: Double = 3, retrySeconds: Double = 2) {
-        let options = StoreOptions(spoolDirectory: nil, readOnly: true, timeoutSeconds: timeoutSeconds)
+    /// A source that opens `configuration` read-only (no spool: the web never writes), with the
+    /// read bounds `reads` (connections, search words and queue, statement time).
+    public init(configuration: StoreConfiguration, timeoutSeconds: Double = 3, retrySeconds: Double = 2, reads: ReadLimits = ReadLimits()) {
+        var readOnly = StoreOptions(spoolDirectory: nil, readOnly: true, timeoutSeconds: timeoutSeconds)
+        readOnly.reads = reads
+        let options = readOnly
         self.open = { try await openStore(configuration, options: options) }
         self.retryAfter = .milliseconds(Int64(retrySeconds * 1000))
     }

@@ -18,51 +18,17 @@ import TunerServer
 enum TranscriptRenderer {
     static let screenColumns = 32
 
-    static func srt(_ lines: [CaptionLine]) -> String {
-        var out = ""
-        var number = 1
-        for line in lines where !line.text.isEmpty {
-            out += String(number) + "\r\n"
-            number += 1
-            out += CaptionTime.format(line.startMs) + " --> " + CaptionTime.format(StreamTime.shownEnd(line.endMs)) + "\r\n"
-            for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
-                out += row
-                if row.count < screenColumns { out += String(repeating: " ", count: screenColumns - row.count) }
-                out += "\r\n"
-            }
-            out += "\r\n"
-        }
-        return out
-    }
+    static func srt(_ lines: [CaptionLine]) -> String { whole(.srt, lines) }
 
     /// WebVTT with the same cues and times as `srt` (rows trimmed: players centre them anyway).
-    static func vtt(_ lines: [CaptionLine]) -> String {
-        var out = "WEBVTT\n\n"
-        var number = 1
-        for line in lines where !line.text.isEmpty {
-            out += String(number) + "\n"
-            number += 1
-            out += CaptionTime.format(line.startMs, separator: ".") + " --> " + CaptionTime.format(StreamTime.shownEnd(line.endMs), separator: ".") + "\n"
-            for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
-                let trimmed = row.drop(while: { $0 == " " })
-                // A row may not be empty inside a cue (an empty line ends it).
-                out += trimmed.isEmpty ? "&nbsp;" : vttEscape(String(trimmed))
-                out += "\n"
-            }
-            out += "\n"
-        }
-        return out
-    }
+    static func vtt(_ lines: [CaptionLine]) -> String { whole(.vtt, lines) }
 
     /// Plain text like CCExtractor's -out=txt: one row per line, CRLF.
-    static func txt(_ lines: [CaptionLine]) -> String {
-        var out = ""
-        for line in lines {
-            for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
-                out += row + "\r\n"
-            }
-        }
-        return out
+    static func txt(_ lines: [CaptionLine]) -> String { whole(.txt, lines) }
+
+    private static func whole(_ kind: TranscriptKind, _ lines: [CaptionLine]) -> String {
+        var stream = TranscriptStream(kind)
+        return stream.header + stream.render(lines)
     }
 
     static func vttEscape(_ s: String) -> String {
@@ -79,6 +45,74 @@ enum TranscriptRenderer {
     }
 }
 
+/// The download formats.
+enum TranscriptKind: String, CaseIterable {
+    case srt, vtt, txt
+
+    var contentType: String {
+        switch self {
+        case .srt: "application/x-subrip; charset=utf-8"
+        case .vtt: "text/vtt; charset=utf-8"
+        case .txt: "text/plain; charset=utf-8"
+        }
+    }
+}
+
+/// A transcript rendered page by page, so that a download of any length is written in constant
+/// memory: cue numbers carry over from one page to the next.
+struct TranscriptStream {
+    let kind: TranscriptKind
+    private var number = 1
+
+    init(_ kind: TranscriptKind) {
+        self.kind = kind
+    }
+
+    /// What comes before the first cue.
+    var header: String { kind == .vtt ? "WEBVTT\n\n" : "" }
+
+    mutating func render(_ lines: [CaptionLine]) -> String {
+        var out = ""
+        for line in lines {
+            switch kind {
+            case .srt: srt(line, into: &out)
+            case .vtt: vtt(line, into: &out)
+            case .txt:
+                for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) { out += row + "\r\n" }
+            }
+        }
+        return out
+    }
+
+    private mutating func srt(_ line: CaptionLine, into out: inout String) {
+        guard !line.text.isEmpty else { return }
+        out += String(number) + "\r\n"
+        number += 1
+        out += CaptionTime.format(line.startMs) + " --> " + CaptionTime.format(StreamTime.shownEnd(line.endMs)) + "\r\n"
+        for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
+            out += row
+            let columns = TranscriptRenderer.screenColumns
+            if row.count < columns { out += String(repeating: " ", count: columns - row.count) }
+            out += "\r\n"
+        }
+        out += "\r\n"
+    }
+
+    private mutating func vtt(_ line: CaptionLine, into out: inout String) {
+        guard !line.text.isEmpty else { return }
+        out += String(number) + "\n"
+        number += 1
+        out += CaptionTime.format(line.startMs, separator: ".") + " --> " + CaptionTime.format(StreamTime.shownEnd(line.endMs), separator: ".") + "\n"
+        for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
+            let trimmed = row.drop(while: { $0 == " " })
+            // A row may not be empty inside a cue (an empty line ends it).
+            out += trimmed.isEmpty ? "&nbsp;" : TranscriptRenderer.vttEscape(String(trimmed))
+            out += "\n"
+        }
+        out += "\n"
+    }
+}
+
 /// Finds a program's files in the archive `ccr serve` writes
 /// (`ROOT/YYYY/MM/DD/<tuner>/<HHMMSS>-<program-slug>[-N].<ext>`, start time in UTC).
 ///
@@ -87,61 +121,33 @@ enum TranscriptRenderer {
 /// is used; otherwise the caller falls back to the database.
 struct ArchiveLocator: Sendable {
     let root: String
+    /// Names tried per program (`STEM`, `STEM-2`, ...); the writer takes the first free one.
+    static let maximumProbes = 16
 
+    /// The program's file when exactly one candidate exists. Only the tuner's own folder is looked
+    /// at, by exact names (no listing: a day may hold thousands of tuner folders, a folder
+    /// thousands of files). An undescribed tuner's folder is named after its connection, which
+    /// the database does not record: its programs are rebuilt from the database.
     func file(for program: ProgramSummary, extension ext: String) -> String? {
-        let started = UTCTime(secondsSinceEpoch: Int(program.startedAt / 1000))
+        let folder = programSlug(program.tunerDescription)
+        guard folder != "unnamed" else { return nil }
         let layout = ArchiveLayout(root: root)
-        let stem = Digits.pad(Int64(started.hour), 2) + Digits.pad(Int64(started.minute), 2)
-            + Digits.pad(Int64(started.second), 2) + "-" + programSlug(program.name)
-        let day = layout.directory(tuner: "", startedAt: started)
-        var candidates: [(folder: String, path: String)] = []
-        for folder in Self.list(day) {
-            let directory = day + folder
-            for name in Self.list(directory) where Self.matches(name, stem: stem, ext: ext) {
-                candidates.append((folder, directory + "/" + name))
+        let started = UTCTime(secondsSinceEpoch: Int(program.startedAt / 1000))
+        var found: [String] = []
+        for sequence in 1...Self.maximumProbes {
+            let path = layout.basePath(tuner: folder, startedAt: started, slug: programSlug(program.name), sequence: sequence) + "." + ext
+            if Self.isRegularFile(path) {
+                found.append(path)
+            } else if sequence > 1 {
+                break
             }
         }
-        let described = programSlug(program.tunerDescription)
-        let preferred = described == "unnamed" ? candidates : candidates.filter { $0.folder == described }
-        if preferred.count == 1 { return preferred[0].path }
         // Two programs with one name starting in one second on this tuner: ambiguous.
-        return nil
+        return found.count == 1 ? found[0] : nil
     }
 
-    /// `STEM.ext` or `STEM-N.ext`.
-    static func matches(_ name: String, stem: String, ext: String) -> Bool {
-        guard name.hasPrefix(stem), name.hasSuffix("." + ext) else { return false }
-        let middle = name.dropFirst(stem.count).dropLast(ext.count + 1)
-        if middle.isEmpty { return true }
-        guard middle.first == "-" else { return false }
-        return middle.count > 1 && middle.dropFirst().allSatisfy(\.isNumber)
-    }
-
-    static func list(_ directory: String) -> [String] {
-        guard let dir = opendir(directory) else { return [] }
-        defer { closedir(dir) }
-        var names: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafePointer(to: entry.pointee.d_name) {
-                $0.withMemoryRebound(to: CChar.self, capacity: Int(NAME_MAX) + 1) { String(cString: $0) }
-            }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        return names.sorted()
-    }
-
-    static func read(_ path: String) -> [UInt8]? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var bytes: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let n = chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 { if errno == EINTR { continue }; return nil }
-            if n == 0 { break }
-            bytes += chunk[0..<n]
-        }
-        return bytes
+    static func isRegularFile(_ path: String) -> Bool {
+        var info = stat()
+        return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFREG
     }
 }

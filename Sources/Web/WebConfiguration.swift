@@ -19,6 +19,8 @@ public struct WebConfiguration: Sendable {
     public var reconnectSeconds: Double = 2
     /// Connect/read timeout for the database (MySQL), so an outage answers 503 quickly.
     public var databaseTimeoutSeconds: Double = 3
+    /// What a visitor may cost (connections, timeouts, live queue, pages, searches): `[web]` keys.
+    public var limits = WebLimits()
 
     public init() {}
 
@@ -41,6 +43,7 @@ public struct WebConfiguration: Sendable {
         }
         if let dir = ini.string("web", "archive_dir") ?? ini.string("archive", "dir") { c.archiveDirectory = dir.isEmpty ? nil : dir }
         if let ms = try ini.int("web", "poll_ms", in: 20...5000) { c.livePollMilliseconds = ms }
+        c.limits = try WebLimits.load(ini, source: source)
 
         for section in ["database", "web"] {
             if let entry = ini.entry(section, "password"), let mode = fileMode, mode & 0o077 != 0 {
@@ -70,7 +73,7 @@ public struct WebConfiguration: Sendable {
 
     /// Keys `ccr web` reads, plus those of `ccr serve` (ignored here) so both can share one file.
     static let knownKeys: [String: Set<String>] = [
-        "web": ["listen", "archive_dir", "poll_ms", "user", "password"],
+        "web": Set(["listen", "archive_dir", "poll_ms", "user", "password"]).union(WebLimits.keys),
         "server": ["listen", "port", "password", "max_tuners", "handshake_timeout", "idle_timeout", "wrong_password_delay", "node_name", "threads"],
         "archive": ["dir", "flush_interval", "flush_bytes"],
         "metrics": ["listen", "port"],

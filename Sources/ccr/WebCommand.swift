@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import Store
 import TunerServer
 import Web
@@ -59,8 +60,10 @@ struct WebCommand: AsyncParsableCommand {
         }
         if let archive { settings.archiveDirectory = archive.isEmpty ? nil : archive }
 
+        let logger = Logger(label: "ccr.web")
+        let limits = settings.limits
         let source = StoreSource(configuration: settings.store, timeoutSeconds: settings.databaseTimeoutSeconds,
-                                 retrySeconds: settings.reconnectSeconds)
+                                 retrySeconds: settings.reconnectSeconds, reads: limits.reads)
         // A refused login is a configuration error no retry mends: stop with it, as `ccr serve`
         // and `ccr watchdog` do, so the service manager and ccrun see the service fail instead
         // of a web that answers on its port and 503s every page. Any other failure (the
@@ -72,15 +75,32 @@ struct WebCommand: AsyncParsableCommand {
             }
         }
         let site = WebSite(source: source, archiveDirectory: settings.archiveDirectory,
-                           livePollMilliseconds: settings.livePollMilliseconds, keepAliveSeconds: settings.keepAliveSeconds)
+                           livePollMilliseconds: settings.livePollMilliseconds, keepAliveSeconds: settings.keepAliveSeconds,
+                           limits: limits, logger: logger)
+        let fileLimit = Self.openFileLimit()
+        let gate = ConnectionGate(cap: limits.connectionCap(fileLimit: fileLimit))
+        if gate.cap < limits.maxConnections {
+            logger.warning("""
+                at most \(gate.cap) connections (not max_connections = \(limits.maxConnections)): the open-file limit is \(fileLimit); \
+                raise it (LimitNOFILE in the systemd unit, ulimit -n in the init script)
+                """)
+        }
         let readyFile = self.readyFile
         let (host, storeDescription) = (settings.host, "\(settings.store)")
         // Stops gracefully on SIGTERM/SIGINT.
-        try await WebServer.run(site: site, host: settings.host, port: settings.port) { port in
+        try await WebServer.run(site: site, host: settings.host, port: settings.port, gate: gate, logger: logger) { port in
             print("ccr web: http://\(host):\(port)/ (database \(storeDescription))")
             if let readyFile { writeSmallFile(readyFile, "port=\(port)\n") }
         }
         await site.feed.shutdown()
         await source.close()
+    }
+
+    /// The soft RLIMIT_NOFILE: what the connection cap must fit in.
+    static func openFileLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return Int.max }
+        // RLIM_INFINITY is UInt64.max: above Int.max too.
+        return limit.rlim_cur > UInt64(Int.max) ? Int.max : Int(limit.rlim_cur)
     }
 }

@@ -70,6 +70,8 @@ import Testing
         let site = WebNodeRunbook.apacheSite(errorLog: "/srv/logs/apache.log")
         #expect(site.contains("ErrorLog /srv/logs/apache.log"))
         #expect(site.contains("flushpackets=on"))
+        #expect(site.contains("live/events flushpackets=on timeout=45"), "a live viewer does not pin a worker for an hour")
+        #expect(!site.contains("timeout=3600"))
         #expect(!site.contains("ROPW") && !site.contains("PASSWORD"))
         let db = DatabaseRunbook.make(d)
         #expect(db.steps.count == 4)

@@ -242,17 +242,10 @@ enum TunerStream {
     /// Sends the handshake and records (at the recording's pace when `realTime`), then closes.
     /// Returns the wall-clock time each record was sent, plus the close time at the end.
     static func send(_ blocks: [CaptureBlock], to port: Int, description: String, realTime: Bool) async throws -> [Int64] {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw Chromium.Failure(description: "socket: \(errno)") }
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard connected == 0 else { throw Chromium.Failure(description: "connect to ccr: \(errno)") }
+        let connection = try LoopbackSocket(port: port)
+        // The socket closes when `connection` goes; `fd` is used until the end.
+        defer { withExtendedLifetime(connection) {} }
+        let fd = connection.fd
         var one: Int32 = 1
         setsockopt(fd, Int32(IPPROTO_TCP), TCP_NODELAY, &one, socklen_t(MemoryLayout<Int32>.size))
 

@@ -50,8 +50,13 @@ struct RouteTests {
                 #expect(!page.contains("Channel 89"), "a tuner that left is not on the live page")
                 #expect(page.contains("but drowning.") && page.contains("- Why the hell not?!"),
                         "the last lines of the current program are shown before the feed speaks")
-                #expect(page.contains("new EventSource('/live/events?after="))
+                #expect(page.contains("<script src=\"/live.js\"></script>"))
+                #expect(!page.contains("<script>"), "no inline script: the Content-Security-Policy allows only the site's own files")
                 #expect(page.contains("name=\"viewport\""))
+            }
+            try await client.execute(uri: "/live.js", method: .get) { response in
+                #expect(response.headers[.contentType] == "text/javascript; charset=utf-8")
+                #expect(Self.text(response).contains("new EventSource('/live/events?after="))
             }
         }
     }
@@ -269,7 +274,7 @@ struct RouteTests {
         await source.close()
     }
 
-    @Test("the live feed delivers lines written after a viewer subscribed, within one poll")
+    @Test("the live feed delivers lines written after a viewer subscribed, within one poll", .timeLimit(.minutes(1)))
     func liveFeed() async throws {
         let repository = try await TestRepository()
         defer { Task { await repository.close() } }
@@ -279,7 +284,9 @@ struct RouteTests {
         let source = repository.readOnlySource()
         let feed = LiveFeed(source: source, pollMilliseconds: 50)
         let (id, stream) = await feed.subscribe(tunerID: nil)
-        try await Task.sleep(for: .milliseconds(300))  // the poller has taken its starting cursor
+        let following = ContinuousClock.now + .seconds(30)
+        while await !feed.isFollowing, ContinuousClock.now < following { try await Task.sleep(for: .milliseconds(20)) }
+        #expect(await feed.isFollowing, "the poller took its starting cursor")
         let written = ContinuousClock.now
         try await repository.writer.appendLines([
             CaptionLineInput(programID: program, tunerID: tuner, startMs: 10, endMs: 20, mode: "pop-on", text: "first <b>&", capturedAt: 2),
@@ -287,10 +294,10 @@ struct RouteTests {
         ])
         var received: [String] = []
         for await message in stream {
-            let text = String(buffer: message.event)
-            if text.hasPrefix(":") { continue }
-            received.append(text)
-            if received.count == 2 { break }
+            // One message per poll: the lines it found, each its own event.
+            let events = String(buffer: message.event).components(separatedBy: "\n\n").filter { !$0.isEmpty && !$0.hasPrefix(":") }
+            received += events.map { $0 + "\n\n" }
+            if received.count >= 2 { break }
         }
         #expect(ContinuousClock.now - written < .seconds(1))
         #expect(received[0].contains("event: line\ndata: {"))
@@ -339,6 +346,20 @@ struct ConfigurationTests {
         #expect(c.archiveDirectory == "/srv/archive")
         #expect(c.store == .mysql(host: "198.51.100.10", port: 3306, user: "cc_ro", password: DatabasePassword("ro-pass"), database: "ccr"))
         #expect("\(c.store)".contains("ro-pass") == false)
+    }
+
+    @Test("[web] limits: each key sets its limit, out-of-range values are refused, the cap fits the open-file limit")
+    func limits() throws {
+        let c = try WebConfiguration.load(text: "[web]\nmax_connections = 100\nheader_timeout = 2.5\nsearch_words = 8\nquery_timeout = 0.5\n",
+                                          source: "c", fileMode: 0o600, environment: [:])
+        #expect(c.limits.maxConnections == 100 && c.limits.headerTimeoutSeconds == 2.5)
+        #expect(c.limits.reads.searchWords == 8 && c.limits.reads.statementSeconds == 0.5)
+        #expect(c.limits.idleTimeoutSeconds == WebLimits().idleTimeoutSeconds, "unset keys keep their defaults")
+        #expect(throws: IniError.self) {
+            try WebConfiguration.load(text: "[web]\nheader_timeout = 0\n", source: "c", fileMode: 0o600, environment: [:])
+        }
+        #expect(WebLimits().connectionCap(fileLimit: 256) == 256 - WebLimits.reservedFileDescriptors)
+        #expect(WebLimits().connectionCap(fileLimit: 65_536) == WebLimits().maxConnections)
     }
 
     @Test("a password in a file others can read is refused; unknown keys are reported")

@@ -85,6 +85,31 @@ final class TestRepository: Sendable {
     }
 }
 
+extension TestRepository {
+    /// A connected tuner with one open program.
+    func program(description: String?, name: String, startedAt: Int64 = TestRepository.day) async throws -> (tuner: Int64, program: Int64) {
+        let tuner = try await writer.tunerConnected(TunerConnection(nodeID: nodeID, address: "127.0.0.1", port: 40_000,
+                                                                    description: description, connectedAt: startedAt - 1000))
+        return (tuner, try await writer.programStarted(tunerID: tuner, startedAt: startedAt, name: name))
+    }
+
+    /// `count` synthetic lines (`text(i)`, one a second), written in batches of `batch`, with
+    /// `pause` between batches (a live flood) or none (an archive).
+    func lines(_ count: Int, program: (tuner: Int64, program: Int64), text: @escaping (Int) -> String,
+               batch: Int = 2000, pause: Duration? = nil) async throws {
+        var written = 0
+        while written < count {
+            let n = min(batch, count - written)
+            try await writer.appendLines((written..<written + n).map { i in
+                CaptionLineInput(programID: program.program, tunerID: program.tuner, startMs: Int64(i) * 1000, endMs: Int64(i) * 1000 + 900,
+                                 mode: "pop-on", text: text(i), capturedAt: Int64(i))
+            })
+            written += n
+            if let pause { try await Task.sleep(for: pause) }
+        }
+    }
+}
+
 /// A TCP port on loopback that nothing listens on (bound, then closed).
 func closedLoopbackPort() -> Int {
     let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
