@@ -32,20 +32,21 @@ struct DeploymentLoader {
     let hostOptions: HostOptions
     let options: DeployOptions
 
-    let files = InstalledFiles.current()
+    /// Where ccr and the packaging files are (see `InstalledFiles` for the order).
+    let installed = InstalledFiles.current()
 
     /// The release ccr to ship, found as `InstalledFiles` says; built only under `--build-ccr`.
     func ccrBinary() throws -> String {
         guard options.buildCcr else {
-            return try files.ccr(explicit: options.ccrBinary ?? ProcessInfo.processInfo.environment["CCR_BINARY"])
+            return try installed.ccr(explicit: options.ccrBinary ?? ProcessInfo.processInfo.environment["CCR_BINARY"])
         }
-        guard let root = files.sourceCheckout else { throw InstalledFilesError.noSourceCheckout(executableDirectory: files.executableDirectory.path) }
+        guard let root = installed.sourceCheckout else { throw InstalledFilesError.noSourceCheckout(executableDirectory: installed.executableDirectory.path) }
         let scratch = ProcessInfo.processInfo.environment["CCRUN_BUILD_PATH"] ?? "\(root)/.build-ship"
         FileHandle.standardError.write(Data("building ccr (release, static Swift runtime) in \(scratch)...\n".utf8))
         // The flags of scripts/test, scripts/demo and scripts/package, so all of them share one build.
         let build = "swift build -c release --static-swift-stdlib -Xlinker --strip-debug --product ccr --scratch-path \(Shell.quote(scratch))"
         let out = try runTool("/bin/sh", ["-c", "cd \(Shell.quote(root)) && \(build) >&2 && \(build) --show-bin-path"])
-        return try files.ccr(explicit: out.trimmingCharacters(in: .whitespacesAndNewlines) + "/ccr")
+        return try installed.ccr(explicit: out.trimmingCharacters(in: .whitespacesAndNewlines) + "/ccr")
     }
 
     func runTool(_ path: String, _ args: [String]) throws -> String {
@@ -91,7 +92,7 @@ struct DeploymentLoader {
         let admin = try db.adminEndpoint()
         let nfsName = inventory.nfsServer ?? inventory.hosts(withRole: "nfs-master").first ?? ""
         let nfsServer = inventory.hosts[nfsName]?.address ?? nfsName
-        let packaging = try files.packaging(explicit: options.packaging)
+        let packaging = try installed.packaging(explicit: options.packaging)
         var files: [String: ServiceFiles] = [:]
         for s in ["ccr", "ccr-web", "ccr-watchdog"] { files[s] = try ServiceFiles.load(s, packagingDirectory: packaging) }
         let path = try ccrBinary()
