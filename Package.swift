@@ -14,6 +14,8 @@ let package = Package(
     products: [
         .executable(name: "ccrun", targets: ["ccrun"]),
         .executable(name: "ccr", targets: ["ccr"]),
+        /// The tuner benchmark bench/ccr runs; not shipped.
+        .executable(name: "ccr-bench", targets: ["ccr-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -74,6 +76,19 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // ---- benchmarks: never in what ships ----
+        /// Simulated tuners replaying a capture, and latency-probe tuners (bench/ccr, tests).
+        .target(name: "TunerBench", dependencies: [
+            "Captions", "TunerServer",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+        ]),
+        /// `ccr-bench`: N tuners against `ccr serve`; RSS per tuner, CPU, live-feed latency.
+        .executableTarget(name: "ccr-bench", dependencies: [
+            "TunerBench", "TunerServer", "Store",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
         // ---- tests ----
         /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs.
         .target(name: "SupportKit", dependencies: [], path: "Tests/SupportKit"),
@@ -85,7 +100,7 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "Transport", "SupportKit"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Captions", "SupportKit"]),
         .testTarget(name: "TunerServerTests", dependencies: [
-            "TunerServer", "Store", "Captions", "SupportKit",
+            "TunerServer", "TunerBench", "Store", "Captions", "SupportKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),

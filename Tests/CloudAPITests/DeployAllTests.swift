@@ -49,7 +49,7 @@ struct DeployAllTests {
     }
 
     static func argv(_ inventory: String, _ args: [String]) throws -> [String] {
-        [try AWSWorld.ccrunPath(), "deploy", "--inventory", inventory] + args + (shipBinary().map { ["--ccr-binary", $0] } ?? [])
+        [try AWSWorld.ccrunPath(), "deploy", "--inventory", inventory] + args + (shipBinary().map { ["--ccr-binary", $0] } ?? ["--build-ccr"])
     }
 
     /// Runs `ccrun deploy` to completion and checks no secret leaked into its output.

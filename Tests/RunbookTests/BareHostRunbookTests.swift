@@ -32,7 +32,7 @@ struct BareHostRunbookTests {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             inventory = try lab.inventory(nfsServer: BareHostRunbookTests.server, in: directory)
             stateDir = directory.appendingPathComponent("state").path
-            ship = try LabDeployTests.shipBinary().map { ["--ccr-binary", $0] } ?? []
+            ship = ["--ccr-binary", try LabDeployTests.shipBinary()]
         }
 
         func args(_ runbook: String, _ host: String, _ extra: [String] = []) -> [String] {

@@ -30,7 +30,7 @@ struct DatabaseRunbookTests {
             stateDir = directory.appendingPathComponent("state").path
             targetDir = directory.appendingPathComponent("target").path
             secretsDir = directory.appendingPathComponent("secrets").path
-            ship = try LabDeployTests.shipBinary().map { ["--ccr-binary", $0] } ?? []
+            ship = ["--ccr-binary", try LabDeployTests.shipBinary()]
 
             var json = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: LabEnvironment.inventoryPath))) as? [String: Any])
             var database = try #require(json["database"] as? [String: Any], "no database in the lab inventory")
@@ -86,10 +86,8 @@ struct DatabaseRunbookTests {
 
         /// The table names `ccr schema --dialect mysql` of the shipped binary creates.
         func schemaTables() throws -> [String] {
-            // The binary ccrun shipped: CCR_SHIP_BINARY, else the one it built in .build-ship.
-            let built = Fixtures.packageRoot.appendingPathComponent(".build-ship/release/ccr").path
-            let binary = try #require(ship.last ?? (FileManager.default.isExecutableFile(atPath: built) ? built : nil),
-                                      "no shippable ccr (CCR_SHIP_BINARY, or .build-ship/release/ccr)")
+            // The binary ccrun shipped (its --ccr-binary).
+            let binary = try #require(ship.last, "no shippable ccr (CCR_SHIP_BINARY, or .build-ship/release/ccr)")
             let out = try LabDeployTests.run(binary, ["schema", "--dialect", "mysql"])
             try #require(out.status == 0, "\(out.output)")
             let regex = try NSRegularExpression(pattern: "CREATE TABLE IF NOT EXISTS `?([A-Za-z0-9_]+)")

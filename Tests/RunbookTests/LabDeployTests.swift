@@ -11,8 +11,8 @@ import Testing
 ///
 /// Binaries: `ccrun` is `$CCRUN_BINARY` or the one `swift test` built beside this test bundle.
 /// The `ccr` shipped to the hosts must have the Swift runtime linked in (the hosts have no Swift):
-/// `$CCR_SHIP_BINARY`, else `$CCR_BINARY` when it is such a static build, else ccrun builds it
-/// (`swift build -c release --static-swift-stdlib --product ccr --scratch-path .build-ship`).
+/// `$CCR_SHIP_BINARY`, else `$CCR_BINARY` when it is such a static build, else the one scripts/test
+/// builds (`swift build -c release --static-swift-stdlib --product ccr --scratch-path .build-ship`).
 @Suite(.serialized, .enabled(if: LabEnvironment.shouldRun && Fixtures.shouldRunSharedTests,
                              "needs the lab (`ccrun lab up`) and the shared fixtures"))
 struct LabDeployTests {
@@ -40,15 +40,18 @@ struct LabDeployTests {
         throw LabDeployError.missing("the ccrun executable beside the tests (swift test builds it; or set CCRUN_BINARY)")
     }
 
-    /// A ccr the hosts can run, or nil to let ccrun build one.
-    static func shipBinary() throws -> String? {
+    /// A ccr the hosts can run. ccrun no longer builds one unless asked (`--build-ccr`), and the
+    /// debug ccr beside the tests' ccrun needs the Swift runtime, so the tests name the file.
+    static func shipBinary() throws -> String {
         let env = ProcessInfo.processInfo.environment
         if let p = env["CCR_SHIP_BINARY"], !p.isEmpty { return p }
         if let p = env["CCR_BINARY"], !p.isEmpty {
             let ldd = try run("/usr/bin/ldd", [p])
             if !ldd.output.contains("libswiftCore") { return p }
         }
-        return nil
+        let built = Fixtures.packageRoot.appendingPathComponent(".build-ship/release/ccr").path
+        if FileManager.default.isExecutableFile(atPath: built) { return built }
+        throw LabDeployError.missing("a ccr the hosts can run: set CCR_SHIP_BINARY, or build \(built) (scripts/test does)")
     }
 
     @discardableResult
@@ -122,7 +125,7 @@ struct LabDeployTests {
     func deployStreamDownloadAndRerun() async throws {
         let lab = try Lab.load()
         let ccrun = try Self.ccrunBinary()
-        let ship = try Self.shipBinary()
+        let ship: String? = try Self.shipBinary()
         let capture = try Fixtures.shared("the.tudors.sendto.bin")
         let expectedSRT = try Data(contentsOf: try Fixtures.shared("the.tudors.sendto.srt"))
 

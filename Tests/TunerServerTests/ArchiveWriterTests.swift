@@ -2,6 +2,7 @@ import Foundation
 import Store
 import Synchronization
 import Testing
+import TunerBench
 @testable import TunerServer
 
 /// The archive is written off the event loops (`ArchiveWriter`): a disk or NFS server that stops

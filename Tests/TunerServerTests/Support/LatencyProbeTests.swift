@@ -1,6 +1,7 @@
 import Foundation
 import Store
 import Testing
+import TunerBench
 @testable import TunerServer
 
 /// The latency benchmark's definition rests on these: a probe caption becomes a stored line

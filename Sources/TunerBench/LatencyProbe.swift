@@ -1,5 +1,6 @@
 import Captions
 import Synchronization
+import TunerServer
 
 /// The bytes a latency-probe tuner sends (benchmarks): one pop-on caption per interval whose text
 /// carries a unique id, e.g. `BENCH 42`.

@@ -5,21 +5,26 @@ import FoundationNetworking
 #endif
 import Store
 import Synchronization
+import TunerBench
 import TunerServer
 
-/// `ccr bench-tuners`: a benchmark, not a test. Starts `ccr serve` as a separate process (or
+/// `ccr-bench`: a benchmark, not a test, and an executable of its own so that the shipped ccr
+/// carries no load generator (bench/ccr runs it). Starts `ccr serve` as a separate process (or
 /// measures one already running), connects N simulated tuners from this process replaying a
 /// capture at real-time rate, and prints the server's resident memory per connected tuner and
 /// its CPU use. Some tuners are latency probes (`LatencyProbe`): a reader polls the store's live
 /// feed query (`liveLines`, what `ccr web`'s live page uses) and times each probe line from its
 /// completing bytes being sent to the line being readable. The last line printed, `RESULT ...`,
 /// is for scripts (bench/ccr).
+@main
 struct BenchTunersCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-tuners",
-        abstract: "Benchmark: N tuners streaming at real rate; prints server RSS per tuner and CPU.",
-        shouldDisplay: false
+        commandName: "ccr-bench",
+        abstract: "Benchmark: N tuners streaming at real rate; prints server RSS per tuner and CPU."
     )
+
+    @Option(help: "The ccr whose `serve` is measured (default: the ccr beside this executable).")
+    var ccr: String?
 
     @Option(help: "Number of tuners.")
     var tuners = 1000
@@ -86,7 +91,8 @@ struct BenchTunersCommand: AsyncParsableCommand {
         } else {
             let ready = work.appendingPathComponent("ready").path
             let process = Process()
-            process.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            let beside = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent().appendingPathComponent("ccr")
+            process.executableURL = ccr.map { URL(fileURLWithPath: $0) } ?? beside
             var arguments = ["serve", "--port", "0", "--listen", "127.0.0.1", "--metrics-port", "0", "--log-level", "error",
                              "--archive", work.appendingPathComponent("archive").path, "--ready-file", ready,
                              "--max-tuners", String(tuners + 10)]
