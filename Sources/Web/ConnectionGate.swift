@@ -90,6 +90,10 @@ final class ConnectionGateHandler: ChannelInboundHandler, RemovableChannelHandle
         guard case .new = state else { return }
         if gate.enter() {
             state = .admitted
+            // The first read, issued here on the event loop: a connection's reads otherwise wait
+            // for its request task to start, and until then a client that connects and leaves
+            // (its EOF unread) keeps its place under the cap.
+            context.read()
             return
         }
         let lingering = gate.startLingering()
