@@ -11,7 +11,7 @@ public final class ConnectionGate: Sendable {
     /// Refused connections that may linger at once (each holds a descriptor): within the
     /// descriptors `WebLimits.reservedFileDescriptors` keeps, so that a burst of refusals never
     /// leaves the server unable to accept (the kernel then queues visitors unanswered).
-    static let maximumLingering = 32
+    static let maximumLingering = 16
 
     public init(cap: Int) {
         self.cap = max(1, cap)
