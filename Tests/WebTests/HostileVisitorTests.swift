@@ -86,9 +86,9 @@ struct HostileVisitorTests {
         #expect(visitor.status == 503, "a visitor over the cap is told at once: \(visitor.status)")
         #expect(visitor.seconds < 1, "answered in \(visitor.seconds) s")
         #expect(visitor.header("retry-after") != nil)
-        let sockets = idle
-        let refused = try await offThePool {
-            sockets.filter { String(decoding: $0.receive(timeout: .milliseconds(20)).bytes, as: UTF8.self).hasPrefix("HTTP/1.1 503") }.count
+        // The closure's copy of the sockets goes with the thread; `idle` is the only owner after.
+        let refused = try await offThePool { [idle] in
+            idle.filter { String(decoding: $0.receive(timeout: .milliseconds(20)).bytes, as: UTF8.self).hasPrefix("HTTP/1.1 503") }.count
         }
         #expect(refused >= 260 - cap, "\(refused) idle connections were refused; the cap under ulimit -n 256 is \(cap)")
         #expect(web.openSockets() < 256 - 8, "ccr web keeps descriptors for itself: \(web.openSockets()) sockets")
