@@ -117,7 +117,15 @@ final class LoopbackSocket: @unchecked Sendable {
         }
     }
 
-    deinit { close(fd) }
+    private var isOpen = true
+
+    deinit { closeNow() }
+
+    /// Closes at once (not when the last reference goes).
+    func closeNow() {
+        if isOpen { close(fd) }
+        isOpen = false
+    }
 
     func send(_ text: String) throws {
         var bytes = Array(text.utf8)[...]
