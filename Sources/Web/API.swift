@@ -25,7 +25,7 @@ struct API: Sendable {
         } catch StoreError.invalidArgument(let why) {
             return json(.object([("error", .string(why))]), status: .badRequest)
         } catch StoreError.readLimited(let stop) where stop != .cancelled {
-            var response = json(.object([("error", .string(stop.isBusy ? "too many searches at once; try again" : "the search takes too long"))]),
+            var response = json(.object([("error", .string(stop.isBusy ? "too many searches at once; try again" : "the query takes too long; try fewer or rarer words"))]),
                                 status: .serviceUnavailable)
             response.headers[.retryAfter] = "5"
             return response

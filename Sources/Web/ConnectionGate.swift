@@ -11,7 +11,7 @@ public final class ConnectionGate: Sendable {
     /// Refused connections that may linger at once (each holds a descriptor): within the
     /// descriptors `WebLimits.reservedFileDescriptors` keeps, so that a burst of refusals never
     /// leaves the server unable to accept (the kernel then queues visitors unanswered).
-    static let maximumLingering = 32
+    static let maximumLingering = 16
 
     public init(cap: Int) {
         self.cap = max(1, cap)
@@ -90,6 +90,10 @@ final class ConnectionGateHandler: ChannelInboundHandler, RemovableChannelHandle
         guard case .new = state else { return }
         if gate.enter() {
             state = .admitted
+            // The first read, issued here on the event loop: a connection's reads otherwise wait
+            // for its request task to start, and until then a client that connects and leaves
+            // (its EOF unread) keeps its place under the cap.
+            context.read()
             return
         }
         let lingering = gate.startLingering()

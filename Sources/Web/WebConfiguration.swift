@@ -25,7 +25,7 @@ public struct WebConfiguration: Sendable {
     public init() {}
 
     /// Settings read from the config file (the same INI format and file as `ccr serve`):
-    /// `[web] listen = HOST:PORT`, `[web] archive_dir`, `[web] poll_ms`, and `[database]`
+    /// `[web] listen = HOST:PORT`, `[web] archive_dir`, `[web] poll_ms`, the `WebLimits` keys, and `[database]`
     /// (driver, path, host, port, user, password, name; `[web] user` overrides the user so one file
     /// can name cc_rw for the server and cc_ro for the web). `CCR_WEB_DB_PASSWORD` (then
     /// `CCR_DB_PASSWORD`) wins over the file's password.

@@ -16,7 +16,8 @@ struct WebCommand: AsyncParsableCommand {
         discussion: """
         Without --config: http://127.0.0.1:8080, SQLite in ./ccr.sqlite, archive in ./archive (what \
         `ccr serve` writes with no configuration). --config reads the same INI file as `ccr serve` \
-        ([database], [archive]) plus [web] listen/archive_dir/user/password. Use the read-only \
+        ([database], [archive]) plus [web] listen/archive_dir/user/password and the limits against hostile \
+        visitors (max_connections, header_timeout, query_timeout, ...: docs/web.md "Limits"). Use the read-only \
         account (cc_ro); its password comes from the file (mode 0600) or CCR_WEB_DB_PASSWORD / \
         CCR_DB_PASSWORD, never from the command line. See docs/web.md.
         """

@@ -117,7 +117,15 @@ final class LoopbackSocket: @unchecked Sendable {
         }
     }
 
-    deinit { close(fd) }
+    private var isOpen = true
+
+    deinit { closeNow() }
+
+    /// Closes at once (not when the last reference goes).
+    func closeNow() {
+        if isOpen { close(fd) }
+        isOpen = false
+    }
 
     func send(_ text: String) throws {
         var bytes = Array(text.utf8)[...]
@@ -180,7 +188,13 @@ struct HTTPExchange {
         return nil
     }
 
-    static func get(_ path: String, port: Int, timeout: Duration = .seconds(30)) throws -> HTTPExchange {
+    /// `getBlocking` on a thread of its own: the tests wait on sockets for seconds, and doing that on
+    /// the cooperative pool (two threads here) would starve every other test's tasks.
+    static func get(_ path: String, port: Int, timeout: Duration = .seconds(30)) async throws -> HTTPExchange {
+        try await offThePool { try getBlocking(path, port: port, timeout: timeout) }
+    }
+
+    static func getBlocking(_ path: String, port: Int, timeout: Duration) throws -> HTTPExchange {
         let started = ContinuousClock.now
         let socket = try LoopbackSocket(port: port)
         try socket.send("GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
@@ -217,5 +231,12 @@ struct HTTPExchange {
             rest = rest[(start + size + 2)...]
         }
         return out
+    }
+}
+
+/// Runs blocking work (socket waits) on a new thread instead of the cooperative pool.
+func offThePool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        Thread.detachNewThread { continuation.resume(with: Result { try body() }) }
     }
 }
