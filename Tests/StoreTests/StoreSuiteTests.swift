@@ -156,8 +156,9 @@ struct StoreSuiteTests {
         try await withStoreEnvironment(backend) { env in
             let silent = try await startTuner(env.writer, description: "on the silent node")
             let alive = try await startTuner(env.writer, description: "on the live node")
-            // Both nodes beat at registration: nothing is stale yet.
-            #expect(try await env.writer.markStaleTuners(heartbeatOlderThan: 2) == 0)
+            // Both nodes beat at registration: nothing is stale yet (10 s: a loaded machine may
+            // take a second or two to register two tuners on MariaDB).
+            #expect(try await env.writer.markStaleTuners(heartbeatOlderThan: 10) == 0)
             for _ in 0..<12 {
                 try await Task.sleep(for: .milliseconds(250))
                 #expect(try await env.writer.heartbeat(nodeID: alive.node))
@@ -168,6 +169,7 @@ struct StoreSuiteTests {
             #expect(!connected.contains { $0.id == silent.tuner })
             let marked = try #require(try await env.reader.tuners(includeDisconnected: true).first { $0.id == silent.tuner })
             #expect(marked.disconnectReason == "watchdog")
+            #expect(try await env.writer.heartbeat(nodeID: alive.node))
             #expect(try await env.writer.markStaleTuners(heartbeatOlderThan: 2) == 0, "marked once only")
 
             // The node was only cut off: its next heartbeat brings its tuner back.
