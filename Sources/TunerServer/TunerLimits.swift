@@ -28,9 +28,12 @@ public struct TunerLimits: Sendable, Equatable {
     /// .ttxt together). A real tuner writes ~40 MB a day.
     public var programBytes = 256 << 20
     /// `[limits] unauthenticated`: connections that have not yet authenticated, all addresses.
-    public var unauthenticated = 256
-    /// `[limits] unauthenticated_per_address`: the same, from one address.
-    public var unauthenticatedPerAddress = 8
+    public var unauthenticated = 1024
+    /// `[limits] unauthenticated_per_address`: the same, from one address. A site's tuners share
+    /// its address and all reconnect at once after a restart (10,000 tuners from one address at
+    /// 500 a second, each a few ms from connect to PASSWORD on a busy server, need ~50), while
+    /// every unauthenticated connection is closed at the handshake deadline anyway.
+    public var unauthenticatedPerAddress = 64
     /// `[limits] password_failures`: wrong passwords from one address before it is locked out.
     public var passwordFailures = 5
     /// `[limits] lockout_seconds`: the first lockout; each further one doubles, up to an hour.

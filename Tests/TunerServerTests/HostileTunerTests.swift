@@ -162,7 +162,7 @@ struct HostileTunerTests {
 
     @Test("connections trickling a byte now and then are closed at the handshake deadline and hold no tuner slot; one address gets at most 8 unauthenticated")
     func slotsBeforeAuthentication() async throws {
-        let serve = try CCRProcess(config: CCRProcess.sqliteConfig(server: "max_tuners = 4"), metrics: true)
+        let serve = try CCRProcess(config: CCRProcess.sqliteConfig(server: "max_tuners = 4", limits: "unauthenticated_per_address = 8"), metrics: true)
         defer { serve.remove() }
         try await serve.start()
         let start = Date()
