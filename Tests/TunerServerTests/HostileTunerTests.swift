@@ -68,28 +68,36 @@ struct HostileTunerTests {
         return sent
     }
 
-    /// A tuner that answers PING: the worst wait for a 0x37 while `body` runs, in ms.
-    static func worstPing(port: Int, during body: () async throws -> Void) async throws -> Double {
+    /// A tuner that answers PING every 50 ms while `body` runs: the 95th percentile of its waits
+    /// for 0x37, in ms (a PING never answered counts as infinite). A stall of the event loops
+    /// (the quadratic file-name search made one of 772 ms) shows in most PINGs; one late PING on
+    /// a busy machine does not.
+    static func pingWait(port: Int, during body: () async throws -> Void) async throws -> Double {
         let probe = try TestTuner(port: port)
         try probe.send(hello(description: "ping-probe"))
-        let worst = Mutex(0.0)
+        let waits = Mutex<[Double]>([])
         let running = Atomic<Bool>(true)
         let pinger = Task.detached {
             while running.load(ordering: .relaxed) {
                 let start = Date()
                 guard (try? probe.send(BlockCommand.ping.block())) != nil, await probe.read(count: 1, timeout: 10) == [0x37] else {
-                    worst.withLock { $0 = .infinity }
+                    waits.withLock { $0.append(.infinity) }
                     return
                 }
-                let ms = Date().timeIntervalSince(start) * 1000
-                worst.withLock { $0 = max($0, ms) }
+                waits.withLock { $0.append(Date().timeIntervalSince(start) * 1000) }
                 try? await Task.sleep(for: .milliseconds(50))
             }
         }
         try await body()
         running.store(false, ordering: .relaxed)
         await pinger.value
-        return worst.withLock { $0 }
+        let sorted = waits.withLock { $0 }.sorted()
+        return sorted.isEmpty ? .infinity : sorted[min(sorted.count - 1, sorted.count * 95 / 100)]
+    }
+
+    /// Lines stored from tuners that called themselves "flood".
+    static func floodLines(_ serve: CCRProcess) -> Int {
+        Int(TimestampProcessTests.sqlite(serve, "SELECT COUNT(*) FROM caption_lines l JOIN tuners t ON t.id = l.tuner_id WHERE t.description = 'flood'")) ?? -1
     }
 
     static func archiveBytes(_ root: URL) -> Int {
@@ -106,32 +114,36 @@ struct HostileTunerTests {
         try await serve.start()
         let capture = [UInt8](try Fixtures.sharedData("the.tudors.sendto.bin"))
         let reference = parseSRT(String(decoding: try Fixtures.sharedData("the.tudors.sendto.srt"), as: UTF8.self))
-        var sent = 0, resent = 0, characters = 0
-        let worst = try await Self.worstPing(port: serve.port) {
+        var sent = 0, characters = 0, linesAfterFirst = 0, linesAfterSecond = 0
+        let ping = try await Self.pingWait(port: serve.port) {
             async let honest: Void = ReplayTests.replay(ServeFaultTests.described(capture, as: "honest").flatMap { $0 }, into: serve.port,
                                                         pace: .realTime(speed: 8))
             // Carriage returns: a line per two pairs, stopped by the line budget.
             sent = try await Self.flood(Self.floodRecord, port: serve.port, from: "127.0.0.2")
+            _ = await eventually { Self.floodLines(serve) > 0 }
+            linesAfterFirst = Self.floodLines(serve)
             // Reconnecting buys no new burst: the address starts from what it left.
-            resent = try await Self.flood(Self.floodRecord, port: serve.port, from: "127.0.0.2")
+            _ = try await Self.flood(Self.floodRecord, port: serve.port, from: "127.0.0.2")
+            try await Task.sleep(for: .milliseconds(500))
+            linesAfterSecond = Self.floodLines(serve)
             // Characters without a line end: stopped by the pair budget.
             characters = try await Self.flood(Self.characterRecord, port: serve.port, from: "127.0.0.7")
             try await honest
         }
         // (What the client sent includes what the kernels buffered on both sides.)
         #expect(sent < 1 << 20, "the server took \(sent) bytes before closing the line flood")
-        #expect(resent < sent / 4, "after the limit, a new connection from the address took \(resent) bytes (the first \(sent))")
+        #expect(linesAfterSecond - linesAfterFirst <= 10, "after the limit, a new connection from the address stored \(linesAfterSecond - linesAfterFirst) more lines")
         #expect(characters < 1 << 20, "the server took \(characters) bytes before closing the pair flood")
         #expect(await eventually { (try? await serve.metric("ccr_connections_closed_total{reason=\"limit\"}")) == 3 })
         #expect(serve.log.contains("caption lines faster than broadcast makes them"))
         #expect(serve.log.contains("caption data faster than broadcast can carry"))
-        let lines = Int(TimestampProcessTests.sqlite(serve, "SELECT COUNT(*) FROM caption_lines l JOIN tuners t ON t.id = l.tuner_id WHERE t.description = 'flood'")) ?? -1
+        let lines = Self.floodLines(serve)
         #expect(lines >= 30, "what the flood sent before the limit stays stored")
         #expect(lines <= 80, "\(lines) lines stored from a burst of 60")
         let floodArchive = Self.archiveBytes(serve.archive.appendingPathComponent(Self.dayFolder()).appendingPathComponent("flood"))
         #expect(floodArchive < 1 << 20, "\(floodArchive) archive bytes")
         #expect(await eventually { (try? archivedCues(serve.archive, tuner: "honest")) == reference })
-        #expect(worst < 500, "a PING waited \(worst) ms during the floods")
+        #expect(ping < 500, "PINGs waited \(ping) ms (95th percentile) during the floods")
     }
 
     @Test("20,000 alternating XDS program names: closed at the program-change budget, files and program rows bounded, PINGs answered")
@@ -139,7 +151,7 @@ struct HostileTunerTests {
         let serve = try CCRProcess(config: CCRProcess.sqliteConfig(limits: "burst_seconds = 600\nprogram_changes_per_minute = 4"), metrics: true)
         defer { serve.remove() }
         try await serve.start()
-        let worst = try await Self.worstPing(port: serve.port) {
+        let ping = try await Self.pingWait(port: serve.port) {
             let flood = try TestTuner(port: serve.port)
             var stream = Self.hello(description: "names")
             for i in 0..<20_000 {
@@ -155,7 +167,7 @@ struct HostileTunerTests {
         #expect((2...12).contains(programs), "\(programs) program rows")
         let files = archivedFiles(serve.archive, suffix: "", tuner: "names").count
         #expect(files <= 12 * 4, "\(files) archive files")
-        #expect(worst < 500, "a PING waited \(worst) ms during the flood")
+        #expect(ping < 500, "PINGs waited \(ping) ms (95th percentile) during the flood")
     }
 
     // MARK: 2. slots before authentication
