@@ -129,6 +129,14 @@ enum HostFiles {
     esac
     """#
 
+    /// Units masked in systemd hosts: a lab host shares the machine's kernel and clock, and has
+    /// no network manager (its address is set from outside), so these would fail or touch the machine.
+    static let systemdMaskedUnits = [
+        "systemd-timesyncd.service", "systemd-networkd-wait-online.service", "getty@.service",
+        "console-getty.service", "systemd-sysctl.service", "systemd-modules-load.service",
+        "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service",
+    ]
+
     static let sudoers = "deploy ALL=(ALL:ALL) NOPASSWD: ALL\n"
 
     /// Only the lab repository: hosts have no route anywhere else.
