@@ -362,7 +362,9 @@ public struct ServiceEnabled: Step {
     static func isEnabled(_ s: ServiceState, tool: ServiceTool) -> Bool {
         switch tool {
         case .systemctl:
-            if s.systemdEnabled == "enabled" { return true }
+            // "static": a unit without [Install] (rpc-statd) cannot be enabled; the units that
+            // need it start it, so at boot it is as enabled as it can be.
+            if s.systemdEnabled == "enabled" || s.systemdEnabled == "static" { return true }
             // sysv scripts seen through systemd-sysv-generator: the rc links decide.
             return s.systemdEnabled == "generated" && !s.rcStartLinks.isEmpty || (s.systemdEnabled == nil && !s.rcStartLinks.isEmpty)
         case .updateRcd: return !s.rcStartLinks.isEmpty
