@@ -86,13 +86,9 @@ struct RootfsCache {
             try write(HostFiles.runlevelScript + "\n", to: "\(root)/sbin/runlevel", mode: 0o755)
             try write(HostFiles.ganeshaInitScript + "\n", to: "\(root)/etc/init.d/nfs-ganesha", mode: 0o755)
         case .systemd:
-            // systemd-sysv's /sbin/init stays. Units that would touch the machine (clock, kernel
-            // settings, its console) or wait for a network manager the hosts do not have are masked;
-            // each host gets its own machine-id at provisioning.
-            try shell.bash("""
-                : > \(root)/etc/machine-id
-                for u in \(HostFiles.systemdMaskedUnits.joined(separator: " ")); do ln -sf /dev/null \(root)/etc/systemd/system/$u; done
-                """, label: "customize systemd root filesystem \(root)")
+            // systemd-sysv's /sbin/init stays; each host gets its own machine-id at provisioning
+            // and its masked units with the lab-wide files (`Lab.writeCommonFiles`).
+            try shell.run("truncate", ["-s", "0", "\(root)/etc/machine-id"])
         }
         try write(HostFiles.sshdConfig + "\n", to: "\(root)/etc/ssh/sshd_config.d/ccrun-lab.conf", mode: 0o644)
         try write(HostFiles.sudoers, to: "\(root)/etc/sudoers.d/ccrun-lab-deploy", mode: 0o440)

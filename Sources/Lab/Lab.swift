@@ -207,6 +207,21 @@ public struct Lab: Sendable {
             try write(HostFiles.initScript + "\n", to: initPath, mode: 0o755)
         }
         try NFSClientStandIn(spec: spec, shell: shell).install(host: host)   // docs/lab.md "Lab limitations"
+        if spec.hostInit == .systemd {
+            let unitPath = "\(root)/etc/systemd/system/\(HostFiles.fstabDevicesUnitName)"
+            if (try? String(contentsOfFile: unitPath, encoding: .utf8)) != HostFiles.fstabDevicesUnit + "\n" {
+                try write(HostFiles.fstabDevicesUnit + "\n", to: unitPath, mode: 0o644)
+            }
+            try shell.run("mkdir", ["-p", "\(root)/etc/systemd/system/local-fs.target.wants"])
+            try shell.run("ln", ["-sfn", "../\(HostFiles.fstabDevicesUnitName)",
+                                 "\(root)/etc/systemd/system/local-fs.target.wants/\(HostFiles.fstabDevicesUnitName)"])
+            for unit in HostFiles.systemdMaskedUnits {
+                let link = "\(root)/etc/systemd/system/\(unit)"
+                if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != "/dev/null" {
+                    try shell.run("ln", ["-sfn", "/dev/null", link])
+                }
+            }
+        }
     }
 
     /// Attaches the host's block image to a loop device and records it for the host's init
