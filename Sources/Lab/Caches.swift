@@ -37,7 +37,11 @@ struct RootfsCache {
     let log: @Sendable (String) -> Void
 
     var packages: [String] { LabPackages.rootfs(for: spec.hostInit) }
-    var stamp: String { "rev=\(HostFiles.rootfsRevision) init=\(spec.hostInit.rawValue) include=\(packages.joined(separator: ","))" }
+    /// The sysv stamp keeps its earlier form, so existing sysv caches stay current.
+    var stamp: String {
+        "rev=\(HostFiles.rootfsRevision)" + (spec.hostInit == .sysv ? "" : " init=\(spec.hostInit.rawValue)")
+            + " include=\(packages.joined(separator: ","))"
+    }
     var stampPath: String { "\(spec.rootfsPath)/etc/ccrun-lab-rootfs" }
     /// A random token written at each build. A host's writable layer records the build it was made
     /// on: an overlay whose lower layer was rebuilt under it fails in odd ways (ENOENT on create),
