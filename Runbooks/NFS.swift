@@ -11,6 +11,8 @@ import StepKit
 /// installed), and on every RPM or systemd host (the guide's Amazon Linux, where nfs-utils loads
 /// the module when it starts; /proc/filesystems lists nfsd only once it is loaded, so it alone
 /// would choose ganesha on a fresh host); ganesha only on a sysv Debian host whose kernel has no nfsd.
+/// /proc/fs/nfsd itself is no sign: every kernel's procfs has that empty mount point; its
+/// `exports` file appears only once the nfsd file system is mounted there.
 public enum NFSServerKind: String, Sendable, CaseIterable {
     case kernel, ganesha
 
@@ -18,7 +20,7 @@ public enum NFSServerKind: String, Sendable, CaseIterable {
     public static func probe(configured: NFSServerKind? = nil) -> Probe<NFSServerKind> {
         let key = "nfs-server-kind" + (configured.map { ":" + $0.rawValue } ?? "")
         let script = configured.map { "echo \($0.rawValue)" } ?? """
-            if grep -qw nfsd /proc/filesystems 2>/dev/null || [ -d /proc/fs/nfsd ] \
+            if grep -qw nfsd /proc/filesystems 2>/dev/null || [ -e /proc/fs/nfsd/exports ] \
               || [ -d "/lib/modules/$(uname -r)/kernel/fs/nfsd" ] || [ -d /run/systemd/system ] \
               || { command -v rpm >/dev/null 2>&1 && ! command -v dpkg >/dev/null 2>&1; }; then echo kernel; else echo ganesha; fi
             """

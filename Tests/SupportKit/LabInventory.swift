@@ -23,5 +23,8 @@ public enum LabEnvironment {
         return hosts.values.contains { ($0["vars"] as? [String: Any])?["labInit"] as? String == "systemd" }
     }
 
-    public static let skipReason = "lab not running (run `ccrun lab up` as root first)"
+    public static var skipReason: String {
+        hasSystemdHosts ? "the lab's hosts boot systemd; these tests need the default hosts (`ccrun lab up --init sysv`)"
+            : "lab not running (run `ccrun lab up` as root first)"
+    }
 }
