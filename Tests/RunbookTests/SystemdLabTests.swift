@@ -5,11 +5,11 @@ import Testing
 /// The guide's runbooks on real systemd hosts (`ccrun lab up --init systemd`: systemd is PID 1 in
 /// every host, booted by systemd-nspawn), driven as a user would with the built `ccrun`: apply
 /// from bare, the units active and enabled, a tuner stream whose SRT comes back through Apache
-/// byte for byte, a second run all ok, a dry-run with nothing to do, and a restart of each host
-/// after which its services are active again.
+/// byte for byte, a second run all ok, a dry-run with nothing to do, a restart of each host
+/// after which its services are active again, and a rollback of web-node then a new run.
 ///
 /// Lean on purpose (CI's whole budget is 90 minutes): one pass, the checks that differ on systemd.
-/// The sysv suites (LabDeployTests and others) cover rollback, resume and failure reporting; they
+/// The sysv suites (LabDeployTests and others) cover resume and failure reporting in depth; they
 /// skip themselves on a systemd lab, and this suite skips itself on a sysv one.
 @Suite(.serialized, .enabled(if: LabEnvironment.hasSystemdHosts && Fixtures.shouldRunSharedTests,
                              "needs a lab of systemd hosts (`ccrun lab up --init systemd`) and the shared fixtures"))
@@ -53,6 +53,17 @@ struct SystemdLabTests {
         try await deploy.checkRestartedHostsComeBack(lab, ccrun: ccrun, program: program, expectedSRT: expectedSRT)
         print(String(format: "systemd hosts: three restarted, services and SRT back in %.1f s", Date().timeIntervalSince(restart)))
         try expectUnitsActiveAndEnabled(shell, when: "after a restart of the host")
+
+        // Rollback on a systemd host: the unit is stopped and removed, then a run puts it back.
+        let web = LabDeployTests.runbooks(lab.inventory)[3]
+        let rollback = try LabDeployTests.run(ccrun, ["rollback", "--inventory", lab.inventory, "web-node"])
+        try #require(rollback.status == 0, "ccrun rollback web-node exited \(rollback.status):\n\(rollback.output.suffix(3000))")
+        let gone = try shell.run("web-node", "systemctl is-active ccr-web; test -e /etc/systemd/system/ccr-web.service && echo unit-left; true")
+        #expect(!gone.output.hasPrefix("active") && !gone.output.contains("unit-left"), "ccr-web after rollback: \(gone.output)")
+        let again = try deploy.apply(ccrun, web, ship: ship)
+        #expect(again.status == 0, "web-node after rollback:\n\(again.output.suffix(3000))")
+        let web2 = try shell.run("web-node", "systemctl is-active ccr-web; systemctl is-enabled ccr-web")
+        #expect(web2.output == "active\nenabled\n", "ccr-web after rollback and a new run: \(web2.output)")
     }
 
     /// `systemctl is-active` says active and `systemctl is-enabled` says enabled for each unit.
