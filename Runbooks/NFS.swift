@@ -11,6 +11,8 @@ import StepKit
 /// installed), and on every RPM or systemd host (the guide's Amazon Linux, where nfs-utils loads
 /// the module when it starts; /proc/filesystems lists nfsd only once it is loaded, so it alone
 /// would choose ganesha on a fresh host); ganesha only on a sysv Debian host whose kernel has no nfsd.
+/// /proc/fs/nfsd itself is no sign: every kernel's procfs has that empty mount point; its
+/// `exports` file appears only once the nfsd file system is mounted there.
 public enum NFSServerKind: String, Sendable, CaseIterable {
     case kernel, ganesha
 
@@ -18,7 +20,7 @@ public enum NFSServerKind: String, Sendable, CaseIterable {
     public static func probe(configured: NFSServerKind? = nil) -> Probe<NFSServerKind> {
         let key = "nfs-server-kind" + (configured.map { ":" + $0.rawValue } ?? "")
         let script = configured.map { "echo \($0.rawValue)" } ?? """
-            if grep -qw nfsd /proc/filesystems 2>/dev/null || [ -d /proc/fs/nfsd ] \
+            if grep -qw nfsd /proc/filesystems 2>/dev/null || [ -e /proc/fs/nfsd/exports ] \
               || [ -d "/lib/modules/$(uname -r)/kernel/fs/nfsd" ] || [ -d /run/systemd/system ] \
               || { command -v rpm >/dev/null 2>&1 && ! command -v dpkg >/dev/null 2>&1; }; then echo kernel; else echo ganesha; fi
             """
@@ -196,9 +198,23 @@ public enum NFSClient {
     /// for NSM, as Debian's own unit pulls rpc-statd in). RPM hosts call it `nfslock`; on Debian the
     /// same daemon is started by nfs-common's init script, whose `status` also asks for rpc.idmapd
     /// (NFSv4 only, not run here), so "running" is checked by rpc.statd itself.
+    /// On systemd hosts (Debian and Amazon Linux 2023 alike) the daemon's unit is `rpc-statd`:
+    /// Debian masks `nfs-common` there and AL2023 has no `nfslock`. It is a static unit (no
+    /// [Install]; the NFS server's unit and NFS mounts start it), so there is nothing to enable.
     public static func lockService() -> [any Step] {
-        ByFact.service(apt: "nfs-common", rpm: "nfslock", answers: .process("rpc.statd"),
-                       "the NFS lock service (nfslock: rpc.statd)")
+        let description = "the NFS lock service (nfslock: rpc.statd)", check = ServiceCheck.process("rpc.statd")
+        @Sendable func variant(_ facts: FactSet) throws -> String {
+            let system = try facts[SystemProbe.probe]
+            if system.initSystem == .systemd { return "systemd" }
+            guard let pm = system.packageManager else { throw StepRefusal("no apt-get, dnf or yum on this \(system.distribution) host") }
+            return pm == .apt ? "apt" : "rpm"
+        }
+        return [ByFact(id: "running:nfs-common|nfslock", description + " started",
+                       candidates: ["apt": ServiceRunning("nfs-common", answers: check), "rpm": ServiceRunning("nfslock", answers: check),
+                                    "systemd": ServiceRunning("rpc-statd", answers: check)], select: variant),
+                ByFact(id: "enabled:nfs-common|nfslock", description + " enabled at boot",
+                       candidates: ["apt": ServiceEnabled("nfs-common"), "rpm": ServiceEnabled("nfslock"),
+                                    "systemd": ServiceEnabled("rpc-statd")], select: variant)]
     }
 
     /// The three fstab lines, mounted (`sudo mount -a`).

@@ -36,7 +36,12 @@ struct RootfsCache {
     let shell: Shell
     let log: @Sendable (String) -> Void
 
-    var stamp: String { "rev=\(HostFiles.rootfsRevision) include=\(LabPackages.baseSystem.joined(separator: ","))" }
+    var packages: [String] { LabPackages.rootfs(for: spec.hostInit) }
+    /// The sysv stamp keeps its earlier form, so existing sysv caches stay current.
+    var stamp: String {
+        "rev=\(HostFiles.rootfsRevision)" + (spec.hostInit == .sysv ? "" : " init=\(spec.hostInit.rawValue)")
+            + " include=\(packages.joined(separator: ","))"
+    }
     var stampPath: String { "\(spec.rootfsPath)/etc/ccrun-lab-rootfs" }
     /// A random token written at each build. A host's writable layer records the build it was made
     /// on: an overlay whose lower layer was rebuilt under it fails in odd ways (ENOENT on create),
@@ -56,11 +61,11 @@ struct RootfsCache {
         if isCurrent { return }
         guard shell.succeeds("which", ["debootstrap"]) else { throw LabError.missingTool("debootstrap", package: "debootstrap") }
         let mirror = try DebianMirror.find()
-        log("building the root filesystem cache (debootstrap minbase bookworm from \(mirror), about a minute)")
+        log("building the \(spec.hostInit.rawValue) root filesystem cache (debootstrap minbase bookworm from \(mirror), about a minute)")
         let partial = spec.rootfsPath + ".partial"
         try shell.run("rm", ["-rf", partial])
         try shell.run("mkdir", ["-p", spec.cacheDirectory])
-        try shell.run("debootstrap", ["--variant=minbase", "--include=" + LabPackages.baseSystem.joined(separator: ","),
+        try shell.run("debootstrap", ["--variant=minbase", "--include=" + packages.joined(separator: ","),
                                       "bookworm", partial, mirror])
         try customize(partial)
         try shell.run("rm", ["-rf", spec.rootfsPath])
@@ -77,12 +82,19 @@ struct RootfsCache {
             rm -rf \(root)/var/lib/apt/lists/* \(root)/etc/apt/sources.list.d/*
             mkdir -p \(root)/etc/ccrun-lab \(root)/etc/sudoers.d \(root)/etc/ssh/sshd_config.d
             ln -sf /proc/self/mounts \(root)/etc/mtab
-            ln -sf ccrun-lab-init \(root)/sbin/init
             """, label: "customize root filesystem \(root)")
-        try write(HostFiles.initScript + "\n", to: "\(root)/sbin/ccrun-lab-init", mode: 0o755)
-        try write(HostFiles.runlevelScript + "\n", to: "\(root)/sbin/runlevel", mode: 0o755)
+        switch spec.hostInit {
+        case .sysv:
+            try shell.run("ln", ["-sf", "ccrun-lab-init", "\(root)/sbin/init"])
+            try write(HostFiles.initScript + "\n", to: "\(root)/sbin/ccrun-lab-init", mode: 0o755)
+            try write(HostFiles.runlevelScript + "\n", to: "\(root)/sbin/runlevel", mode: 0o755)
+            try write(HostFiles.ganeshaInitScript + "\n", to: "\(root)/etc/init.d/nfs-ganesha", mode: 0o755)
+        case .systemd:
+            // systemd-sysv's /sbin/init stays; each host gets its own machine-id at provisioning
+            // and its masked units with the lab-wide files (`Lab.writeCommonFiles`).
+            try shell.run("truncate", ["-s", "0", "\(root)/etc/machine-id"])
+        }
         try write(HostFiles.sshdConfig + "\n", to: "\(root)/etc/ssh/sshd_config.d/ccrun-lab.conf", mode: 0o644)
-        try write(HostFiles.ganeshaInitScript + "\n", to: "\(root)/etc/init.d/nfs-ganesha", mode: 0o755)
         try write(HostFiles.sudoers, to: "\(root)/etc/sudoers.d/ccrun-lab-deploy", mode: 0o440)
         try write(randomToken(16) + "\n", to: "\(root)/etc/ccrun-lab-rootfs-build", mode: 0o644)
         try write(stamp + "\n", to: "\(root)/etc/ccrun-lab-rootfs", mode: 0o644)

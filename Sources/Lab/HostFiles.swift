@@ -129,6 +129,40 @@ enum HostFiles {
     esac
     """#
 
+    /// Units masked in systemd hosts: a lab host shares the machine's kernel and clock, and has
+    /// no network manager (its address is set from outside), so these would fail or touch the
+    /// machine. rpc_pipefs (nfs-common's, for NFSv4 idmapping and Kerberos) is a file system this
+    /// kernel lacks, like nfsd (docs/lab.md "Lab limitations"). Written into each host's layer,
+    /// so a change needs no root filesystem rebuild.
+    static let systemdMaskedUnits = [
+        "systemd-timesyncd.service", "systemd-networkd-wait-online.service", "getty@.service",
+        "console-getty.service", "systemd-sysctl.service", "systemd-modules-load.service",
+        "apt-daily.timer", "apt-daily-upgrade.timer", "e2scrub_all.timer", "e2scrub_reap.service",
+        "run-rpc_pipefs.mount",
+    ]
+
+    /// systemd's fstab generator ignores block-device lines inside a container ("Running in a
+    /// container, ignoring fstab device entry"), so a systemd lab host would not mount its data
+    /// volume at boot, as a VM does. This unit mounts fstab's local device lines where the
+    /// generator would have, before local-fs.target (so before the NFS server and ccr). A lab
+    /// stand-in (docs/lab.md "Lab limitations"); NFS lines are mounted by systemd itself.
+    static let fstabDevicesUnitName = "ccrun-lab-fstab-devices.service"
+    static let fstabDevicesUnit = """
+    [Unit]
+    Description=ccrun lab: mount fstab's block-device lines (systemd skips them in containers)
+    DefaultDependencies=no
+    After=local-fs-pre.target
+    Before=local-fs.target
+
+    [Service]
+    Type=oneshot
+    RemainAfterExit=yes
+    ExecStart=/bin/sh -c 'mount -a -t nonfs,nfs4,tmpfs,proc,sysfs,devpts || true'
+
+    [Install]
+    WantedBy=local-fs.target
+    """
+
     static let sudoers = "deploy ALL=(ALL:ALL) NOPASSWD: ALL\n"
 
     /// Only the lab repository: hosts have no route anywhere else.

@@ -49,12 +49,25 @@ public struct LabInventoryFile: Codable, Sendable, Equatable {
         return String(decoding: try encoder.encode(self), as: UTF8.self) + "\n"
     }
 
+    /// Host variable naming a host's init kind when it is not the default (sysv); `Lab.existing`
+    /// reads it back so later `lab` commands treat the hosts as they were made.
+    public static let initVar = "labInit"
+
+    /// The init kind the hosts of this inventory were made with.
+    public var hostInit: LabHostInit {
+        hosts.values.compactMap { $0.vars[Self.initVar].flatMap(LabHostInit.init(rawValue:)) }.first ?? .sysv
+    }
+
     /// Builds the inventory of a lab described by `spec`.
     static func make(for spec: LabSpec) -> LabInventoryFile {
         var hosts: [String: Host] = [:]
         for (index, name) in spec.hostNames.enumerated() {
             var vars = ["netns": spec.namespace(of: name), "hostname": name]
             if spec.blockDeviceHosts.contains(name) { vars["dataDevice"] = "/dev/xvdf" }
+            if spec.hostInit != .sysv { vars[Self.initVar] = spec.hostInit.rawValue }
+            // The machine's kernel has no nfsd, and a systemd host's default is the kernel
+            // server (docs/lab.md "NFS in the lab"): the lab's NFS server is nfs-ganesha.
+            if spec.hostInit == .systemd, name == spec.nfsServerHost { vars["nfsServerKind"] = "ganesha" }
             let role = index < LabSpec.defaultHostNames.count ? name : "fanout"
             hosts[name] = Host(address: spec.address(ofHostAt: index), port: 22, user: "root",
                                identityFile: spec.identityFile, knownHosts: spec.knownHostsFile,

@@ -22,7 +22,10 @@ public struct Lab: Sendable {
     /// The instance as it currently exists: host count taken from its inventory when there is one.
     public static func existing(name: String = "main", log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Lab {
         var spec = try LabSpec.named(name, hosts: nil)
-        if let inventory = try? LabInventoryFile.load(from: spec.inventoryPath) { spec.hostCount = inventory.hosts.count }
+        if let inventory = try? LabInventoryFile.load(from: spec.inventoryPath) {
+            spec.hostCount = inventory.hosts.count
+            spec.hostInit = inventory.hostInit
+        }
         return Lab(spec: spec, log: log)
     }
 
@@ -146,7 +149,7 @@ public struct Lab: Sendable {
             .trimmingCharacters(in: .whitespacesAndNewlines)
         if FileManager.default.fileExists(atPath: "\(dir)/upper"), recorded != build {
             log("\(host): its writable layer was made on another root filesystem build; starting it afresh")
-            try Processes.killAndWait(pids(inNamespace: spec.namespace(of: host)))
+            try Processes.killAndWait(hostPIDs(host))
             try Mounts.unmountTree(under: dir + "/", shell: shell)
             try removeDirectory("\(dir)/upper")
             try removeDirectory("\(dir)/work")
@@ -174,6 +177,11 @@ public struct Lab: Sendable {
             try shell.run("chmod", ["0700", "\(root)/\(home)/.ssh"])
             try shell.run("chown", ["-R", owner, "\(root)/\(home)/.ssh"])
         }
+        if spec.hostInit == .systemd {
+            // Its own machine-id (the shared root filesystem has an empty one): journald and
+            // dbus key on it, and identical ids across hosts would be a lab artifact.
+            try write(randomHex(32) + "\n", to: "\(root)/etc/machine-id", mode: 0o444)
+        }
         // Written last: its presence marks a fully provisioned host.
         try write("\(host) \(randomToken(20))\n", to: "\(root)/etc/ccrun-lab-marker", mode: 0o644)
     }
@@ -199,6 +207,21 @@ public struct Lab: Sendable {
             try write(HostFiles.initScript + "\n", to: initPath, mode: 0o755)
         }
         try NFSClientStandIn(spec: spec, shell: shell).install(host: host)   // docs/lab.md "Lab limitations"
+        if spec.hostInit == .systemd {
+            let unitPath = "\(root)/etc/systemd/system/\(HostFiles.fstabDevicesUnitName)"
+            if (try? String(contentsOfFile: unitPath, encoding: .utf8)) != HostFiles.fstabDevicesUnit + "\n" {
+                try write(HostFiles.fstabDevicesUnit + "\n", to: unitPath, mode: 0o644)
+            }
+            try shell.run("mkdir", ["-p", "\(root)/etc/systemd/system/local-fs.target.wants"])
+            try shell.run("ln", ["-sfn", "../\(HostFiles.fstabDevicesUnitName)",
+                                 "\(root)/etc/systemd/system/local-fs.target.wants/\(HostFiles.fstabDevicesUnitName)"])
+            for unit in HostFiles.systemdMaskedUnits {
+                let link = "\(root)/etc/systemd/system/\(unit)"
+                if (try? FileManager.default.destinationOfSymbolicLink(atPath: link)) != "/dev/null" {
+                    try shell.run("ln", ["-sfn", "/dev/null", link])
+                }
+            }
+        }
     }
 
     /// Attaches the host's block image to a loop device and records it for the host's init
@@ -247,13 +270,22 @@ public struct Lab: Sendable {
         return result.stdout.split(separator: "\n").compactMap { Int32($0) }
     }
 
+    /// Starts the host's PID 1: the shell init (sysv hosts) or systemd under `systemd-nspawn`.
+    private func startInit(host: String) throws {
+        switch spec.hostInit {
+        case .sysv: try startShellInit(host: host)
+        case .systemd: try startSystemd(host: host)
+        }
+        try Probe.waitUntil("init of \(host)", seconds: 10) { initPID(of: host) != nil }
+    }
+
     /// Starts the host's init in new PID/mount/UTS/IPC namespaces inside its network namespace.
     ///
     /// `nsenter --net` (not `ip netns exec`, which makes a mount namespace of its own that would
     /// live on in the waiting `unshare` parent) and `pivot_root` + a lazy unmount of the old root:
     /// the host's mount namespace then holds only its own overlay, so it never pins another
     /// host's overlay or loop device, and each host can be unmounted on its own.
-    private func startInit(host: String) throws {
+    private func startShellInit(host: String) throws {
         try shell.run("mkdir", ["-p", "\(spec.mergedPath(host))/.ccrun-oldroot"])
         // Pivot first, then fork the PID namespace from inside the new root (the host's own
         // util-linux `unshare`): no process keeps the machine's root, so the detached old tree
@@ -264,7 +296,38 @@ public struct Lab: Sendable {
                          "--mount", "--uts", "--ipc", "--propagation", "private",
                          "/bin/sh", "-c", script, "ccrun-lab-init", spec.mergedPath(host)],
                         log: "\(spec.logDirectory)/\(host).log", shell: shell, label: "init of \(host)")
-        try Probe.waitUntil("init of \(host)", seconds: 10) { initPID(of: host) != nil }
+    }
+
+    /// Boots systemd as the host's PID 1 (shared/design/lab.md's verified recipe) inside the
+    /// host's existing network namespace. `--register=no --keep-unit`: the machine has no systemd
+    /// or machined to register with. The data volume's loop device is bound in as /dev/xvdf (the
+    /// shell init makes the node itself from /etc/ccrun-lab/devices). Machine settings
+    /// (resolv.conf, time zone) are not copied in: hosts are what their overlay holds.
+    private func startSystemd(host: String) throws {
+        guard shell.succeeds("which", ["systemd-nspawn"]) else {
+            throw LabError.missingTool("systemd-nspawn", package: "systemd-container")
+        }
+        var command = ["systemd-nspawn", "--quiet", "-D", spec.mergedPath(host), "-b", "--register=no", "--keep-unit",
+                       "--network-namespace-path=/run/netns/\(spec.namespace(of: host))",
+                       "--link-journal=no", "--console=read-only", "--resolv-conf=off", "--timezone=off"]
+        if spec.blockDeviceHosts.contains(host),
+           let device = try loopDevices().first(where: { $0.backing == spec.blockImage(host) })?.device {
+            command.append("--bind=\(device):/dev/xvdf")
+        }
+        try startDaemon(command, log: "\(spec.logDirectory)/\(host).log", shell: shell, label: "systemd of \(host)")
+    }
+
+    /// Every process of a host: those in its network namespace and, for a systemd host, the
+    /// `systemd-nspawn` that started it (it stays in the machine's network namespace).
+    func hostPIDs(_ host: String) -> [Int32] {
+        pids(inNamespace: spec.namespace(of: host)) + nspawnPIDs(host)
+    }
+
+    func nspawnPIDs(_ host: String) -> [Int32] {
+        let root = spec.mergedPath(host)
+        return Processes.matching { args in
+            args.first.map { $0.hasSuffix("systemd-nspawn") } == true && args.contains(root)
+        }
     }
 
     /// Restarts a host like a reboot: kills its PID namespace (every process in it) and starts its
@@ -277,6 +340,7 @@ public struct Lab: Sendable {
             let members = pids(inNamespace: spec.namespace(of: host)).filter { Processes.namespaceLink($0, "pid") == pidNamespace }
             try Processes.killAndWait([pid] + members.filter { $0 != pid })
         }
+        try Processes.killAndWait(nspawnPIDs(host))
         try startInit(host: host)
         let address = spec.address(ofHostAt: index)
         try Probe.waitUntil("sshd of \(host) on \(address):22", seconds: 30) { Probe.sshAnswers(address) }
@@ -299,7 +363,7 @@ public struct Lab: Sendable {
         var identities: [String: HostIdentity] = [:]
         for host in hosts { identities[host] = HostIdentity(readingFrom: spec.mergedPath(host)) }
         // 1. every process of every host (sshd, services, init), then their overlays
-        try Processes.killAndWait(hosts.flatMap { pids(inNamespace: spec.namespace(of: $0)) })
+        try Processes.killAndWait(hosts.flatMap { hostPIDs($0) })
         for host in hosts {
             let dir = spec.hostDirectory(host)
             try Mounts.unmountTree(under: dir + "/", shell: shell)
@@ -360,7 +424,8 @@ public struct Lab: Sendable {
             do { try removeDirectory(path, attempts: 50) } catch { log("warning: \(error)") }
         }
         if purge {
-            try shell.run("rm", ["-rf", spec.stateDirectory, spec.rootfsPath, spec.rootfsPath + ".partial", spec.debsPath,
+            let roots = LabHostInit.allCases.map(spec.rootfsPath(for:))
+            try shell.run("rm", ["-rf", spec.stateDirectory, spec.debsPath] + roots + roots.map { $0 + ".partial" } + [
                                  "\(spec.cacheDirectory)/moto-venv"])
         }
     }
@@ -373,7 +438,7 @@ public struct Lab: Sendable {
             .filter { $0.hasPrefix(spec.namespacePrefix) }
         let removed = namespaces.filter { !keep.contains(String($0.dropFirst(spec.namespacePrefix.count))) }
         // Every process first, then the mounts: no host may still hold another's overlay.
-        try Processes.killAndWait(removed.flatMap { pids(inNamespace: $0) })
+        try Processes.killAndWait(removed.flatMap { hostPIDs(String($0.dropFirst(spec.namespacePrefix.count))) })
         for ns in removed {
             let host = String(ns.dropFirst(spec.namespacePrefix.count))
             try Mounts.unmountTree(under: spec.hostDirectory(host) + "/", shell: shell)

@@ -7,6 +7,15 @@ public enum LabPackages {
         "ca-certificates", "netbase",  // netbase: /etc/services and /etc/protocols, which rpcbind needs
     ]
 
+    /// Added to `baseSystem` for systemd hosts (shared/design/lab.md's verified recipe): systemd as
+    /// /sbin/init and dbus, which `systemctl` and logind need.
+    public static let systemdHost: [String] = ["systemd", "systemd-sysv", "dbus"]
+
+    /// The root filesystem's package list for hosts of this kind.
+    public static func rootfs(for kind: LabHostInit) -> [String] {
+        kind == .systemd ? baseSystem + systemdHost : baseSystem
+    }
+
     /// Offered by the lab's local apt repository (with their dependency closure): what the runbooks
     /// install, the runtime libraries a Swift binary built with a static stdlib needs, and `htop` as a
     /// small harmless package for tests. Add a package here and the next `ccrun lab up` fetches it.
@@ -31,5 +40,6 @@ public enum LabPackages {
     public static let machine: [String] = [
         "debootstrap", "iproute2", "util-linux", "mount", "dpkg-dev", "mariadb-server", "mariadb-client",
         "openssh-client", "python3", "python3-venv", "python3-pip", "e2fsprogs",
+        "systemd-container",  // systemd-nspawn: PID 1 of systemd hosts (`lab up --init systemd`)
     ]
 }

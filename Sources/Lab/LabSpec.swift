@@ -1,5 +1,16 @@
 import Foundation
 
+/// What runs as PID 1 in a lab host.
+///
+/// WHY two kinds: the light hosts (a shell init running sysv scripts) cost ~4 MB and start in
+/// milliseconds, which fan-out benchmarks need; the guide's real platform (Amazon Linux 2023) is
+/// systemd, and unit files, `systemctl enable` and journald only behave for real with systemd as
+/// PID 1 (`systemd-nspawn -b`, ~15-18 MB and ~10 s to sshd per host).
+public enum LabHostInit: String, Sendable, Equatable, CaseIterable {
+    case sysv
+    case systemd
+}
+
 /// Everything that names or places one lab instance: interfaces, namespaces, addresses, paths.
 ///
 /// The main lab ("main") is what `ccrun lab up` builds. A second, smaller instance ("scratch")
@@ -28,6 +39,8 @@ public struct LabSpec: Sendable, Equatable {
     public var blockDeviceHosts: Set<String> = ["nfs-master", "host8"]
     public var blockDeviceSize: String = "1G"
     public var region: String = "us-east-1"
+    /// PID 1 of every host of this instance (`ccrun lab up --init systemd`).
+    public var hostInit: LabHostInit = .sysv
 
     public static let defaultHostNames = ["db", "nfs-master", "repo-node", "web-node"]
 
@@ -81,7 +94,11 @@ public struct LabSpec: Sendable, Equatable {
 
     // MARK: Paths
 
-    public var rootfsPath: String { "\(cacheDirectory)/rootfs" }
+    /// One cached root filesystem per init kind, so switching kinds never rebuilds the other.
+    public var rootfsPath: String { rootfsPath(for: hostInit) }
+    public func rootfsPath(for kind: LabHostInit) -> String {
+        kind == .sysv ? "\(cacheDirectory)/rootfs" : "\(cacheDirectory)/rootfs-\(kind.rawValue)"
+    }
     public var debsPath: String { "\(cacheDirectory)/debs" }
     public var cacheLockPath: String { "\(cacheDirectory)/.lock" }
     public var hostsDirectory: String { "\(stateDirectory)/hosts" }

@@ -52,8 +52,14 @@ extension Lab {
             let address = spec.address(ofHostAt: index)
             let running = initPID(of: name) != nil
             let rc = "\(spec.mergedPath(name))/etc/rc2.d"
-            let services = ((try? FileManager.default.contentsOfDirectory(atPath: rc)) ?? [])
+            var services = ((try? FileManager.default.contentsOfDirectory(atPath: rc)) ?? [])
                 .filter { $0.hasPrefix("S") }.sorted().map { String($0.dropFirst(3)) }
+            if spec.hostInit == .systemd {
+                // What `systemctl enable` links for boot (sysv scripts too go through it there).
+                let wants = "\(spec.mergedPath(name))/etc/systemd/system/multi-user.target.wants"
+                services = ((try? FileManager.default.contentsOfDirectory(atPath: wants)) ?? [])
+                    .filter { $0.hasSuffix(".service") }.map { String($0.dropLast(".service".count)) }.sorted()
+            }
             var ports: [Int] = []
             if running, let out = try? shell.run("ip", ["netns", "exec", spec.namespace(of: name), "ss", "-Hltn"], check: false) {
                 ports = Array(Set(out.stdout.split(separator: "\n").compactMap { line -> Int? in

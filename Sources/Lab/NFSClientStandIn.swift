@@ -29,10 +29,16 @@ struct NFSClientStandIn {
         line=$(awk -v s="$server" '$1==s || $2==s {print; exit}' \(serversPath) 2>/dev/null)
         [ -n "$line" ] || { echo "mount.nfs (lab stand-in): $server is not a lab NFS server" >&2; exit 32; }
         set -- $line
+        # One mount at a time: systemd mounts fstab's NFS lines in parallel, and two helpers
+        # mounting the same volume at once made one of them fail.
+        mkdir -p /run/ccrun-lab/nfs
+        exec 9>/run/ccrun-lab/nfs/.lock && flock 9
         base=/run/ccrun-lab/nfs/$1
+        # The device node lives in /dev: systemd mounts /run nodev, where it could not be opened.
+        dev=/dev/ccrun-lab-nfs-$1
         mkdir -p "$base/root"
-        [ -b "$base/dev" ] || mknod "$base/dev" b "$3" "$4" || exit 32
-        mountpoint -q "$base/root" || mount -t ext4 "$base/dev" "$base/root" || {
+        [ -b "$dev" ] || mknod "$dev" b "$3" "$4" || exit 32
+        mountpoint -q "$base/root" || mount -t ext4 "$dev" "$base/root" || {
             echo "mount.nfs (lab stand-in): $server has no file system on its data volume yet" >&2; exit 32; }
         # The export's path on the server's volume: the longest tail of /path that exists there.
         rel=$path; src=""

@@ -14,6 +14,12 @@ func randomToken(_ length: Int) -> String {
     return String((0..<length).map { _ in alphabet[Int(generator.next(upperBound: UInt(alphabet.count)))] })
 }
 
+/// Random lowercase hex digits (a machine-id is 32 of them).
+func randomHex(_ length: Int) -> String {
+    var generator = SystemRandomNumberGenerator()
+    return String((0..<length).map { _ in Array("0123456789abcdef")[Int(generator.next(upperBound: UInt(16)))] })
+}
+
 /// The lab's apt repository: a static HTTP server on the bridge address serving the .deb cache.
 struct RepositoryServer {
     let spec: LabSpec

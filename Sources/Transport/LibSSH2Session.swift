@@ -212,6 +212,22 @@ final class LibSSH2Session {
 
     // MARK: commands
 
+    /// Longest command sent in the exec request itself. WHY: libssh2 cannot send a channel
+    /// request packet much over 32 KB ("Unable to send channel request"), and a runbook's first
+    /// batch of probes on a systemd host (journalctl fallbacks per service) passed that.
+    static let maxInlineCommand = 30_000
+
+    /// The exec request and the stdin to send for `command`. A longer command travels at the
+    /// head of stdin instead: a short bootstrap reads exactly its bytes (`dd iflag=fullblock`
+    /// never reads past them, unlike `head`) and evaluates them in the login shell that would
+    /// have run it, leaving the rest of stdin to the command.
+    static func execRequest(_ command: String, stdin: Data?) -> (exec: String, stdin: Data) {
+        let bytes = Data(command.utf8)
+        guard bytes.count > maxInlineCommand else { return (command, stdin ?? Data()) }
+        let bootstrap = "eval \"$(dd bs=\(bytes.count) count=1 iflag=fullblock 2>/dev/null)\""
+        return (bootstrap, bytes + (stdin ?? Data()))
+    }
+
     func run(_ command: String, stdin: Data?, timeout: Duration, display: String) throws -> CommandOutput {
         guard let session else { throw TransportError.closed(host: name) }
         if let failure { throw failure }
@@ -222,10 +238,10 @@ final class LibSSH2Session {
         var finished = false
         defer { if !finished { abandon(channel) } }
 
-        try retry(deadline: deadline, timedOut: timedOut) { ccr_ssh_channel_exec(channel, command) }
+        let (exec, input) = Self.execRequest(command, stdin: stdin)
+        try retry(deadline: deadline, timedOut: timedOut) { ccr_ssh_channel_exec(channel, exec) }
 
         var stdout = Data(), stderr = Data()
-        let input = stdin ?? Data()
         var written = 0
         var eofSent = false
         let bufferSize = 256 * 1024

@@ -26,11 +26,22 @@ struct LabCommand: AsyncParsableCommand {
         @OptionGroup var instance: InstanceOptions
         @Option(help: "Number of hosts (db, nfs-master, repo-node, web-node, then host5, host6, ...).")
         var hosts: Int?
+        @Option(help: ArgumentHelp("PID 1 of the hosts: sysv (a light shell init running sysv scripts) or systemd (systemd booted by systemd-nspawn, as on Amazon Linux 2023). Default: as the running lab's hosts, else sysv; switching remakes the hosts bare.", valueName: "sysv|systemd"))
+        var `init`: String?
 
         func run() async throws {
             let start = Date()
             var spec = try LabSpec.named(instance.instance, hosts: hosts)
-            if hosts == nil, let existing = try? Lab.existing(name: instance.instance) { spec.hostCount = existing.spec.hostCount }
+            let existing = try? Lab.existing(name: instance.instance)
+            if hosts == nil, let existing { spec.hostCount = existing.spec.hostCount }
+            if let kind = `init` {
+                guard let value = LabHostInit(rawValue: kind) else {
+                    throw ValidationError("--init must be one of: \(LabHostInit.allCases.map(\.rawValue).joined(separator: ", "))")
+                }
+                spec.hostInit = value
+            } else if let existing {
+                spec.hostInit = existing.spec.hostInit
+            }
             let lab = Lab(spec: spec, log: LabCommand.printLog)
             try lab.up()
             print(try lab.status())

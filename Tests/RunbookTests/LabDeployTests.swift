@@ -126,7 +126,6 @@ struct LabDeployTests {
         let lab = try Lab.load()
         let ccrun = try Self.ccrunBinary()
         let ship: String? = try Self.shipBinary()
-        let capture = try Fixtures.shared("the.tudors.sendto.bin")
         let expectedSRT = try Data(contentsOf: try Fixtures.shared("the.tudors.sendto.srt"))
 
         for args in Self.runbooks(lab.inventory) {
@@ -134,13 +133,26 @@ struct LabDeployTests {
             try #require(r.status == 0, "ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
         }
 
+        let program = try await streamAndDownload(lab)
+        try expectSecondRunAllOK(lab, ccrun: ccrun, ship: ship)
+
+        try checkExportsOverNFS(lab)
+        try await checkRestartedHostsComeBack(lab, ccrun: ccrun, program: program, expectedSRT: expectedSRT)
+        try checkServicesThatDieFailTheRun(lab, ccrun: ccrun, ship: ship)
+    }
+
+    /// A tuner, as `ccextractor -sendto repo-node:3030 -tcppassword ...` sends it: the whole
+    /// capture with the deployment's tuner password, then close. The program must appear and its
+    /// archived SRT be served through Apache byte for byte (the archive is written when the tuner
+    /// disconnects); a tuner without the password is refused. Returns the program's id.
+    func streamAndDownload(_ lab: Lab) async throws -> String {
+        let capture = try Fixtures.shared("the.tudors.sendto.bin")
+        let expectedSRT = try Data(contentsOf: try Fixtures.shared("the.tudors.sendto.srt"))
         let web = try lab.address("web-node"), repo = try lab.address("repo-node")
         let home = try lab.get("http://\(web)/")
         #expect(home.status == 0 && home.output.contains("<html"), "the home page through Apache: \(home.output.prefix(500))")
         let before = Set(try programIDs(lab, web: web))
 
-        // A tuner, as `ccextractor -sendto repo-node:3030 -tcppassword ...` sends it: the whole
-        // capture with the deployment's tuner password, then close.
         let passwordFile = lab.secretsDirectory + "/tuner-password"
         #expect(try String(contentsOfFile: passwordFile, encoding: .utf8).count >= 20, "the deployment generates a tuner password")
         let stream = try Self.run(Fixtures.packageRoot.appendingPathComponent("scripts/stream-capture").path, [repo, capture.path, passwordFile])
@@ -148,8 +160,6 @@ struct LabDeployTests {
         let anonymous = try Self.run(Fixtures.packageRoot.appendingPathComponent("scripts/stream-capture").path, [repo, capture.path])
         #expect(anonymous.status != 0 && anonymous.output.contains("WRONG_PASSWORD"), "a tuner without the password: \(anonymous.output)")
 
-        // The program appears and its archived SRT is served byte for byte (the archive is
-        // written when the tuner disconnects).
         var srt = Data(), program = ""
         let deadline = Date().addingTimeInterval(60)
         while Date() < deadline {
@@ -163,8 +173,11 @@ struct LabDeployTests {
         }
         try #require(!program.isEmpty, "no new program listed on http://\(web)/api/programs after streaming")
         #expect(srt == expectedSRT, "http://\(web)/programs/\(program)/srt differs from the.tudors.sendto.srt:\n\(String(decoding: srt.prefix(600), as: UTF8.self))")
+        return program
+    }
 
-        // A second run changes nothing: every step reports ok.
+    /// A second run of each runbook changes nothing: exit 0 and every step reports ok.
+    func expectSecondRunAllOK(_ lab: Lab, ccrun: String, ship: String?) throws {
         for args in Self.runbooks(lab.inventory) {
             let r = try apply(ccrun, args, ship: ship)
             #expect(r.status == 0, "second ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
@@ -173,10 +186,6 @@ struct LabDeployTests {
             }
             #expect(notOK.isEmpty, "second ccrun \(args[0]) was not all ok:\n\(notOK.joined(separator: "\n"))")
         }
-
-        try checkExportsOverNFS(lab)
-        try await checkRestartedHostsComeBack(lab, ccrun: ccrun, program: program, expectedSRT: expectedSRT)
-        try checkServicesThatDieFailTheRun(lab, ccrun: ccrun, ship: ship)
     }
 
     /// The lab inventory's database: the admin's login, and where ccrun keeps the generated

@@ -90,5 +90,8 @@ import Glibc
         defer { try? FileManager.default.removeItem(atPath: pidFile) }
         try "\(sleeper.processIdentifier)\n".write(toFile: pidFile, atomically: true, encoding: .utf8)
         #expect(try await check(.pidFile(pidFile)))
+        // Without systemd as PID 1 (this machine), the main process is the pid file's.
+        #expect(try await check(.mainProcess(unit: "no-such-unit", pidFile: pidFile)))
+        #expect(try await !check(.mainProcess(unit: "no-such-unit", pidFile: pidFile + ".missing")))
     }
 }

@@ -11,7 +11,20 @@ public enum LabEnvironment {
 
     public static var available: Bool { FileManager.default.fileExists(atPath: inventoryPath) }
 
-    public static var shouldRun: Bool { available || Fixtures.isCI }
+    /// The sysv-host suites: a lab of systemd hosts (`ccrun lab up --init systemd`) runs only
+    /// the systemd suite, whose checks (systemctl, units) are the ones that hold there.
+    public static var shouldRun: Bool { (available || Fixtures.isCI) && !hasSystemdHosts }
 
-    public static let skipReason = "lab not running (run `ccrun lab up` as root first)"
+    /// True when the running lab's hosts boot systemd (the inventory's `labInit` host variable).
+    public static var hasSystemdHosts: Bool {
+        guard let data = FileManager.default.contents(atPath: inventoryPath),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let hosts = json["hosts"] as? [String: [String: Any]] else { return false }
+        return hosts.values.contains { ($0["vars"] as? [String: Any])?["labInit"] as? String == "systemd" }
+    }
+
+    public static var skipReason: String {
+        hasSystemdHosts ? "the lab's hosts boot systemd; these tests need the default hosts (`ccrun lab up --init sysv`)"
+            : "lab not running (run `ccrun lab up` as root first)"
+    }
 }

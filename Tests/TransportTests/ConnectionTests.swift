@@ -34,6 +34,21 @@ struct ConnectionTests {
         }
     }
 
+    @Test func commandsLongerThanAnExecRequestRunWithTheirStdin() async throws {
+        try await withSSHServer { server in
+            let connection = try await SSHConnection.connect(server.target())
+            defer { Task { await connection.close() } }
+            // ~100 KB of script (libssh2 sends at most ~32 KB in an exec request), then stdin.
+            let padding = (0..<2000).map { "ccrun_v\($0)=\"value number \($0) of a long script\"" }.joined(separator: "\n")
+            let script = padding + "\necho \"$ccrun_v1999\"; sha256sum; exit 3"
+            #expect(script.utf8.count > 3 * LibSSH2Session.maxInlineCommand)
+            let input = Data("stdin after the script\n".utf8)
+            let output = try await connection.run(script, stdin: input)
+            #expect(output.exitStatus == 3)
+            #expect(output.stdoutText.hasPrefix("value number 1999 of a long script\n" + Digest.sha256Hex(input)))
+        }
+    }
+
     @Test func bigOutputAndManyCommandsOnOneSession() async throws {
         try await withSSHServer { server in
             let connection = try await SSHConnection.connect(server.target())

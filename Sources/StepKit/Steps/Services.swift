@@ -7,6 +7,11 @@ public enum ServiceCheck: Sendable, Hashable {
     case tcpPort(Int, host: String = "127.0.0.1")
     /// The pid in this file is alive.
     case pidFile(String)
+    /// The service's main process is alive: systemd's `MainPID` of `unit` where systemd is PID 1,
+    /// else (or when systemd knows none) the pid in `pidFile`, which the sysv script writes.
+    /// WHY: a systemd unit of a foreground daemon writes no pid file, so `.pidFile` alone would
+    /// report a running service as down on systemd hosts, and every run would restart it.
+    case mainProcess(unit: String, pidFile: String)
     /// A process with this name (as in `ps -o comm`, at most 15 characters) runs.
     case process(String)
     /// This read-only command exits 0.
@@ -24,6 +29,12 @@ public enum ServiceCheck: Sendable, Hashable {
             let locals = Self.listenAddresses(port: port, host: host).joined(separator: "|")
             return "LC_ALL=C grep -qE \(Shell.quote("^ *[0-9]+: (\(locals)) [0-9A-F]+:[0-9A-F]+ 0A ")) /proc/net/tcp /proc/net/tcp6"        case let .pidFile(f):
             return "ccrun_pid=; [ -r \(Shell.quote(f)) ] && read -r ccrun_pid < \(Shell.quote(f)) && [ -n \"$ccrun_pid\" ] && kill -0 \"$ccrun_pid\""
+        case let .mainProcess(unit, f):
+            let u = Shell.quote(unit + ".service"), q = Shell.quote(f)
+            return "ccrun_pid=; if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then"
+                + " ccrun_pid=$(systemctl show -p MainPID --value \(u) 2>/dev/null); [ \"$ccrun_pid\" != 0 ] || ccrun_pid=; fi;"
+                + " [ -n \"$ccrun_pid\" ] || { [ -r \(q) ] && read -r ccrun_pid < \(q); };"
+                + " [ -n \"$ccrun_pid\" ] && kill -0 \"$ccrun_pid\""
         case let .process(name):
             // Shell builtins only: the kernel's name of each process, as `ps -o comm` shows it.
             let n = Shell.quote(String(name.prefix(15)))
@@ -48,6 +59,7 @@ public enum ServiceCheck: Sendable, Hashable {
         switch self {
         case let .tcpPort(p, h): "port \(p) on \(h) answers"
         case let .pidFile(f): "pid in \(f) is alive"
+        case let .mainProcess(u, f): "the main process of \(u) (systemd's MainPID, else the pid in \(f)) is alive"
         case let .process(n): "a process \(n) runs"
         case let .command(c): "`\(c)` succeeds"
         }
@@ -350,7 +362,9 @@ public struct ServiceEnabled: Step {
     static func isEnabled(_ s: ServiceState, tool: ServiceTool) -> Bool {
         switch tool {
         case .systemctl:
-            if s.systemdEnabled == "enabled" { return true }
+            // "static": a unit without [Install] (rpc-statd) cannot be enabled; the units that
+            // need it start it, so at boot it is as enabled as it can be.
+            if s.systemdEnabled == "enabled" || s.systemdEnabled == "static" { return true }
             // sysv scripts seen through systemd-sysv-generator: the rc links decide.
             return s.systemdEnabled == "generated" && !s.rcStartLinks.isEmpty || (s.systemdEnabled == nil && !s.rcStartLinks.isEmpty)
         case .updateRcd: return !s.rcStartLinks.isEmpty
