@@ -176,8 +176,12 @@ public struct ProgramSummary: Sendable, Hashable, Codable {
     /// Tuner description, for listings.
     public var tunerDescription: String?
     public var lineCount: Int
+    /// The tuner's address (an undescribed tuner's archive folder is named after it).
+    public var tunerAddress: String?
 
-    public init(id: Int64, tunerID: Int64, name: String?, startedAt: Int64, endedAt: Int64?, tunerDescription: String?, lineCount: Int) {
+    public init(id: Int64, tunerID: Int64, name: String?, startedAt: Int64, endedAt: Int64?, tunerDescription: String?, lineCount: Int,
+                tunerAddress: String? = nil) {
+        self.tunerAddress = tunerAddress
         self.id = id
         self.tunerID = tunerID
         self.name = name

@@ -40,6 +40,13 @@ public struct ArchiveLayout: Sendable {
         "\(root)/\(startedAt.year)/\(pad2(startedAt.month))/\(pad2(startedAt.day))/\(tuner)"
     }
 
+    /// A tuner's folder: the slug of its description (`wabc-hd`), else of its address
+    /// (`tuner-198-51-100-7`): both are in the database, so `ccr web` finds the files by name.
+    public static func tunerFolder(description: String?, address: String?) -> String {
+        let described = programSlug(description)
+        return described != "unnamed" ? described : "tuner-" + programSlug(address)
+    }
+
     /// Path without extension.
     public func basePath(tuner: String, startedAt: UTCTime, slug: String, sequence: Int) -> String {
         let stem = "\(pad2(startedAt.hour))\(pad2(startedAt.minute))\(pad2(startedAt.second))-\(slug)"

@@ -87,6 +87,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
 
     func channelActive(context: ChannelHandlerContext) {
         address = context.remoteAddress?.ipAddress ?? "?"
+        session.setAddress(address)
         peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
         shared.metrics.update { $0.connectionsTotal += 1 }
         if let refusal = shared.admission.connect(address, nowMs: wallClockMilliseconds()) {

@@ -108,6 +108,12 @@ public struct TunerSession: Sendable {
         budgets = SessionBudgets(settings.limits)
     }
 
+    /// Names the tuner's archive folder after its address until a description names it
+    /// (`ArchiveLayout.tunerFolder`); effective only before the first program starts.
+    public mutating func setAddress(_ address: String) {
+        if program == nil, programSlug(description) == "unnamed" { tuner = ArchiveLayout.tunerFolder(description: nil, address: address) }
+    }
+
     /// True once the tuner proved it knows the password (or none is required and it spoke).
     public var isAuthenticated: Bool { phase != .start }
     public var isAtBlockBoundary: Bool { framer.isAtBlockBoundary }

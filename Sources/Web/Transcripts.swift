@@ -126,11 +126,10 @@ struct ArchiveLocator: Sendable {
 
     /// The program's file when exactly one candidate exists. Only the tuner's own folder is looked
     /// at, by exact names (no listing: a day may hold thousands of tuner folders, a folder
-    /// thousands of files). An undescribed tuner's folder is named after its connection, which
-    /// the database does not record: its programs are rebuilt from the database.
+    /// thousands of files); the folder is named after the tuner's description, or its address.
     func file(for program: ProgramSummary, extension ext: String) -> String? {
-        let folder = programSlug(program.tunerDescription)
-        guard folder != "unnamed" else { return nil }
+        guard program.tunerDescription != nil || program.tunerAddress != nil else { return nil }
+        let folder = ArchiveLayout.tunerFolder(description: program.tunerDescription, address: program.tunerAddress)
         let layout = ArchiveLayout(root: root)
         let started = UTCTime(secondsSinceEpoch: Int(program.startedAt / 1000))
         var found: [String] = []

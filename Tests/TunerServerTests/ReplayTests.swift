@@ -75,7 +75,7 @@ struct ReplayTests {
     }
 
     @Test func tudorsWholeBlocks() async throws {
-        try await check(capture: "the.tudors.sendto.bin", reference: "the.tudors.sendto.srt", tuner: "tuner-1", pace: .whole)
+        try await check(capture: "the.tudors.sendto.bin", reference: "the.tudors.sendto.srt", tuner: "tuner-127-0-0-1", pace: .whole)
     }
 
     @Test func tudorsWithPassword() async throws {
@@ -85,7 +85,7 @@ struct ReplayTests {
 
     @Test(arguments: [1, 2, 3] as [UInt64])
     func tudorsRandomChunks(seed: UInt64) async throws {
-        try await check(capture: "the.tudors.sendto.bin", reference: "the.tudors.sendto.srt", tuner: "tuner-1", pace: .randomChunks(seed: seed))
+        try await check(capture: "the.tudors.sendto.bin", reference: "the.tudors.sendto.srt", tuner: "tuner-127-0-0-1", pace: .randomChunks(seed: seed))
     }
 
     @Test func tudorsPasswordRandomChunks() async throws {
@@ -94,15 +94,15 @@ struct ReplayTests {
     }
 
     @Test func eightyNineWholeBlocks() async throws {
-        try await check(capture: "89.sendto.bin", reference: "89.sendto.srt", tuner: "tuner-1", pace: .whole)
+        try await check(capture: "89.sendto.bin", reference: "89.sendto.srt", tuner: "tuner-127-0-0-1", pace: .whole)
     }
 
     @Test func eightyNineRandomChunks() async throws {
-        try await check(capture: "89.sendto.bin", reference: "89.sendto.srt", tuner: "tuner-1", pace: .randomChunks(seed: 89))
+        try await check(capture: "89.sendto.bin", reference: "89.sendto.srt", tuner: "tuner-127-0-0-1", pace: .randomChunks(seed: 89))
     }
 
     @Test func tudorsAtTenTimesRealTime() async throws {
-        try await check(capture: "the.tudors.sendto.bin", reference: "the.tudors.sendto.srt", tuner: "tuner-1", pace: .realTime(speed: 10))
+        try await check(capture: "the.tudors.sendto.bin", reference: "the.tudors.sendto.srt", tuner: "tuner-127-0-0-1", pace: .realTime(speed: 10))
     }
 
     /// The capture at its real pace (60 s).
