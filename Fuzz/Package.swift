@@ -12,8 +12,9 @@ let package = Package(
         .target(name: "Captions", path: "Sources/Captions"),
         /// The NIO-free part of TunerServer: framer, session, program recording.
         .target(name: "TunerCore", dependencies: ["Captions"], path: "Sources/TunerCore"),
-        /// The shim every target's main uses to start libFuzzer's driver.
-        .target(name: "FuzzSupport"),
+        /// The shim every target's main uses to start libFuzzer's driver, and the two readings
+        /// of a recording (file reader, assembler in pieces) the targets compare.
+        .target(name: "FuzzSupport", dependencies: ["Captions"]),
         /// `-sendto` byte streams into a TunerSession (framer, handshake, record assembly, decoder).
         .executableTarget(name: "FuzzSession", dependencies: ["TunerCore", "Captions", "FuzzSupport"],
                           swiftSettings: [.unsafeFlags(["-parse-as-library"])]),

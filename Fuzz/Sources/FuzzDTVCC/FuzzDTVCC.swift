@@ -20,36 +20,14 @@ public func fuzzDTVCC(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     // 63 services with a full Delay buffer and their array headers, and some slack.
     let heapBound = 2 * 672 * 4 + 16 * (96 + 15 * 8 + 64) + 64 * 72 + 63 * (128 + 96) + 1024
 
-    var whole = DTVCCDecoder(services: services)
-    var wholeCues: [ServiceCue] = []
-    var wholeFailed = false
-    do throws(RCWTError) {
-        try RCWTFileReader(bytes: bytes).forEachRecord { record in
-            wholeCues += whole.decode(record)
-            precondition(whole.estimatedHeapBytes <= heapBound, "heap \(whole.estimatedHeapBytes) over \(heapBound)")
-        }
-    } catch {
-        wholeFailed = true
-    }
+    var whole = DTVCCDecoder(services: services), split = DTVCCDecoder(services: services)
+    var wholeCues: [ServiceCue] = [], splitCues: [ServiceCue] = []
+    readBothWays(bytes, chunk: chunk, whole: { record in
+        wholeCues += whole.decode(record)
+        precondition(whole.estimatedHeapBytes <= heapBound, "heap \(whole.estimatedHeapBytes) over \(heapBound)")
+    }, split: { splitCues += split.decode($0) })
     wholeCues += whole.finish()
-
-    var split = DTVCCDecoder(services: services)
-    var splitCues: [ServiceCue] = []
-    var assembler = RCWTRecordAssembler(maxTriplets: 0xFFFF)
-    var index = RCWTHeader.count
-    do throws(RCWTError) {
-        while index < bytes.count {
-            let end = min(bytes.count, index + chunk)
-            try assembler.append(bytes[index..<end]) { (record: RCWTRecord) throws(RCWTError) in
-                splitCues += split.decode(record)
-            }
-            index = end
-        }
-    } catch {
-        preconditionFailure("the assembler rejected what the file reader reads: \(error)")
-    }
     splitCues += split.finish()
-    precondition(wholeFailed == (assembler.bytesNeeded > 0), "reader and assembler disagree on truncation")
     precondition(wholeCues == splitCues, "cues depend on how the bytes were cut")
 
     var writers: [any CaptionWriter] = [SRTWriter(), TXTWriter()]

@@ -16,34 +16,11 @@ public func fuzzDecoder(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
                                  checkParity: control & 0x04 != 0)
     let chunk = Int(control >> 3) * 7 + 1
 
-    var whole = CaptionDecoder(options: options)
-    var wholeEvents: [CaptionEvent] = []
-    var wholeFailed = false
-    do throws(RCWTError) {
-        try RCWTFileReader(bytes: bytes).forEachRecord { record in wholeEvents += whole.decode(record) }
-    } catch {
-        wholeFailed = true
-    }
+    var whole = CaptionDecoder(options: options), split = CaptionDecoder(options: options)
+    var wholeEvents: [CaptionEvent] = [], splitEvents: [CaptionEvent] = []
+    readBothWays(bytes, chunk: chunk, whole: { wholeEvents += whole.decode($0) }, split: { splitEvents += split.decode($0) })
     wholeEvents += whole.finish()
-
-    var split = CaptionDecoder(options: options)
-    var splitEvents: [CaptionEvent] = []
-    var assembler = RCWTRecordAssembler(maxTriplets: 0xFFFF)
-    var index = RCWTHeader.count
-    do throws(RCWTError) {
-        while index < bytes.count {
-            let end = min(bytes.count, index + chunk)
-            try assembler.append(bytes[index..<end]) { (record: RCWTRecord) throws(RCWTError) in
-                splitEvents += split.decode(record)
-            }
-            precondition(assembler.pendingByteCount <= 10 + 3 * 0xFFFF)
-            index = end
-        }
-    } catch {
-        preconditionFailure("the assembler rejected what the file reader reads: \(error)")
-    }
     splitEvents += split.finish()
-    precondition(wholeFailed == (assembler.bytesNeeded > 0), "reader and assembler disagree on truncation")
     precondition(wholeEvents == splitEvents, "events depend on how the bytes were cut")
 
     var writers: [any CaptionWriter] = CaptionFormat.allCases.map { CaptionFile.makeWriter($0, xds: true) }
