@@ -17,6 +17,15 @@ public struct CCTriplet: Sendable, Hashable {
     @inlinable public var isValid: Bool { info & 0x04 != 0 }
     /// What the two data bytes are.
     @inlinable public var type: CCType { CCType(rawValue: info & 0x03)! }
+
+    /// A CEA-608 byte pair (field 1 or 2) that the decoder times and reads: valid, not padding
+    /// (the same test as the caption clock's, `FrameClock.counter(for:)`).
+    public var isCEA608Pair: Bool {
+        switch FrameClock.counter(for: self) {
+        case .field1?, .field2?: true
+        default: false
+        }
+    }
 }
 
 /// The `cc_type` of a triplet.

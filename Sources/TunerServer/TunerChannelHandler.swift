@@ -220,7 +220,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
             // The store hears of a tuner with its first record (a real client sends one within a
             // frame of its header): a connection that only says hello, or is closed over a limit
             // before its first record, costs the database nothing.
-            connectInStore(description: tunerDescription)
+            connectInStore()
             globalProgram = shared.programKeys.next()
             shared.storeWriter?.enqueue(.programStarted(connection: connection, program: globalProgram, at: at, name: name))
             logger.info("program started", metadata: ["program": "\(name ?? "(unnamed)")"])
@@ -246,13 +246,13 @@ final class TunerChannelHandler: ChannelInboundHandler {
         }
     }
 
-    private func connectInStore(description: String?) {
+    private func connectInStore() {
         guard !storeConnected, let writer = shared.storeWriter else { return }
         storeConnected = true
         let address = context?.remoteAddress
         writer.enqueue(.connected(connection: connection, TunerConnection(
             nodeID: 0, address: address?.ipAddress ?? "", port: address?.port ?? 0,
-            description: description.flatMap { $0.isEmpty ? nil : $0 }, connectedAt: wallClockMilliseconds())))
+            description: tunerDescription.flatMap { $0.isEmpty ? nil : $0 }, connectedAt: wallClockMilliseconds())))
     }
 
     private func onTimer() {

@@ -90,10 +90,10 @@ public struct TunerSession: Sendable {
     public private(set) var description: String = ""
     public private(set) var recordCount = 0
     public private(set) var bytesReceived = 0
-    /// 608 pairs received since the budget was last charged (once per `receive`).
     /// Wall-clock ms of the bytes being received (one clock read per `receive`, not per record).
     private var receivedAt: Int64 = 0
-    /// Caption pairs and program changes left; `budgets` seeds them from an earlier connection.
+    /// Caption pairs, lines and program changes left; a connection from an address whose last one
+    /// was closed over a limit starts from what that one left (`TunerAdmission.budgets(for:)`).
     var budgets: SessionBudgets
     /// Set when a limit is reached: records after it are not processed, and `receive` throws it.
     private var overLimit: SessionClose?
@@ -306,14 +306,13 @@ public struct TunerSession: Sendable {
         emit(.programStarted(name: name, at: at))
     }
 
-    /// Valid CEA-608 pairs (field 1 or 2, not padding) in a record's triplet bytes: what the
+    /// The CEA-608 pairs (`CCTriplet.isCEA608Pair`) in a record's triplet bytes: what the
     /// caption budget counts.
     static func pairCount(_ triplets: UnsafeBufferPointer<UInt8>) -> Int {
         var count = 0, i = 0
         let n = triplets.count - triplets.count % 3
         while i < n {
-            let info = triplets[i]
-            if info & 0x04 != 0 && info & 0x02 == 0 && (triplets[i + 1] & 0x7F != 0 || triplets[i + 2] & 0x7F != 0) { count += 1 }
+            if CCTriplet(info: triplets[i], data1: triplets[i + 1], data2: triplets[i + 2]).isCEA608Pair { count += 1 }
             i += 3
         }
         return count

@@ -6,17 +6,7 @@ import Testing
 /// `ccr serve` as a real process: SIGTERM and `kill -9` mid-stream.
 enum CCRBinary {
     /// `$CCR_BINARY`, or the `ccr` built beside this test bundle by `swift test`.
-    static var path: String? {
-        if let p = ProcessInfo.processInfo.environment["CCR_BINARY"], !p.isEmpty { return p }
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath()
-        var dir = here.deletingLastPathComponent()
-        for _ in 0..<3 {
-            let candidate = dir.appendingPathComponent("ccr").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir = dir.deletingLastPathComponent()
-        }
-        return nil
-    }
+    static var path: String? { CCRExecutable.path }
 
     static var shouldRun: Bool { (path != nil || Fixtures.isCI) && Fixtures.shouldRunSharedTests }
 }

@@ -77,13 +77,9 @@ struct TimestampProcessTests {
         let baseline = serve.rssKilobytes
         var tuners: [TestTuner] = []
         for clock in clocks {
-            var stream = BlockCommand.password.block() + BlockCommand.ccDescription.block(Array(clock.name.utf8))
-                + BlockCommand.binHeader.block(RCWTHeader.bytes)
+            var stream = HostileTunerTests.hello(description: clock.name)
             for (i, record) in records.enumerated() {
-                var r = record
-                r.timestamp = clock.stamp(i)
-                let bytes = r.bytes
-                stream += BlockCommand.binData.block(Array(bytes.prefix(10))) + BlockCommand.binData.block(Array(bytes.dropFirst(10)))
+                stream += HostileTunerTests.record(clock.stamp(i), record.triplets)
             }
             let tuner = try TestTuner(port: serve.port)
             try tuner.send(stream)
