@@ -46,7 +46,24 @@ public enum Schema {
         // page written per caption line: at 10,000 tuners, 40% of the store's writes. InnoDB
         // keeps it in MySQL (its change buffer makes such inserts cheap).
         Migration(version: 2, dialects: [.sqlite]) { _ in ["DROP INDEX IF EXISTS caption_lines_tuner"] },
+        Migration(version: 3, statements: version3),
     ]
+
+    /// The heartbeats of services other than `ccr serve` (whose heartbeat is its `nodes` row):
+    /// the watchdog beats one after each check it could make, so a deployment can tell a
+    /// watchdog that works from one that runs but cannot reach the database.
+    private static func version3(_ d: SQLDialect) -> [String] {
+        let mysql = d == .mysql
+        let text = { (n: Int) in mysql ? "VARCHAR(\(n))" : "TEXT" }
+        return ["""
+            CREATE TABLE IF NOT EXISTS service_heartbeats (
+              service \(text(32)) NOT NULL,
+              hostname \(text(255)) NOT NULL,
+              beat_at \(mysql ? "BIGINT" : "INTEGER") NOT NULL,
+              PRIMARY KEY (service, hostname)
+            )\(mysql ? " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci" : "")
+            """]
+    }
 
     private static func version1(_ d: SQLDialect) -> [String] {
         let mysql = d == .mysql
