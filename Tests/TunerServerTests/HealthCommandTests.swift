@@ -56,8 +56,11 @@ struct HealthCommandTests {
         #expect(stale.status == 1 && stale.output.contains("s old (more than 1.0 s)"), "\(stale.output)")
     }
 
+    /// A watchdog that loses its database keeps running (it retries), and only its heartbeat
+    /// says that it does nothing: health fails while the database is gone and passes again once
+    /// the watchdog is back at work. A refused login is a database that cannot be read (2).
     @Test(.enabled(if: MariaDBServer.isInstalled || Fixtures.isCI, "needs mariadb-server"))
-    func refusedLoginIsUnreadableNotStale() async throws {
+    func watchdogThroughAnOutageAndARefusedLogin() async throws {
         let db = try await MariaDBServer.start()
         defer { db.stop() }
         let dir = try makeTemporaryDirectory("ccr-health")
@@ -80,10 +83,37 @@ struct HealthCommandTests {
             return path
         }
         let config = try write(password: db.readWritePassword.revealed)
-        let once = try Self.ccr(["watchdog", "--config", config, "--once"], in: dir)
-        #expect(once.status == 0, "ccr watchdog --once on MariaDB: \(once.output)")
-        let healthy = try Self.ccr(["health", "watchdog", "--config", config], in: dir)
+        let watchdog = Process()
+        watchdog.executableURL = URL(fileURLWithPath: try #require(CCRBinary.path))
+        watchdog.arguments = ["watchdog", "--config", config, "--interval", "0.3"]
+        watchdog.currentDirectoryURL = dir
+        watchdog.standardOutput = FileHandle.nullDevice
+        watchdog.standardError = FileHandle.nullDevice
+        try watchdog.run()
+        defer { if watchdog.isRunning { kill(watchdog.processIdentifier, SIGKILL); watchdog.waitUntilExit() } }
+
+        func healthWithin(_ seconds: Double, until wanted: Int32) async throws -> Outcome {
+            let deadline = Date().addingTimeInterval(seconds)
+            var last = try Self.ccr(["health", "watchdog", "--config", config, "--within", "2"], in: dir)
+            while last.status != wanted && Date() < deadline {
+                try await Task.sleep(for: .milliseconds(200))
+                last = try Self.ccr(["health", "watchdog", "--config", config, "--within", "2"], in: dir)
+            }
+            return last
+        }
+        let healthy = try await healthWithin(10, until: 0)
         #expect(healthy.status == 0 && healthy.output.contains("ccr watchdog on nfs-under-test: heartbeat"), "\(healthy.output)")
+
+        db.kill()
+        try await Task.sleep(for: .seconds(1))
+        #expect(watchdog.isRunning, "the watchdog exited when its database went away")
+        let outage = try Self.ccr(["health", "watchdog", "--config", config, "--within", "2"], in: dir)
+        #expect(outage.status == 2 && outage.output.contains("cannot read the heartbeat"), "during the outage: \(outage.output)")
+
+        try await db.restart()
+        let back = try await healthWithin(20, until: 0)
+        #expect(back.status == 0, "the watchdog's heartbeat after the database came back: \(back.output)")
+        #expect(watchdog.isRunning)
 
         let wrong = try write(password: "not-the-password")
         let refused = try Self.ccr(["health", "watchdog", "--config", wrong], in: dir)
