@@ -381,10 +381,7 @@ struct DeployPipeline {
             opts.resume = resume
             let name = Self.runbookName(phase)
             let target = phase == .database ? [] : hosts.hostNames[phase].map { [$0] } ?? []
-            let guide = try GuideRun(name, hosts: target, hostOptions: ho, options: opts, note: say) { d, _, _ in
-                guard let book = try GuideRunbooks.make(name, d) else { throw ValidationError("no runbook \(name)") }
-                return book
-            }
+            let guide = try GuideRun(name, hosts: target, hostOptions: ho, options: opts, note: say)
             // Parsed, not init(): a parsable type's wrappers only hold values after parsing.
             let printer = try OutputOptions.parse([]).printer
             let out = json ? FileHandle.standardError : FileHandle.standardOutput

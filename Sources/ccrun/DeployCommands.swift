@@ -129,9 +129,8 @@ enum GuideRunbooks {
 }
 
 /// Runs one guide runbook on hosts (or, for the database, on the controller).
-func runGuide(_ name: String, hosts: [String], hostOptions: HostOptions, options: DeployOptions, output: OutputOptions,
-              make: @escaping (Deployment, String, Inventory) throws -> Runbook) async throws -> Int32 {
-    let run = try GuideRun(name, hosts: hosts, hostOptions: hostOptions, options: options, make: make)
+func runGuide(_ name: String, hosts: [String], hostOptions: HostOptions, options: DeployOptions, output: OutputOptions) async throws -> Int32 {
+    let run = try GuideRun(name, hosts: hosts, hostOptions: hostOptions, options: options)
     return try await runAndReport(run.runbook, hosts: run.targets, options: run.options, output: output)
 }
 
@@ -143,8 +142,7 @@ struct GuideRun {
     var options: RunOptions
 
     /// `note` gets the "resuming run" line (stdout for people, stderr under `deploy --json`).
-    init(_ name: String, hosts: [String], hostOptions: HostOptions, options deploy: DeployOptions, note: (String) -> Void = say,
-         make: @escaping (Deployment, String, Inventory) throws -> Runbook) throws {
+    init(_ name: String, hosts: [String], hostOptions: HostOptions, options deploy: DeployOptions, note: (String) -> Void = say) throws {
         let (inventory, base) = try DeploymentLoader(hostOptions: hostOptions, options: deploy).load(for: name)
         let journal = hostOptions.journal
         var targets: [HostTarget]
@@ -161,12 +159,13 @@ struct GuideRun {
         }
         for i in targets.indices {
             let d = try base.applying(hostVars: inventory.hosts[targets[i].name]?.vars)
-            targets[i].runbook = try make(d, targets[i].name, inventory)
+            guard let book = try GuideRunbooks.make(name, d) else { throw ValidationError("no guide runbook named \(name)") }
+            targets[i].runbook = book
         }
         self.targets = targets
         runbook = targets[0].runbook!
-        options = RunOptions(mode: deploy.dryRun ? .dryRun : .apply, runId: runId, target: hostOptions.targetPaths,
-                             journal: journal, parallel: hostOptions.parallel, resume: deploy.resume)
+        // The command line's timeouts (--command-timeout) reach every probe and change.
+        options = hostOptions.runOptions(mode: deploy.dryRun ? .dryRun : .apply, runId: runId, resume: deploy.resume)
     }
 }
 
@@ -178,9 +177,7 @@ struct DatabaseCommand: AsyncParsableCommand {
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: DeployOptions
     func run() async throws {
-        throw ExitCode(try await runGuide(DatabaseRunbook.name, hosts: [], hostOptions: hostOptions, options: options, output: output) { d, _, _ in
-            DatabaseRunbook.make(d)
-        })
+        throw ExitCode(try await runGuide(DatabaseRunbook.name, hosts: [], hostOptions: hostOptions, options: options, output: output))
     }
 }
 
@@ -194,9 +191,7 @@ struct NFSMasterCommand: AsyncParsableCommand {
     @Argument(help: "The NFS server host (inventory name, ssh_config alias or address).")
     var host: String
     func run() async throws {
-        throw ExitCode(try await runGuide(NFSMasterRunbook.name, hosts: [host], hostOptions: hostOptions, options: options, output: output) { d, _, _ in
-            try NFSMasterRunbook.make(d)
-        })
+        throw ExitCode(try await runGuide(NFSMasterRunbook.name, hosts: [host], hostOptions: hostOptions, options: options, output: output))
     }
 }
 
@@ -210,9 +205,7 @@ struct RepoNodeCommand: AsyncParsableCommand {
     @Argument(help: "Repository hosts.")
     var hosts: [String]
     func run() async throws {
-        throw ExitCode(try await runGuide(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output) { d, _, _ in
-            try RepoNodeRunbook.make(d)
-        })
+        throw ExitCode(try await runGuide(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }
 
@@ -226,8 +219,6 @@ struct WebNodeCommand: AsyncParsableCommand {
     @Argument(help: "Web hosts.")
     var hosts: [String]
     func run() async throws {
-        throw ExitCode(try await runGuide(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output) { d, _, _ in
-            try WebNodeRunbook.make(d)
-        })
+        throw ExitCode(try await runGuide(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }
