@@ -49,6 +49,9 @@ let package = Package(
         .executableTarget(name: "ccrun", dependencies: [
             "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], swiftSettings: [
+            /// The process-kill tests' stop points (TestHooks): in debug builds only, never in what ships.
+            .define("CCRUN_TEST_HOOKS", .when(configuration: .debug)),
         ]),
 
         // ---- ccr: the repository server ----

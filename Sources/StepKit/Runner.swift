@@ -33,16 +33,16 @@ public struct RunOptions: Sendable {
     /// Lock owner identity; nil means this process.
     public var owner: LockOwner?
     public var sql: any SQLExecutor
-    /// Test hook (`CCRUN_TEST_STOP_AT`): where this process stops itself so a test can kill it.
-    public var stops: TestStopPoints
+    /// Told where an apply stands (`RunPoint`); quiet in production, a test build's stop points.
+    public var observer: any RunObserver
 
     public init(mode: Mode = .apply, runId: String = RunID.make(), target: TargetPaths = TargetPaths(), journal: LocalJournal? = nil,
                 parallel: Int = 8, probeTimeout: Duration = .seconds(120), actionTimeout: Duration = .seconds(1800),
                 resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = MariaDBExecutor(),
-                stops: TestStopPoints = .fromEnvironment) {
+                observer: any RunObserver = QuietRunObserver()) {
         self.mode = mode; self.runId = runId; self.target = target; self.journal = journal; self.parallel = parallel
         self.probeTimeout = probeTimeout; self.actionTimeout = actionTimeout; self.resume = resume; self.owner = owner; self.sql = sql
-        self.stops = stops
+        self.observer = observer
     }
     var lockOwner: LockOwner { owner ?? LockOwner.current(runId: runId) }
 }
@@ -328,7 +328,7 @@ final class HostRun {
         var pending: [FactScope] = []
         let context = PlanContext(earlierChangePending: false, backupDirectory: paths.backupDirectory(options.runId))
         for (i, step) in runbook.steps.enumerated() {
-            if isApply { options.stops.stop(at: "before-step:\(i)") }
+            if isApply { options.observer.reached(.beforeStep(i)) }
             let start = ContinuousClock.now
             var rep = StepReport(index: i, id: step.id, description: scrubber.scrub(step.description), state: .ok, seconds: 0,
                                  diff: nil, actions: [], undo: [], message: nil, irreversible: step.reversibility != .reversible)
@@ -385,19 +385,13 @@ final class HostRun {
         let intentScript = paths.appendInlineScript(runId: options.runId, line: try intent.jsonLine())
         let doneScript = paths.appendInlineScript(runId: options.runId, line: try done.jsonLine())
         let actions = change.actions
-        // Test hook: change the host, stop before any `done` record exists (the remote one then
-        // goes in a command of its own).
-        let stopAfterChange = options.stops.contains("after-change:\(index)")
         for (k, action) in actions.enumerated() {
             let last = k == actions.count - 1
-            try await executor.execute(action, before: k == 0 ? intentScript : nil, after: last && !stopAfterChange ? doneScript : nil)
+            try await executor.execute(action, before: k == 0 ? intentScript : nil, after: last ? doneScript : nil)
             remoteJournalStarted = true
         }
         if actions.isEmpty { try await journalRemote([intent, done]) }
-        if stopAfterChange && !actions.isEmpty {
-            options.stops.stop(at: "after-change:\(index)")
-            try await journalRemote([done])
-        }
+        options.observer.reached(.afterChange(index))
         try journalLocal(done)
         invalidate(step.affects)
     }

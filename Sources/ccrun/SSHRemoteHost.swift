@@ -17,14 +17,7 @@ struct SSHRemoteHost: RemoteHost {
     /// so the transport writes that name directly: a second temporary name here would only be
     /// litter after a killed run, which the engine's next upload could not find to overwrite.
     func upload(_ data: Data, to path: String, mode: UInt16) async throws {
-        try await connection.upload(data, to: path, mode: UInt32(mode), atomic: false, progress: Self.stopAfterBytes())
-    }
-
-    /// The `upload-bytes:N` test stop point (see `TestStopPoints`) as an upload progress callback.
-    static func stopAfterBytes() -> (@Sendable (Int) -> Void)? {
-        guard let limit = TestStopPoints.fromEnvironment.uploadBytes else { return nil }
-        let once = OnceFlag()
-        return { sent in if sent >= limit && once.take() { TestStopPoints.stopNow("upload-bytes:\(limit)") } }
+        try await connection.upload(data, to: path, mode: UInt32(mode), atomic: false, progress: TestHooks.uploadProgress())
     }
 
     func readFile(_ path: String) async throws -> Data {

@@ -7,8 +7,10 @@ import Glibc
 
 /// A separate `ccrun` process, run the way a user runs it (the binary `swift test` built beside
 /// the tests, or `$CCRUN_BINARY`), with its output captured to files. Tests stop it at a named
-/// point (`CCRUN_TEST_STOP_AT`, see `TestStopPoints`) and SIGKILL it there.
+/// point (`CCRUN_TEST_STOP_AT`, see `SignalStopObserver`) and SIGKILL it there.
 final class CCRunProcess {
+    /// The stop points' variable, which only a debug (test) build of ccrun reads (TestHooks).
+    static let stopAtVariable = "CCRUN_TEST_STOP_AT"
     enum Failure: Error, CustomStringConvertible {
         case missingBinary
         case timedOut(String, output: String)

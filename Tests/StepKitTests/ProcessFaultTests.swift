@@ -41,7 +41,7 @@ final class FaultWorkspace {
         if useInventory { full += ["--inventory", inventory] }
         if ["sample", "resume"].contains(args.first) { full += ["--secret-file", secretFile] }
         var env = ["CCRUN_STATE_DIR": stateDirectory.path]
-        if let stop { env[TestStopPoints.environmentVariable] = stop }
+        if let stop { env[CCRunProcess.stopAtVariable] = stop }
         let p = try CCRunProcess(full, environment: env, logDirectory: directory)
         processes.append(p)
         return p
@@ -327,7 +327,7 @@ struct ProcessFaultTests {
         parent.arguments = ["-c", "\"$0\" \"$@\" >\(log) 2>&1 & echo $!; exec sleep 300", try CCRunProcess.binary(),
                             "sample", "host7", "--inventory", ws.inventory, "--secret-file", ws.secretFile]
         parent.environment = ProcessInfo.processInfo.environment.merging(
-            ["CCRUN_STATE_DIR": ws.stateDirectory.path, TestStopPoints.environmentVariable: "before-step:3"]) { $1 }
+            ["CCRUN_STATE_DIR": ws.stateDirectory.path, CCRunProcess.stopAtVariable: "before-step:3"]) { $1 }
         let pipe = Pipe()
         parent.standardOutput = pipe
         try parent.run()
