@@ -91,10 +91,7 @@ struct API: Sendable {
         guard case .object(var members) = Self.program(program) else { return .null }
         let nextAfter = lines.count == pageSize ? lines.last.map { Int64($0.sequence) } : nil
         members.append(("service", .int(Int64(service))))
-        members.append(("services", .array(services.map { s in
-            .object([("service", .int(Int64(s.service))), ("name", .string(ServiceChoice.label(s.service))), ("lineCount", .int(Int64(s.lines))),
-                     ("url", .string(ServiceChoice.url("/programs/\(id)", service: s.service))), ("downloads", Self.downloads(id, service: s.service))])
-        })))
+        members.append(("services", .array(services.map { Self.service($0, program: id) })))
         members.append(("nextAfter", .optional(nextAfter)))
         let serviceParameter = service == CaptionService.cea608 ? "" : "&service=\(service)"
         members.append(("next", .optional(nextAfter.map { "/api/programs/\(id)?after=\($0)&limit=\(pageSize)\(serviceParameter)" })))
@@ -127,7 +124,7 @@ struct API: Sendable {
                     ("programStartedAt", .string(UTCDate.iso(hit.programStartedAt))),
                     ("line", Self.line(hit.line)),
                     ("snippet", .array(hit.snippet.map { .object([("text", .string($0.text)), ("match", .bool($0.isMatch))]) })),
-                    ("url", .string(ServiceChoice.url("/programs/\(hit.line.programID)", service: hit.line.service) + "#l\(hit.line.sequence)")),
+                    ("url", .string(ServiceChoice.lineURL(hit.line))),
                 ])
             })),
         ])
@@ -170,6 +167,16 @@ struct API: Sendable {
             ("lineCount", .int(Int64(p.lineCount))),
             ("url", .string("/programs/\(p.id)")),
             ("downloads", downloads(p.id, service: CaptionService.cea608)),
+        ])
+    }
+
+    static func service(_ s: ServiceLineCount, program: Int64) -> JSONText {
+        .object([
+            ("service", .int(Int64(s.service))),
+            ("name", .string(ServiceChoice.label(s.service))),
+            ("lineCount", .int(Int64(s.lines))),
+            ("url", .string(ServiceChoice.url("/programs/\(program)", service: s.service))),
+            ("downloads", downloads(program, service: s.service)),
         ])
     }
 

@@ -242,7 +242,7 @@ enum Pages {
             } else {
                 body += "<ol class=\"lines results\" start=\"\(offset + 1)\">\n"
                 for hit in hits {
-                    let url = HTML.escape(ServiceChoice.url("/programs/\(hit.line.programID)", service: hit.line.service)) + "#l\(hit.line.sequence)"
+                    let url = HTML.escape(ServiceChoice.lineURL(hit.line))
                     body += "<li class=\"hit\"><div><a class=\"program\" href=\"\(url)\">\(HTML.escape(programTitle(hit.programName)))</a>"
                     body += " <span class=\"muted\">\(UTCDate.dateTime(hit.programStartedAt)) UTC · at <a class=\"t\" href=\"\(url)\">\(CaptionTime.format(hit.line.startMs))</a></span>"
                     body += "<div class=\"text\">"

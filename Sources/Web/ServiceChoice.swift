@@ -24,6 +24,11 @@ enum ServiceChoice {
         service == CaptionService.cea608 ? path : "\(path)?service=\(service)"
     }
 
+    /// A line's place in its program's page: `/programs/ID[?service=N]#lN`.
+    static func lineURL(_ line: CaptionLine) -> String {
+        url("/programs/\(line.programID)", service: line.service) + "#l\(line.sequence)"
+    }
+
     /// The services a program page offers: 608 always (the program's own captions, even when it
     /// has none yet), then each 708 service it has lines of.
     static func offered(_ counts: [ServiceLineCount]) -> [ServiceLineCount] {
