@@ -343,9 +343,13 @@ public struct LiveCursor: Sendable, Hashable, Codable, Comparable {
 public struct LivePage: Sendable, Hashable {
     public var lines: [CaptionLine]
     public var next: LiveCursor
-    public init(lines: [CaptionLine], next: LiveCursor) {
+    /// The read stopped at its limit: more lines wait, read again at once. Not `lines.count ==
+    /// limit`: lines the page leaves out (708 services, other tuners) were read too.
+    public var hasMore: Bool
+    public init(lines: [CaptionLine], next: LiveCursor, hasMore: Bool = false) {
         self.lines = lines
         self.next = next
+        self.hasMore = hasMore
     }
 }
 

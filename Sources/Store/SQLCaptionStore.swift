@@ -374,8 +374,10 @@ final class SQLCaptionStore: CaptionStore {
                 SELECT \(Self.lineColumns), c.received_at FROM caption_lines c
                 WHERE c.id > ? ORDER BY c.id LIMIT ?
                 """, [.int(cursor.lastLineID), .int(Int64(max(1, limit)))])
-            return LiveWindow.page(rows: rows.map { (Self.line($0), $0[Self.afterLineColumns].int64 ?? 0) }, after: cursor, now: now,
-                                   settleMilliseconds: settle, step: c.autoIncrementStep, tunerID: tunerID)
+            var page = LiveWindow.page(rows: rows.map { (Self.line($0), $0[Self.afterLineColumns].int64 ?? 0) }, after: cursor, now: now,
+                                       settleMilliseconds: settle, step: c.autoIncrementStep, tunerID: tunerID)
+            page.hasMore = rows.count == max(1, limit) && page.next.lastLineID == rows.last?.first?.int64
+            return page
         }
     }
 

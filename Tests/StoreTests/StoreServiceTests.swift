@@ -54,6 +54,13 @@ struct StoreServiceTests {
                 try await Task.sleep(for: .milliseconds(100))
             }
             #expect(live == ["PREVIOUSLY ON THE TUDORS", "WILL YOU ASK FRANCIS"])
+            // A read full of 708 lines shows none of them but says more rows wait.
+            let full = try await env.reader.liveLines(after: cursor, tunerID: nil, limit: 2)
+            #expect(full.lines.map(\.text) == ["PREVIOUSLY ON THE TUDORS"])
+            #expect(full.hasMore)
+            let rest = try await env.reader.liveLines(after: full.next, tunerID: nil, limit: 100)
+            #expect(rest.lines.map(\.text) == ["WILL YOU ASK FRANCIS"])
+            #expect(!rest.hasMore)
             #expect(try await env.reader.recentLines(programIDs: [program], perProgram: 8, upTo: .max).map(\.text)
                     == ["PREVIOUSLY ON THE TUDORS", "WILL YOU ASK FRANCIS"])
         }
