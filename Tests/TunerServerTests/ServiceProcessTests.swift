@@ -63,6 +63,10 @@ struct ServiceProcessTests {
         #expect(try await web.get("/programs/\(fileID)?service=2").status == 404)
         #expect(try await web.get("/programs/\(fileID)?service=64").status == 400)
         #expect(try await web.get("/programs/\(fileID)/srt?service=2").status == 404)
+        let badService = try await web.get("/api/programs/\(fileID)?service=one")
+        #expect(badService.status == 400)
+        #expect(badService.body.contains("service: expected 0 (the CEA-608 captions) or a CEA-708 service from 1 to 63"))
+        #expect(try await web.get("/api/programs/\(fileID)?service=2").status == 404)
 
         // SRT: the archive's file, byte for byte; from the file-built stream, CCExtractor's.
         let srt = try await web.get("/programs/\(fileID)/srt?service=1")
