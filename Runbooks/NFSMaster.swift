@@ -37,8 +37,9 @@ public enum NFSMasterRunbook {
                            description: "write /etc/ccr/ccr.conf for the watchdog (database host, cc_rw and its password; 0600)"),
             serviceDefinition("ccr-watchdog", files: try d.files("ccr-watchdog")),
             restartWhenChanged("ccr-watchdog", files: [Paths.config, Paths.ccrBinary]),
-            ServiceRunning("ccr-watchdog", answers: .mainProcess(unit: "ccr-watchdog", pidFile: "/run/ccr-watchdog.pid"), logFile: Paths.serviceLog("ccr-watchdog"),
-                           description: "ccr-watchdog started and staying up (the guide's service ccr-watchdog start)"),
+            ServiceRunning("ccr-watchdog", answers: .all([.mainProcess(unit: "ccr-watchdog", pidFile: "/run/ccr-watchdog.pid"), ShipCCR.heartbeat("watchdog")]),
+                           logFile: Paths.serviceLog("ccr-watchdog"),
+                           description: "ccr-watchdog started, staying up and beating its heartbeat in the database (the guide's service ccr-watchdog start)"),
             ServiceEnabled("ccr-watchdog", description: "ccr-watchdog enabled at boot (the guide's chkconfig ccr-watchdog on)"),
         ]
         // 12.-15. the NFS server: packages, exports, services

@@ -30,8 +30,8 @@ public enum RepoNodeRunbook {
                 description: "write /etc/ccr/ccr.conf (tuner password, database host, cc_rw and its password; archive /srv/archive; 0600)"),
             serviceDefinition("ccr", files: try d.files("ccr")),
             restartWhenChanged("ccr", files: [Paths.config, Paths.ccrBinary]),
-            ServiceRunning("ccr", answers: .tcpPort(tunerPort), waitSeconds: 30, logFile: Paths.serviceLog("ccr"),
-                           description: "ccr started and answering on port \(tunerPort) (the guide's service ccr start)"),
+            ServiceRunning("ccr", answers: .all([.tcpPort(tunerPort), ShipCCR.heartbeat("serve")]), waitSeconds: 30, logFile: Paths.serviceLog("ccr"),
+                           description: "ccr started, answering on port \(tunerPort) and beating its heartbeat in the database (the guide's service ccr start)"),
             ServiceEnabled("ccr", description: "ccr enabled at boot (the guide's chkconfig ccr on)"),
         ]
         return Runbook(name, steps: steps)

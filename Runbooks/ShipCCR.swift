@@ -40,4 +40,12 @@ public enum ShipCCR {
 
         """
     }
+
+    /// "The service works", beyond "it runs": a recent heartbeat of `service` (serve or
+    /// watchdog) in the deployment's database, read back by `ccr health` with the service's own
+    /// configuration. A watchdog that cannot reach the database keeps running (it retries), and
+    /// only this says that it does nothing.
+    public static func heartbeat(_ service: String) -> ServiceCheck {
+        .command("\(Paths.ccrBinary) health \(service) --config \(Paths.config)")
+    }
 }

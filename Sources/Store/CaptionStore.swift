@@ -14,6 +14,14 @@
 /// Write methods return once the write is durable: committed to the database, or (during an
 /// outage) appended and fsync'd to the local spool, from which it is replayed in order.
 /// Read methods throw `StoreError.unreachable` while the database cannot be reached.
+/// The services that beat a heartbeat into the database, which `ccr health` reads back.
+public enum HeartbeatService: String, Sendable, CaseIterable {
+    /// `ccr serve`: its node row (`nodes.last_heartbeat`), beaten every `heartbeat_interval`.
+    case serve
+    /// `ccr watchdog`: its row in `service_heartbeats`, beaten after each check.
+    case watchdog
+}
+
 public protocol CaptionStore: Sendable {
     // MARK: Write side (ccr serve, ccr watchdog)
 
@@ -51,6 +59,15 @@ public protocol CaptionStore: Sendable {
     /// The watchdog's job: tuners still connected on nodes whose last heartbeat is older than
     /// `heartbeatOlderThan` seconds are marked disconnected. Returns how many were marked.
     func markStaleTuners(heartbeatOlderThan seconds: Double) async throws -> Int
+
+    /// Records that `service` on `hostname` works (the database's clock is used): the
+    /// watchdog's beat after each check it made. Not spooled: an old beat replayed later
+    /// would say nothing true.
+    func beat(_ service: HeartbeatService, hostname: String) async throws
+
+    /// Seconds since the newest heartbeat of `service` on `hostname`, by the database's clock
+    /// (so a host's clock does not matter); nil when it never beat.
+    func heartbeatAge(_ service: HeartbeatService, hostname: String) async throws -> Double?
 
     // MARK: Read side (ccr web, tests)
 

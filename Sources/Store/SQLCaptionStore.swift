@@ -224,6 +224,40 @@ final class SQLCaptionStore: CaptionStore {
         }
     }
 
+    func beat(_ service: HeartbeatService, hostname: String) async throws {
+        try await write { _, thread in
+            do {
+                let c = try thread.currentConnection()
+                let now = c.nowMillisecondsSQL
+                // UPDATE, then INSERT when no row matched: the same two statements on SQLite and
+                // MySQL (whose matched-row count CLIENT_FOUND_ROWS gives); one watchdog per host.
+                try c.transaction {
+                    let updated = try c.execute("UPDATE service_heartbeats SET beat_at = \(now) WHERE service = ? AND hostname = ?",
+                                                [.text(service.rawValue), .text(hostname)])
+                    if updated == 0 {
+                        try c.execute("INSERT INTO service_heartbeats (service, hostname, beat_at) VALUES (?, ?, \(now))",
+                                      [.text(service.rawValue), .text(hostname)])
+                    }
+                }
+            } catch let error as StoreError {
+                if error.isTransient { thread.dropConnection() }
+                throw error
+            }
+        }
+    }
+
+    func heartbeatAge(_ service: HeartbeatService, hostname: String) async throws -> Double? {
+        try await read { c in
+            let now = c.nowMillisecondsSQL
+            let rows = switch service {
+            case .serve: try c.query("SELECT \(now) - MAX(last_heartbeat) FROM nodes WHERE hostname = ?", [.text(hostname)])
+            default: try c.query("SELECT \(now) - MAX(beat_at) FROM service_heartbeats WHERE service = ? AND hostname = ?",
+                                 [.text(service.rawValue), .text(hostname)])
+            }
+            return rows.first?.first?.int64.map { Double($0) / 1000 }
+        }
+    }
+
     // MARK: Reads
 
     /// Runs a read on the readers (`search`: on the search readers, when there are any), within

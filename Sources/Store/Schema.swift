@@ -32,7 +32,19 @@ public enum Schema {
             for statement in migration.statements(dialect) { text += statement + ";\n" }
             text += "\(dialect == .mysql ? "INSERT IGNORE" : "INSERT OR IGNORE") INTO schema_version (version, applied_at) VALUES (\(migration.version), \(dialect == .mysql ? "CAST(ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000) AS SIGNED)" : "CAST(ROUND((julianday('now') - 2440587.5) * 86400000.0) AS INTEGER)"));\n"
         }
+        if dialect == .mysql, version == currentVersion(for: dialect) {
+            // The version where `ccrun database` reads it: information_schema, which it can query
+            // before any of these tables exists (a query on schema_version itself would fail).
+            // Versions before 4 left no comment (`through` makes such databases for tests).
+            text += "\n\(versionCommentStatement(version));\n"
+        }
         return text
+    }
+
+    /// `schema_version`'s table comment, `ccr schema version N`: an older database has an older
+    /// number, or no comment at all.
+    static func versionCommentStatement(_ version: Int) -> String {
+        "ALTER TABLE schema_version COMMENT = 'ccr schema version \(version)'"
     }
 
     struct Migration: Sendable {
@@ -51,9 +63,25 @@ public enum Schema {
         // keeps it in MySQL (its change buffer makes such inserts cheap).
         Migration(version: 2, dialects: [.sqlite]) { _ in ["DROP INDEX IF EXISTS caption_lines_tuner"] },
         Migration(version: 3, statements: version3),
+        Migration(version: 4, statements: version4),
     ]
 
-    /// Version 3: CEA-708 lines beside the 608 ones. `caption_lines.service` is 0 for CEA-608
+    /// The heartbeats of services other than `ccr serve` (whose heartbeat is its `nodes` row):
+    /// the watchdog beats one after each check it could make, so a deployment can tell a
+    /// watchdog that works from one that runs but cannot reach the database.
+    private static func version3(_ d: SQLDialect) -> [String] {
+        let mysql = d == .mysql
+        let text = { (n: Int) in mysql ? "VARCHAR(\(n))" : "TEXT" }
+        return ["""
+            CREATE TABLE IF NOT EXISTS service_heartbeats (
+              service \(text(32)) NOT NULL,
+              hostname \(text(255)) NOT NULL,
+              beat_at \(mysql ? "BIGINT" : "INTEGER") NOT NULL,
+              PRIMARY KEY (service, hostname)
+            )\(mysql ? " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci" : "")
+            """]
+
+    /// Version 4: CEA-708 lines beside the 608 ones. `caption_lines.service` is 0 for CEA-608
     /// field 1 (every line stored before) and N for DTVCC service N; NOT NULL DEFAULT 0 so that
     /// existing rows need no update and no query has to treat NULL as 608. The (program, seq)
     /// index becomes (program, service, seq): a program's page of one service is then one range
@@ -62,7 +90,7 @@ public enum Schema {
     /// MySQL 8 has no `ADD COLUMN IF NOT EXISTS` (MariaDB has), so the ALTER is prepared only when
     /// information_schema lacks the column: the script stays idempotent on both servers. One
     /// ALTER for the column and the index, so that a half-applied version cannot exist.
-    private static func version3(_ d: SQLDialect) -> [String] {
+    private static func version4(_ d: SQLDialect) -> [String] {
         switch d {
         case .sqlite:
             return [
@@ -75,12 +103,12 @@ public enum Schema {
                 + "DROP INDEX caption_lines_program, ADD INDEX caption_lines_program (program_id, service, seq)"
             return [
                 """
-                SET @ccr_version3 = (SELECT IF(COUNT(*) = 0, '\(alter)', 'DO 0') FROM information_schema.COLUMNS
+                SET @ccr_version4 = (SELECT IF(COUNT(*) = 0, '\(alter)', 'DO 0') FROM information_schema.COLUMNS
                   WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'caption_lines' AND COLUMN_NAME = 'service')
                 """,
-                "PREPARE ccr_version3 FROM @ccr_version3",
-                "EXECUTE ccr_version3",
-                "DEALLOCATE PREPARE ccr_version3",
+                "PREPARE ccr_version4 FROM @ccr_version4",
+                "EXECUTE ccr_version4",
+                "DEALLOCATE PREPARE ccr_version4",
             ]
         }
     }

@@ -49,10 +49,12 @@ struct WatchdogCommand: AsyncParsableCommand {
         let bootstrap = try ServiceBootstrap.start(logLevel: logLevel)
         let logger = Logger(label: "ccr.watchdog")
         let storeConfiguration: StoreConfiguration
+        var hostname = ServerConfiguration.hostName()
         if let config {
             let settings = try ServerConfiguration.load(path: config, environment: bootstrap.environment)
             guard let store = settings.store else { throw ValidationError("\(config): [database] driver = none: nothing to watch") }
             storeConfiguration = store
+            hostname = settings.nodeName
         } else {
             storeConfiguration = .sqlite(path: database ?? "ccr.sqlite")
         }
@@ -76,6 +78,8 @@ struct WatchdogCommand: AsyncParsableCommand {
                 do {
                     let marked = try await store.markStaleTuners(heartbeatOlderThan: staleAfter)
                     if marked > 0 { logger.notice("marked tuners of silent nodes disconnected", metadata: ["tuners": "\(marked)"]) }
+                    // What `ccr health watchdog` (and so a deployment) reads: this check was made.
+                    try await store.beat(.watchdog, hostname: hostname)
                 } catch let error as StoreError where error.isTransient {
                     logger.warning("database unreachable; will retry", metadata: ["error": "\(error)"])
                 }

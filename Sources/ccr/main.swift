@@ -6,7 +6,7 @@ struct CCR: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ccr",
         abstract: "The CC Repository server: tuners in, captions archived, searchable and live.",
-        subcommands: [DecodeCommand.self, ServeCommand.self, SchemaCommand.self, WatchdogCommand.self, WebCommand.self]
+        subcommands: [DecodeCommand.self, ServeCommand.self, SchemaCommand.self, WatchdogCommand.self, HealthCommand.self, WebCommand.self]
     )
 
     /// What `@main` would do (parse, run, exit with the error's code), callable from top-level

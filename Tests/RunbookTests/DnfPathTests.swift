@@ -13,9 +13,12 @@ import Transport
 ///
 /// Every test first restores host11's rpm side (all rpms erased, dnf history gone), then
 /// pre-installs the stand-in `apr` with plain `rpm -i`, the "rpm that was there before".
-@Suite(.serialized, .enabled(if: LabEnvironment.shouldRun, Comment(rawValue: LabEnvironment.skipReason)))
+///
+/// On a lab of systemd hosts (`ccrun lab up --init systemd --hosts 5`) the same tests run on host5:
+/// dnf with systemd as PID 1, the closest stand-in for Amazon Linux 2023 that can run here.
+@Suite(.serialized, .enabled(if: LabEnvironment.available || Fixtures.isCI, "lab not running (run `ccrun lab up` as root first)"))
 struct DnfPathTests {
-    static let hostName = "host11"
+    static let hostName = LabEnvironment.hasSystemdHosts ? "host5" : "host11"
     static let repoDirectory = "/var/lib/ccrun-lab-standin-repo"
     static let preinstalled = "apr"
 
@@ -115,6 +118,19 @@ struct DnfPathTests {
         return try await DnfLabHost.connect(hostName)
     }
 
+    /// Runs `body` on a freshly prepared host, then closes the connection, awaited: a
+    /// disconnect left to a detached task could still be running when the test process exits.
+    static func withPreparedHost(_ body: (DnfLabHost) async throws -> Void) async throws {
+        let host = try await prepareHost()
+        do {
+            try await body(host)
+        } catch {
+            await host.disconnect()
+            throw error
+        }
+        await host.disconnect()
+    }
+
     static func installedRPMs(_ host: DnfLabHost) async throws -> Set<String> {
         Set(try await host.must("rpm -qa --qf '%{NAME}\\n'", "rpm -qa").split(separator: "\n").map(String.init))
     }
@@ -140,116 +156,117 @@ struct DnfPathTests {
     // MARK: tests
 
     @Test func probeSeesAnRPMHostAndPicksDnf() async throws {
-        let host = try await Self.prepareHost()
-        defer { Task { await host.disconnect() } }
-        let batch = FactBatch([SystemProbe.probe.query, PackagesProbe.probe.query])
-        let facts = try batch.parse(try await host.must(batch.script, "probing facts"))
-        let system = try facts[SystemProbe.probe]
-        #expect(system.packageManager == .dnf)
-        #expect(system.distribution == "ccrun-rpm-standin")
-        #expect(!system.tools.contains("apt-get") && !system.tools.contains("dpkg-query"))
-        #expect(system.tools.isSuperset(of: ["dnf", "rpm"]))
-        let packages = try facts[PackagesProbe.probe]
-        #expect(packages.dpkg == nil)
-        #expect(packages.rpm == [Self.preinstalled])
+        try await Self.withPreparedHost { host in
+            let batch = FactBatch([SystemProbe.probe.query, PackagesProbe.probe.query])
+            let facts = try batch.parse(try await host.must(batch.script, "probing facts"))
+            let system = try facts[SystemProbe.probe]
+            #expect(system.packageManager == .dnf)
+            #expect(system.initSystem == (LabEnvironment.hasSystemdHosts ? .systemd : .sysv), "\(Self.hostName)'s init: \(system.initSystem)")
+            #expect(system.distribution == "ccrun-rpm-standin")
+            #expect(!system.tools.contains("apt-get") && !system.tools.contains("dpkg-query"))
+            #expect(system.tools.isSuperset(of: ["dnf", "rpm"]))
+            let packages = try facts[PackagesProbe.probe]
+            #expect(packages.dpkg == nil)
+            #expect(packages.rpm == [Self.preinstalled])
+        }
     }
 
     @Test func dryRunApplySecondRunAndRollbackWithDnf() async throws {
-        let host = try await Self.prepareHost()
-        defer { Task { await host.disconnect() } }
-        let (journal, dir) = Self.journal()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        // nfs-utils requires rpcbind (pulled in); httpd requires apr (there before the run)
-        let book = Runbook("dnf-sample", steps: [PackageInstalled(["nfs-utils", "httpd"])])
-        let before = try await Self.installedRPMs(host)
-        #expect(before == [Self.preinstalled])
+        try await Self.withPreparedHost { host in
+            let (journal, dir) = Self.journal()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            // nfs-utils requires rpcbind (pulled in); httpd requires apr (there before the run)
+            let book = Runbook("dnf-sample", steps: [PackageInstalled(["nfs-utils", "httpd"])])
+            let before = try await Self.installedRPMs(host)
+            #expect(before == [Self.preinstalled])
 
-        // dry-run: would install with dnf, changes nothing
-        let plan = await Runner(runbook: book, options: RunOptions(mode: .dryRun, journal: journal)).run([HostTarget(host)])
-        #expect(plan.exitCode == 2)
-        let planned = try #require(plan.hosts.first?.steps.first)
-        #expect(planned.state == .wouldChange)
-        #expect(planned.actions == ["install nfs-utils httpd with dnf"])
-        #expect(planned.diff == "+ package nfs-utils\n+ package httpd\n")
-        #expect(try await Self.installedRPMs(host) == before, "the dry-run installed something")
+            // dry-run: would install with dnf, changes nothing
+            let plan = await Runner(runbook: book, options: RunOptions(mode: .dryRun, journal: journal)).run([HostTarget(host)])
+            #expect(plan.exitCode == 2)
+            let planned = try #require(plan.hosts.first?.steps.first)
+            #expect(planned.state == .wouldChange)
+            #expect(planned.actions == ["install nfs-utils httpd with dnf"])
+            #expect(planned.diff == "+ package nfs-utils\n+ package httpd\n")
+            #expect(try await Self.installedRPMs(host) == before, "the dry-run installed something")
 
-        // apply: dnf installs both and the dependency
-        let first = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
-        #expect(first.exitCode == 0, "\(Self.failures(first.hosts[0]))")
-        #expect(first.hosts[0].steps.first?.state == .changed)
-        let rpmQ = try await host.run("rpm -q nfs-utils httpd rpcbind apr", stdin: nil, timeout: .seconds(60))
-        #expect(rpmQ.exitStatus == 0, "rpm -q: \(rpmQ.stdoutText)")
-        #expect(try await Self.installedRPMs(host) == ["nfs-utils", "httpd", "rpcbind", "apr"])
-        let marker = try await host.run("cat /usr/share/ccrun-lab-standin-nfs-utils.txt", stdin: nil, timeout: .seconds(30))
-        #expect(marker.stdoutText.contains("ccrun lab stand-in for nfs-utils"))
+            // apply: dnf installs both and the dependency
+            let first = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
+            #expect(first.exitCode == 0, "\(Self.failures(first.hosts[0]))")
+            #expect(first.hosts[0].steps.first?.state == .changed)
+            let rpmQ = try await host.run("rpm -q nfs-utils httpd rpcbind apr", stdin: nil, timeout: .seconds(60))
+            #expect(rpmQ.exitStatus == 0, "rpm -q: \(rpmQ.stdoutText)")
+            #expect(try await Self.installedRPMs(host) == ["nfs-utils", "httpd", "rpcbind", "apr"])
+            let marker = try await host.run("cat /usr/share/ccrun-lab-standin-nfs-utils.txt", stdin: nil, timeout: .seconds(30))
+            #expect(marker.stdoutText.contains("ccrun lab stand-in for nfs-utils"))
 
-        // second run: ok, nothing installed or removed
-        let second = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
-        #expect(second.hosts[0].steps.allSatisfy { $0.state == .ok }, "\(second.hosts[0].steps.map { "\($0.id) \($0.state)" })")
-        #expect(second.exitCode == 0)
-        #expect(try await Self.installedRPMs(host) == ["nfs-utils", "httpd", "rpcbind", "apr"])
+            // second run: ok, nothing installed or removed
+            let second = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
+            #expect(second.hosts[0].steps.allSatisfy { $0.state == .ok }, "\(second.hosts[0].steps.map { "\($0.id) \($0.state)" })")
+            #expect(second.exitCode == 0)
+            #expect(try await Self.installedRPMs(host) == ["nfs-utils", "httpd", "rpcbind", "apr"])
 
-        // rollback: the run's packages and the dependency it pulled in go; apr stays
-        let history = try #require(await Rollback.latestRun(on: host, journal: journal, target: TargetPaths()))
-        let rb = await Rollback(options: RunOptions(journal: journal)).run(on: host, history: history)
-        #expect(!rb.failed, "\(rb.error ?? "") \(rb.items.map { "\($0.summary) \($0.state) \($0.message ?? "")" })")
-        #expect(rb.items.map(\.state) == [.undone])
-        #expect(try await Self.installedRPMs(host) == before)
-        let gone = try await host.run("ls /usr/share/ccrun-lab-standin-*.txt", stdin: nil, timeout: .seconds(30))
-        #expect(gone.stdoutText.split(separator: "\n") == ["/usr/share/ccrun-lab-standin-apr.txt"])
+            // rollback: the run's packages and the dependency it pulled in go; apr stays
+            let history = try #require(await Rollback.latestRun(on: host, journal: journal, target: TargetPaths()))
+            let rb = await Rollback(options: RunOptions(journal: journal)).run(on: host, history: history)
+            #expect(!rb.failed, "\(rb.error ?? "") \(rb.items.map { "\($0.summary) \($0.state) \($0.message ?? "")" })")
+            #expect(rb.items.map(\.state) == [.undone])
+            #expect(try await Self.installedRPMs(host) == before)
+            let gone = try await host.run("ls /usr/share/ccrun-lab-standin-*.txt", stdin: nil, timeout: .seconds(30))
+            #expect(gone.stdoutText.split(separator: "\n") == ["/usr/share/ccrun-lab-standin-apr.txt"])
+        }
     }
 
     @Test func unknownPackageNameIsAClearError() async throws {
-        let host = try await Self.prepareHost()
-        defer { Task { await host.disconnect() } }
-        let (journal, dir) = Self.journal()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let before = try await Self.installedRPMs(host)
-        let book = Runbook("dnf-unknown", steps: [PackageInstalled(["rpcbind", "ccrun-no-such-package"])])
-        let run = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
-        #expect(run.exitCode == 1)
-        let step = try #require(run.hosts.first?.steps.first)
-        #expect(step.state == .failed)
-        let message = step.message ?? ""
-        #expect(message.contains("install rpcbind ccrun-no-such-package with dnf failed"), "\(message)")
-        #expect(message.contains("Unable to find a match: ccrun-no-such-package"), "\(message)")
-        // dnf installs nothing when one name is unknown
-        #expect(try await Self.installedRPMs(host) == before)
-        try await Self.rollBackAll(host, journal)
-        #expect(try await Self.installedRPMs(host) == before)
+        try await Self.withPreparedHost { host in
+            let (journal, dir) = Self.journal()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let before = try await Self.installedRPMs(host)
+            let book = Runbook("dnf-unknown", steps: [PackageInstalled(["rpcbind", "ccrun-no-such-package"])])
+            let run = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
+            #expect(run.exitCode == 1)
+            let step = try #require(run.hosts.first?.steps.first)
+            #expect(step.state == .failed)
+            let message = step.message ?? ""
+            #expect(message.contains("install rpcbind ccrun-no-such-package with dnf failed"), "\(message)")
+            #expect(message.contains("Unable to find a match: ccrun-no-such-package"), "\(message)")
+            // dnf installs nothing when one name is unknown
+            #expect(try await Self.installedRPMs(host) == before)
+            try await Self.rollBackAll(host, journal)
+            #expect(try await Self.installedRPMs(host) == before)
+        }
     }
 
     /// The repo-node and web-node runbooks' own package steps (NFS client, ccr's runtime
     /// libraries, Apache), chosen by the probed facts: the RPM names go to dnf.
     @Test func runbookPackageStepsRunWithDnf() async throws {
-        let host = try await Self.prepareHost()
-        defer { Task { await host.disconnect() } }
-        let (journal, dir) = Self.journal()
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let none = ServiceFiles(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n")
-        let d = Deployment(nfsServer: "nfs-master", admin: DatabaseEndpoint(host: "db", port: 3306, user: "admin", password: Secret(label: "admin", value: "unused-admin")),
-                           readOnlyPassword: Secret(label: "cc_ro", value: "unused-ro"), readWritePassword: Secret(label: "cc_rw", value: "unused-rw"),
-                           ccrBinary: Payload(Data("unused".utf8)), schemaSQL: "", serviceFiles: ["ccr": none, "ccr-web": none, "ccr-watchdog": none])
-        var steps: [any Step] = []
-        for step in try RepoNodeRunbook.make(d).steps + WebNodeRunbook.make(d).steps
-        where step.id.hasPrefix("packages:") && !steps.contains(where: { $0.id == step.id }) {
-            steps.append(step)
+        try await Self.withPreparedHost { host in
+            let (journal, dir) = Self.journal()
+            defer { try? FileManager.default.removeItem(at: dir) }
+            let none = ServiceFiles(sysvScript: "#!/bin/sh\n", systemdUnit: "[Unit]\n")
+            let d = Deployment(nfsServer: "nfs-master", admin: DatabaseEndpoint(host: "db", port: 3306, user: "admin", password: Secret(label: "admin", value: "unused-admin")),
+                               readOnlyPassword: Secret(label: "cc_ro", value: "unused-ro"), readWritePassword: Secret(label: "cc_rw", value: "unused-rw"),
+                               ccrBinary: Payload(Data("unused".utf8)), schemaSQL: "", serviceFiles: ["ccr": none, "ccr-web": none, "ccr-watchdog": none])
+            var steps: [any Step] = []
+            for step in try RepoNodeRunbook.make(d).steps + WebNodeRunbook.make(d).steps
+            where step.id.hasPrefix("packages:") && !steps.contains(where: { $0.id == step.id }) {
+                steps.append(step)
+            }
+            #expect(steps.count == 3, "\(steps.map(\.id))")
+            let book = Runbook("runbook-packages", steps: steps)
+            let before = try await Self.installedRPMs(host)
+
+            let first = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
+            #expect(first.exitCode == 0, "\(Self.failures(first.hosts[0]))")
+            #expect(first.hosts[0].steps.allSatisfy { $0.state == .changed })
+            #expect(first.hosts[0].steps.allSatisfy { $0.actions.allSatisfy { $0.hasSuffix("with dnf") } }, "\(first.hosts[0].steps.map(\.actions))")
+            let expected: Set<String> = ["nfs-utils", "rpcbind", "sqlite-libs", "mariadb-connector-c", "libcurl", "libstdc++", "httpd", "apr"]
+            #expect(try await Self.installedRPMs(host) == expected)
+
+            let second = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
+            #expect(second.hosts[0].steps.allSatisfy { $0.state == .ok }, "\(second.hosts[0].steps.map { "\($0.id) \($0.state)" })")
+
+            try await Self.rollBackAll(host, journal)
+            #expect(try await Self.installedRPMs(host) == before)
         }
-        #expect(steps.count == 3, "\(steps.map(\.id))")
-        let book = Runbook("runbook-packages", steps: steps)
-        let before = try await Self.installedRPMs(host)
-
-        let first = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
-        #expect(first.exitCode == 0, "\(Self.failures(first.hosts[0]))")
-        #expect(first.hosts[0].steps.allSatisfy { $0.state == .changed })
-        #expect(first.hosts[0].steps.allSatisfy { $0.actions.allSatisfy { $0.hasSuffix("with dnf") } }, "\(first.hosts[0].steps.map(\.actions))")
-        let expected: Set<String> = ["nfs-utils", "rpcbind", "sqlite-libs", "mariadb-connector-c", "libcurl", "libstdc++", "httpd", "apr"]
-        #expect(try await Self.installedRPMs(host) == expected)
-
-        let second = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])
-        #expect(second.hosts[0].steps.allSatisfy { $0.state == .ok }, "\(second.hosts[0].steps.map { "\($0.id) \($0.state)" })")
-
-        try await Self.rollBackAll(host, journal)
-        #expect(try await Self.installedRPMs(host) == before)
     }
 }

@@ -8,6 +8,9 @@ import Testing
 /// byte for byte, a second run all ok, a dry-run with nothing to do, a restart of each host
 /// after which its services are active again, and a rollback of web-node then a new run.
 ///
+/// Also on systemd: a run SIGKILLed after its last change and resumed at once (the lock taken
+/// over), and services that die after their start failing the run with their journal's reason.
+///
 /// Lean on purpose (CI's whole budget is 90 minutes): one pass, the checks that differ on systemd.
 /// The sysv suites (LabDeployTests and others) cover resume and failure reporting in depth; they
 /// skip themselves on a systemd lab, and this suite skips itself on a sysv one.
@@ -36,10 +39,14 @@ struct SystemdLabTests {
 
         let started = Date()
         for args in LabDeployTests.runbooks(lab.inventory) {
+            if args[0] == "repo-node" {
+                try killThenResume(args, ship: ship)
+                continue
+            }
             let r = try deploy.apply(ccrun, args, ship: ship)
             try #require(r.status == 0, "ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
         }
-        print(String(format: "systemd hosts: the four runbooks from bare in %.1f s", Date().timeIntervalSince(started)))
+        print(String(format: "systemd hosts: the four runbooks from bare (repo-node killed once and resumed) in %.1f s", Date().timeIntervalSince(started)))
         try expectUnitsActiveAndEnabled(shell, when: "after the first run")
 
         let program = try await deploy.streamAndDownload(lab)
@@ -64,6 +71,26 @@ struct SystemdLabTests {
         #expect(again.status == 0, "web-node after rollback:\n\(again.output.suffix(3000))")
         let web2 = try shell.run("web-node", "systemctl is-active ccr-web; systemctl is-enabled ccr-web")
         #expect(web2.output == "active\nenabled\n", "ccr-web after rollback and a new run: \(web2.output)")
+
+        // Issue 23 on systemd: units that die after their start (a database password that no
+        // longer matches) fail the run with the reason from their journal, until it is fixed.
+        try deploy.checkServicesThatDieFailTheRun(lab, ccrun: ccrun, ship: ship)
+    }
+
+    /// The repo-node runbook SIGKILLed right after its last change (before the journal records
+    /// it), then `ccrun resume` at once: the dead run's lock is taken over (the report says so)
+    /// and the run completes, with its units active.
+    func killThenResume(_ args: [String], ship: String) throws {
+        let ccrun = try CCRunProcess()
+        let host = try #require(args.last)
+        let plan = try ccrun.run(args + ["--ccr-binary", ship, "--dry-run", "--json"])
+        let lastChange = try #require(plan.steps.lastIndex { $0.state == "would change" }, "no change planned on bare \(host): \(plan.text)")
+        let k = try ccrun.killed(args + ["--ccr-binary", ship], at: "after-change:\(lastChange)")
+        try #require(k.reached, "ccrun \(args[0]) ended before its last change: \(k.outcome.text)")
+        let resumed = try ccrun.run(["resume", "--inventory", args[2], "--ccr-binary", ship, host])
+        try #require(resumed.status == 0, "ccrun resume \(host) after SIGKILL: \(resumed.text)")
+        #expect(resumed.stdout.contains("\(host): took over the lock of run ") && resumed.stdout.contains("on this machine has exited"),
+                "the resume does not say it took over the dead run's lock: \(resumed.text)")
     }
 
     /// `systemctl is-active` says active and `systemctl is-enabled` says enabled for each unit.

@@ -154,7 +154,10 @@ import Testing
         #expect(script.contains("  if ! systemctl is-active --quiet ccr-web; then ccrun_d=$((ccrun_d + 1)); [ $ccrun_d -ge 2 ] && ccrun_fail"))
         #expect(script.contains("elif [ $ccrun_i -ge 150 ]; then"))
         #expect(script.contains("echo \"$1; journalctl -u ccr-web.service since the start:\" >&2"))
-        #expect(script.contains("journalctl -u ccr-web.service -n 4 --no-pager -o cat --since \"@$ccrun_t0\" 2>/dev/null"))
+        // The service's own lines first (systemd's restart messages would push its reason out),
+        // systemd's lines on the unit only when it wrote none.
+        #expect(script.contains("ccrun_j=$(journalctl _SYSTEMD_UNIT=ccr-web.service -n 4 --no-pager -o cat --since \"@$ccrun_t0\" 2>/dev/null);"
+                                + " if [ -n \"$ccrun_j\" ]; then printf '%s\\n' \"$ccrun_j\"; else journalctl -u ccr-web.service -n 4 --no-pager -o cat --since \"@$ccrun_t0\" 2>/dev/null; fi"))
         #expect(change.undo == [.runScript(summary: "stop ccr-web", script: "systemctl stop ccr-web")])
         // The dry-run's reason: the journal lines the probe read.
         #expect(change.diff == "service ccr-web: stopped -> running\n  its last log lines (journalctl -u ccr-web.service):\n  | Error: database login refused for user 'cc_ro'\n")
@@ -164,6 +167,33 @@ import Testing
         service(&g, "nginx", "systemd-load loaded\nsystemd-active failed\n")
         let nginx = try #require(try g.plan(ServiceRunning("nginx")).commands.first)
         #expect(nginx.contains("\n  if systemctl is-active --quiet nginx; then [ $ccrun_i -ge 10 ] && break\n"))
+    }
+
+    /// A service whose process runs but whose heartbeat is stale (`ccr health` exits 1): the probe,
+    /// run for real by /bin/sh, says it does not answer and keeps what the check said on stderr;
+    /// the plan restarts it and the dry-run shows that reason beside its log lines.
+    @Test func runningButStaleHeartbeatIsDriftWithWhatTheCheckSaid() throws {
+        let heartbeat = ServiceCheck.command("echo 'ccr watchdog on nfs: its last heartbeat is 42.0 s old (more than 30.0 s)' >&2; exit 1")
+        let step = ServiceRunning("ccr-watchdog", answers: .all([.command("true"), heartbeat]), logFile: "/nonexistent/ccr-watchdog.log")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", step.probe.query.shellScript]
+        let out = Pipe()
+        p.standardOutput = out
+        try p.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        let state = try step.probe.parse(FactOutput(stdout: text, status: p.terminationStatus))
+        #expect(state.answers == false && state.checkSays == ["ccr watchdog on nfs: its last heartbeat is 42.0 s old (more than 30.0 s)"], "\(text)")
+        // Both checks must hold; the first alone does not make the service answer.
+        #expect(ServiceCheck.all([.command("true"), .command("true")]).summary == "`true` succeeds and `true` succeeds")
+
+        var f = FactFixtures(system: .debian(init: .sysv))
+        f.raw(step.probe.query.key, "sysv-script\nanswers-no\ncheck-says ccr watchdog on nfs: its last heartbeat is 42.0 s old (more than 30.0 s)\nsysv-status 0\nlog database unreachable; will retry\n")
+        let change = try #require(try f.plan(step).change)
+        #expect(change.commands.first?.contains("service ccr-watchdog restart") == true, "a running service that does not answer is restarted")
+        #expect(change.diff?.contains("the check says:\n  | ccr watchdog on nfs: its last heartbeat is 42.0 s old (more than 30.0 s)\n") == true, "\(change.diff ?? "")")
+        #expect(change.diff?.contains("| database unreachable; will retry") == true, "\(change.diff ?? "")")
     }
 
     @Test func sysvDryRunShowsTheReasonFromTheLogFile() throws {

@@ -2,7 +2,7 @@ import Foundation
 @testable import Store
 import Testing
 
-/// CEA-708 services beside the 608 captions (schema version 3): stored, paged, counted,
+/// CEA-708 services beside the 608 captions (schema version 4): stored, paged, counted,
 /// searched and spooled apart, on SQLite and MariaDB, and older databases upgraded in place.
 @Suite("Store: CEA-708 services")
 struct StoreServiceTests {
@@ -108,14 +108,14 @@ struct StoreServiceTests {
         #expect(again == .lines([svc]))
     }
 
-    @Test("a version-2 SQLite database (before 708) opens, gains the service column, keeps its lines as 608")
+    @Test("a version-3 SQLite database (before 708) opens, gains the service column, keeps its lines as 608")
     func sqliteFromVersion2() async throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-sqlite-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("ccr.sqlite").path
         let old = try SQLiteConnection(path: path, readOnly: false, busyTimeoutSeconds: 1)
-        for migration in Schema.migrations(for: .sqlite) where migration.version <= 2 {
+        for migration in Schema.migrations(for: .sqlite) where migration.version <= 3 {
             for statement in migration.statements(.sqlite) { try old.executeScript(statement) }
             try old.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, 0)", [.int(Int64(migration.version))])
         }
@@ -140,12 +140,12 @@ struct StoreServiceTests {
         #expect(try columns(migrated).contains("service"))
         let index = try migrated.query("PRAGMA index_info(caption_lines_program)", []).compactMap { $0[2].string }
         #expect(index == ["program_id", "service", "seq"])
-        #expect(try migrated.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == 3)
+        #expect(try migrated.query("SELECT MAX(version) FROM schema_version", []).first?.first?.int64 == Int64(Schema.currentVersion(for: .sqlite)))
     }
 
-    @Test("a version-1 MariaDB schema (before 708) gains the column from `ccr schema`, applied twice, and keeps its lines")
-    func mariadbFromVersion1() async throws {
-        let server = try await MariaDBServer.start(schemaThrough: 1)
+    @Test("a version-3 MariaDB schema (before 708: every table there) gains the column from `ccr schema`, applied twice, and keeps its lines")
+    func mariadbFromVersion3() async throws {
+        let server = try await MariaDBServer.start(schemaThrough: 3)
         defer { server.stop() }
         try server.sql("""
             INSERT INTO tuners (id, node_id, address, port, connected_at) VALUES (7, 1, '198.51.100.7', 4000, 0);
@@ -155,9 +155,11 @@ struct StoreServiceTests {
             """, database: "cc")
         // ccr refuses the old schema and says what to do.
         let refusal = await #expect(throws: StoreError.self) { _ = try await openStore(server.readWrite, options: testOptions(spool: nil)) }
-        #expect(refusal == .schemaOutdated(database: server.readWrite.description, found: 1, required: 3))
+        #expect(refusal == .schemaOutdated(database: server.readWrite.description, found: 3, required: Schema.currentVersion(for: .mysql)))
         #expect(refusal.map { "\($0)" }?.contains("ccr schema --dialect mysql") == true)
 
+        let comment = "SELECT table_comment FROM information_schema.tables WHERE table_schema = 'cc' AND table_name = 'schema_version'"
+        #expect(try server.sql(comment).trimmingCharacters(in: .whitespacesAndNewlines).isEmpty, "no version comment before version 4")
         let script = Schema.script(for: .mysql)
         try server.sql(script, database: "cc")
         try server.sql(script, database: "cc")  // idempotent: the guarded ALTER does nothing the second time
@@ -166,6 +168,8 @@ struct StoreServiceTests {
             WHERE TABLE_SCHEMA = 'cc' AND TABLE_NAME = 'caption_lines' AND INDEX_NAME = 'caption_lines_program'
             """)
         #expect(index.trimmingCharacters(in: .whitespacesAndNewlines) == "program_id,service,seq")
+        // Where `ccrun database` reads the version (see DatabaseRunbook.schemaVersion).
+        #expect(try server.sql(comment).trimmingCharacters(in: .whitespacesAndNewlines) == "ccr schema version \(Schema.currentVersion(for: .mysql))")
 
         let store = try await openStore(server.readWrite, options: testOptions(spool: nil))
         #expect(try await store.lines(programID: 70).map(\.text) == ["the old line"])

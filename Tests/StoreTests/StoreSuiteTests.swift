@@ -151,6 +151,27 @@ struct StoreSuiteTests {
         }
     }
 
+    @Test("heartbeats read back by service and host, aged by the database's clock", arguments: Backend.allCases)
+    func heartbeatAges(backend: Backend) async throws {
+        try await withStoreEnvironment(backend) { env in
+            let host = "node-\(UUID().uuidString.prefix(8))"
+            #expect(try await env.reader.heartbeatAge(.watchdog, hostname: host) == nil, "never beaten")
+            #expect(try await env.reader.heartbeatAge(.serve, hostname: host) == nil, "never registered")
+            try await env.writer.beat(.watchdog, hostname: host)
+            _ = try await env.writer.registerNode(hostname: host)
+            try await Task.sleep(for: .milliseconds(600))
+            let watchdog = try #require(try await env.reader.heartbeatAge(.watchdog, hostname: host))
+            let serve = try #require(try await env.reader.heartbeatAge(.serve, hostname: host))
+            #expect(watchdog >= 0.5 && watchdog < 10, "watchdog beat \(watchdog) s ago")
+            #expect(serve >= 0.5 && serve < 10, "node registered \(serve) s ago")
+            // A second beat replaces the first (one row per service and host), and is younger.
+            try await env.writer.beat(.watchdog, hostname: host)
+            let again = try #require(try await env.reader.heartbeatAge(.watchdog, hostname: host))
+            #expect(again < watchdog, "after a new beat: \(again) s, before: \(watchdog) s")
+            #expect(try await env.reader.heartbeatAge(.watchdog, hostname: host + "-other") == nil, "another host's beat is not this one's")
+        }
+    }
+
     @Test("the watchdog marks the tuners of a silent node gone; its next heartbeat revives them", arguments: Backend.allCases)
     func watchdog(backend: Backend) async throws {
         try await withStoreEnvironment(backend) { env in

@@ -16,6 +16,9 @@ public enum ServiceCheck: Sendable, Hashable {
     case process(String)
     /// This read-only command exits 0.
     case command(String)
+    /// Every one of these holds (a port that answers and a heartbeat that is recent: a server
+    /// can listen while its database is gone).
+    case all([ServiceCheck])
 
     var script: String {
         switch self {
@@ -41,6 +44,8 @@ public enum ServiceCheck: Sendable, Hashable {
             return "for ccrun_p in /proc/[0-9]*/comm; do ccrun_c=; read -r ccrun_c < \"$ccrun_p\" 2>/dev/null; [ \"$ccrun_c\" = \(n) ] && exit 0; done; exit 1"
         case let .command(c):
             return c
+        case let .all(checks):
+            return checks.map { "( \($0.script) )" }.joined(separator: " && ")
         }
     }
 
@@ -62,6 +67,7 @@ public enum ServiceCheck: Sendable, Hashable {
         case let .mainProcess(u, f): "the main process of \(u) (systemd's MainPID, else the pid in \(f)) is alive"
         case let .process(n): "a process \(n) runs"
         case let .command(c): "`\(c)` succeeds"
+        case let .all(checks): checks.map(\.summary).joined(separator: " and ")
         }
     }
 }
@@ -110,6 +116,9 @@ public struct ServiceState: Sendable, Hashable {
     public var rcAnyLinks: [String] = []
     public var chkconfig: String?
     public var answers: Bool?
+    /// What a failed check said on stderr (`ccr health`: how old the heartbeat is), at most
+    /// three lines: the reason beside "is false".
+    public var checkSays: [String] = []
     /// The last lines the service logged (its log file, or its journal on systemd), read only
     /// when it is not running: the reason a dry-run shows next to the drift.
     public var logLines: [String] = []
@@ -144,9 +153,18 @@ public struct ServiceLog: Sendable, Hashable {
     /// Prints the last `lines` lines: the journal's on a systemd host, else the log file's.
     /// `sinceStart`: only those written after `markScript` ran (older lines are from earlier
     /// starts); a log file that shrank meanwhile (rotated) is shown from its start.
+    ///
+    /// From the journal, the service's own lines come first (`_SYSTEMD_UNIT`): a unit that
+    /// systemd restarts after each failure fills `journalctl -u` with "Main process exited",
+    /// "Scheduled restart job" and "Started", which would push the service's reason out of the
+    /// last lines. systemd's own lines are shown only when the service wrote none (an
+    /// executable that could not be started).
     func tailScript(sinceStart: Bool) -> String {
         let u = Shell.quote(unit + ".service")
-        var s = "if [ -d /run/systemd/system ] && command -v journalctl >/dev/null 2>&1; then journalctl -u \(u) -n \(Self.lines) --no-pager -o cat\(sinceStart ? " --since \"@$ccrun_t0\"" : "") 2>/dev/null"
+        let options = "-n \(Self.lines) --no-pager -o cat\(sinceStart ? " --since \"@$ccrun_t0\"" : "") 2>/dev/null"
+        var s = "if [ -d /run/systemd/system ] && command -v journalctl >/dev/null 2>&1; then"
+            + " ccrun_j=$(journalctl _SYSTEMD_UNIT=\(u) \(options));"
+            + " if [ -n \"$ccrun_j\" ]; then printf '%s\\n' \"$ccrun_j\"; else journalctl -u \(u) \(options); fi"
         if let file {
             let f = Shell.quote(file)
             if sinceStart {
@@ -207,7 +225,13 @@ public enum ServiceProbe {
         let log = logLines(ServiceLog(unit: name, file: logFile))
         let state: String
         if let check {
-            state = "if ( \(check.script) ) >/dev/null 2>&1; then echo answers-yes; else echo answers-no\n\(statusLines(q))\n\(log)\nfi"
+            state = """
+                if ccrun_says=$( ( \(check.script) ) 2>&1 >/dev/null ); then echo answers-yes; else echo answers-no
+                printf '%s\\n' "$ccrun_says" | tail -n 3 | while IFS= read -r ccrun_l; do [ -n "$ccrun_l" ] && echo "check-says $ccrun_l"; done
+                \(statusLines(q))
+                \(log)
+                fi
+                """
         } else {
             state = "\(statusLines(q))\n[ $ccrun_up = 1 ] || \(log)"
         }
@@ -244,6 +268,7 @@ public enum ServiceProbe {
             case "chkconfig": s.chkconfig = v
             case "answers-yes": s.answers = true
             case "answers-no": s.answers = false
+            case "check-says": s.checkSays.append(String(v.prefix(300)))
             case "log": s.logLines.append(String(v.prefix(300)))
             default: break
             }
@@ -297,6 +322,9 @@ public struct ServiceRunning: Step {
         let verb = restart ? "restart" : "start"
         let why = restart ? "status says running but \(check?.summary ?? "it") is false" : "stopped"
         var diff = "service \(name): \(why) -> running\n"
+        if !state.checkSays.isEmpty {
+            diff += "  the check says:\n" + state.checkSays.map { "  | \($0)\n" }.joined()
+        }
         if !state.logLines.isEmpty {
             diff += "  its last log lines (\(log.source(tool))):\n" + state.logLines.map { "  | \($0)\n" }.joined()
         }
