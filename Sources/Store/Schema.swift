@@ -80,6 +80,7 @@ public enum Schema {
               PRIMARY KEY (service, hostname)
             )\(mysql ? " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci" : "")
             """]
+    }
 
     /// Version 4: CEA-708 lines beside the 608 ones. `caption_lines.service` is 0 for CEA-608
     /// field 1 (every line stored before) and N for DTVCC service N; NOT NULL DEFAULT 0 so that
