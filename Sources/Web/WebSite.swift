@@ -208,7 +208,7 @@ public struct WebSite: Sendable {
         })
     }
 
-    /// `.svcN` for a 708 service's download, as `ccr decode --service` names its files.
+    /// `.svcN` for a 708 service's download, as the archive names its `.svcN.srt`.
     static func serviceSuffix(_ service: Int) -> String {
         service == CaptionService.cea608 ? "" : ".svc\(service)"
     }
