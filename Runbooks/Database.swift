@@ -12,6 +12,13 @@ public enum DatabaseRunbook {
         let db = d.databaseName
         let tables = tableNames(in: d.schemaSQL)
         let tableList = tables.map { "'\($0)'" }.joined(separator: ", ")
+        // Tables that all exist are not enough: a newer schema may add a column. The script names
+        // its version in schema_version's comment, which information_schema shows even where the
+        // table does not exist yet; a database with an older (or no) version gets the script.
+        let versionCheck = schemaVersion(in: d.schemaSQL).map { version in
+            " AND SUM(table_name = 'schema_version' AND table_comment LIKE '\(versionCommentPrefix)%'"
+                + " AND CAST(SUBSTRING(table_comment, \(versionCommentPrefix.count + 1)) AS UNSIGNED) >= \(version)) = 1"
+        } ?? ""
         return Runbook(name, steps: [
             SQLScript(id: "database-\(db)", "create the \(db) database", on: admin,
                       script: "CREATE DATABASE IF NOT EXISTS `\(db)` DEFAULT CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci;",
@@ -19,7 +26,7 @@ public enum DatabaseRunbook {
                       undo: "DROP DATABASE IF EXISTS `\(db)`;"),
             SQLScript(id: "tables-\(db)", "create the tables (mysql ... cc < misc/tables.sql; now `ccr schema --dialect mysql`)", on: admin,
                       script: SecretText("USE `\(db)`;\n" + d.schemaSQL),
-                      unless: SecretText("SELECT 1 FROM information_schema.tables WHERE table_schema = '\(db)' AND table_name IN (\(tableList)) HAVING COUNT(*) = \(tables.count)"),
+                      unless: SecretText("SELECT 1 FROM information_schema.tables WHERE table_schema = '\(db)' AND table_name IN (\(tableList)) HAVING COUNT(*) = \(tables.count)\(versionCheck)"),
                       undo: "SET FOREIGN_KEY_CHECKS = 0; DROP TABLE IF EXISTS \(tables.map { "`\(db)`.`\($0)`" }.joined(separator: ", ")); SET FOREIGN_KEY_CHECKS = 1;",
                       existed: SecretText("SELECT 1 FROM information_schema.tables WHERE table_schema = '\(db)' AND table_name IN (\(tableList))"),
                       existedReason: "some of the tables existed before this run; rollback keeps them all, with their rows"),
@@ -28,6 +35,16 @@ public enum DatabaseRunbook {
             user(d.readWriteUser, password: d.readWritePassword, privileges: ["SELECT", "INSERT", "UPDATE", "DELETE"], db: db, admin: admin,
                  description: "create the read-write user \(d.readWriteUser) (SELECT, INSERT, UPDATE, DELETE on \(db).*, no DDL), for ccr"),
         ])
+    }
+
+    /// How `ccr schema --dialect mysql` names its version in schema_version's table comment.
+    static let versionCommentPrefix = "ccr schema version "
+
+    /// The version a schema script leaves in schema_version's comment (`COMMENT = 'ccr schema
+    /// version N'`); nil for a script from before ccr wrote one.
+    public static func schemaVersion(in sql: String) -> Int? {
+        guard let start = sql.range(of: "COMMENT = '" + versionCommentPrefix)?.upperBound else { return nil }
+        return Int(sql[start...].prefix { $0.isNumber })
     }
 
     /// Table names created by a schema script (`CREATE TABLE IF NOT EXISTS name`).

@@ -80,16 +80,19 @@ public protocol CaptionStore: Sendable {
     /// One program, or nil.
     func program(id: Int64) async throws -> ProgramSummary?
 
-    /// All caption lines of a program, in order (tests and tools; a program may have any number
-    /// of lines: what serves visitors reads pages).
-    func lines(programID: Int64) async throws -> [CaptionLine]
+    /// All caption lines of a program's `service`, in order (tests and tools; a program may have
+    /// any number of lines: what serves visitors reads pages).
+    func lines(programID: Int64, service: Int) async throws -> [CaptionLine]
 
-    /// At most `limit` lines of a program with a sequence above `afterSequence` (nil: from the
-    /// first), in order: one page, read through the (program, sequence) index.
-    func lines(programID: Int64, afterSequence: Int?, limit: Int) async throws -> [CaptionLine]
+    /// At most `limit` lines of a program's `service` with a sequence above `afterSequence` (nil:
+    /// from the first), in order: one page, read through the (program, service, sequence) index.
+    func lines(programID: Int64, service: Int, afterSequence: Int?, limit: Int) async throws -> [CaptionLine]
 
-    /// The last `perProgram` lines of each program whose id is at most `lastLineID`, oldest first
-    /// (the live page's opening lines).
+    /// The services a program has lines of, in order, with their line counts (608 is service 0).
+    func lineCounts(programID: Int64) async throws -> [ServiceLineCount]
+
+    /// The last `perProgram` 608 lines of each program whose id is at most `lastLineID`, oldest
+    /// first (the live page's opening lines).
     func recentLines(programIDs: [Int64], perProgram: Int, upTo lastLineID: Int64) async throws -> [CaptionLine]
 
     /// All XDS items of a program, in order.
@@ -101,12 +104,13 @@ public protocol CaptionStore: Sendable {
     /// A cursor positioned at the newest line now: a live feed starts here.
     func liveCursorNow() async throws -> LiveCursor
 
-    /// Lines written after `cursor` (all tuners, or one), oldest first, and the cursor to pass
-    /// next time. Poll this (e.g. every 200 ms); lines committed out of id order by concurrent
+    /// 608 lines written after `cursor` (all tuners, or one), oldest first, and the cursor to pass
+    /// next time (past the 708 lines too: the live feed shows the 608 captions). Poll this (e.g. every 200 ms); lines committed out of id order by concurrent
     /// writers are not skipped.
     func liveLines(after cursor: LiveCursor, tunerID: Int64?, limit: Int) async throws -> LivePage
 
-    /// Full-text search of words and "quoted phrases" (all must match), newest first.
+    /// Full-text search of words and "quoted phrases" (all must match) in one service's lines,
+    /// newest first.
     func search(_ query: SearchQuery) async throws -> [SearchHit]
 
     // MARK: Operations
@@ -119,6 +123,18 @@ public protocol CaptionStore: Sendable {
 
     /// Closes connections and stops background work. Further calls throw `StoreError.closed`.
     func close() async
+}
+
+extension CaptionStore {
+    /// The program's CEA-608 lines (`lines(programID:service:)`).
+    public func lines(programID: Int64) async throws -> [CaptionLine] {
+        try await lines(programID: programID, service: CaptionService.cea608)
+    }
+
+    /// A page of the program's CEA-608 lines (`lines(programID:service:afterSequence:limit:)`).
+    public func lines(programID: Int64, afterSequence: Int?, limit: Int) async throws -> [CaptionLine] {
+        try await lines(programID: programID, service: CaptionService.cea608, afterSequence: afterSequence, limit: limit)
+    }
 }
 
 // MARK: - Values written
@@ -141,10 +157,19 @@ public struct TunerConnection: Sendable, Hashable, Codable {
     }
 }
 
+/// Which captions of a program a line belongs to: 0 is CEA-608 field 1 (CC1, what ccr stored
+/// before it decoded 708), 1...63 a CEA-708 (DTVCC) service.
+public enum CaptionService {
+    public static let cea608 = 0
+    public static let dtvcc = 1...63
+}
+
 /// One decoded caption (a cue: one or more rows joined by "\n").
 public struct CaptionLineInput: Sendable, Hashable, Codable {
     public var programID: Int64
     public var tunerID: Int64
+    /// `CaptionService.cea608` (0) or a DTVCC service number.
+    public var service: Int
     public var startMs: Int64
     public var endMs: Int64
     /// Caption mode, e.g. "pop-on", "roll-up", "paint-on", "text".
@@ -153,14 +178,32 @@ public struct CaptionLineInput: Sendable, Hashable, Codable {
     /// Wall-clock time the line was decoded.
     public var capturedAt: Int64
 
-    public init(programID: Int64, tunerID: Int64, startMs: Int64, endMs: Int64, mode: String, text: String, capturedAt: Int64) {
+    public init(programID: Int64, tunerID: Int64, service: Int = CaptionService.cea608, startMs: Int64, endMs: Int64, mode: String,
+                text: String, capturedAt: Int64) {
         self.programID = programID
         self.tunerID = tunerID
+        self.service = service
         self.startMs = startMs
         self.endMs = endMs
         self.mode = mode
         self.text = text
         self.capturedAt = capturedAt
+    }
+
+    private enum CodingKeys: String, CodingKey { case programID, tunerID, service, startMs, endMs, mode, text, capturedAt }
+
+    /// The spool holds lines as JSON: a spool written by the ccr before 708 (no `service` key)
+    /// must replay after an upgrade, as 608 lines.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        programID = try c.decode(Int64.self, forKey: .programID)
+        tunerID = try c.decode(Int64.self, forKey: .tunerID)
+        service = try c.decodeIfPresent(Int.self, forKey: .service) ?? CaptionService.cea608
+        startMs = try c.decode(Int64.self, forKey: .startMs)
+        endMs = try c.decode(Int64.self, forKey: .endMs)
+        mode = try c.decode(String.self, forKey: .mode)
+        text = try c.decode(String.self, forKey: .text)
+        capturedAt = try c.decode(Int64.self, forKey: .capturedAt)
     }
 }
 
@@ -192,6 +235,7 @@ public struct ProgramSummary: Sendable, Hashable, Codable {
     public var endedAt: Int64?
     /// Tuner description, for listings.
     public var tunerDescription: String?
+    /// Lines of its CEA-608 captions (`CaptionService.cea608`); `lineCounts(programID:)` has each service's.
     public var lineCount: Int
     /// The tuner's address (an undescribed tuner's archive folder is named after it).
     public var tunerAddress: String?
@@ -244,7 +288,9 @@ public struct CaptionLine: Sendable, Hashable, Codable {
     public var id: Int64
     public var programID: Int64
     public var tunerID: Int64
-    /// Position within the program (0, 1, 2, ...).
+    /// `CaptionService.cea608` (0) or a DTVCC service number.
+    public var service: Int
+    /// Position within the program's lines of this service (0, 1, 2, ...).
     public var sequence: Int
     public var startMs: Int64
     public var endMs: Int64
@@ -252,10 +298,12 @@ public struct CaptionLine: Sendable, Hashable, Codable {
     public var text: String
     public var capturedAt: Int64
 
-    public init(id: Int64, programID: Int64, tunerID: Int64, sequence: Int, startMs: Int64, endMs: Int64, mode: String, text: String, capturedAt: Int64) {
+    public init(id: Int64, programID: Int64, tunerID: Int64, service: Int = CaptionService.cea608, sequence: Int, startMs: Int64, endMs: Int64,
+                mode: String, text: String, capturedAt: Int64) {
         self.id = id
         self.programID = programID
         self.tunerID = tunerID
+        self.service = service
         self.sequence = sequence
         self.startMs = startMs
         self.endMs = endMs
@@ -312,9 +360,23 @@ public struct LiveCursor: Sendable, Hashable, Codable, Comparable {
 public struct LivePage: Sendable, Hashable {
     public var lines: [CaptionLine]
     public var next: LiveCursor
-    public init(lines: [CaptionLine], next: LiveCursor) {
+    /// The read stopped at its limit: more lines wait, read again at once. Not `lines.count ==
+    /// limit`: lines the page leaves out (708 services, other tuners) were read too.
+    public var hasMore: Bool
+    public init(lines: [CaptionLine], next: LiveCursor, hasMore: Bool = false) {
         self.lines = lines
         self.next = next
+        self.hasMore = hasMore
+    }
+}
+
+/// How many lines a program has of one service.
+public struct ServiceLineCount: Sendable, Hashable {
+    public var service: Int
+    public var lines: Int
+    public init(service: Int, lines: Int) {
+        self.service = service
+        self.lines = lines
     }
 }
 
@@ -322,12 +384,16 @@ public struct SearchQuery: Sendable, Hashable {
     /// Words and "quoted phrases", as a visitor types them.
     public var text: String
     public var tunerID: Int64?
+    /// The captions searched: one service only, 608 by default. 708 service 1 usually carries the
+    /// same words as the 608 captions, so searching all at once would show most hits twice.
+    public var service: Int
     public var limit: Int
     public var offset: Int
 
-    public init(text: String, tunerID: Int64? = nil, limit: Int = 50, offset: Int = 0) {
+    public init(text: String, tunerID: Int64? = nil, service: Int = CaptionService.cea608, limit: Int = 50, offset: Int = 0) {
         self.text = text
         self.tunerID = tunerID
+        self.service = service
         self.limit = limit
         self.offset = offset
     }

@@ -270,7 +270,7 @@ final class SQLCaptionStore: CaptionStore {
 
     private static let programColumns = """
         p.id, p.tuner_id, p.name, p.started_at, p.ended_at, t.description,
-        (SELECT COUNT(*) FROM caption_lines c WHERE c.program_id = p.id), t.address
+        (SELECT COUNT(*) FROM caption_lines c WHERE c.program_id = p.id AND c.service = \(CaptionService.cea608)), t.address
         """
 
     private static func program(_ row: [SQLValue], at i: Int = 0) -> ProgramSummary? {
@@ -280,12 +280,14 @@ final class SQLCaptionStore: CaptionStore {
                               tunerAddress: row[i + 7].string)
     }
 
-    private static let lineColumns = "c.id, c.program_id, c.tuner_id, c.seq, c.start_ms, c.end_ms, c.mode, c.text, c.captured_at"
+    private static let lineColumns = "c.id, c.program_id, c.tuner_id, c.seq, c.start_ms, c.end_ms, c.mode, c.text, c.captured_at, c.service"
+    /// Columns after `lineColumns` start here.
+    private static let afterLineColumns = 10
 
     private static func line(_ row: [SQLValue]) -> CaptionLine {
-        CaptionLine(id: row[0].int64 ?? 0, programID: row[1].int64 ?? 0, tunerID: row[2].int64 ?? 0, sequence: Int(row[3].int64 ?? 0),
-                    startMs: row[4].int64 ?? 0, endMs: row[5].int64 ?? 0, mode: row[6].string ?? "", text: row[7].string ?? "",
-                    capturedAt: row[8].int64 ?? 0)
+        CaptionLine(id: row[0].int64 ?? 0, programID: row[1].int64 ?? 0, tunerID: row[2].int64 ?? 0, service: Int(row[9].int64 ?? 0),
+                    sequence: Int(row[3].int64 ?? 0), startMs: row[4].int64 ?? 0, endMs: row[5].int64 ?? 0, mode: row[6].string ?? "",
+                    text: row[7].string ?? "", capturedAt: row[8].int64 ?? 0)
     }
 
     func tuners(includeDisconnected: Bool) async throws -> [TunerStatus] {
@@ -336,19 +338,29 @@ final class SQLCaptionStore: CaptionStore {
         }
     }
 
-    func lines(programID: Int64) async throws -> [CaptionLine] {
+    func lines(programID: Int64, service: Int) async throws -> [CaptionLine] {
         try await read { c in
-            try c.query("SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? ORDER BY c.seq, c.id", [.int(programID)])
+            try c.query("SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? AND c.service = ? ORDER BY c.seq, c.id",
+                        [.int(programID), .int(Int64(service))])
                 .map(Self.line)
         }
     }
 
-    func lines(programID: Int64, afterSequence: Int?, limit: Int) async throws -> [CaptionLine] {
+    func lines(programID: Int64, service: Int, afterSequence: Int?, limit: Int) async throws -> [CaptionLine] {
         try await read { c in
             try c.query("""
-                SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? AND c.seq > ? ORDER BY c.seq, c.id LIMIT ?
-                """, [.int(programID), .int(Int64(afterSequence ?? -1)), .int(Int64(max(0, limit)))])
+                SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? AND c.service = ? AND c.seq > ?
+                ORDER BY c.seq, c.id LIMIT ?
+                """, [.int(programID), .int(Int64(service)), .int(Int64(afterSequence ?? -1)), .int(Int64(max(0, limit)))])
                 .map(Self.line)
+        }
+    }
+
+    func lineCounts(programID: Int64) async throws -> [ServiceLineCount] {
+        try await read { c in
+            // Read from the (program_id, service, seq) index alone.
+            try c.query("SELECT service, COUNT(*) FROM caption_lines WHERE program_id = ? GROUP BY service ORDER BY service", [.int(programID)])
+                .map { ServiceLineCount(service: Int($0[0].int64 ?? 0), lines: Int($0[1].int64 ?? 0)) }
         }
     }
 
@@ -357,9 +369,9 @@ final class SQLCaptionStore: CaptionStore {
         return try await read { c in
             var lines: [CaptionLine] = []
             for id in programIDs {
-                // Newest first through (program_id, seq): `perProgram` rows read, whatever the program's length.
+                // Newest first through (program_id, service, seq): `perProgram` rows read, whatever the program's length.
                 lines += try c.query("""
-                    SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? AND c.id <= ?
+                    SELECT \(Self.lineColumns) FROM caption_lines c WHERE c.program_id = ? AND c.service = \(CaptionService.cea608) AND c.id <= ?
                     ORDER BY c.seq DESC, c.id DESC LIMIT ?
                     """, [.int(id), .int(lastLineID), .int(Int64(perProgram))]).map(Self.line)
             }
@@ -396,8 +408,10 @@ final class SQLCaptionStore: CaptionStore {
                 SELECT \(Self.lineColumns), c.received_at FROM caption_lines c
                 WHERE c.id > ? ORDER BY c.id LIMIT ?
                 """, [.int(cursor.lastLineID), .int(Int64(max(1, limit)))])
-            return LiveWindow.page(rows: rows.map { (Self.line($0), $0[9].int64 ?? 0) }, after: cursor, now: now,
-                                   settleMilliseconds: settle, step: c.autoIncrementStep, tunerID: tunerID)
+            var page = LiveWindow.page(rows: rows.map { (Self.line($0), $0[Self.afterLineColumns].int64 ?? 0) }, after: cursor, now: now,
+                                       settleMilliseconds: settle, step: c.autoIncrementStep, tunerID: tunerID)
+            page.hasMore = rows.count == max(1, limit) && page.next.lastLineID == rows.last?.first?.int64
+            return page
         }
     }
 
@@ -435,6 +449,8 @@ final class SQLCaptionStore: CaptionStore {
                     WHERE \(conditions.joined(separator: " AND "))
                     """
             }
+            sql += " AND c.service = ?"
+            parameters.append(.int(Int64(query.service)))
             if let tuner = query.tunerID {
                 sql += " AND c.tuner_id = ?"
                 parameters.append(.int(tuner))
@@ -443,7 +459,7 @@ final class SQLCaptionStore: CaptionStore {
             parameters += [.int(Int64(max(0, query.limit))), .int(Int64(max(0, query.offset)))]
             return try c.query(sql, parameters).map { row in
                 let line = Self.line(row)
-                return SearchHit(line: line, programName: row[9].string, programStartedAt: row[10].int64 ?? 0,
+                return SearchHit(line: line, programName: row[Self.afterLineColumns].string, programStartedAt: row[Self.afterLineColumns + 1].int64 ?? 0,
                                  snippet: terms.snippet(of: line.text))
             }
         }
@@ -538,7 +554,9 @@ enum LiveWindow {
             last = line.id
             expected = line.id + step
         }
-        let visible = tunerID.map { tuner in accepted.filter { $0.tunerID == tuner } } ?? accepted
+        // The live feed shows the 608 captions: a 708 service usually carries the same words, which would show every caption twice.
+        let captions = accepted.filter { $0.service == CaptionService.cea608 }
+        let visible = tunerID.map { tuner in captions.filter { $0.tunerID == tuner } } ?? captions
         return LivePage(lines: visible, next: LiveCursor(lastLineID: last))
     }
 }

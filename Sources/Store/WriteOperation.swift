@@ -23,7 +23,7 @@ struct WriterKey: Codable, Sendable, Equatable {
 
 struct SequencedLine: Codable, Sendable, Equatable {
     var key: WriterKey
-    /// Position in the program.
+    /// Position in the program's lines of its service.
     var seq: Int
     var line: CaptionLineInput
 }
@@ -63,16 +63,16 @@ extension WriteOperation {
             try connection.execute("UPDATE programs SET ended_at = ? WHERE id = ? AND ended_at IS NULL", [.int(at), .int(id)])
         case .lines(let lines):
             for chunk in lines.batchShaped() {
-                let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, \(now), ?, ?)", count: chunk.count).joined(separator: ", ")
+                let rows = Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?, ?, \(now), ?, ?)", count: chunk.count).joined(separator: ", ")
                 var parameters: [SQLValue] = []
-                parameters.reserveCapacity(chunk.count * 10)
+                parameters.reserveCapacity(chunk.count * 11)
                 for s in chunk {
-                    parameters += [.int(s.line.programID), .int(s.line.tunerID), .int(Int64(s.seq)), .int(s.line.startMs),
-                                   .int(s.line.endMs), .text(s.line.mode), .text(s.line.text), .int(s.line.capturedAt),
-                                   .int(s.key.writer), .int(s.key.number)]
+                    parameters += [.int(s.line.programID), .int(s.line.tunerID), .int(Int64(s.line.service)), .int(Int64(s.seq)),
+                                   .int(s.line.startMs), .int(s.line.endMs), .text(s.line.mode), .text(s.line.text),
+                                   .int(s.line.capturedAt), .int(s.key.writer), .int(s.key.number)]
                 }
                 try connection.execute(
-                    "\(insertIgnore) INTO caption_lines (program_id, tuner_id, seq, start_ms, end_ms, mode, text, captured_at, received_at, writer_id, writer_seq) VALUES \(rows)",
+                    "\(insertIgnore) INTO caption_lines (program_id, tuner_id, service, seq, start_ms, end_ms, mode, text, captured_at, received_at, writer_id, writer_seq) VALUES \(rows)",
                     parameters)
             }
         case .xds(let items):

@@ -7,7 +7,14 @@ final class WritePipeline {
     /// This process's writer id (see `WriterKey`).
     private let writerID = IdentifierGenerator.next()
     private var writeNumber: Int64 = 0
-    private var lineSequence: [Int64: Int] = [:]
+    /// The next line position per program and service: each service's lines are numbered from
+    /// 0, so a page of one service is a range of the (program, service, seq) index and a 608
+    /// transcript's `#lN` anchors have no gaps where 708 lines came between.
+    private var lineSequence: [ProgramService: Int] = [:]
+    private struct ProgramService: Hashable {
+        var program: Int64
+        var service: Int
+    }
     private var xdsSequence: [Int64: Int] = [:]
     /// Ended programs, oldest first: their positions are kept a while for late lines, then dropped
     /// so that a server running for months does not grow.
@@ -27,8 +34,9 @@ final class WritePipeline {
 
     func sequencedLines(_ lines: [CaptionLineInput]) -> [SequencedLine] {
         lines.map { line in
-            let seq = lineSequence[line.programID, default: 0]
-            lineSequence[line.programID] = seq + 1
+            let key = ProgramService(program: line.programID, service: line.service)
+            let seq = lineSequence[key, default: 0]
+            lineSequence[key] = seq + 1
             return SequencedLine(key: nextKey(), seq: seq, line: line)
         }
     }
@@ -44,10 +52,9 @@ final class WritePipeline {
     func programEnded(_ programID: Int64) {
         ended.append(programID)
         if ended.count > Self.endedProgramsKept * 2 {
-            for old in ended.prefix(Self.endedProgramsKept) {
-                lineSequence[old] = nil
-                xdsSequence[old] = nil
-            }
+            let dropped = Set(ended.prefix(Self.endedProgramsKept))
+            lineSequence = lineSequence.filter { !dropped.contains($0.key.program) }
+            for old in dropped { xdsSequence[old] = nil }
             ended.removeFirst(Self.endedProgramsKept)
         }
     }

@@ -10,7 +10,7 @@ enum StoreCommand: Sendable {
     case programStarted(connection: Int, program: Int, at: Int64, name: String?)
     case programRenamed(program: Int, name: String)
     case programEnded(program: Int, at: Int64)
-    case line(connection: Int, program: Int, startMs: Int64, endMs: Int64, mode: String, text: String, capturedAt: Int64)
+    case line(connection: Int, program: Int, service: Int, startMs: Int64, endMs: Int64, mode: String, text: String, capturedAt: Int64)
     case xds(connection: Int, program: Int, atMs: Int64, kind: String, value: String)
 }
 
@@ -114,9 +114,10 @@ final class StoreWriter: Sendable {
             var xds: [XDSItemInput] = []
             for command in batch {
                 switch command {
-                case .line(let c, let p, let s, let e, let mode, let text, let at):
+                case .line(let c, let p, let service, let s, let e, let mode, let text, let at):
                     guard let tuner = tunerID(c), let program = programID(p) else { continue }
-                    lines.append(CaptionLineInput(programID: program, tunerID: tuner, startMs: s, endMs: e, mode: mode, text: text, capturedAt: at))
+                    lines.append(CaptionLineInput(programID: program, tunerID: tuner, service: service, startMs: s, endMs: e, mode: mode,
+                                                  text: text, capturedAt: at))
                 case .xds(let c, let p, let at, let kind, let value):
                     guard let tuner = tunerID(c), let program = programID(p) else { continue }
                     xds.append(XDSItemInput(programID: program, tunerID: tuner, atMs: at, kind: kind, value: value))

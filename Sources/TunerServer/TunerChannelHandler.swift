@@ -230,10 +230,9 @@ final class TunerChannelHandler: ChannelInboundHandler {
         case .programEnded(let at):
             shared.storeWriter?.enqueue(.programEnded(program: globalProgram, at: at))
         case .cue(let cue, _):
-            guard !cue.lines.isEmpty else { return }
-            shared.metrics.update { $0.captionLines += 1 }
-            shared.storeWriter?.enqueue(.line(connection: connection, program: globalProgram, startMs: cue.start, endMs: cue.end,
-                                              mode: storeMode(cue.mode), text: cue.plainText, capturedAt: wallClockMilliseconds()))
+            storeLine(cue, service: CaptionService.cea608)
+        case .serviceCue(let serviceCue):
+            storeLine(serviceCue.cue, service: serviceCue.service)
         case .xds(let xds):
             guard let (kind, value) = storeXDS(xds.content) else { return }
             let key = xdsKey(xds.content)
@@ -244,6 +243,13 @@ final class TunerChannelHandler: ChannelInboundHandler {
             shared.metrics.update { $0.archiveErrors += 1 }
             logger.error("archive write failed", metadata: ["error": "\(error)"])
         }
+    }
+
+    private func storeLine(_ cue: Cue, service: Int) {
+        guard !cue.lines.isEmpty else { return }
+        shared.metrics.update { $0.captionLines += 1 }
+        shared.storeWriter?.enqueue(.line(connection: connection, program: globalProgram, service: service, startMs: cue.start, endMs: cue.end,
+                                          mode: storeMode(cue.mode), text: cue.plainText, capturedAt: wallClockMilliseconds()))
     }
 
     private func connectInStore() {

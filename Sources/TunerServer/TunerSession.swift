@@ -15,6 +15,8 @@ public enum SessionEvent: Sendable {
     case described(String)
     /// A decoded caption cue, in the program `programName` (nil while unnamed).
     case cue(Cue, programName: String?)
+    /// A CEA-708 (DTVCC) service's cue, already in the program's `.svcN.srt`.
+    case serviceCue(ServiceCue)
     /// An XDS packet (program name, network, ...).
     case xds(XDSEvent)
     /// The tuner sent a valid BIN_HEADER: captions follow.
@@ -252,7 +254,7 @@ public struct TunerSession: Sendable {
         decoder.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { event in self.deliver(event, emit) }
         self.decoder = decoder
         if var dtvcc = dtvcc.take() {
-            dtvcc.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { cue in self.program?.write(cue) }
+            dtvcc.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { cue in self.deliver(cue, emit) }
             self.dtvcc = dtvcc
         }
     }
@@ -282,20 +284,33 @@ public struct TunerSession: Sendable {
                 beginProgram(name: n, emit)
             }
         }
-        if case .cue(let cue) = event, !cue.lines.isEmpty, !budgets.lines.spend(1, atMilliseconds: receivedAt) {
-            let limits = settings.limits
-            overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
-                caption lines faster than broadcast makes them: over \(formatted(limits.linesPerSecond)) a second of broadcast \
-                ([limits] lines_per_second, burst_seconds, realtime_factor)
-                """)
-            return
-        }
+        if case .cue(let cue) = event, !spendLine(cue) { return }
         if program == nil { beginProgram(name: tracker.currentName, emit) }
         program!.write(event)
         switch event {
         case .cue(let cue): emit(.cue(cue, programName: program?.name))
         case .xds(let xds): emit(.xds(xds))
         }
+    }
+
+    /// A CEA-708 service's cue: to the program's `.svcN.srt` and, as a stored line, to the store.
+    private mutating func deliver(_ serviceCue: ServiceCue, _ emit: (SessionEvent) -> Void) {
+        guard program != nil, spendLine(serviceCue.cue) else { return }
+        program!.write(serviceCue)
+        emit(.serviceCue(serviceCue))
+    }
+
+    /// Pays for a cue that becomes a stored line (608 or 708 alike: the budget bounds the rows a
+    /// tuner makes). False, with the session marked over its limit, when the budget is spent:
+    /// the cue is then neither archived nor stored.
+    private mutating func spendLine(_ cue: Cue) -> Bool {
+        guard !cue.lines.isEmpty, !budgets.lines.spend(1, atMilliseconds: receivedAt) else { return true }
+        let limits = settings.limits
+        overLimit = overLimit ?? SessionClose(kind: .limit, reason: """
+            caption lines faster than broadcast makes them: over \(formatted(limits.linesPerSecond)) a second of broadcast \
+            ([limits] lines_per_second, burst_seconds, realtime_factor)
+            """)
+        return false
     }
 
     private mutating func beginProgram(name: String?, _ emit: (SessionEvent) -> Void) {
@@ -362,7 +377,7 @@ public struct TunerSession: Sendable {
             for event in events { deliver(event, emit) }
         }
         if var dtvcc = dtvcc.take() {
-            for cue in dtvcc.finish() { program?.write(cue) }
+            for cue in dtvcc.finish() { deliver(cue, emit) }
         }
         closeProgram(emit)
     }

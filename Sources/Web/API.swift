@@ -68,22 +68,33 @@ struct API: Sendable {
         return .object([("programs", .array(programs.map(Self.program)))])
     }
 
-    /// One program and a page of its lines: `limit` (at most `page_lines`) lines after the
-    /// sequence `after`; `next` is the URL of the next page, null on the last. XDS items (at most
-    /// `page_lines`) come with the first page only.
-    func program(id: String?, after: String?, limit: String?) async throws -> JSONText {
+    /// One program and a page of the lines of one service (`service`, 608 by default): `limit`
+    /// (at most `page_lines`) lines after the sequence `after`; `next` is the URL of the next page,
+    /// null on the last. The first page (no `after`) also has the program's `services` (each
+    /// with its line count and URLs) and XDS items (at most `page_lines`); later pages have
+    /// neither, so paging costs one range read.
+    func program(id: String?, service requestedService: String?, after: String?, limit: String?) async throws -> JSONText {
         guard let id = id.flatMap({ Int64($0) }) else { throw Failure(status: .notFound, message: "no such program") }
+        guard let service = ServiceChoice.parse(requestedService) else { throw Failure(status: .badRequest, message: ServiceChoice.invalid) }
         let pageLines = site.limits.pageLines
         let pageSize = try Self.int(limit, "limit", in: 1...pageLines) ?? pageLines
         let afterSequence = try Self.int(after, "after", in: -1...Int(Int32.max))
         let store = try await site.source.store()
         guard let program = try await store.program(id: id) else { throw Failure(status: .notFound, message: "no such program") }
-        let lines = try await store.lines(programID: id, afterSequence: afterSequence, limit: pageSize)
-        let xds = afterSequence == nil ? try await store.xdsItems(programID: id, limit: pageLines) : []
+        let lines = try await store.lines(programID: id, service: service, afterSequence: afterSequence, limit: pageSize)
+        let firstPage = afterSequence == nil
+        let services = firstPage ? ServiceChoice.offered(try await store.lineCounts(programID: id)) : []
+        if firstPage, !services.contains(where: { $0.service == service }) {
+            throw Failure(status: .notFound, message: "this program has no \(ServiceChoice.label(service)) captions")
+        }
+        let xds = firstPage ? try await store.xdsItems(programID: id, limit: pageLines) : []
         guard case .object(var members) = Self.program(program) else { return .null }
         let nextAfter = lines.count == pageSize ? lines.last.map { Int64($0.sequence) } : nil
+        members.append(("service", .int(Int64(service))))
+        members.append(("services", .array(services.map { Self.service($0, program: id) })))
         members.append(("nextAfter", .optional(nextAfter)))
-        members.append(("next", .optional(nextAfter.map { "/api/programs/\(id)?after=\($0)&limit=\(pageSize)" })))
+        let serviceParameter = service == CaptionService.cea608 ? "" : "&service=\(service)"
+        members.append(("next", .optional(nextAfter.map { "/api/programs/\(id)?after=\($0)&limit=\(pageSize)\(serviceParameter)" })))
         members.append(("lines", .array(lines.map(Self.line))))
         members.append(("xds", .array(xds.map { x in
             .object([("at", .string(CaptionTime.format(x.atMs))), ("atMs", .int(x.atMs)), ("kind", .string(x.kind)), ("value", .string(x.value))])
@@ -91,10 +102,13 @@ struct API: Sendable {
         return .object(members)
     }
 
-    func search(query: String?, tuner: String?, limit: String?, offset: String?) async throws -> JSONText {
+    /// Searches one service's lines (`service`, 608 by default: see `SearchQuery.service`).
+    func search(query: String?, tuner: String?, service requestedService: String?, limit: String?, offset: String?) async throws -> JSONText {
         let text = (query ?? "").trimmingSpaces()
         guard !text.isEmpty else { throw Failure(status: .badRequest, message: "q: give words or \"a phrase\" to search for") }
-        var q = SearchQuery(text: text, limit: try Self.int(limit, "limit", in: 1...200) ?? 50, offset: try Self.int(offset, "offset", in: 0...Int.max) ?? 0)
+        guard let service = ServiceChoice.parse(requestedService) else { throw Failure(status: .badRequest, message: ServiceChoice.invalid) }
+        var q = SearchQuery(text: text, service: service, limit: try Self.int(limit, "limit", in: 1...200) ?? 50,
+                            offset: try Self.int(offset, "offset", in: 0...Int.max) ?? 0)
         if let tuner, !tuner.isEmpty {
             guard let id = Int64(tuner) else { throw Failure(status: .badRequest, message: "tuner: expected an id") }
             q.tunerID = id
@@ -110,7 +124,7 @@ struct API: Sendable {
                     ("programStartedAt", .string(UTCDate.iso(hit.programStartedAt))),
                     ("line", Self.line(hit.line)),
                     ("snippet", .array(hit.snippet.map { .object([("text", .string($0.text)), ("match", .bool($0.isMatch))]) })),
-                    ("url", .string("/programs/\(hit.line.programID)#l\(hit.line.sequence)")),
+                    ("url", .string(ServiceChoice.lineURL(hit.line))),
                 ])
             })),
         ])
@@ -152,15 +166,30 @@ struct API: Sendable {
             ("endedAt", .optional(p.endedAt.map(UTCDate.iso))),
             ("lineCount", .int(Int64(p.lineCount))),
             ("url", .string("/programs/\(p.id)")),
-            ("downloads", .object([
-                ("srt", .string("/programs/\(p.id)/srt")), ("vtt", .string("/programs/\(p.id)/vtt")), ("txt", .string("/programs/\(p.id)/txt")),
-            ])),
+            ("downloads", downloads(p.id, service: CaptionService.cea608)),
         ])
+    }
+
+    static func service(_ s: ServiceLineCount, program: Int64) -> JSONText {
+        .object([
+            ("service", .int(Int64(s.service))),
+            ("name", .string(ServiceChoice.label(s.service))),
+            ("lineCount", .int(Int64(s.lines))),
+            ("url", .string(ServiceChoice.url("/programs/\(program)", service: s.service))),
+            ("downloads", downloads(program, service: s.service)),
+        ])
+    }
+
+    static func downloads(_ program: Int64, service: Int) -> JSONText {
+        .object(TranscriptKind.allCases.map { kind in
+            (kind.rawValue, .string(ServiceChoice.url("/programs/\(program)/\(kind.rawValue)", service: service)))
+        })
     }
 
     static func line(_ l: CaptionLine) -> JSONText {
         .object([
             ("id", .string(String(l.id))),
+            ("service", .int(Int64(l.service))),
             ("sequence", .int(Int64(l.sequence))),
             ("start", .string(CaptionTime.format(l.startMs))),
             ("end", .string(CaptionTime.format(l.endMs))),

@@ -113,7 +113,7 @@ public actor LiveFeed {
             while true {
                 if !page.lines.isEmpty { deliver(page.lines) }
                 cursor = page.next
-                guard page.lines.count == 500, !Task.isCancelled else { break }
+                guard page.hasMore, !Task.isCancelled else { break }
                 page = try await store.liveLines(after: cursor!, tunerID: nil, limit: 500)
             }
             if databaseDown {

@@ -41,6 +41,7 @@ enum Pages {
     .banner{background:#fde2e1;border:1px solid #f5a9a6;color:#7a1410;padding:.6rem .8rem;border-radius:6px;margin-bottom:1rem}
     .hidden{display:none}
     .downloads a{margin-right:.8rem}
+    .services a,.services strong{margin-right:.8rem}
     @media (max-width:40rem){ol.lines li{flex-wrap:wrap;gap:.2rem .6rem}.who{min-width:0}main{padding:.6rem}}
     """
 
@@ -177,18 +178,33 @@ enum Pages {
 
     /// A program's transcript page is streamed in three parts (any number of lines in constant
     /// memory): `programHead`, `programLines` per page of lines, `programFoot`.
-    static func program(_ p: ProgramSummary, lines: [CaptionLine]) -> String {
-        programHead(p) + programLines(lines) + programFoot(complete: true)
-    }
-
-    static func programHead(_ p: ProgramSummary) -> String {
+    ///
+    /// `service` is the one shown; `services` (from `ServiceChoice.offered`) are offered as links
+    /// when the program has 708 captions: plain links, so the choice works without JavaScript and
+    /// each service's transcript has its own URL (`#lN` anchors are per service).
+    static func programHead(_ p: ProgramSummary, service: Int, services: [ServiceLineCount]) -> String {
+        let lines = services.first { $0.service == service }?.lines ?? 0
         var body = layoutHead(title: programTitle(p.name))
         body += "<h1>\(HTML.escape(programTitle(p.name)))</h1>\n"
         body += "<p class=\"muted\">\(HTML.escape(p.tunerDescription ?? "tuner \(p.tunerID)")) · \(UTCDate.dateTime(p.startedAt)) UTC"
         body += p.endedAt.map { " to \(UTCDate.dateTime($0)) UTC" } ?? " · on air"
-        body += " · \(p.lineCount) lines</p>\n"
-        body += "<p class=\"downloads\">Download: <a href=\"/programs/\(p.id)/srt\" download>SRT</a><a href=\"/programs/\(p.id)/vtt\" download>WebVTT</a><a href=\"/programs/\(p.id)/txt\" download>Text</a></p>\n"
-        return body + "<ol class=\"lines transcript\">\n"
+        body += " · \(lines) lines</p>\n"
+        if services.count > 1 {
+            body += "<nav class=\"services\" id=\"services\" aria-label=\"Captions\">Captions: "
+            for s in services {
+                let text = "\(HTML.escape(ServiceChoice.label(s.service))) (\(s.lines) lines)"
+                body += s.service == service
+                    ? "<strong aria-current=\"page\" data-service=\"\(s.service)\">\(text)</strong>"
+                    : "<a href=\"\(ServiceChoice.url("/programs/\(p.id)", service: s.service))\" data-service=\"\(s.service)\">\(text)</a>"
+            }
+            body += "</nav>\n"
+        }
+        body += "<p class=\"downloads\">Download\(service == CaptionService.cea608 ? "" : " (\(HTML.escape(ServiceChoice.label(service))))"): "
+        for (kind, label) in [(TranscriptKind.srt, "SRT"), (.vtt, "WebVTT"), (.txt, "Text")] {
+            body += "<a href=\"\(ServiceChoice.url("/programs/\(p.id)/\(kind.rawValue)", service: service))\" download>\(label)</a>"
+        }
+        body += "</p>\n"
+        return body + "<ol class=\"lines transcript\" data-service=\"\(service)\">\n"
     }
 
     static func programLines(_ lines: [CaptionLine]) -> String {
@@ -206,9 +222,18 @@ enum Pages {
 
     // MARK: Search
 
-    static func search(query: String, hits: [SearchHit], offset: Int, pageSize: Int, error: String?) -> String {
+    /// The services the search form offers: 608 and the six standard 708 services (7 to 63, the
+    /// extended ones, are searched with `?service=N`).
+    static let searchServices = [CaptionService.cea608] + Array(1...6)
+
+    static func search(query: String, service: Int, hits: [SearchHit], offset: Int, pageSize: Int, error: String?) -> String {
         var body = "<h1>Search</h1>\n"
-        body += "<form class=\"filters\" action=\"/search\" method=\"get\"><label>Words or \"a phrase\"<input type=\"search\" name=\"q\" value=\"\(HTML.escape(query))\" size=\"30\" autofocus></label><button>Search</button></form>\n"
+        body += "<form class=\"filters\" action=\"/search\" method=\"get\"><label>Words or \"a phrase\"<input type=\"search\" name=\"q\" value=\"\(HTML.escape(query))\" size=\"30\" autofocus></label>"
+        body += "<label>Captions<select name=\"service\">"
+        for s in Set(searchServices + [service]).sorted() {
+            body += "<option value=\"\(s)\"\(s == service ? " selected" : "")>\(HTML.escape(ServiceChoice.label(s)))</option>"
+        }
+        body += "</select></label><button>Search</button></form>\n"
         if let error {
             body += "<p class=\"banner\">\(HTML.escape(error))</p>\n"
         } else if !query.isEmpty {
@@ -217,7 +242,7 @@ enum Pages {
             } else {
                 body += "<ol class=\"lines results\" start=\"\(offset + 1)\">\n"
                 for hit in hits {
-                    let url = "/programs/\(hit.line.programID)#l\(hit.line.sequence)"
+                    let url = HTML.escape(ServiceChoice.lineURL(hit.line))
                     body += "<li class=\"hit\"><div><a class=\"program\" href=\"\(url)\">\(HTML.escape(programTitle(hit.programName)))</a>"
                     body += " <span class=\"muted\">\(UTCDate.dateTime(hit.programStartedAt)) UTC · at <a class=\"t\" href=\"\(url)\">\(CaptionTime.format(hit.line.startMs))</a></span>"
                     body += "<div class=\"text\">"
@@ -228,7 +253,8 @@ enum Pages {
                 }
                 body += "</ol>\n"
                 if hits.count == pageSize {
-                    body += "<p><a href=\"/search?q=\(HTML.queryValue(query))&amp;offset=\(offset + pageSize)\">More results</a></p>\n"
+                    let serviceParameter = service == CaptionService.cea608 ? "" : "&amp;service=\(service)"
+                    body += "<p><a href=\"/search?q=\(HTML.queryValue(query))\(serviceParameter)&amp;offset=\(offset + pageSize)\">More results</a></p>\n"
                 }
             }
         }
@@ -248,10 +274,15 @@ enum Pages {
     }
 
     /// The answer to a search stopped by a limit (too slow, or too many searches at once).
-    static func searchLimited(query: String, busy: Bool) -> String {
+    static func searchLimited(query: String, service: Int, busy: Bool) -> String {
         let why = busy ? "Too many searches are running right now; try again in a moment."
             : "This search takes too long; try fewer or rarer words, or a shorter phrase."
-        return search(query: query, hits: [], offset: 0, pageSize: 0, error: why)
+        return search(query: query, service: service, hits: [], offset: 0, pageSize: 0, error: why)
+    }
+
+    /// A 400 page: `what` says which parameter was wrong and what it takes.
+    static func badRequest(_ what: String) -> String {
+        layout(title: "Bad request", body: "<h1>Bad request</h1><p class=\"banner\">\(HTML.escape(what))</p>")
     }
 
     static func notFound(_ what: String) -> String {

@@ -14,7 +14,8 @@ import TunerServer
 /// from 1, `start --> end-1ms`, each row padded to the 608 screen's 32 columns, CRLF. For pop-on
 /// captions without styling that is byte for byte CCExtractor's file; italics and colours are not
 /// in the database, so those cues lack their tags (the archive's .srt keeps them, and is served
-/// instead when found).
+/// instead when found). A CEA-708 service's rows are not padded: its screen is not 32 columns,
+/// and CCExtractor's 708 srt places a row with leading spaces only, which the stored rows keep.
 enum TranscriptRenderer {
     static let screenColumns = 32
 
@@ -62,10 +63,13 @@ enum TranscriptKind: String, CaseIterable {
 /// memory: cue numbers carry over from one page to the next.
 struct TranscriptStream {
     let kind: TranscriptKind
+    /// Pad SRT rows to the 608 screen's 32 columns (608 captions only).
+    let padRows: Bool
     private var number = 1
 
-    init(_ kind: TranscriptKind) {
+    init(_ kind: TranscriptKind, padRows: Bool = true) {
         self.kind = kind
+        self.padRows = padRows
     }
 
     /// What comes before the first cue.
@@ -92,7 +96,7 @@ struct TranscriptStream {
         for row in line.text.split(separator: "\n", omittingEmptySubsequences: false) {
             out += row
             let columns = TranscriptRenderer.screenColumns
-            if row.count < columns { out += String(repeating: " ", count: columns - row.count) }
+            if padRows, row.count < columns { out += String(repeating: " ", count: columns - row.count) }
             out += "\r\n"
         }
         out += "\r\n"

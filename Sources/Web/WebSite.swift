@@ -46,20 +46,24 @@ public struct WebSite: Sendable {
                 try await self.archivePage(date: request.uri.queryParameters.get("date"), tuner: request.uri.queryParameters.get("tuner"))
             }
         }
-        router.get("/programs/:id") { _, context in
-            await page { try await self.programPage(id: context.parameters.get("id")) }
+        router.get("/programs/:id") { request, context in
+            await page {
+                try await self.programPage(id: context.parameters.get("id"), service: request.uri.queryParameters.get("service"))
+            }
         }
         router.get("/programs/:id/:format") { request, context in
             await page {
                 try await self.download(id: context.parameters.get("id"), format: context.parameters.get("format") ?? "",
-                                        source: request.uri.queryParameters.get("source"), context: context)
+                                        source: request.uri.queryParameters.get("source"),
+                                        service: request.uri.queryParameters.get("service"), context: context)
             }
         }
         router.get("/search") { request, context in
             await page {
                 let q = request.uri.queryParameters.get("q") ?? ""
                 let offset = request.uri.queryParameters.get("offset").flatMap { Int($0) } ?? 0
-                return try await context.untilClientLeaves { try await self.searchPage(query: q, offset: max(0, offset)) }
+                let service = request.uri.queryParameters.get("service")
+                return try await context.untilClientLeaves { try await self.searchPage(query: q, offset: max(0, offset), service: service) }
             }
         }
         router.get("/live/events") { request, context in
@@ -78,14 +82,15 @@ public struct WebSite: Sendable {
         }
         router.get("/api/programs/:id") { request, context in
             await api.respond {
-                try await api.program(id: context.parameters.get("id"), after: request.uri.queryParameters.get("after"),
-                                      limit: request.uri.queryParameters.get("limit"))
+                try await api.program(id: context.parameters.get("id"), service: request.uri.queryParameters.get("service"),
+                                      after: request.uri.queryParameters.get("after"), limit: request.uri.queryParameters.get("limit"))
             }
         }
         router.get("/api/search") { request, context in
             await api.respond {
                 try await context.untilClientLeaves {
                     try await api.search(query: request.uri.queryParameters.get("q"), tuner: request.uri.queryParameters.get("tuner"),
+                                         service: request.uri.queryParameters.get("service"),
                                          limit: request.uri.queryParameters.get("limit"), offset: request.uri.queryParameters.get("offset"))
                 }
             }
@@ -137,16 +142,22 @@ public struct WebSite: Sendable {
         return html(Pages.archive(day: day, days: Array(days.prefix(60)), tuners: tuners, tunerID: tunerID, programs: programs))
     }
 
-    /// The whole transcript, streamed a page of lines at a time (every line keeps its `#lN`
-    /// anchor on one page, for links from search results).
-    func programPage(id: String?) async throws -> Response {
+    /// The whole transcript of one service (608 unless `?service=N`), streamed a page of lines
+    /// at a time (every line keeps its `#lN` anchor on one page, for links from search results),
+    /// under the choice of the program's services.
+    func programPage(id: String?, service requested: String?) async throws -> Response {
         guard let id = id.flatMap({ Int64($0) }) else { return html(Pages.notFound("No such program."), status: .notFound) }
+        guard let service = ServiceChoice.parse(requested) else { return html(Pages.badRequest(ServiceChoice.invalid), status: .badRequest) }
         let store = try await source.store()
         guard let program = try await store.program(id: id) else { return html(Pages.notFound("No such program."), status: .notFound) }
-        let pages = try await ProgramLinePages.start(store: store, programID: id, pageSize: limits.pageLines)
+        let services = ServiceChoice.offered(try await store.lineCounts(programID: id))
+        guard services.contains(where: { $0.service == service }) else {
+            return html(Pages.notFound("This program has no \(ServiceChoice.label(service)) captions."), status: .notFound)
+        }
+        let pages = try await ProgramLinePages.start(store: store, programID: id, service: service, pageSize: limits.pageLines)
         let failures = self.failures
         return Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"], body: ResponseBody { writer in
-            try await writer.write(ByteBuffer(string: Pages.programHead(program)))
+            try await writer.write(ByteBuffer(string: Pages.programHead(program, service: service, services: services)))
             let complete = try await pages.forEach(failures: failures) { lines in
                 try await writer.write(ByteBuffer(string: Pages.programLines(lines)))
             }
@@ -155,28 +166,38 @@ public struct WebSite: Sendable {
         })
     }
 
-    /// `/programs/ID/srt|vtt|txt`. SRT comes from the archive's file when it can be found (the
-    /// tuner server's own output, with styling tags), streamed from the disk; `?source=db` or a
-    /// missing file uses the database, streamed a page of lines at a time. The `X-CCR-Source`
-    /// header says which.
-    func download(id: String?, format: String, source requested: String?, context: WebRequestContext) async throws -> Response {
+    /// `/programs/ID/srt|vtt|txt[?service=N]`. SRT comes from the archive's file when it can be
+    /// found (the tuner server's own output, with styling tags: `.srt`, or `.svcN.srt` for a 708
+    /// service), streamed from the disk; `?source=db` or a missing file uses the database,
+    /// streamed a page of lines at a time. The `X-CCR-Source` header says which.
+    func download(id: String?, format: String, source requested: String?, service requestedService: String?,
+                  context: WebRequestContext) async throws -> Response {
         guard let id = id.flatMap({ Int64($0) }) else { return html(Pages.notFound("No such program."), status: .notFound) }
         guard let kind = TranscriptKind(rawValue: format) else { return html(Pages.notFound("Downloads are srt, vtt or txt."), status: .notFound) }
+        guard let service = ServiceChoice.parse(requestedService) else {
+            return html(Pages.badRequest(ServiceChoice.invalid), status: .badRequest)
+        }
         let store = try await self.source.store()
         guard let program = try await store.program(id: id) else { return html(Pages.notFound("No such program."), status: .notFound) }
+        let file = ServiceChoice.archiveFile(service)
         var headers: HTTPFields = [.contentType: kind.contentType,
-                                   .contentDisposition: "attachment; filename=\"\(Self.fileStem(program)).\(kind.rawValue)\""]
+                                   .contentDisposition: "attachment; filename=\"\(Self.fileStem(program))\(Self.serviceSuffix(service)).\(kind.rawValue)\""]
         let sourceHeader = HTTPField.Name("X-CCR-Source")!
-        if kind == .srt, requested != "db", let archive, let path = archive.file(for: program, extension: "srt"),
+        if kind == .srt, requested != "db", let archive, let path = archive.file(for: program, extension: file.fileExtension),
            let body = try? await fileIO.loadFile(path: path, context: context, chunkLength: 64 * 1024) {
             headers[sourceHeader] = "archive"
             return Response(status: .ok, headers: headers, body: body)
         }
-        let pages = try await ProgramLinePages.start(store: store, programID: id, pageSize: limits.pageLines)
+        let pages = try await ProgramLinePages.start(store: store, programID: id, service: service, pageSize: limits.pageLines)
+        // A 708 service with neither an archive file nor a line: not one this program has (an
+        // empty 608 file stays a 200: the program exists, it has no captions yet).
+        if service != CaptionService.cea608, pages.first.isEmpty {
+            return html(Pages.notFound("This program has no \(ServiceChoice.label(service)) captions."), status: .notFound)
+        }
         let failures = self.failures
         headers[sourceHeader] = "database"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
-            var transcript = TranscriptStream(kind)
+            var transcript = TranscriptStream(kind, padRows: service == CaptionService.cea608)
             try await writer.write(ByteBuffer(string: transcript.header))
             let complete = try await pages.forEach(failures: failures) { lines in
                 try await writer.write(ByteBuffer(string: transcript.render(lines)))
@@ -187,23 +208,36 @@ public struct WebSite: Sendable {
         })
     }
 
+    /// `.svcN` for a 708 service's download, as the archive names its `.svcN.srt`.
+    static func serviceSuffix(_ service: Int) -> String {
+        service == CaptionService.cea608 ? "" : ".svc\(service)"
+    }
+
     static func fileStem(_ p: ProgramSummary) -> String {
         let date = UTCDate.dateTime(p.startedAt).replacingSpaces()
         let name = p.name.map { String($0.map { $0.isLetter || $0.isNumber ? $0 : "-" }) } ?? "program"
         return "\(name)-\(date)"
     }
 
-    func searchPage(query: String, offset: Int) async throws -> Response {
+    /// Searches one service's captions (608 unless `service` names a 708 one): see `SearchQuery.service`.
+    func searchPage(query: String, offset: Int, service requested: String?) async throws -> Response {
         let trimmed = query.trimmingSpaces()
-        guard !trimmed.isEmpty else { return html(Pages.search(query: "", hits: [], offset: 0, pageSize: Self.pageSize, error: nil)) }
+        guard let service = ServiceChoice.parse(requested) else {
+            return html(Pages.search(query: trimmed, service: CaptionService.cea608, hits: [], offset: 0, pageSize: Self.pageSize,
+                                     error: ServiceChoice.invalid), status: .badRequest)
+        }
+        guard !trimmed.isEmpty else {
+            return html(Pages.search(query: "", service: service, hits: [], offset: 0, pageSize: Self.pageSize, error: nil))
+        }
         let store = try await source.store()
         do {
-            let hits = try await store.search(SearchQuery(text: trimmed, limit: Self.pageSize, offset: offset))
-            return html(Pages.search(query: trimmed, hits: hits, offset: offset, pageSize: Self.pageSize, error: nil))
+            let hits = try await store.search(SearchQuery(text: trimmed, service: service, limit: Self.pageSize, offset: offset))
+            return html(Pages.search(query: trimmed, service: service, hits: hits, offset: offset, pageSize: Self.pageSize, error: nil))
         } catch StoreError.invalidArgument(let why) {
-            return html(Pages.search(query: trimmed, hits: [], offset: 0, pageSize: Self.pageSize, error: "Cannot search for that: \(why)."), status: .badRequest)
+            return html(Pages.search(query: trimmed, service: service, hits: [], offset: 0, pageSize: Self.pageSize,
+                                     error: "Cannot search for that: \(why)."), status: .badRequest)
         } catch StoreError.readLimited(let stop) where stop != .cancelled {
-            var response = html(Pages.searchLimited(query: trimmed, busy: stop.isBusy), status: .serviceUnavailable)
+            var response = html(Pages.searchLimited(query: trimmed, service: service, busy: stop.isBusy), status: .serviceUnavailable)
             response.headers[.retryAfter] = "5"
             return response
         }
@@ -274,17 +308,18 @@ extension ReadStop {
     }
 }
 
-/// A program's lines read a page at a time (keyset on the sequence), the first page before the
-/// response starts so that an unreachable database still gets its 503.
+/// A program's lines of one service read a page at a time (keyset on the sequence), the first
+/// page before the response starts so that an unreachable database still gets its 503.
 struct ProgramLinePages: Sendable {
     let store: any CaptionStore
     let programID: Int64
+    let service: Int
     let pageSize: Int
     let first: [CaptionLine]
 
-    static func start(store: any CaptionStore, programID: Int64, pageSize: Int) async throws -> ProgramLinePages {
-        let first = try await store.lines(programID: programID, afterSequence: nil, limit: pageSize)
-        return ProgramLinePages(store: store, programID: programID, pageSize: pageSize, first: first)
+    static func start(store: any CaptionStore, programID: Int64, service: Int, pageSize: Int) async throws -> ProgramLinePages {
+        let first = try await store.lines(programID: programID, service: service, afterSequence: nil, limit: pageSize)
+        return ProgramLinePages(store: store, programID: programID, service: service, pageSize: pageSize, first: first)
     }
 
     /// Calls `body` with each page in order. False when a later page could not be read (the
@@ -295,7 +330,7 @@ struct ProgramLinePages: Sendable {
             if !page.isEmpty { try await body(page) }
             guard page.count == pageSize, let last = page.last else { return true }
             do {
-                page = try await store.lines(programID: programID, afterSequence: last.sequence, limit: pageSize)
+                page = try await store.lines(programID: programID, service: service, afterSequence: last.sequence, limit: pageSize)
             } catch {
                 _ = failures.record(error)
                 return false

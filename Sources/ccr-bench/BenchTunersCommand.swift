@@ -312,7 +312,7 @@ final class LiveLatencyReader: Sendable {
             }
             cursor.withLock { $0 = page.next }
             if !latencies.isEmpty { samples.withLock { $0?.append(contentsOf: latencies) } }
-            if page.lines.count < 5000 { try? await Task.sleep(for: .milliseconds(pollMilliseconds)) }
+            if !page.hasMore { try? await Task.sleep(for: .milliseconds(pollMilliseconds)) }
         }
     }
 

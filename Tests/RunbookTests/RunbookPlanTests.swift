@@ -65,6 +65,22 @@ import Testing
         #expect(DatabaseRunbook.tableNames(in: deployment().schemaSQL) == ["nodes", "programs"])
     }
 
+    /// A schema that adds a column to existing tables (version 4's `caption_lines.service`) must
+    /// still be applied: the step is satisfied only when schema_version's comment names at least
+    /// the script's version.
+    @Test func tablesStepWantsTheScriptsVersionNotOnlyItsTables() throws {
+        var d = deployment()
+        #expect(DatabaseRunbook.schemaVersion(in: d.schemaSQL) == nil)
+        let old = try #require(DatabaseRunbook.make(d).steps.first { $0.id == "sql:tables-cc" } as? SQLScript)
+        #expect(old.unless?.masked.hasSuffix("HAVING COUNT(*) = 2") == true, "a script without a version: tables only")
+        d.schemaSQL += "ALTER TABLE schema_version COMMENT = 'ccr schema version 4';\n"
+        #expect(DatabaseRunbook.schemaVersion(in: d.schemaSQL) == 4)
+        let step = try #require(DatabaseRunbook.make(d).steps.first { $0.id == "sql:tables-cc" } as? SQLScript)
+        let unless = try #require(step.unless?.masked)
+        #expect(unless.contains("HAVING COUNT(*) = 2 AND SUM(table_name = 'schema_version' AND table_comment LIKE 'ccr schema version %'"))
+        #expect(unless.hasSuffix("CAST(SUBSTRING(table_comment, 20) AS UNSIGNED) >= 4) = 1"))
+    }
+
     @Test func passwordsNeverAppearInPlansOrApacheConfig() throws {
         let d = deployment()
         let site = WebNodeRunbook.apacheSite(errorLog: "/srv/logs/apache.log")

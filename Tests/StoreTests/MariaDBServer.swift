@@ -40,8 +40,9 @@ final class MariaDBServer: @unchecked Sendable {
             && FileManager.default.isExecutableFile(atPath: "/usr/bin/mariadb-install-db")
     }
 
-    /// Starts a fresh server with the cc database, its users and the schema.
-    static func start() async throws -> MariaDBServer {
+    /// Starts a fresh server with the cc database, its users and the schema (up to the version
+    /// `schemaThrough`: a database an older ccr made).
+    static func start(schemaThrough: Int = .max) async throws -> MariaDBServer {
         guard isInstalled else {
             throw Failure(description: "MariaDB server not installed: apt-get install -y mariadb-server")
         }
@@ -59,7 +60,7 @@ final class MariaDBServer: @unchecked Sendable {
                 GRANT SELECT, INSERT, UPDATE, DELETE ON cc.* TO 'cc_rw'@'127.0.0.1';
                 GRANT SELECT ON cc.* TO 'cc_ro'@'127.0.0.1';
                 """)
-            try server.sql(Schema.script(for: .mysql), database: "cc")
+            try server.sql(Schema.script(for: .mysql, through: schemaThrough), database: "cc")
         } catch {
             server.stop()
             throw error

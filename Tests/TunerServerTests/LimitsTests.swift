@@ -113,7 +113,7 @@ import Testing
         writer.enqueue(.connected(connection: 1, TunerConnection(nodeID: 0, address: "127.0.0.1", port: 1, description: "q", connectedAt: 1)))
         writer.enqueue(.programStarted(connection: 1, program: 1, at: 1, name: nil))
         for i in 0..<1_000 {
-            writer.enqueue(.line(connection: 1, program: 1, startMs: Int64(i), endMs: Int64(i + 1), mode: "pop-on", text: "line \(i)", capturedAt: 1))
+            writer.enqueue(.line(connection: 1, program: 1, service: 0, startMs: Int64(i), endMs: Int64(i + 1), mode: "pop-on", text: "line \(i)", capturedAt: 1))
         }
         writer.enqueue(.programEnded(program: 1, at: 2))
         #expect(metrics.snapshot.storeDropped == 902)

@@ -114,6 +114,24 @@ struct BrowserTests {
             #expect(g.rows == w.rows.map { stripTags($0).trimmingCharacters(in: .whitespaces) })
         }
 
+        // The program's page offers its CEA-708 service; choosing it shows that service's captions.
+        try await browser.navigate(base + "/programs/\(tudorsID)")
+        try await browser.waitFor("document.readyState === 'complete'", timeout: .seconds(10))
+        let choice = try await browser.evaluate("""
+            (function(){var n=document.getElementById('services');if(!n)return null;var r=n.getBoundingClientRect();
+            return [r.width>0&&r.height>0&&getComputedStyle(n).visibility==='visible',
+                    Array.from(n.querySelectorAll('[data-service]')).map(e=>e.dataset.service+':'+e.tagName)]})()
+            """) as? [Any]
+        #expect(choice?.first as? Bool == true, "the service choice is visible")
+        #expect(choice?.last as? [String] == ["0:STRONG", "1:A"], "608 shown, service 1 offered")
+        let firstRow = "document.querySelector('.transcript li .text').textContent"
+        #expect((try await browser.evaluate(firstRow) as? String)?.contains("Previously") == true)
+        _ = try await browser.evaluate("document.querySelector('#services a[data-service=\"1\"]').click(); true")
+        try await browser.waitFor("location.search === '?service=1' && document.readyState === 'complete'", timeout: .seconds(10))
+        #expect((try await browser.evaluate(firstRow) as? String)?.contains("- Will you ask if Francis") == true)
+        #expect(try await browser.evaluate("document.querySelector('.transcript').dataset.service") as? String == "1")
+        try await browser.screenshot(to: Self.artifacts + "/web-service.png")
+
         // 89 through the same server (at full speed), then a search typed into the page.
         let blocks89 = try CaptureBlock.parse([UInt8](try Fixtures.sharedData("89.sendto.bin")))
         _ = try await TunerStream.send(blocks89, to: tunerPort, description: "Channel 89", realTime: false)
