@@ -181,7 +181,9 @@ final class MariaDBServer: @unchecked Sendable {
         p.standardInput = input == nil ? FileHandle.nullDevice : stdin
         try p.run()
         if let input {
-            stdin.fileHandleForWriting.write(Data(input.utf8))
+            // The client may exit before it reads (a server not up yet): a broken pipe is then
+            // its answer, which its exit status reports; the non-throwing write would trap.
+            try? stdin.fileHandleForWriting.write(contentsOf: Data(input.utf8))
             try? stdin.fileHandleForWriting.close()
         }
         let data = output.fileHandleForReading.readDataToEndOfFile()
