@@ -74,10 +74,26 @@ struct SearchTerms: Equatable {
 
     /// One regular expression per term matching its tokens as whole words in sequence,
     /// separated by anything that is not a letter or digit (as the FTS tokenizers see it).
+    /// REGEXP compares characters, not the column's accent-blind collation, so each letter
+    /// matches its accented forms too: "preguntaras" finds "preguntarás", as FTS5 does.
     var mysqlRegexps: [String] {
-        terms.map { term in
-            "(^|[^[:alnum:]])" + term.tokens.joined(separator: "[^[:alnum:]]+") + "([^[:alnum:]]|$)"
+        let other = "[^\\p{L}\\p{N}]"
+        return terms.map { term in
+            "(^|\(other))" + term.tokens.map(Self.accentBlind).joined(separator: "\(other)+") + "(\(other)|$)"
         }
+    }
+
+    /// The accented forms of the Latin letters (Latin-1 and Latin Extended-A, lower case: the
+    /// collation makes REGEXP case-blind).
+    static let accentedForms: [Character: String] = [
+        "a": "àáâãäåāăą", "c": "çćĉċč", "d": "ďđ", "e": "èéêëēĕėęě", "g": "ĝğġģ", "h": "ĥħ",
+        "i": "ìíîïĩīĭįı", "j": "ĵ", "k": "ķ", "l": "ĺļľŀł", "n": "ñńņňŉ", "o": "òóôõöøōŏő",
+        "r": "ŕŗř", "s": "śŝşš", "t": "ţťŧ", "u": "ùúûüũūŭůűų", "w": "ŵ", "y": "ýÿŷ", "z": "źżž",
+    ]
+
+    /// A folded token as a pattern: each letter with its accented forms in a class.
+    static func accentBlind(_ token: String) -> String {
+        token.map { c in accentedForms[c].map { "[\(c)\($0)]" } ?? String(c) }.joined()
     }
 
     /// `text` cut into plain and matching parts for display.

@@ -151,6 +151,25 @@ struct StoreSuiteTests {
         }
     }
 
+    @Test("search finds words typed with or without their accents, in any case", arguments: Backend.allCases)
+    func searchIgnoresAccents(backend: Backend) async throws {
+        try await withStoreEnvironment(backend) { env in
+            let (_, tuner, program) = try await startTuner(env.writer, name: "Noticias")
+            try await env.writer.appendLines([
+                line("¿Me preguntarás por qué?", program: program, tuner: tuner, at: 1_000),
+                line("Él está aquí, señor.", program: program, tuner: tuner, at: 2_000),
+                line("Esta casa es grande.", program: program, tuner: tuner, at: 3_000),
+            ])
+            for text in ["preguntaras", "preguntarás", "PREGUNTARÁS"] {
+                #expect(try await env.reader.search(SearchQuery(text: text)).map(\.line.text) == ["¿Me preguntarás por qué?"], "search \(text)")
+            }
+            for text in ["\"esta aqui\"", "\"está aquí\"", "senor"] {
+                #expect(try await env.reader.search(SearchQuery(text: text)).map(\.line.text) == ["Él está aquí, señor."], "search \(text)")
+            }
+            #expect(Set(try await env.reader.search(SearchQuery(text: "ESTA")).map(\.line.text)) == ["Él está aquí, señor.", "Esta casa es grande."])
+        }
+    }
+
     @Test("heartbeats read back by service and host, aged by the database's clock", arguments: Backend.allCases)
     func heartbeatAges(backend: Backend) async throws {
         try await withStoreEnvironment(backend) { env in

@@ -11,7 +11,8 @@ struct StoreUnitTests {
         #expect(terms.fts5Query == "\"king\" \"of england\" \"don t\"")
         // "of" is below InnoDB's 3-character minimum; "don't" is one InnoDB word.
         #expect(terms.mysqlBooleanQuery() == "+\"england\" +\"king\"")
-        #expect(terms.mysqlRegexps[1] == "(^|[^[:alnum:]])of[^[:alnum:]]+england([^[:alnum:]]|$)")
+        // Letters match their accented forms (REGEXP does not use the collation's accent folding).
+        #expect(terms.mysqlRegexps[1] == "(^|[^\\p{L}\\p{N}])[oòóôõöøōŏő]f[^\\p{L}\\p{N}]+[eèéêëēĕėęě][nñńņňŉ][gĝğġģ][lĺļľŀł][aàáâãäåāăą][nñńņňŉ][dďđ]([^\\p{L}\\p{N}]|$)")
         #expect(SearchTerms("\"a b\" is").mysqlBooleanQuery() == nil)
     }
 
