@@ -9,11 +9,23 @@ import Synchronization
 /// that sends `passwordFailures` wrong passwords in a row is locked out for `lockoutSeconds`,
 /// doubling with each further lockout up to an hour; the count is kept per address, not per
 /// connection, so closing the socket early and guessing on 64 connections at once gains nothing.
+/// An address whose last connection was closed over a limit, and whose budgets have not yet
+/// refilled enough to pay for one more caption, is refused like a locked-out one.
 final class TunerAdmission: Sendable {
     enum Refusal: String, Sendable {
         case lockedOut = "locked-out"
+        case spent = "spent-budget"
         case unauthenticatedLimit = "unauthenticated-limit"
         case addressLimit = "address-limit"
+
+        /// The caps answer CONN_LIMIT, as a full server does; an address refused for what it did
+        /// (guessing, flooding) learns nothing.
+        var reply: [UInt8] {
+            switch self {
+            case .lockedOut, .spent: []
+            case .unauthenticatedLimit, .addressLimit: BlockCommand.connectionLimit.block()
+            }
+        }
     }
 
     private struct Failures {
@@ -41,10 +53,25 @@ final class TunerAdmission: Sendable {
         self.limits = limits
     }
 
-    /// A new connection from `address`: counted as unauthenticated, or refused.
+    /// The refusals that depend on the address alone (locked out, budgets spent), so they can be
+    /// made as the connection is accepted, before it costs a pipeline, a session or a read
+    /// (`AcceptFilter`). A spent address reconnecting at once would otherwise cost, per
+    /// connection, a session, a program row, a tuner row and archive files for one record.
+    func refusalAtAccept(_ address: String, nowMs: Int64) -> Refusal? {
+        state.withLock { Self.refusalAtAccept(address, nowMs: nowMs, in: $0) }
+    }
+
+    private static func refusalAtAccept(_ address: String, nowMs: Int64, in s: State) -> Refusal? {
+        if let f = s.failures[address], f.lockedUntil > nowMs { return .lockedOut }
+        if let b = s.spent[address], b.isSpent(atMilliseconds: nowMs) { return .spent }
+        return nil
+    }
+
+    /// A new connection from `address`: counted as unauthenticated, or refused. Checks again what
+    /// `refusalAtAccept` checked, for a lockout or limit that began since the accept.
     func connect(_ address: String, nowMs: Int64) -> Refusal? {
         state.withLock { s in
-            if let f = s.failures[address], f.lockedUntil > nowMs { return .lockedOut }
+            if let refusal = Self.refusalAtAccept(address, nowMs: nowMs, in: s) { return refusal }
             if s.unauthenticated >= limits.unauthenticated { return .unauthenticatedLimit }
             let fromAddress = s.unauthenticatedByAddress[address, default: 0]
             if fromAddress >= limits.unauthenticatedPerAddress { return .addressLimit }

@@ -92,8 +92,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
         shared.metrics.update { $0.connectionsTotal += 1 }
         if let refusal = shared.admission.connect(address, nowMs: wallClockMilliseconds()) {
             shared.metrics.update { $0.refusedByReason[refusal.rawValue, default: 0] += 1 }
-            // A locked-out address learns nothing; the caps answer CONN_LIMIT, as a full server does.
-            refuse(context: context, reply: refusal == .lockedOut ? [] : BlockCommand.connectionLimit.block())
+            refuse(context: context, reply: refusal.reply)
             return
         }
         unauthenticated = true

@@ -82,6 +82,13 @@ struct SessionBudgets: Sendable, Equatable {
     func isRefilled(atMilliseconds nowMs: Int64) -> Bool {
         pairs.isFull(atMilliseconds: nowMs) && lines.isFull(atMilliseconds: nowMs) && programs.isFull(atMilliseconds: nowMs)
     }
+
+    /// True while one budget cannot pay for a single pair, line or program change at `nowMs`:
+    /// a connection starting from these budgets would be closed at its first caption (or its
+    /// first program change), after it had cost a session, a program row and archive files.
+    func isSpent(atMilliseconds nowMs: Int64) -> Bool {
+        pairs.balance(atMilliseconds: nowMs) < 1 || lines.balance(atMilliseconds: nowMs) < 1 || programs.balance(atMilliseconds: nowMs) < 1
+    }
 }
 
 /// A token bucket: `capacity` to start with, refilled at `perSecond`, never above `capacity`.
@@ -108,7 +115,12 @@ struct RateBudget: Sendable, Equatable {
     }
 
     func isFull(atMilliseconds nowMs: Int64) -> Bool {
-        guard let last = refilledAt else { return true }
-        return tokens + Double(max(0, nowMs - last)) / 1000 * perSecond >= capacity
+        balance(atMilliseconds: nowMs) >= capacity
+    }
+
+    /// What could be spent at `nowMs` (negative while an overdraft is being paid back), without spending.
+    func balance(atMilliseconds nowMs: Int64) -> Double {
+        guard let last = refilledAt else { return capacity }
+        return min(capacity, tokens + Double(max(0, nowMs - last)) / 1000 * perSecond)
     }
 }

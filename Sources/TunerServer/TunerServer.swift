@@ -60,6 +60,11 @@ public final class TunerServer: Sendable {
             let bootstrap = ServerBootstrap(group: group)
                 .serverChannelOption(.backlog, value: 4096)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelInitializer { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(AcceptFilter(admission: context.admission, metrics: metrics))
+                    }
+                }
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
                 // ccr-memory.md: NIO keeps each connection's last receive buffer; a small fixed
                 // one keeps a tuner's cost at a few KB (see `readsPerTurn` for the reads per turn).

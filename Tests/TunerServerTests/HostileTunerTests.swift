@@ -134,7 +134,14 @@ struct HostileTunerTests {
         #expect(sent < 1 << 20, "the server took \(sent) bytes before closing the line flood")
         #expect(linesAfterSecond - linesAfterFirst <= 10, "after the limit, a new connection from the address stored \(linesAfterSecond - linesAfterFirst) more lines")
         #expect(characters < 1 << 20, "the server took \(characters) bytes before closing the pair flood")
-        #expect(await eventually { (try? await serve.metric("ccr_connections_closed_total{reason=\"limit\"}")) == 3 })
+        // The second flood is refused as it is accepted while its address's line budget cannot pay
+        // for a line (`AcceptFilter`); if it came after the overdraft was paid back, it is closed
+        // over the limit at its first lines.
+        #expect(await eventually {
+            let closed = (try? await serve.metric("ccr_connections_closed_total{reason=\"limit\"}")) ?? 0
+            let refused = (try? await serve.metric("ccr_connections_refused_total{reason=\"spent-budget\"}")) ?? 0
+            return closed + refused == 3 && closed >= 2
+        })
         #expect(serve.log.contains("caption lines faster than broadcast makes them"))
         #expect(serve.log.contains("caption data faster than broadcast can carry"))
         let lines = Self.floodLines(serve)
@@ -162,6 +169,15 @@ struct HostileTunerTests {
         }
         #expect(await eventually { (try? await serve.metric("ccr_connections_closed_total{reason=\"limit\"}")) == 1 })
         #expect(serve.log.contains("program changes faster than 4 a minute"))
+        // The address owes a program change, repaid in 15 s: its next connections are closed as
+        // they are accepted, unread, and make no tuner row, program or file.
+        for _ in 0..<5 {
+            let again = try TestTuner(port: serve.port)
+            try? again.send(Self.hello(description: "names") + Self.record(0, Self.programNamePacket("PROGRAM C")))
+            _ = await again.readUntilClosed(timeout: 5)
+        }
+        #expect(await eventually { (try? await serve.metric("ccr_connections_refused_total{reason=\"spent-budget\"}")) == 5 })
+        #expect(Int(TimestampProcessTests.sqlite(serve, "SELECT COUNT(*) FROM tuners WHERE description = 'names'")) == 1)
         // 600 s of burst allows 10 changes: 11 programs at most, 4 files each.
         let programs = Int(TimestampProcessTests.sqlite(serve, "SELECT COUNT(*) FROM programs p JOIN tuners t ON t.id = p.tuner_id WHERE t.description = 'names'")) ?? -1
         #expect((2...12).contains(programs), "\(programs) program rows")

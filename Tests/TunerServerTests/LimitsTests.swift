@@ -94,6 +94,24 @@ import Testing
         #expect(admission.budgets(for: "a", nowMs: 3_600_000) == nil)
     }
 
+    @Test("an address whose budgets cannot pay for one more pair, line or program change is refused at accept, until they can")
+    func spentAddressRefusedAtAccept() {
+        var limits = TunerLimits()
+        limits.burstSeconds = 60
+        let admission = TunerAdmission(limits: limits)
+        var spent = SessionBudgets(limits)
+        // 120 lines of burst, 8 a second after: 4 owed.
+        #expect(!take(&spent.lines, 124, at: 0))
+        admission.limitReached("a", budgets: spent, nowMs: 0)
+        #expect(admission.refusalAtAccept("a", nowMs: 0) == .spent)
+        #expect(admission.connect("a", nowMs: 500) == .spent, "the handler's own check refuses it too")
+        #expect(admission.refusalAtAccept("b", nowMs: 0) == nil)
+        #expect(admission.refusalAtAccept("a", nowMs: 600) == .spent, "4.8 lines refilled: 0.8 to spend")
+        #expect(admission.refusalAtAccept("a", nowMs: 700) == nil, "5.6 lines refilled: one line can be paid")
+        #expect(admission.connect("a", nowMs: 700) == nil)
+        #expect(TunerAdmission.Refusal.spent.reply.isEmpty, "an address refused for what it did learns nothing")
+    }
+
     @Test("log escaping: newlines, ANSI escapes, DEL, C1 and line separators become visible escapes")
     func escaping() {
         #expect(LogEscaping.escape("plain tuner") == "plain tuner")
