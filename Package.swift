@@ -35,7 +35,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
+        /// No traits: FullFoundation and ConfigurationSupport bring in full Foundation, whose ICU data is
+        /// 34 MB of the binary; ccr web uses neither (URL-encoded forms, swift-configuration).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0", traits: []),
         /// NIOHTTPTypes: the request/response parts `ccr web`'s connection guards see (Hummingbird uses it too).
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         /// Property-based tests of the ccr protocol parser and 608 decoder (tests only).
