@@ -8,6 +8,20 @@
 // CC Repository; Runbooks know nothing about libssh2; Captions imports no I/O.
 import PackageDescription
 
+/// OpenSSL and zlib, which the MariaDB client and libssh2 archives call. ccr is shipped to hosts
+/// that must need nothing beyond glibc, libstdc++ and libgcc_s (Amazon Linux 2023 among them): it
+/// links their archives too. ccrun and the tests load libcurl, which Debian cannot link statically
+/// (no archives of its GSSAPI, LDAP, RTMP, PSL and nghttp2 dependencies) and which loads the shared
+/// OpenSSL anyway: they link the shared libraries, so one OpenSSL serves the whole process.
+let staticOpenSSL: [LinkerSetting] = [":libssl.a", ":libcrypto.a", ":libz.a"].map { .linkedLibrary($0) }
+let sharedOpenSSL: [LinkerSetting] = ["ssl", "crypto", "z"].map { .linkedLibrary($0) }
+
+/// The symbols `GlibcCompat` redirects to older versions (see Sources/GlibcCompat/compat.c).
+let olderSymbolVersions: [LinkerSetting] = [
+    .unsafeFlags(["hypot", "hypotf", "_ZNSt18condition_variable4waitERSt11unique_lockISt5mutexE"]
+        .flatMap { ["-Xlinker", "--wrap=\($0)"] }),
+]
+
 let package = Package(
     name: "ccrun",
     platforms: [.macOS(.v14)],
@@ -21,25 +35,33 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.6.0"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0"),
+        /// No traits: FullFoundation and ConfigurationSupport bring in full Foundation, whose ICU data is
+        /// 34 MB of the binary; ccr web uses neither (URL-encoded forms, swift-configuration).
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.10.0", traits: []),
         /// NIOHTTPTypes: the request/response parts `ccr web`'s connection guards see (Hummingbird uses it too).
         .package(url: "https://github.com/apple/swift-nio-extras", from: "1.24.0"),
         /// Property-based tests of the ccr protocol parser and 608 decoder (tests only).
         .package(url: "https://github.com/x-sheep/swift-property-based", from: "2.0.1"),
     ],
     targets: [
-        // C libraries from Debian packages, found through pkg-config.
-        .systemLibrary(name: "CLibSSH2", pkgConfig: "libssh2", providers: [.apt(["libssh2-1-dev"])]),
+        // C libraries from Debian packages. SQLite, the MariaDB client and libssh2 link their static
+        // archives (module.modulemap `link ":libX.a"`, no pkg-config, whose flags name the shared
+        // library): the hosts need no runtime package for them. Their OpenSSL and zlib come from
+        // `staticOpenSSL` or `sharedOpenSSL` below, chosen per executable.
+        .systemLibrary(name: "CLibSSH2", providers: [.apt(["libssh2-1-dev"])]),
         .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
-        .systemLibrary(name: "CMariaDB", pkgConfig: "libmariadb", providers: [.apt(["libmariadb-dev"])]),
-        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CMariaDB", providers: [.apt(["libmariadb-dev"])]),
+        .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),
+        /// `__wrap_` functions binding the few symbols the static Swift runtime takes at too new a
+        /// version (glibc 2.35, GLIBCXX_3.4.30) to older ones, so ccr and ccrun start on Amazon Linux 2023.
+        .target(name: "GlibcCompat", publicHeadersPath: ".", linkerSettings: olderSymbolVersions),
 
         // ---- ccrun: the deployer ----
         /// SSH transport over libssh2: sessions, commands, SFTP, known_hosts, ssh_config.
-        .target(name: "Transport", dependencies: ["CLibSSH2", "CCrypto"]),
+        .target(name: "Transport", dependencies: ["CLibSSH2", "CCrypto"], linkerSettings: sharedOpenSSL),
         /// The step engine and its standard steps. Talks to hosts through the `RemoteHost` protocol.
-        .target(name: "StepKit", dependencies: ["CMariaDB", "CCrypto"]),
+        .target(name: "StepKit", dependencies: ["CMariaDB", "CCrypto"], linkerSettings: sharedOpenSSL),
         /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto).
         .target(name: "Lab", dependencies: []),
         /// AWS API over libcurl with SigV4.
@@ -47,7 +69,7 @@ let package = Package(
         /// The deployment guide as Swift code: one file per guide section.
         .target(name: "Runbooks", dependencies: ["StepKit"], path: "Runbooks"),
         .executableTarget(name: "ccrun", dependencies: [
-            "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks",
+            "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks", "GlibcCompat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [
             /// The process-kill tests' stop points (TestHooks): in debug builds only, never in what ships.
@@ -74,10 +96,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ccr", dependencies: [
-            "Captions", "Store", "TunerServer", "Web",
+            "Captions", "Store", "TunerServer", "Web", "GlibcCompat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], linkerSettings: staticOpenSSL),
 
         // ---- benchmarks: never in what ships ----
         /// Simulated tuners replaying a capture, and latency-probe tuners (bench/ccr, tests).
@@ -90,7 +112,7 @@ let package = Package(
         .executableTarget(name: "ccr-bench", dependencies: [
             "TunerBench", "TunerServer", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ]),
+        ], linkerSettings: staticOpenSSL),
 
         // ---- tests ----
         /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs.

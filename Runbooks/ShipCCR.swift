@@ -4,17 +4,16 @@ import Foundation
 import StepKit
 
 public enum ShipCCR {
-    /// Shared libraries the release binary links beyond glibc (see `ldd ccr`): SQLite,
-    /// MariaDB Connector/C (which brings OpenSSL and zlib), libcurl (linked through the shared
-    /// modules; `ldd` of the release ccr lists it) and the C++ runtime (the static Swift
-    /// runtime's Foundation uses libstdc++).
-    public static let runtimePackagesApt = ["libsqlite3-0", "libmariadb3", "libcurl4", "libstdc++6"]
-    public static let runtimePackagesRPM = ["sqlite-libs", "mariadb-connector-c", "libcurl", "libstdc++"]
+    /// The one shared library the release ccr loads beyond glibc (scripts/check-binaries): the C++
+    /// runtime, which the static Swift runtime uses. SQLite, the MariaDB client, OpenSSL and zlib are
+    /// linked in. apt and dnf depend on libstdc++ themselves, so this step normally finds it there.
+    public static let runtimePackagesApt = ["libstdc++6"]
+    public static let runtimePackagesRPM = ["libstdc++"]
 
-    /// Runtime libraries, the ccr user, /etc/ccr, and the binary at /usr/local/bin/ccr.
+    /// The C++ runtime, the ccr user, /etc/ccr, and the binary at /usr/local/bin/ccr.
     public static func steps(_ d: Deployment) -> [any Step] {
         [
-            ByFact.packages(apt: runtimePackagesApt, rpm: runtimePackagesRPM, "install ccr's runtime libraries (SQLite, MariaDB client)"),
+            ByFact.packages(apt: runtimePackagesApt, rpm: runtimePackagesRPM, "install the C++ runtime ccr loads (libstdc++)"),
             ccrUser(),
             Directory(Paths.configDirectory, mode: "755", description: "create \(Paths.configDirectory) for ccr's configuration"),
             Upload(d.ccrBinary, to: Paths.ccrBinary, mode: "755",

@@ -1,2 +1,2 @@
 #pragma once
-#include <mysql.h>
+#include <mariadb/mysql.h>

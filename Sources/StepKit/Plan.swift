@@ -17,12 +17,15 @@ public struct ShellAction: Sendable, Hashable {
 ///
 /// A payload with a known SHA-256 (an `Upload`) is also checked on the target before the rename
 /// and its digest recorded in the target's digest cache (`FileProbe.digestCacheDirectory`), so
-/// the next probe of the unchanged file need not hash it again.
+/// the next probe of the unchanged file need not hash it again. Such a payload may travel packed
+/// (`compression`): it lands at `wirePath` and is unpacked to `temporaryPath` before that check.
 public struct UploadAction: Sendable, Hashable {
     public var path: String
     public var content: SecretText?
     public var bytes: Data?
     public var expectedSHA256: String?
+    /// How the bytes travel; nil: as they are. Only with `expectedSHA256`, which checks the unpacking.
+    public var compression: UploadCompression?
     public var mode: String
     public var owner: String
     public var group: String
@@ -38,7 +41,21 @@ public struct UploadAction: Sendable, Hashable {
         expectedSHA256 = payload.sha256
     }
     public func payload() -> Data { bytes ?? Data((content?.revealed() ?? "").utf8) }
+    /// The bytes as sent: packed with `compression` on this machine, else the payload itself.
+    public func wirePayload() async throws -> Data {
+        guard let packing, let expectedSHA256 else { return payload() }
+        return try await packing.pack(payload(), sha256: expectedSHA256)
+    }
+    /// `compression` when it applies: only a payload whose digest is checked after unpacking.
+    public var packing: UploadCompression? { expectedSHA256 == nil ? nil : compression }
     public var temporaryPath: String { Self.temporaryPath(for: path) }
+    /// Where the bytes land on the target: `temporaryPath`, with the codec's suffix when packed.
+    public var wirePath: String { temporaryPath + (packing?.fileSuffix ?? "") }
+    /// Every temporary copy an upload to `path` may leave: unpacked, and packed by each codec.
+    public static func temporaryPaths(for path: String) -> [String] {
+        let t = temporaryPath(for: path)
+        return [t] + UploadCompression.allCases.map { t + $0.fileSuffix }
+    }
     /// Where the bytes for `path` land before the rename (a run killed mid-upload leaves it).
     public static func temporaryPath(for path: String) -> String {
         let url = URL(fileURLWithPath: path)
@@ -49,7 +66,13 @@ public struct UploadAction: Sendable, Hashable {
         let t = Shell.quote(temporaryPath), p = Shell.quote(path)
         let install = "chown \(Shell.quote(owner + ":" + group)) \(t) && chmod \(mode) \(t) && mv -f \(t) \(p)"
         guard let expected = expectedSHA256 else { return install }
-        return """
+        // Unpacked with umask 077: the copy is chmoded only once its digest is checked.
+        let unpack = packing.map { c in
+            let w = Shell.quote(wirePath)
+            return "(umask 077; \(c.unpackCommand) < \(w) > \(t)) && rm -f \(w) || { rm -f \(w) \(t); echo "
+                + Shell.quote("cannot unpack the \(c.rawValue) copy of \(path) on the host; nothing was replaced") + " >&2; exit 1; }\n"
+        } ?? ""
+        return unpack + """
             s=$(sha256sum < \(t) | cut -d' ' -f1)
             if [ "$s" != \(expected) ]; then rm -f \(t); echo \(Shell.quote("the copy of \(path) on the host has a different SHA-256 than the one sent; nothing was replaced")) >&2; exit 1; fi
             \(install) || exit $?
@@ -76,7 +99,7 @@ public enum Action: Sendable, Hashable {
     public var summary: String {
         switch self {
         case let .shell(a): a.summary
-        case let .upload(u): "write \(u.path) (\(u.payload().count) bytes, mode \(u.mode), \(u.owner):\(u.group))"
+        case let .upload(u): "write \(u.path) (\(u.payload().count) bytes\(u.packing.map { ", \($0.rawValue)-packed" } ?? ""), mode \(u.mode), \(u.owner):\(u.group))"
         case let .sql(s): "run SQL on \(s.endpoint): \(s.script.masked.prefix(200))"
         }
     }
@@ -85,7 +108,9 @@ public enum Action: Sendable, Hashable {
     public var commands: [String] {
         switch self {
         case let .shell(a): [a.script]
-        case let .upload(u): ["upload \(u.payload().count) bytes sha256=\(u.expectedSHA256 ?? SHA256Digest.hex(u.payload())) to \(u.temporaryPath) mode \(u.mode)", u.finishScript]
+        case let .upload(u):
+            ["upload \(u.payload().count) bytes sha256=\(u.expectedSHA256 ?? SHA256Digest.hex(u.payload()))"
+                + (u.packing.map { " \($0.rawValue)-packed" } ?? "") + " to \(u.wirePath) mode \(u.mode)", u.finishScript]
         case let .sql(s): ["sql \(s.endpoint): \(s.script.masked)"]
         }
     }

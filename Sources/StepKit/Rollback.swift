@@ -111,8 +111,8 @@ public struct Rollback: Sendable {
         let exec = ActionExecutor(host: host, sql: options.sql, scrubber: SecretScrubber([]), timeout: options.actionTimeout)
         switch undo {
         case let .restoreFile(path, nil):
-            // With the temporary copy a run killed mid-upload left behind.
-            try await exec.run("rm -f \(Shell.quote(path)) \(Shell.quote(UploadAction.temporaryPath(for: path)))", stdin: nil, what: "removing \(path)")
+            // With the temporary copies (packed or not) a run killed mid-upload left behind.
+            try await exec.run("rm -f \(Shell.join([path] + UploadAction.temporaryPaths(for: path)))", stdin: nil, what: "removing \(path)")
         case let .restoreFile(path, snap?):
             if let b64 = snap.contentBase64 {
                 let data = Data(base64Encoded: b64) ?? Data()

@@ -438,14 +438,14 @@ struct ActionExecutor {
             try await run(before == nil && after == nil ? a.script : wrap(a.script), stdin: stdin, what: a.summary)
         case let .upload(u):
             do {
-                try await host.upload(u.payload(), to: u.temporaryPath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
+                try await host.upload(try await u.wirePayload(), to: u.wirePath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
             } catch {
                 // A failed upload (full disk, lost link) must not leave a partial temporary file;
                 // the target file itself was never touched. Best effort: the link may be gone.
                 // The same command reports the free space, so a full disk is named as such (SFTP v3
                 // reports ENOSPC only as a generic failure).
                 let dir = Shell.quote((u.path as NSString).deletingLastPathComponent)
-                let out = try? await host.run("rm -f -- \(Shell.quote(u.temporaryPath)); df -Pk -- \(dir) 2>/dev/null | awk 'NR==2 {print $4}'",
+                let out = try? await host.run("rm -f -- \(Shell.quote(u.temporaryPath)) \(Shell.quote(u.wirePath)); df -Pk -- \(dir) 2>/dev/null | awk 'NR==2 {print $4}'",
                                               stdin: nil, timeout: .seconds(10))
                 let size = u.payload().count
                 if let kb = out.flatMap({ Int($0.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) }), kb * 1024 < size {

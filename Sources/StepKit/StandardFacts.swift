@@ -35,6 +35,7 @@ public struct SystemFacts: Sendable, Hashable {
 public enum SystemProbe {
     public static let key = "system"
     static let tools = ["apt-get", "dpkg-query", "dnf", "yum", "rpm", "systemctl", "chkconfig", "update-rc.d", "service", "bash", "blkid", "mkfs.ext4", "sha256sum", "base64"]
+        + UploadCompression.allCases.map(\.rawValue)
     public static let probe = Probe<SystemFacts>(FactQuery(key: key, script: """
         if [ -r /etc/os-release ]; then . /etc/os-release; fi
         echo "id=${ID:-unknown}"; echo "version=${VERSION_ID:-}"

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A dedicated OS thread that owns one database connection and runs jobs on it in FIFO order.
 ///
@@ -8,7 +12,7 @@ import Foundation
 /// `@unchecked Sendable`: the job queue is guarded by `condition`; `connection` is touched only
 /// by the thread itself.
 final class DatabaseThread: @unchecked Sendable {
-    private let condition = NSCondition()
+    private let condition = ThreadCondition()
     /// Queued jobs; a taken job's slot is set to nil at once so that what it captured (caption
     /// lines, continuations) is released when it has run, not when the queue is compacted.
     private var jobs: [(() -> Void)?] = []
@@ -21,9 +25,7 @@ final class DatabaseThread: @unchecked Sendable {
     /// `connect` runs on the thread whenever a connection is needed (first use, after an outage).
     init(name: String, connect: @escaping @Sendable () throws -> DatabaseConnection) {
         self.connect = connect
-        let thread = Thread { [self] in self.loop() }
-        thread.name = name
-        thread.start()
+        startThread(name: name) { [self] in self.loop() }
     }
 
     /// The thread's connection, connecting when there is none. Call only inside a job.
@@ -121,7 +123,7 @@ final class DatabaseThread: @unchecked Sendable {
         requestStop()
         // Wait off the cooperative pool for the thread to finish its queue.
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-            Thread.detachNewThread { [self] in
+            startThread(name: "ccr-store-stop") { [self] in
                 condition.lock()
                 while !finished { condition.wait() }
                 condition.unlock()

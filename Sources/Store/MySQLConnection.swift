@@ -1,5 +1,10 @@
 import CMariaDB
+import Glibc
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A MySQL/MariaDB connection through MariaDB Connector/C, confined to one `DatabaseThread`.
 ///

@@ -1,4 +1,6 @@
-import Foundation
+// The standard library's canonical decomposition (NFD), which `fold` needs: FoundationEssentials
+// has no `folding(options:)`, and full Foundation's brings ICU's data (34 MB) into ccr.
+@_spi(_Unicode) import Swift
 
 /// A visitor's search text cut into terms: words and "quoted phrases", each a list of tokens
 /// (runs of letters and digits, case- and accent-folded, as SQLite's unicode61 tokenizer cuts them).
@@ -31,8 +33,13 @@ struct SearchTerms: Equatable {
         self.terms = terms
     }
 
+    /// Lower case without diacritics, as SQLite's unicode61 tokenizer (remove_diacritics 2) folds:
+    /// canonical decomposition, then the combining marks dropped ("É" -> "e"; "ø" and "ß" have
+    /// no decomposition and stay).
     static func fold(_ s: Substring) -> String {
-        s.folding(options: [.caseInsensitive, .diacriticInsensitive], locale: nil).lowercased()
+        var scalars = String.UnicodeScalarView()
+        for scalar in s._nfd where scalar.properties.generalCategory != .nonspacingMark { scalars.append(scalar) }
+        return String(scalars).lowercased()
     }
 
     /// Tokens of `text` with their ranges.

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -27,12 +31,12 @@ final class Spool {
 
     init(directory: String, limitBytes: UInt64 = StoreOptions.defaultSpoolLimitBytes) throws {
         self.limitBytes = limitBytes
-        path = (directory as NSString).appendingPathComponent("ccr-spool.log")
+        path = directory.hasSuffix("/") ? directory + "ccr-spool.log" : directory + "/ccr-spool.log"
         do {
             try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o700])
         } catch {
-            throw StoreError.spool(path: directory, reason: "cannot create the spool folder: \(error.localizedDescription)")
+            throw StoreError.spool(path: directory, reason: "cannot create the spool folder: \(fileErrorReason(error))")
         }
         descriptor = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { throw StoreError.spool(path: path, reason: "open: \(String(cString: strerror(errno)))") }

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// A database password. Its description is always masked, so it cannot leak through string
 /// interpolation into logs or error messages; only the connector reads `revealed`.

@@ -37,7 +37,7 @@ public enum LatencyProbe {
 
     /// The probe id in a stored caption line's text, if it is a probe line.
     public static func id(in text: String) -> Int? {
-        guard let range = text.range(of: marker) else { return nil }
+        guard let range = text.firstRange(of: marker) else { return nil }
         return Int(text[range.upperBound...].prefix { $0.isASCII && $0.isNumber })
     }
 

@@ -1,6 +1,11 @@
 import ArgumentParser
 import Captions
+import Store
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `ccr decode FILE.bin`: offline decoding, output like `ccextractor -in=bin -1 -out=...`.
 struct DecodeCommand: AsyncParsableCommand {
@@ -43,11 +48,10 @@ struct DecodeCommand: AsyncParsableCommand {
             return
         }
         let text = try Self.decode(path: file, format: format.value, xds: xds, channel: CaptionChannel(rawValue: channel)!)
-        let data = Data(text.utf8)
         if let output {
-            try data.write(to: URL(fileURLWithPath: output))
+            try Data(text.utf8).write(to: URL(fileURLWithPath: output))
         } else {
-            FileHandle.standardOutput.write(data)
+            print(text, terminator: "")
         }
     }
 
@@ -75,7 +79,7 @@ struct DecodeCommand: AsyncParsableCommand {
         do {
             return [UInt8](try Data(contentsOf: URL(fileURLWithPath: path), options: .mappedIfSafe))
         } catch {
-            throw DecodeFailure(message: "cannot read \(path): \(error.localizedDescription)")
+            throw DecodeFailure(message: "cannot read \(path): \(fileErrorReason(error))")
         }
     }
 }
@@ -86,15 +90,15 @@ struct DecodeCommand: AsyncParsableCommand {
 enum ServiceOutput {
     static func write(_ outputs: [(service: Int, text: String)], format: CaptionFormat, to output: String?) throws {
         if outputs.count == 1 {
-            let data = Data(outputs[0].text.utf8)
-            if let output { try data.write(to: URL(fileURLWithPath: output)) } else { FileHandle.standardOutput.write(data) }
+            let text = outputs[0].text
+            if let output { try Data(text.utf8).write(to: URL(fileURLWithPath: output)) } else { print(text, terminator: "") }
             return
         }
         for (service, text) in outputs {
             if let output {
                 try Data(text.utf8).write(to: URL(fileURLWithPath: fileName(output, service: service)))
             } else {
-                FileHandle.standardOutput.write(Data("==> service \(service) <==\r\n\(text)".utf8))
+                print("==> service \(service) <==\r\n\(text)", terminator: "")
             }
         }
     }
@@ -115,7 +119,8 @@ struct ServiceListArgument: ExpressibleByArgument, Sendable {
     init?(argument: String) {
         var numbers: [Int] = []
         for part in argument.split(separator: ",", omittingEmptySubsequences: false) {
-            guard let n = Int(part.trimmingCharacters(in: .whitespaces)), (1...63).contains(n) else { return nil }
+            let words = part.split(whereSeparator: \.isWhitespace)
+            guard words.count == 1, let n = Int(words[0]), (1...63).contains(n) else { return nil }
             numbers.append(n)
         }
         guard !numbers.isEmpty else { return nil }

@@ -42,10 +42,9 @@ struct DeploymentLoader {
         }
         guard let root = installed.sourceCheckout else { throw InstalledFilesError.noSourceCheckout(executableDirectory: installed.executableDirectory.path) }
         let scratch = ProcessInfo.processInfo.environment["CCRUN_BUILD_PATH"] ?? "\(root)/.build-ship"
-        FileHandle.standardError.write(Data("building ccr (release, static Swift runtime) in \(scratch)...\n".utf8))
-        // The flags of scripts/test, scripts/demo and scripts/package, so all of them share one build.
-        let build = "swift build -c release --static-swift-stdlib -Xlinker --strip-debug --product ccr --scratch-path \(Shell.quote(scratch))"
-        let out = try runTool("/bin/sh", ["-c", "cd \(Shell.quote(root)) && \(build) >&2 && \(build) --show-bin-path"])
+        FileHandle.standardError.write(Data("building ccr (scripts/build-ship) in \(scratch)...\n".utf8))
+        // The shipped build's one definition, shared with scripts/test, scripts/demo and scripts/package.
+        let out = try runTool("/usr/bin/env", ["CCRUN_BUILD_PATH=\(scratch)", "\(root)/scripts/build-ship", "ccr"])
         return try installed.ccr(explicit: out.trimmingCharacters(in: .whitespacesAndNewlines) + "/ccr")
     }
 

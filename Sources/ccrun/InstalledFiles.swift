@@ -112,11 +112,11 @@ enum InstalledFilesError: Error, CustomStringConvertible {
         case let .missing(what, path):
             "no \(what) at \(path)"
         case let .needsSwiftRuntime(path, library):
-            "\(path) loads \(library): target hosts have no Swift runtime. Ship a ccr built with --static-swift-stdlib "
+            "\(path) loads \(library): target hosts have no Swift runtime. Ship a ccr built by scripts/build-ship "
                 + "(scripts/package and scripts/demo build one in .build-ship/release), or pass --build-ccr in a source checkout."
         case let .ccrNotFound(looked):
             "no ccr to ship; looked at: \(looked.joined(separator: ", ")). Install the ccrun package, pass --ccr-binary PATH "
-                + "(a release ccr built with --static-swift-stdlib) or set CCR_BINARY, or pass --build-ccr in a source checkout."
+                + "(a release ccr built by scripts/build-ship) or set CCR_BINARY, or pass --build-ccr in a source checkout."
         case let .packagingNotFound(looked):
             "no packaging files (init.d/ccr, systemd units); looked at: \(looked.joined(separator: ", ")). "
                 + "Install the ccrun package, or pass --packaging DIR (the packaging/ folder of the source tree)."

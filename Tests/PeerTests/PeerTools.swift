@@ -83,7 +83,7 @@ struct PeerTools {
         if let p = ProcessInfo.processInfo.environment["CCR_SHIP_BINARY"], !p.isEmpty { return p }
         let built = packageRoot.appendingPathComponent(".build-ship/release/ccr").path
         if FileManager.default.isExecutableFile(atPath: built) { return built }
-        throw PeerError.missing("a shippable ccr: set CCR_SHIP_BINARY (scripts/test builds it with --static-swift-stdlib in .build-ship)")
+        throw PeerError.missing("a shippable ccr: set CCR_SHIP_BINARY (scripts/test builds it with scripts/build-ship in .build-ship)")
     }
 
     func address(_ host: String) throws -> String {

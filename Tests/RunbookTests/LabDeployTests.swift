@@ -12,7 +12,7 @@ import Testing
 /// Binaries: `ccrun` is `$CCRUN_BINARY` or the one `swift test` built beside this test bundle.
 /// The `ccr` shipped to the hosts must have the Swift runtime linked in (the hosts have no Swift):
 /// `$CCR_SHIP_BINARY`, else `$CCR_BINARY` when it is such a static build, else the one scripts/test
-/// builds (`swift build -c release --static-swift-stdlib --product ccr --scratch-path .build-ship`).
+/// builds (`scripts/build-ship ccr`, into .build-ship).
 @Suite(.serialized, .enabled(if: LabEnvironment.shouldRun && Fixtures.shouldRunSharedTests,
                              "needs the lab (`ccrun lab up`) and the shared fixtures"))
 struct LabDeployTests {

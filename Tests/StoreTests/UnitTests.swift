@@ -16,6 +16,13 @@ struct StoreUnitTests {
         #expect(SearchTerms("\"a b\" is").mysqlBooleanQuery() == nil)
     }
 
+    @Test("search tokens fold case and diacritics as SQLite's unicode61 (remove_diacritics 2) does")
+    func searchFolding() {
+        // Composed and decomposed accents fold alike; letters without a decomposition stay.
+        let tokens = SearchTerms("Ünïcödé Cafe\u{0301} ÇA Ørsted Straße Œuvre").terms.map(\.tokens)
+        #expect(tokens == [["unicode"], ["cafe"], ["ca"], ["ørsted"], ["straße"], ["œuvre"]])
+    }
+
     @Test("snippets mark each match and keep the text whole")
     func snippets() {
         let parts = SearchTerms("\"king of england\" dead").snippet(of: "The King of England is dead; the king.")

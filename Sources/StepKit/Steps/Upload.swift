@@ -29,11 +29,19 @@ public struct Upload: Step {
     public var id: String { "upload:\(path)" }
     public var fingerprint: String { SHA256Digest.hex("\(path)|\(sha256)|\(mode)|\(owner)|\(group)") }
     var probe: Probe<FileState?> { FileProbe.probe(path, content: false) }
-    public var facts: [FactQuery] { [probe.query] }
+    /// The file, and the system probe's tools: the decompressors the upload may travel packed for.
+    public var facts: [FactQuery] { [probe.query, SystemProbe.probe.query] }
     public var affects: FactScope { .keys(FileSupport.keys(path)) }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
-        let upload = Action.upload(UploadAction(path: path, payload: payload, mode: mode, owner: owner, group: group))
+        var action = UploadAction(path: path, payload: payload, mode: mode, owner: owner, group: group)
+        // The system probe is always there in a run (it is in `facts`); a plan from facts made
+        // by hand without it sends the bytes as they are.
+        if facts.has(SystemProbe.key) {
+            action.compression = UploadCompression.choose(targetTools: try facts[SystemProbe.probe].tools,
+                                                          localTools: UploadCompression.localTools, size: bytes.count)
+        }
+        let upload = Action.upload(action)
         guard let current = try facts[probe] else {
             return .change(Change(actions: [upload], diff: "+ \(path) sha256 \(sha256) (\(bytes.count) bytes)\n",
                                   undo: [.restoreFile(path: path, previous: nil)]))

@@ -1,6 +1,6 @@
 """The guide's "Configuring repository servers", as `ccrun repo-node` does it (Runbooks/RepoNode.swift).
 
-NFS client, three fstab lines mounted, ccr's runtime libraries, the ccr user (uid 930), /etc/ccr,
+NFS client, three fstab lines mounted, the C++ runtime ccr loads, the ccr user (uid 930), /etc/ccr,
 the ccr binary, /etc/ccr/ccr.conf (0600, ccr:ccr), the sysv init script, ccr restarted when its
 binary or configuration changed, started (answering on 3030) and enabled at boot.
 
@@ -69,8 +69,8 @@ for path, _ in NFS_MOUNTS:
     server.mount(name=f"{path} mounted", path=path, mounted=True)
 
 apt.packages(
-    name="ccr's runtime libraries installed",
-    packages=["libsqlite3-0", "libmariadb3", "libcurl4", "libstdc++6"],
+    name="the C++ runtime ccr loads installed",
+    packages=["libstdc++6"],
     no_recommends=True,
 )
 server.group(name="ccr group (same gid on every host)", group="ccr", system=True, gid=CCR_UID)

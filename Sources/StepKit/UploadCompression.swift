@@ -1,0 +1,90 @@
+import Foundation
+
+/// How an upload travels compressed: packed on the controller, sent, unpacked on the target
+/// before its SHA-256 is checked (so a damaged or wrongly unpacked copy is never installed).
+/// A 31 MB ccr is about a third of that in zstd: every bare host downloads it.
+public enum UploadCompression: String, Sendable, Hashable, CaseIterable {
+    // In order of preference: zstd packs and unpacks fastest at a ratio close to xz's; xz packs
+    // smallest but slowly; gzip is everywhere.
+    case zstd, xz, gzip
+
+    /// Payloads smaller than this go as they are: packing would save less than it costs.
+    public static let minimumBytes = 64 << 10
+
+    /// The first codec both ends have (the target's tools from the batched system probe, the
+    /// controller's from its PATH), for a payload of `size` bytes; nil: send it as it is.
+    public static func choose(targetTools: Set<String>, localTools: Set<String>, size: Int) -> UploadCompression? {
+        guard size >= minimumBytes else { return nil }
+        return allCases.first { targetTools.contains($0.rawValue) && localTools.contains($0.rawValue) }
+    }
+
+    /// The codecs whose program is on this controller's PATH, looked up once per process.
+    public static let localTools: Set<String> = {
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? "/usr/bin:/bin"
+        let directories = path.split(separator: ":").map(String.init)
+        return Set(allCases.map(\.rawValue).filter { tool in
+            directories.contains { FileManager.default.isExecutableFile(atPath: $0 + "/" + tool) }
+        })
+    }()
+
+    /// The controller's command packing stdin to stdout. The fastest levels that still pack well:
+    /// a run packs a payload once for all its hosts, but xz's usual levels took minutes for the
+    /// 31.6 MB ccr on the loaded 2-core machine (bench/RESULTS.md "## package").
+    var packCommand: String {
+        switch self {
+        case .zstd: "zstd -q -c -3 -T0"
+        case .xz: "xz -q -c -0 -T0"
+        case .gzip: "gzip -q -c -1"
+        }
+    }
+
+    /// The target's command unpacking stdin to stdout.
+    var unpackCommand: String { "\(rawValue) -d -q -c" }
+
+    /// The name suffix of the packed copy on the target.
+    var fileSuffix: String {
+        switch self {
+        case .zstd: ".zst"
+        case .xz: ".xz"
+        case .gzip: ".gz"
+        }
+    }
+
+    /// `bytes` packed on the controller; the same payload sent to several hosts is packed once.
+    func pack(_ bytes: Data, sha256: String) async throws -> Data {
+        let key = "\(rawValue):\(sha256)"
+        if let packed = Self.packed.withLock({ $0[key] }) { return packed }
+        let out = try await LocalHost(name: "controller").run(packCommand, stdin: bytes, timeout: nil)
+        guard out.exitStatus == 0, !out.stdout.isEmpty else {
+            throw UploadCompressionError.packFailed(command: packCommand, status: out.exitStatus, stderr: out.stderrText)
+        }
+        Self.packed.withLock { $0[key] = out.stdout }
+        return out.stdout
+    }
+
+    private static let packed = LockedValue<[String: Data]>([:])
+}
+
+public enum UploadCompressionError: Error, CustomStringConvertible, Sendable {
+    case packFailed(command: String, status: Int32, stderr: String)
+    public var description: String {
+        switch self {
+        case let .packFailed(command, status, stderr):
+            "packing an upload on this machine with `\(command)` failed (exit \(status)): "
+                + stderr.trimmingCharacters(in: .whitespacesAndNewlines)
+                + ". Fix or remove that program from PATH (ccrun then sends uploads unpacked)."
+        }
+    }
+}
+
+/// A value behind an NSLock (Synchronization's Mutex needs macOS 15; the package supports 14).
+final class LockedValue<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
