@@ -45,6 +45,7 @@ final class MySQLConnection: DatabaseConnection {
         mysql_options(mysql, MYSQL_OPT_READ_TIMEOUT, &queryTimeout)
         mysql_options(mysql, MYSQL_OPT_WRITE_TIMEOUT, &queryTimeout)
         mysql_options(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
+        if let plugins = Self.pluginDirectory { mysql_options(mysql, MYSQL_PLUGIN_DIR, plugins) }
         // CLIENT_FOUND_ROWS: UPDATE reports matched rows, so an unchanged heartbeat still counts.
         let connected = mysql_real_connect(mysql, host, user, password.revealed, database, UInt32(port), nil, UInt(CLIENT_FOUND_ROWS))
         if connected == nil {
@@ -57,6 +58,24 @@ final class MySQLConnection: DatabaseConnection {
         }
         if let statementSeconds { try limitStatements(seconds: statementSeconds) }
     }
+
+    /// Where the client's authentication plugins are loaded from. ccr links Connector/C
+    /// statically, and that library holds only mysql_native_password: MySQL 8's default,
+    /// caching_sha2_password (and sha256_password, ed25519, dialog), is a plugin file it loads at
+    /// login from a folder compiled in as Debian's. The distribution's own folder is used
+    /// instead where there is one (Amazon Linux and RHEL's mariadb-connector-c, Debian and
+    /// Ubuntu's libmariadb3); `MARIADB_PLUGIN_DIR` in the environment, which the library reads
+    /// itself, wins over both.
+    static let pluginDirectories = [
+        "/usr/lib64/mariadb/plugin",
+        "/usr/lib/x86_64-linux-gnu/libmariadb3/plugin",
+        "/usr/lib/aarch64-linux-gnu/libmariadb3/plugin",
+    ]
+
+    static let pluginDirectory: String? = {
+        guard getenv("MARIADB_PLUGIN_DIR") == nil else { return nil }
+        return pluginDirectories.first { access($0, R_OK | X_OK) == 0 }
+    }()
 
     /// MariaDB names the limit max_statement_time (seconds), MySQL max_execution_time (ms, SELECT
     /// only); the one the server does not know fails with 1193 (unknown variable).
@@ -104,6 +123,8 @@ final class MySQLConnection: DatabaseConnection {
             return .unreachable(database: database, reason: "\(message) (\(code))")
         case 1045, 1698:
             return .authenticationFailed(database: database, user: user)
+        case 2059: // CR_AUTH_PLUGIN_CANNOT_LOAD
+            return .authenticationPluginMissing(database: database, message: message)
         case 1044, 1142, 1143, 1227, 1370:
             return .permissionDenied(database: database, reason: message)
         case 1146:

@@ -72,6 +72,9 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible, Loc
     case permissionDenied(database: String, reason: String)
     /// Login refused (wrong user or password). Not spooled.
     case authenticationFailed(database: String, user: String)
+    /// The server asks for an authentication plugin that the (statically linked) client loads
+    /// from a folder and could not: MySQL 8's caching_sha2_password without its plugin file.
+    case authenticationPluginMissing(database: String, message: String)
     /// The database's schema is missing or older than this ccr.
     case schemaOutdated(database: String, found: Int?, required: Int)
     /// Any other database error.
@@ -95,6 +98,10 @@ public enum StoreError: Error, Sendable, Equatable, CustomStringConvertible, Loc
             return "database permission denied (\(db)): \(reason); check the user's grants"
         case .authenticationFailed(let db, let user):
             return "database login refused for user '\(user)' (\(db)): check the user name and password"
+        case .authenticationPluginMissing(let db, let message):
+            return "database login needs an authentication plugin this ccr could not load (\(db)): \(message). "
+                + "Install MariaDB Connector/C's plugins (Amazon Linux, RHEL: mariadb-connector-c; Debian, Ubuntu: libmariadb3), "
+                + "or point MARIADB_PLUGIN_DIR at a folder holding caching_sha2_password.so"
         case .schemaOutdated(let db, let found, let required):
             let have = found.map { "version \($0)" } ?? "no schema"
             return "database schema outdated (\(db)): found \(have), need version \(required); apply `ccr schema --dialect mysql` with the admin account"

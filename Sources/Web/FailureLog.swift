@@ -32,7 +32,8 @@ final class FailureLog: Sendable {
         guard let error = error as? StoreError else { return .unavailable }
         switch error {
         case .readLimited(.cancelled): return .clientGone
-        case .unreachable, .authenticationFailed, .permissionDenied, .schemaOutdated, .closed, .database, .readLimited: return .unavailable
+        case .unreachable, .authenticationFailed, .authenticationPluginMissing, .permissionDenied, .schemaOutdated, .closed, .database,
+             .readLimited: return .unavailable
         case .spool, .readOnly, .invalidArgument: return .internalError
         }
     }

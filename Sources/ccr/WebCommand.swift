@@ -65,14 +65,17 @@ struct WebCommand: AsyncParsableCommand {
         let limits = settings.limits
         let source = StoreSource(configuration: settings.store, timeoutSeconds: settings.databaseTimeoutSeconds,
                                  retrySeconds: settings.reconnectSeconds, reads: limits.reads)
-        // A refused login is a configuration error no retry mends: stop with it, as `ccr serve`
+        // A refused login (or one needing a plugin not installed) is a configuration error no retry mends: stop with it, as `ccr serve`
         // and `ccr watchdog` do, so the service manager and ccrun see the service fail instead
         // of a web that answers on its port and 503s every page. Any other failure (the
         // database down) leaves the web to start and retry. SQLite has no login: not tried, so
         // a file `ccr serve` has not created yet is opened on the first request, as before.
         if case .mysql = settings.store {
             do { _ = try await source.store() } catch let error as StoreError {
-                if case .authenticationFailed = error { throw error }
+                switch error {
+                case .authenticationFailed, .authenticationPluginMissing: throw error
+                default: break
+                }
             }
         }
         let site = WebSite(source: source, archiveDirectory: settings.archiveDirectory,

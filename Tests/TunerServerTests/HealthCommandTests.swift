@@ -1,4 +1,5 @@
 import Foundation
+@testable import Store
 import SupportKit
 import Testing
 #if canImport(Glibc)
@@ -12,8 +13,9 @@ import Glibc
 struct HealthCommandTests {
     struct Outcome { var status: Int32; var output: String }
 
-    static func ccr(_ arguments: [String], in dir: URL) throws -> Outcome {
+    static func ccr(_ arguments: [String], in dir: URL, environment: [String: String]? = nil) throws -> Outcome {
         let p = Process()
+        if let environment { p.environment = environment }
         p.executableURL = URL(fileURLWithPath: try #require(CCRBinary.path, "ccr executable not found (set CCR_BINARY)"))
         p.arguments = arguments
         p.currentDirectoryURL = dir
@@ -119,5 +121,48 @@ struct HealthCommandTests {
         let refused = try Self.ccr(["health", "watchdog", "--config", wrong], in: dir)
         #expect(refused.status == 2 && refused.output.contains("login refused"), "\(refused.output)")
         #expect(!refused.output.contains("not-the-password"), "the password in the reason: \(refused.output)")
+    }
+
+    /// The client is linked statically and holds only mysql_native_password; other logins
+    /// (MySQL 8's caching_sha2_password, MariaDB's ed25519, here) load a plugin file at login.
+    /// Found, the login works; not found, the error says what to install.
+    @Test(.enabled(if: MariaDBServer.isInstalled || Fixtures.isCI, "needs mariadb-server"))
+    func loginThroughAPluginFileAndAClearErrorWithoutIt() async throws {
+        let db = try await MariaDBServer.start()
+        defer { db.stop() }
+        let dir = try makeTemporaryDirectory("ccr-plugin")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let password = "ed-" + UUID().uuidString
+        try db.sql("""
+            INSTALL SONAME 'auth_ed25519';
+            CREATE USER 'cc_ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('\(password)');
+            GRANT SELECT, INSERT, UPDATE, DELETE ON cc.* TO 'cc_ed'@'127.0.0.1';
+            """)
+        let config = dir.appendingPathComponent("ccr.conf").path
+        try """
+        [database]
+        driver = mysql
+        host = 127.0.0.1
+        port = \(db.port)
+        name = \(db.database)
+        user = cc_ed
+        password = \(password)
+
+        """.write(toFile: config, atomically: true, encoding: .utf8)
+        chmod(config, 0o600)
+
+        let found = try Self.ccr(["watchdog", "--config", config, "--once"], in: dir)
+        #expect(found.status == 0, "an ed25519 login with the plugin folder present: \(found.output)")
+        var environment = ProcessInfo.processInfo.environment
+        environment["MARIADB_PLUGIN_DIR"] = dir.appendingPathComponent("no-plugins").path
+        let missing = try Self.ccr(["watchdog", "--config", config, "--once"], in: dir, environment: environment)
+        // MariaDB answers a client that cannot load ed25519 with "access denied"; MySQL 8's
+        // client error for caching_sha2_password is 2059, which names what to install.
+        #expect(missing.status != 0 && missing.output.contains("cc_ed"), "without the plugin: \(missing.output)")
+        #expect(!missing.output.contains(password))
+        let plugin = MySQLConnection.classify(code: 2059, message: "Authentication plugin 'caching_sha2_password' cannot be loaded",
+                                              database: "mysql://cc_rw@db:3306/cc", user: "cc_rw")
+        #expect(plugin == .authenticationPluginMissing(database: "mysql://cc_rw@db:3306/cc", message: "Authentication plugin 'caching_sha2_password' cannot be loaded"))
+        #expect("\(plugin)".contains("mariadb-connector-c") && "\(plugin)".contains("MARIADB_PLUGIN_DIR"))
     }
 }
