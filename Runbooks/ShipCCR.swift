@@ -4,16 +4,18 @@ import Foundation
 import StepKit
 
 public enum ShipCCR {
-    /// The one shared library the release ccr loads beyond glibc (scripts/check-binaries): the C++
-    /// runtime, which the static Swift runtime uses. SQLite, the MariaDB client, OpenSSL and zlib are
-    /// linked in. apt and dnf depend on libstdc++ themselves, so this step normally finds it there.
-    public static let runtimePackagesApt = ["libstdc++6"]
-    public static let runtimePackagesRPM = ["libstdc++"]
+    /// What ccr needs on the host beyond glibc: the C++ runtime, the one shared library it loads
+    /// (scripts/check-binaries; SQLite, the MariaDB client, OpenSSL and zlib are linked in), and
+    /// MariaDB Connector/C's login plugins. The static client holds only mysql_native_password;
+    /// RDS MySQL 8.4 gives cc_ro and cc_rw caching_sha2_password, which the client loads from the
+    /// distribution's plugin folder at login (`MySQLConnection.pluginDirectories`).
+    public static let runtimePackagesApt = ["libstdc++6", "libmariadb3"]
+    public static let runtimePackagesRPM = ["libstdc++", "mariadb-connector-c"]
 
-    /// The C++ runtime, the ccr user, /etc/ccr, and the binary at /usr/local/bin/ccr.
+    /// The C++ runtime and login plugins, the ccr user, /etc/ccr, and the binary at /usr/local/bin/ccr.
     public static func steps(_ d: Deployment) -> [any Step] {
         [
-            ByFact.packages(apt: runtimePackagesApt, rpm: runtimePackagesRPM, "install the C++ runtime ccr loads (libstdc++)"),
+            ByFact.packages(apt: runtimePackagesApt, rpm: runtimePackagesRPM, "install the C++ runtime ccr loads and the MySQL 8 login plugins (libstdc++, MariaDB Connector/C)"),
             ccrUser(),
             Directory(Paths.configDirectory, mode: "755", description: "create \(Paths.configDirectory) for ccr's configuration"),
             Upload(d.ccrBinary, to: Paths.ccrBinary, mode: "755",

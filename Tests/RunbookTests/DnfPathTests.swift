@@ -236,8 +236,8 @@ struct DnfPathTests {
         }
     }
 
-    /// The repo-node and web-node runbooks' own package steps (NFS client, ccr's C++ runtime,
-    /// Apache), chosen by the probed facts: the RPM names go to dnf.
+    /// The repo-node and web-node runbooks' own package steps (NFS client, ccr's C++ runtime and
+    /// MySQL 8 login plugins, Apache), chosen by the probed facts: the RPM names go to dnf.
     @Test func runbookPackageStepsRunWithDnf() async throws {
         try await Self.withPreparedHost { host in
             let (journal, dir) = Self.journal()
@@ -259,7 +259,7 @@ struct DnfPathTests {
             #expect(first.exitCode == 0, "\(Self.failures(first.hosts[0]))")
             #expect(first.hosts[0].steps.allSatisfy { $0.state == .changed })
             #expect(first.hosts[0].steps.allSatisfy { $0.actions.allSatisfy { $0.hasSuffix("with dnf") } }, "\(first.hosts[0].steps.map(\.actions))")
-            let expected: Set<String> = ["nfs-utils", "rpcbind", "libstdc++", "httpd", "apr"]
+            let expected: Set<String> = ["nfs-utils", "rpcbind", "libstdc++", "mariadb-connector-c", "httpd", "apr"]
             #expect(try await Self.installedRPMs(host) == expected)
 
             let second = await Runner(runbook: book, options: RunOptions(journal: journal)).run([HostTarget(host)])

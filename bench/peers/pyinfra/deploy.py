@@ -69,8 +69,8 @@ for path, _ in NFS_MOUNTS:
     server.mount(name=f"{path} mounted", path=path, mounted=True)
 
 apt.packages(
-    name="the C++ runtime ccr loads installed",
-    packages=["libstdc++6"],
+    name="the C++ runtime ccr loads and the MySQL 8 login plugins installed",
+    packages=["libstdc++6", "libmariadb3"],
     no_recommends=True,
 )
 server.group(name="ccr group (same gid on every host)", group="ccr", system=True, gid=CCR_UID)
