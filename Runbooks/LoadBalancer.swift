@@ -101,7 +101,9 @@ public enum LoadBalancerRunbook {
         let listeners = ServiceCheck.all([.tcpPort(tunerPort), .tcpPort(webPort)])
         return Runbook(name, steps: [
             PackageInstalled("haproxy", description: "install HAProxy (apt or dnf, as probed)"),
-            File(configPath, content: SecretText(config), validate: "haproxy -c -q -f %s",
+            // Quiet when valid; when not, checked again for its words, without the version notices
+            // that would fill the failure report's lines before the [ALERT]s.
+            File(configPath, content: SecretText(config), validate: "haproxy -c -q -f %s || { haproxy -c -f %s 2>&1 | grep -v NOTICE; false; }",
                  description: "write \(configPath): tuners on \(tunerPort) to \(d.repoNodes.map(\.name).joined(separator: ", ")), the web on \(webPort) to \(d.webNodes.map(\.name).joined(separator: ", ")) (checked with haproxy -c before it replaces the old one)"),
             // A reload keeps established connections (tuners) on the old process until they end.
             restartWhenChanged("haproxy", files: [configPath], reload: true),

@@ -57,8 +57,9 @@ public struct UploadAction: Sendable, Hashable {
             // The checker's own words say what is wrong; the old file stays in place.
             let command = validate.replacingOccurrences(of: "%s", with: t)
             install = """
-                if ! ccrun_out=$(\(command) 2>&1); then rm -f \(t); printf '%s\\n' "$ccrun_out" >&2; \
-                echo \(Shell.quote("`\(validate.replacingOccurrences(of: "%s", with: "NEW"))` refused the new \(path); nothing was replaced")) >&2; exit 1; fi
+                if ! ccrun_out=$(\(command) 2>&1); then rm -f \(t); \
+                echo \(Shell.quote("`\(validate.replacingOccurrences(of: "%s", with: "NEW"))` refused the new \(path); nothing was replaced:")) >&2; \
+                printf '%s\\n' "$ccrun_out" >&2; exit 1; fi
                 \(install)
                 """
         }
