@@ -38,6 +38,9 @@ public enum LoadBalancerRunbook {
     ///   feed after its `live_max_seconds` anyway (the browser reconnects).
     /// - Health: a tuner node is healthy when it accepts TCP on 3030, a web node when `GET /`
     ///   answers 200 through Apache (both every 2 s; down after 2 failures, up after 2 successes).
+    /// - A node that died is marked down only after its checks fail (up to 4 s): meanwhile a
+    ///   connection it refuses is retried on another node (`option redispatch`), so a tuner that
+    ///   reconnects at once, or a visitor's request, does not land on the dead node again.
     public static func haproxyConfig(repoNodes: [BalancedServer], webNodes: [BalancedServer]) -> String {
         func servers(_ list: [BalancedServer], port: Int) -> String {
             list.map { "    server \($0.name) \($0.address):\(port) check inter 2s fall 2 rise 2\n" }.joined()
@@ -55,6 +58,7 @@ public enum LoadBalancerRunbook {
             defaults
                 timeout connect 5s
                 retries 2
+                option redispatch
 
             # Tuners (ccextractor -sendto LB:\(tunerPort)): TCP, to the repository servers.
             frontend tuners

@@ -241,6 +241,7 @@ import Testing
         #expect(!web.contains("repo-node"))
         #expect(section("frontend tuners").contains("bind :3030") && section("frontend web").contains("bind :80"))
         #expect(cfg.contains("stats socket /run/haproxy/admin.sock mode 600 level admin"))
+        #expect(section("defaults").contains("    option redispatch"), "a refused connection must be retried on another node")
         // Longer than ccr's idle_timeout (120 s): ccr, not the load balancer, closes a silent tuner.
         #expect(tuners.contains("timeout tunnel 3m") && section("frontend tuners").contains("timeout client 3m"))
     }
