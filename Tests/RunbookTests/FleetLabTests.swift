@@ -24,18 +24,7 @@ struct FleetLabTests {
         let lab = try Deploy.Lab.load()
         let ccrun = try Deploy.ccrunBinary()
         let ship = try Deploy.shipBinary()
-        let inventory = lab.inventory
-        let commands = [["database", "--inventory", inventory],
-                        ["nfs-master", "--inventory", inventory, "nfs-master"],
-                        ["repo-node", "--inventory", inventory, "repo-node", "repo-node-2"],
-                        ["web-node", "--inventory", inventory, "web-node", "web-node-2"],
-                        ["lb", "--inventory", inventory, "lb"]]
-        for args in commands {
-            let started = Date()
-            let r = try Deploy().apply(ccrun, args, ship: ship)
-            try #require(r.status == 0, "ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
-            print("fleet: ccrun \(args[0]) \(args.dropFirst(3).joined(separator: " ")) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
-        }
+        try deployFleet(lab, ccrun: ccrun, ship: ship)
         let lb = try lab.address("lb")
         let shell = try LabHostShell.load()
         // Both backends up (the health checks passed) before anything is sent through them.
@@ -84,6 +73,95 @@ struct FleetLabTests {
         for node in ["repo-node", "repo-node-2"] {
             #expect(files.split(separator: "\n").contains { $0.hasSuffix("@\(node).srt") }, "no archived .srt of \(node):\n\(files)")
         }
+    }
+
+    /// Node loss: a tuner behaving like CCExtractor with live input (scripts/live-tuner: real-time
+    /// pace, PING every 3 s, reconnect re-sending PASSWORD, CC_DESC, BIN_HEADER) streams through
+    /// the load balancer; ccr on the node holding it is killed (-9) 20 s in. The tuner must come
+    /// back through the load balancer to the other node within seconds and its captions continue
+    /// there, no line written twice; the watchdog marks the dead node's tuner disconnected.
+    @Test(.timeLimit(.minutes(10)))
+    func aTunerSurvivesTheLossOfItsNode() async throws {
+        let lab = try Deploy.Lab.load()
+        try deployFleet(lab, ccrun: try Deploy.ccrunBinary(), ship: try Deploy.shipBinary())
+        let shell = try LabHostShell.load()
+        try await waitForServersUp(shell, count: 4)
+        let since = try sql("SELECT ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000)").first ?? "0"
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("live-tuner-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let tuner = Process()
+        tuner.executableURL = Fixtures.packageRoot.appendingPathComponent("scripts/live-tuner")
+        tuner.arguments = [try lab.address("lb"), try Fixtures.shared("the.tudors.sendto.bin").path, lab.secretsDirectory + "/tuner-password"]
+        tuner.standardOutput = try FileHandle(forWritingTo: log)
+        try tuner.run()
+        defer { if tuner.isRunning { tuner.terminate() } }
+
+        try await Task.sleep(for: .seconds(20))
+        let holder = try #require(try sql("SELECT n.hostname FROM tuners t JOIN nodes n ON n.id = t.node_id WHERE t.connected_at >= \(since) AND t.disconnected_at IS NULL").first,
+                                  "no connected tuner in the database 20 s into the stream")
+        let survivor = holder == "repo-node" ? "repo-node-2" : "repo-node"
+        try shell.check(holder, "kill -9 $(pidof ccr)", "kill -9 ccr")
+        let killed = Date()
+        defer { _ = try? shell.run(holder, "service ccr start >/dev/null 2>&1 || systemctl start ccr") }
+        while tuner.isRunning { try await Task.sleep(for: .milliseconds(200)) }
+
+        // The tuner's own account: one reconnect, how long it took, the records it could not send.
+        let events = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let times = { (kind: String) in events.filter { $0["event"] as? String == kind }.compactMap { $0["t"] as? Double } }
+        let connects = times("connected"), drops = times("disconnected")
+        try #require(connects.count == 2 && drops.count >= 1, "expected one reconnect, the tuner says:\n\(events)")
+        let reconnect = connects[1] - drops[0]
+        #expect(reconnect < 5, "the tuner took \(reconnect) s to reconnect through the load balancer")
+
+        // Where its captions went: both nodes, none twice.
+        let lines = try sql("""
+            SELECT n.hostname, c.start_ms, REPLACE(c.text, '\\n', '|') FROM caption_lines c JOIN tuners t ON t.id = c.tuner_id
+            JOIN nodes n ON n.id = t.node_id WHERE t.connected_at >= \(since) ORDER BY c.start_ms
+            """).map { $0.split(separator: "\t", maxSplits: 2).map(String.init) }
+        let keys = lines.map { "\($0[1]) \($0.count > 2 ? $0[2] : "")" }
+        #expect(Set(keys).count == keys.count, "lines written twice:\n\(keys)")
+        #expect(Set(lines.map { $0[0] }) == [holder, survivor], "lines by node: \(lines.map { $0[0] })")
+        let reference = 22   // cues of the.tudors.sendto.srt
+        let before = lines.filter { $0[0] == holder }.compactMap { Int($0[1]) }.max() ?? 0
+        let after = lines.filter { $0[0] == survivor }.compactMap { Int($0[1]) }.min() ?? 0
+        #expect(lines.count >= reference - 2, "\(lines.count) of \(reference) cues reached the database")
+        print("fleet: node loss: tuner reconnected in \(Int(reconnect * 1000)) ms; \(reference - lines.count) of \(reference) cues lost; "
+              + "captions stop at \(before) ms on \(holder) and resume at \(after) ms on \(survivor); the tuner lost "
+              + "\(events.last?["lost"] ?? "?") records")
+
+        // The watchdog (on nfs-master: --stale-after 30, every 10 s) marks the dead node's tuner gone.
+        var marked: TimeInterval?
+        while marked == nil && Date().timeIntervalSince(killed) < 60 {
+            let reason = try sql("SELECT t.disconnect_reason FROM tuners t JOIN nodes n ON n.id = t.node_id WHERE t.connected_at >= \(since) AND n.hostname = '\(holder)'").first
+            if reason == "watchdog" { marked = Date().timeIntervalSince(killed) } else { try await Task.sleep(for: .seconds(1)) }
+        }
+        #expect(marked != nil, "the watchdog did not mark \(holder)'s tuner disconnected within 60 s of the kill")
+        print("fleet: node loss: the watchdog marked \(holder)'s tuner disconnected \(Int(marked ?? -1)) s after the kill")
+    }
+
+    /// The guide's commands for the fleet, in its order (a converged fleet: about a second each).
+    func deployFleet(_ lab: Deploy.Lab, ccrun: String, ship: String) throws {
+        let inventory = lab.inventory
+        let commands = [["database", "--inventory", inventory],
+                        ["nfs-master", "--inventory", inventory, "nfs-master"],
+                        ["repo-node", "--inventory", inventory, "repo-node", "repo-node-2"],
+                        ["web-node", "--inventory", inventory, "web-node", "web-node-2"],
+                        ["lb", "--inventory", inventory, "lb"]]
+        for args in commands {
+            let started = Date()
+            let r = try Deploy().apply(ccrun, args, ship: ship)
+            try #require(r.status == 0, "ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
+            print("fleet: ccrun \(args[0]) \(args.dropFirst(3).joined(separator: " ")) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        }
+    }
+
+    /// Rows of a query on the deployment's database (tab-separated columns, no header).
+    func sql(_ query: String) throws -> [String] {
+        let r = try adminSQL(query)
+        try #require(r.status == 0, "\(query): \(r.output)")
+        return r.output.split(separator: "\n").dropFirst().map(String.init)
     }
 
     /// Waits until HAProxy's runtime API says `count` servers are UP (its health checks passed).
