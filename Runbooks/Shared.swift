@@ -31,6 +31,10 @@ public struct Deployment: Sendable {
     public var nfsServerKind: NFSServerKind?
     /// The password tuners send (`ccextractor -tcppassword`); nil when the inventory turns it off.
     public var tunerPassword: Secret?
+    /// The servers the load balancer sends tuners and visitors to: the inventory's hosts with
+    /// roles repo-node and web-node.
+    public var repoNodes: [BalancedServer] = []
+    public var webNodes: [BalancedServer] = []
 
     public init(nfsServer: String, admin: DatabaseEndpoint, readOnlyPassword: Secret, readWritePassword: Secret,
                 databaseName: String = "cc", readOnlyUser: String = "cc_ro", readWriteUser: String = "cc_rw",

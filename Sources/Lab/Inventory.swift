@@ -58,6 +58,9 @@ public struct LabInventoryFile: Codable, Sendable, Equatable {
         hosts.values.compactMap { $0.vars[Self.initVar].flatMap(LabHostInit.init(rawValue:)) }.first ?? .sysv
     }
 
+    /// True when the inventory holds the fleet's hosts (`ccrun lab up --fleet`).
+    public var hasFleet: Bool { LabSpec.fleetHostNames.allSatisfy { hosts[$0] != nil } }
+
     /// Builds the inventory of a lab described by `spec`.
     static func make(for spec: LabSpec) -> LabInventoryFile {
         var hosts: [String: Host] = [:]
@@ -68,10 +71,9 @@ public struct LabInventoryFile: Codable, Sendable, Equatable {
             // The machine's kernel has no nfsd, and a systemd host's default is the kernel
             // server (docs/lab.md "NFS in the lab"): the lab's NFS server is nfs-ganesha.
             if spec.hostInit == .systemd, name == spec.nfsServerHost { vars["nfsServerKind"] = "ganesha" }
-            let role = index < LabSpec.defaultHostNames.count ? name : "fanout"
             hosts[name] = Host(address: spec.address(ofHostAt: index), port: 22, user: "root",
                                identityFile: spec.identityFile, knownHosts: spec.knownHostsFile,
-                               roles: [role], vars: vars)
+                               roles: [spec.role(of: name)], vars: vars)
         }
         return LabInventoryFile(
             hosts: hosts,

@@ -23,7 +23,8 @@ public struct Lab: Sendable {
     public static func existing(name: String = "main", log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Lab {
         var spec = try LabSpec.named(name, hosts: nil)
         if let inventory = try? LabInventoryFile.load(from: spec.inventoryPath) {
-            spec.hostCount = inventory.hosts.count
+            spec.fleet = inventory.hasFleet
+            spec.hostCount = inventory.hosts.count - (spec.fleet ? LabSpec.fleetHosts.count : 0)
             spec.hostInit = inventory.hostInit
         }
         return Lab(spec: spec, log: log)
@@ -40,8 +41,8 @@ public struct Lab: Sendable {
     @discardableResult
     public func up() throws -> LabInventoryFile {
         try Self.requireRoot()
-        guard (1...spec.maxHosts).contains(spec.hostCount) else {
-            throw LabError.tooManyHosts(requested: spec.hostCount, maximum: spec.maxHosts)
+        guard spec.hostCount >= 1, spec.hostNames.count <= spec.maxHosts else {
+            throw LabError.tooManyHosts(requested: spec.hostNames.count, maximum: spec.maxHosts)
         }
         let lock = try FileLock(path: spec.lockPath)
         defer { lock.release() }

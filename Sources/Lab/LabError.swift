@@ -20,7 +20,7 @@ public enum LabError: Error, CustomStringConvertible, LocalizedError {
         case .unknownHost(let name):
             return "no lab host named '\(name)' (see `ccrun lab status`)"
         case .tooManyHosts(let requested, let maximum):
-            return "--hosts \(requested) is more than this lab's address range allows (\(maximum))"
+            return "\(requested) hosts (--hosts, plus 3 with --fleet) is more than this lab's address range allows (\(maximum))"
         case .missingTool(let tool, let package):
             return "'\(tool)' not found: install it with `apt-get install -y \(package)`"
         case .noDebianMirror(let detail):

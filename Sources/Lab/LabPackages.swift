@@ -32,6 +32,8 @@ public enum LabPackages {
         "htop", "tree",
         // Ansible's managed-node requirements (bench/peers, PeerTests): Python 3 and, for its apt module, python3-apt
         "python3", "python3-apt",
+        // the load balancer of the fleet (`ccrun lab up --fleet`, `ccrun lb`): HAProxy 2.6
+        "haproxy",
         // the yum/dnf path on a real dnf (RunbookTests/DnfPathTests, host11): Debian's dnf 4 and rpm
         "dnf", "rpm",
     ]

@@ -41,8 +41,23 @@ public struct LabSpec: Sendable, Equatable {
     public var region: String = "us-east-1"
     /// PID 1 of every host of this instance (`ccrun lab up --init systemd`).
     public var hostInit: LabHostInit = .sysv
+    /// The guide's fleet (`ccrun lab up --fleet`): `fleetHostNames` appended after the
+    /// `hostCount` hosts, so a second repository and web server and a load balancer exist
+    /// beside the one-of-each deployment.
+    public var fleet = false
 
     public static let defaultHostNames = ["db", "nfs-master", "repo-node", "web-node"]
+    /// The fleet's hosts and their inventory roles: a second repository and web server (roles
+    /// as the first ones', so the runbooks and the load balancer find them by role) and the load
+    /// balancer, HAProxy standing in for the guide's two ELBs.
+    ///
+    /// WHY after the numbered hosts rather than in place of some: tests address `host5` ...
+    /// `host14` by name and number, and the fan-out benchmarks count from `host15`; appending
+    /// changes no existing host's name or address.
+    public static let fleetHosts: [(name: String, role: String)] = [
+        ("repo-node-2", "repo-node"), ("web-node-2", "web-node"), ("lb", "lb"),
+    ]
+    public static var fleetHostNames: [String] { fleetHosts.map(\.name) }
 
     /// The main lab: bridge `ccrlab0` 198.51.100.1/24, hosts from 198.51.100.10.
     public static func main(hosts: Int = 4) -> LabSpec {
@@ -69,8 +84,18 @@ public struct LabSpec: Sendable, Equatable {
 
     public var maxHosts: Int { name == "main" ? 180 : 50 }
 
+    /// Every host in creation order (index N has address `firstHostOctet + N`): the numbered
+    /// ones, then the fleet's.
     public var hostNames: [String] {
         (0..<hostCount).map { $0 < Self.defaultHostNames.count ? Self.defaultHostNames[$0] : "host\($0 + 1)" }
+            + (fleet ? Self.fleetHostNames : [])
+    }
+
+    /// A host's inventory role: its own name for the four guide hosts, the fleet's roles for the
+    /// fleet hosts, `fanout` for the numbered extra hosts.
+    public func role(of host: String) -> String {
+        if Self.defaultHostNames.contains(host) { return host }
+        return Self.fleetHosts.first { $0.name == host }?.role ?? "fanout"
     }
 
     public var bridge: String { "\(prefix)0" }

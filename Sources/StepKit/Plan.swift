@@ -29,9 +29,14 @@ public struct UploadAction: Sendable, Hashable {
     public var mode: String
     public var owner: String
     public var group: String
+    /// A command that must accept the new copy before it replaces `path` (`%s` stands for the
+    /// copy's path), as Ansible's `validate`: a configuration the program would refuse never
+    /// replaces the one it runs with. Run on the target after the bytes landed, before the rename.
+    public var validate: String?
 
-    public init(path: String, text: SecretText, mode: String, owner: String, group: String) {
+    public init(path: String, text: SecretText, mode: String, owner: String, group: String, validate: String? = nil) {
         self.path = path; content = text; bytes = nil; self.mode = mode; self.owner = owner; self.group = group
+        self.validate = validate
     }
     public init(path: String, bytes: Data, mode: String, owner: String, group: String) {
         self.path = path; content = nil; self.bytes = bytes; self.mode = mode; self.owner = owner; self.group = group
@@ -64,7 +69,17 @@ public struct UploadAction: Sendable, Hashable {
     /// The command run after the bytes landed at `temporaryPath`.
     public var finishScript: String {
         let t = Shell.quote(temporaryPath), p = Shell.quote(path)
-        let install = "chown \(Shell.quote(owner + ":" + group)) \(t) && chmod \(mode) \(t) && mv -f \(t) \(p)"
+        var install = "chown \(Shell.quote(owner + ":" + group)) \(t) && chmod \(mode) \(t) && mv -f \(t) \(p)"
+        if let validate {
+            // The checker's own words say what is wrong; the old file stays in place.
+            let command = validate.replacingOccurrences(of: "%s", with: t)
+            install = """
+                if ! ccrun_out=$(\(command) 2>&1); then rm -f \(t); \
+                echo \(Shell.quote("`\(validate.replacingOccurrences(of: "%s", with: "NEW"))` refused the new \(path); nothing was replaced:")) >&2; \
+                printf '%s\\n' "$ccrun_out" >&2; exit 1; fi
+                \(install)
+                """
+        }
         guard let expected = expectedSHA256 else { return install }
         // Unpacked with umask 077: the copy is chmoded only once its digest is checked.
         let unpack = packing.map { c in

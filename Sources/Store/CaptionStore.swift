@@ -239,10 +239,13 @@ public struct ProgramSummary: Sendable, Hashable, Codable {
     public var lineCount: Int
     /// The tuner's address (an undescribed tuner's archive folder is named after it).
     public var tunerAddress: String?
+    /// The repository node that recorded it (`nodes.hostname`): part of its archive files' names.
+    public var nodeName: String?
 
     public init(id: Int64, tunerID: Int64, name: String?, startedAt: Int64, endedAt: Int64?, tunerDescription: String?, lineCount: Int,
-                tunerAddress: String? = nil) {
+                tunerAddress: String? = nil, nodeName: String? = nil) {
         self.tunerAddress = tunerAddress
+        self.nodeName = nodeName
         self.id = id
         self.tunerID = tunerID
         self.name = name

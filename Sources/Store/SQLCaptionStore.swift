@@ -274,14 +274,15 @@ final class SQLCaptionStore: CaptionStore {
 
     private static let programColumns = """
         p.id, p.tuner_id, p.name, p.started_at, p.ended_at, t.description,
-        (SELECT COUNT(*) FROM caption_lines c WHERE c.program_id = p.id AND c.service = \(CaptionService.cea608)), t.address
+        (SELECT COUNT(*) FROM caption_lines c WHERE c.program_id = p.id AND c.service = \(CaptionService.cea608)), t.address,
+        (SELECT n.hostname FROM nodes n WHERE n.id = t.node_id)
         """
 
     private static func program(_ row: [SQLValue], at i: Int = 0) -> ProgramSummary? {
         guard let id = row[i].int64 else { return nil }
         return ProgramSummary(id: id, tunerID: row[i + 1].int64 ?? 0, name: row[i + 2].string, startedAt: row[i + 3].int64 ?? 0,
                               endedAt: row[i + 4].int64, tunerDescription: row[i + 5].string, lineCount: Int(row[i + 6].int64 ?? 0),
-                              tunerAddress: row[i + 7].string)
+                              tunerAddress: row[i + 7].string, nodeName: row[i + 8].string)
     }
 
     private static let lineColumns = "c.id, c.program_id, c.tuner_id, c.seq, c.start_ms, c.end_ms, c.mode, c.text, c.captured_at, c.service"

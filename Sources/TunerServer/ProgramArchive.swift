@@ -26,13 +26,25 @@ public enum ArchiveFileKind: Hashable, Sendable {
     }
 }
 
-/// Where archived files go: `ROOT/YYYY/MM/DD/<tuner>/<HHMMSS>-<program-slug>.<ext>` with the
-/// program's start in UTC, so a person browsing the NFS share finds a day, a tuner, a program.
+/// Where archived files go: `ROOT/YYYY/MM/DD/<tuner>/<HHMMSS>-<program-slug>[-N]@<node>.<ext>`
+/// with the program's start in UTC, so a person browsing the NFS share finds a day, a tuner, a
+/// program, and which repository node recorded it.
+///
+/// WHY the node in the name: the guide's repository servers share one NFS archive. A tuner that
+/// reconnects through the load balancer to another node, or two tuners with one description on
+/// two nodes, can start programs of one name in one second; each node only knows its own claims
+/// (`ArchiveIO.reserve`), so without the node two nodes would append to the same files. A slug
+/// never holds `@`, so names of different nodes never meet. The node is the one the database
+/// records (`nodes.hostname`, ccr's `node_name`), so `ccr web` still derives the name.
 public struct ArchiveLayout: Sendable {
     public let root: String
+    /// The repository node writing (`[server] node_name`); nil: names without a node, as ccr
+    /// wrote them before it shared archives (`ccr web` still finds those).
+    public let node: String?
 
-    public init(root: String) {
+    public init(root: String, node: String? = nil) {
         self.root = root.hasSuffix("/") && root.count > 1 ? String(root.dropLast()) : root
+        self.node = node
     }
 
     /// The directory of a tuner's programs that started on `startedAt`'s UTC day.
@@ -50,7 +62,8 @@ public struct ArchiveLayout: Sendable {
     /// Path without extension.
     public func basePath(tuner: String, startedAt: UTCTime, slug: String, sequence: Int) -> String {
         let stem = "\(pad2(startedAt.hour))\(pad2(startedAt.minute))\(pad2(startedAt.second))-\(slug)"
-        return directory(tuner: tuner, startedAt: startedAt) + "/" + (sequence > 1 ? "\(stem)-\(sequence)" : stem)
+        let numbered = sequence > 1 ? "\(stem)-\(sequence)" : stem
+        return directory(tuner: tuner, startedAt: startedAt) + "/" + (node.map { "\(numbered)@\(programSlug($0))" } ?? numbered)
     }
 }
 

@@ -20,7 +20,7 @@ final class ServerContext: Sendable {
          archive: ArchiveWriter) {
         self.configuration = configuration
         self.settings = SessionSettings(password: configuration.password,
-                                        layout: ArchiveLayout(root: configuration.archiveDirectory),
+                                        layout: ArchiveLayout(root: configuration.archiveDirectory, node: configuration.nodeName),
                                         flushThreshold: configuration.flushThreshold, archiveIO: archive,
                                         limits: configuration.limits)
         self.admission = TunerAdmission(limits: configuration.limits)

@@ -121,8 +121,9 @@ struct TranscriptStream {
 /// (`ROOT/YYYY/MM/DD/<tuner>/<HHMMSS>-<program-slug>[-N].<ext>`, start time in UTC).
 ///
 /// The database does not record the archive path, so it is derived from what the database does
-/// have: the start time, the program name and the tuner's description. Only an unambiguous match
-/// is used; otherwise the caller falls back to the database.
+/// have: the start time, the program name, the tuner's description and the node that recorded it
+/// (`ArchiveLayout.node`; names without a node, from a ccr before shared archives, are tried
+/// after). Only an unambiguous match is used; otherwise the caller falls back to the database.
 struct ArchiveLocator: Sendable {
     let root: String
     /// Names tried per program (`STEM`, `STEM-2`, ...); the writer takes the first free one.
@@ -134,19 +135,21 @@ struct ArchiveLocator: Sendable {
     func file(for program: ProgramSummary, extension ext: String) -> String? {
         guard program.tunerDescription != nil || program.tunerAddress != nil else { return nil }
         let folder = ArchiveLayout.tunerFolder(description: program.tunerDescription, address: program.tunerAddress)
-        let layout = ArchiveLayout(root: root)
         let started = UTCTime(secondsSinceEpoch: Int(program.startedAt / 1000))
-        var found: [String] = []
-        for sequence in 1...Self.maximumProbes {
-            let path = layout.basePath(tuner: folder, startedAt: started, slug: programSlug(program.name), sequence: sequence) + "." + ext
-            if Self.isRegularFile(path) {
-                found.append(path)
-            } else if sequence > 1 {
-                break
+        for layout in (program.nodeName.map { [ArchiveLayout(root: root, node: $0)] } ?? []) + [ArchiveLayout(root: root)] {
+            var found: [String] = []
+            for sequence in 1...Self.maximumProbes {
+                let path = layout.basePath(tuner: folder, startedAt: started, slug: programSlug(program.name), sequence: sequence) + "." + ext
+                if Self.isRegularFile(path) {
+                    found.append(path)
+                } else if sequence > 1 {
+                    break
+                }
             }
+            // Two programs with one name starting in one second on this tuner: ambiguous.
+            if !found.isEmpty { return found.count == 1 ? found[0] : nil }
         }
-        // Two programs with one name starting in one second on this tuner: ambiguous.
-        return found.count == 1 ? found[0] : nil
+        return nil
     }
 
     static func isRegularFile(_ path: String) -> Bool {

@@ -10,7 +10,7 @@ struct CCRun: AsyncParsableCommand {
         abstract: "Deploy the CC Repository: typed, idempotent steps over SSH and the AWS API.",
         version: BuildInfo.versionLine,
         subcommands: [LabCommand.self, SampleCommand.self, ResumeCommand.self, RollbackCommand.self, UnlockCommand.self, AWSCommand.self,
-                      DatabaseCommand.self, NFSMasterCommand.self, RepoNodeCommand.self, WebNodeCommand.self, DeployAllCommand.self]
+                      DatabaseCommand.self, NFSMasterCommand.self, RepoNodeCommand.self, WebNodeCommand.self, LoadBalancerCommand.self, DeployAllCommand.self]
     )
 }
 

@@ -99,7 +99,7 @@ struct DeploymentLoader {
         do { binary = try Payload.mapping(file: path) } catch { throw ValidationError("cannot read ccr binary \(path): \(error.localizedDescription)") }
         let schema = runbook == DatabaseRunbook.name ? try runTool(path, ["schema", "--dialect", "mysql"]) : ""
         let readOnlyUser = db.readOnlyUser ?? "cc_ro", readWriteUser = db.readWriteUser ?? "cc_rw"
-        let deployment = Deployment(nfsServer: nfsServer, admin: admin,
+        var deployment = Deployment(nfsServer: nfsServer, admin: admin,
                                     readOnlyPassword: try password(env: "CCR_RO_PASSWORD", file: "\(readOnlyUser)-password", inventory: inventory),
                                     readWritePassword: try password(env: "CCR_RW_PASSWORD", file: "\(readWriteUser)-password", inventory: inventory),
                                     databaseName: db.name ?? "cc", readOnlyUser: readOnlyUser, readWriteUser: readWriteUser,
@@ -107,6 +107,11 @@ struct DeploymentLoader {
                                     dataDevice: "/dev/xvdf", forceMkfs: options.forceMkfs,
                                     tunerPassword: inventory.tunerPassword == false ? nil
                                         : try password(env: "CCR_TUNER_PASSWORD", file: "tuner-password", inventory: inventory))
+        func servers(_ role: String) -> [BalancedServer] {
+            inventory.hosts(withRole: role).map { BalancedServer(name: $0, address: inventory.hosts[$0]!.address) }
+        }
+        deployment.repoNodes = servers(RepoNodeRunbook.name)
+        deployment.webNodes = servers(WebNodeRunbook.name)
         return (inventory, deployment)
     }
 }
@@ -114,7 +119,7 @@ struct DeploymentLoader {
 /// The guide's runbooks by the name their journal records, so `ccrun resume` can rebuild an
 /// interrupted run (the database runbook's target is `controller`: it runs SQL from here).
 enum GuideRunbooks {
-    static let names = [DatabaseRunbook.name, NFSMasterRunbook.name, RepoNodeRunbook.name, WebNodeRunbook.name]
+    static let names = [DatabaseRunbook.name, NFSMasterRunbook.name, RepoNodeRunbook.name, WebNodeRunbook.name, LoadBalancerRunbook.name]
 
     static func make(_ name: String, _ d: Deployment) throws -> Runbook? {
         switch name {
@@ -122,6 +127,7 @@ enum GuideRunbooks {
         case NFSMasterRunbook.name: try NFSMasterRunbook.make(d)
         case RepoNodeRunbook.name: try RepoNodeRunbook.make(d)
         case WebNodeRunbook.name: try WebNodeRunbook.make(d)
+        case LoadBalancerRunbook.name: try LoadBalancerRunbook.make(d)
         default: nil
         }
     }
@@ -205,6 +211,20 @@ struct RepoNodeCommand: AsyncParsableCommand {
     var hosts: [String]
     func run() async throws {
         throw ExitCode(try await runGuide(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
+    }
+}
+
+/// `ccrun lb HOST`: the guide's "Creating Load Balancers", as HAProxy on a host of one's own.
+struct LoadBalancerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "lb",
+        abstract: "HAProxy balancing tuners (TCP 3030) over the repo-node hosts and the web (HTTP 80) over the web-node hosts of the inventory (guide: Creating Load Balancers).")
+    @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var options: DeployOptions
+    @Argument(help: "The load balancer host.")
+    var host: String
+    func run() async throws {
+        throw ExitCode(try await runGuide(LoadBalancerRunbook.name, hosts: [host], hostOptions: hostOptions, options: options, output: output))
     }
 }
 

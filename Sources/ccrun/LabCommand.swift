@@ -24,16 +24,19 @@ struct LabCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Create or repair the lab and write its inventory (idempotent).")
         @OptionGroup var instance: InstanceOptions
-        @Option(help: "Number of hosts (db, nfs-master, repo-node, web-node, then host5, host6, ...).")
+        @Option(help: "Number of hosts (db, nfs-master, repo-node, web-node, then host5, host6, ...), not counting --fleet's.")
         var hosts: Int?
         @Option(help: ArgumentHelp("PID 1 of the hosts: sysv (a light shell init running sysv scripts) or systemd (systemd booted by systemd-nspawn, as on Amazon Linux 2023). Default: as the running lab's hosts, else sysv; switching remakes the hosts bare.", valueName: "sysv|systemd"))
         var `init`: String?
+        @Flag(inversion: .prefixedNo, help: "Also make the guide's fleet: repo-node-2, web-node-2 and lb (HAProxy) after the other hosts. Default: as the running lab.")
+        var fleet: Bool?
 
         func run() async throws {
             let start = Date()
             var spec = try LabSpec.named(instance.instance, hosts: hosts)
             let existing = try? Lab.existing(name: instance.instance)
             if hosts == nil, let existing { spec.hostCount = existing.spec.hostCount }
+            spec.fleet = fleet ?? existing?.spec.fleet ?? false
             if let kind = `init` {
                 guard let value = LabHostInit(rawValue: kind) else {
                     throw ValidationError("--init must be one of: \(LabHostInit.allCases.map(\.rawValue).joined(separator: ", "))")

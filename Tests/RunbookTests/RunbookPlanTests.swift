@@ -222,9 +222,68 @@ import Testing
 
     @Test func everySectionBuildsWithUniqueStepIDs() throws {
         let d = deployment()
-        for book in [DatabaseRunbook.make(d), try NFSMasterRunbook.make(d), try RepoNodeRunbook.make(d), try WebNodeRunbook.make(d)] {
+        for book in [DatabaseRunbook.make(d), try NFSMasterRunbook.make(d), try RepoNodeRunbook.make(d), try WebNodeRunbook.make(d),
+                     try LoadBalancerRunbook.make(fleet())] {
             #expect(Set(book.steps.map(\.id)).count == book.steps.count, "\(book.name)")
             try book.validate()
         }
+    }
+
+    // MARK: the load balancer (ccrun lb)
+
+    func fleet() -> Deployment {
+        var d = deployment()
+        d.repoNodes = [.init(name: "repo-node", address: "198.51.100.12"), .init(name: "repo-node-2", address: "198.51.100.24")]
+        d.webNodes = [.init(name: "web-node", address: "198.51.100.13"), .init(name: "web-node-2", address: "198.51.100.25")]
+        return d
+    }
+
+    /// Each backend has exactly its role's servers with their health check, tuners by least
+    /// connections over TCP, the web over HTTP checked by GET /.
+    @Test func haproxyConfigBalancesEachRoleOnItsPort() throws {
+        let d = fleet()
+        let cfg = LoadBalancerRunbook.haproxyConfig(repoNodes: d.repoNodes, webNodes: d.webNodes)
+        func section(_ header: String) -> String {
+            let after = cfg.components(separatedBy: "\n" + header + "\n")[1]
+            return after.components(separatedBy: "\n\n")[0]
+        }
+        let tuners = section("backend repo-nodes"), web = section("backend web-nodes")
+        #expect(tuners.contains("    mode tcp\n") && tuners.contains("    balance leastconn\n"))
+        #expect(tuners.contains("    server repo-node 198.51.100.12:3030 check inter 2s fall 2 rise 2\n"))
+        #expect(tuners.contains("    server repo-node-2 198.51.100.24:3030 check"))
+        #expect(!tuners.contains("web-node"))
+        #expect(web.contains("    mode http\n") && web.contains("    http-check send meth GET uri /\n") && web.contains("http-check expect status 200"))
+        #expect(web.contains("    server web-node 198.51.100.13:80 check") && web.contains("    server web-node-2 198.51.100.25:80 check"))
+        #expect(!web.contains("repo-node"))
+        #expect(section("frontend tuners").contains("bind :3030") && section("frontend web").contains("bind :80"))
+        #expect(cfg.contains("stats socket /run/haproxy/admin.sock mode 600 level admin"))
+        #expect(section("defaults").contains("    option redispatch"), "a refused connection must be retried on another node")
+        // Longer than ccr's idle_timeout (120 s): ccr, not the load balancer, closes a silent tuner.
+        #expect(tuners.contains("timeout tunnel 3m") && section("frontend tuners").contains("timeout client 3m"))
+    }
+
+    /// apt or dnf by probe; the configuration must pass `haproxy -c` before it replaces the old
+    /// one (the check runs on the uploaded copy, before the rename); a reload when it changed.
+    @Test func loadBalancerPlanOnABareHost() throws {
+        let book = try LoadBalancerRunbook.make(fleet())
+        let steps = Dictionary(uniqueKeysWithValues: book.steps.map { ($0.id, $0) })
+        let packages = try #require(steps["packages:haproxy"])
+        #expect(try #require(try packages.plan(facts(system: Self.debian), context: PlanContext()).change).commands.joined().contains("install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold haproxy"))
+        #expect(try #require(try packages.plan(facts(system: Self.centos), context: PlanContext()).change).commands.joined().contains("yum install -y -q haproxy"))
+        let file = try #require(steps["file:/etc/haproxy/haproxy.cfg"])
+        let absent = facts(system: Self.debian, extra: [FileProbe.key("/etc/haproxy/haproxy.cfg", content: true): FactOutput(stdout: "absent", status: 0)])
+        let change = try #require(try file.plan(absent, context: PlanContext()).change)
+        let finish = try #require(change.commands.last)
+        let check = try #require(finish.range(of: "haproxy -c -q -f /etc/haproxy/.haproxy.cfg.ccrun-tmp"))
+        let rename = try #require(finish.range(of: "mv -f /etc/haproxy/.haproxy.cfg.ccrun-tmp /etc/haproxy/haproxy.cfg"))
+        #expect(check.lowerBound < rename.lowerBound)
+        #expect(change.undo == [.restoreFile(path: "/etc/haproxy/haproxy.cfg", previous: nil)])
+        #expect(book.steps.map(\.id).suffix(3) == ["reload-haproxy", "running:haproxy", "enabled:haproxy"])
+    }
+
+    @Test func loadBalancerWithoutServersOfARoleIsRefusedNamingTheRole() {
+        var d = fleet()
+        d.webNodes = []
+        #expect { try LoadBalancerRunbook.make(d) } throws: { "\($0)".contains("no host with role web-node") }
     }
 }

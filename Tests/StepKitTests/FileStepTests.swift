@@ -17,6 +17,40 @@ import Testing
         #expect(change.undo == [.restoreFile(path: "/etc/ccr.conf", previous: nil)])
     }
 
+    /// The finishing script itself, run by /bin/sh on files of this machine: a copy the validator
+    /// refuses is removed and the old file stays byte for byte, with the validator's words on
+    /// stderr; an accepted copy replaces it.
+    @Test func aValidatedFileReplacesTheOldOneOnlyWhenTheCheckAccepts() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-validate-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let path = "\(dir)/app.cfg"
+        try "old = 1\n".write(toFile: path, atomically: true, encoding: .utf8)
+        let owner = try FileManager.default.attributesOfItem(atPath: path)
+        let user = owner[.ownerAccountName] as? String ?? "root", group = owner[.groupOwnerAccountName] as? String ?? "root"
+        func finish(_ content: String) throws -> (status: Int32, stderr: String) {
+            let action = UploadAction(path: path, text: SecretText(content), mode: "644", owner: user, group: group,
+                                      validate: "grep -q '^valid' %s || { echo 'line 1: not valid' >&2; false; }")
+            try content.write(toFile: action.temporaryPath, atomically: true, encoding: .utf8)
+            let p = Process(), err = Pipe()
+            p.executableURL = URL(fileURLWithPath: "/bin/sh")
+            p.arguments = ["-c", action.finishScript]
+            p.standardError = err
+            try p.run()
+            p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        }
+        let refused = try finish("broken\n")
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("line 1: not valid"))
+        #expect(refused.stderr.contains("refused the new \(path); nothing was replaced"))
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "old = 1\n")
+        #expect(!FileManager.default.fileExists(atPath: UploadAction.temporaryPath(for: path)))
+        let accepted = try finish("valid = 2\n")
+        #expect(accepted.status == 0, "\(accepted.stderr)")
+        #expect(try String(contentsOfFile: path, encoding: .utf8) == "valid = 2\n")
+    }
+
     @Test func identicalFileIsSatisfied() throws {
         var f = FactFixtures()
         f.file("/etc/motd", .file("hello\n", mode: "644"))

@@ -23,6 +23,14 @@ public enum LabEnvironment {
         return hosts.values.contains { ($0["vars"] as? [String: Any])?["labInit"] as? String == "systemd" }
     }
 
+    /// True when the lab has the fleet's hosts (`ccrun lab up --fleet`): repo-node-2, web-node-2, lb.
+    public static var hasFleetHosts: Bool {
+        guard let data = FileManager.default.contents(atPath: inventoryPath),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let hosts = json["hosts"] as? [String: Any] else { return false }
+        return ["repo-node-2", "web-node-2", "lb"].allSatisfy { hosts[$0] != nil }
+    }
+
     public static var skipReason: String {
         hasSystemdHosts ? "the lab's hosts boot systemd; these tests need the default hosts (`ccrun lab up --init sysv`)"
             : "lab not running (run `ccrun lab up` as root first)"

@@ -144,14 +144,16 @@ struct RouteTests {
         }
     }
 
+    /// With the node that recorded it in its name (the database's `nodes.hostname`: repo nodes
+    /// share the archive), and without (files of a ccr before shared archives).
     @Test("SRT download serves the archive's file (byte for byte, with tags) when it is where ccr serve puts it",
-          .enabled(if: Fixtures.shouldRunSharedTests, Comment(rawValue: Fixtures.skipReason)))
-    func downloadFromArchive() async throws {
+          .enabled(if: Fixtures.shouldRunSharedTests, Comment(rawValue: Fixtures.skipReason)), arguments: ["repo-test", nil] as [String?])
+    func downloadFromArchive(node: String?) async throws {
         let reference = try Fixtures.sharedData("the.tudors.srt")
         let archive = FileManager.default.temporaryDirectory.appendingPathComponent("ccr-web-archive-\(UUID().uuidString)").path
         defer { try? FileManager.default.removeItem(atPath: archive) }
         // Where `ccr serve` writes a described tuner's program (ArchiveLayout, programSlug).
-        let layout = ArchiveLayout(root: archive)
+        let layout = ArchiveLayout(root: archive, node: node)
         let started = UTCTime(secondsSinceEpoch: Int(TestRepository.day / 1000))
         let base = layout.basePath(tuner: programSlug("Tudors tuner"), startedAt: started, slug: programSlug("Tudors, The: Episode 208"), sequence: 1)
         try FileManager.default.createDirectory(atPath: (base as NSString).deletingLastPathComponent, withIntermediateDirectories: true)

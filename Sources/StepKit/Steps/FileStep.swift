@@ -2,7 +2,8 @@ import Foundation
 
 /// A file with exactly this content, mode and owner. Written under a temporary name and
 /// renamed; the plan shows a unified diff (secrets masked); undo puts back the previous bytes,
-/// mode and owner, or removes the file if the run created it.
+/// mode and owner, or removes the file if the run created it. With `validate`, the new copy must
+/// pass that command first (e.g. `haproxy -c -f %s`), or the old file stays.
 public struct File: Step {
     public let path: String
     public let content: SecretText
@@ -10,10 +11,13 @@ public struct File: Step {
     public let owner: String
     public let group: String
     public let description: String
+    /// The check the new content must pass before it replaces the file (`%s`: the new copy).
+    public let validate: String?
 
-    public init(_ path: String, content: SecretText, mode: String = "644", owner: String = "root", group: String = "root", description: String? = nil) {
+    public init(_ path: String, content: SecretText, mode: String = "644", owner: String = "root", group: String = "root",
+                validate: String? = nil, description: String? = nil) {
         self.path = path; self.content = content; self.mode = FileSupport.normalizeMode(mode)
-        self.owner = owner; self.group = group
+        self.owner = owner; self.group = group; self.validate = validate
         self.description = description ?? "file \(path) (mode \(FileSupport.normalizeMode(mode)), \(owner):\(group))"
     }
 
@@ -27,7 +31,7 @@ public struct File: Step {
         let current = try facts[probe]
         let wanted = Data(content.revealed().utf8)
         let scrubber = SecretScrubber(secrets)
-        let upload = Action.upload(UploadAction(path: path, text: content, mode: mode, owner: owner, group: group))
+        let upload = Action.upload(UploadAction(path: path, text: content, mode: mode, owner: owner, group: group, validate: validate))
         guard let current else {
             return .change(Change(actions: [upload],
                                   diff: FileSupport.diff(old: nil, new: content.revealed(), path: path, scrubber: scrubber),

@@ -1,0 +1,189 @@
+import Foundation
+import SupportKit
+import Testing
+
+/// The guide's fleet on the lab (`ccrun lab up --fleet`): two repository and two web servers
+/// sharing one NFS archive and one database, behind HAProxy (`ccrun lb`) standing in for the two
+/// load balancers. Tuners stream to the load balancer's 3030 and visitors read its port 80.
+///
+/// Two tuners with one description stream the same capture at once: `balance leastconn` sends
+/// them to different repository nodes, which start programs of one name in (nearly always) one
+/// second in one tuner folder of the shared archive. Each program's SRT must come back byte for
+/// byte through the load balancer and from each web node directly, read from the archive's file;
+/// with file names shared by the nodes, both would append to the same files and neither would match.
+///
+/// Serialized with the other suites on db, nfs-master, repo-node and web-node (it deploys onto
+/// them as LabDeployTests does); skipped on a lab without the fleet's hosts.
+@Suite(.serialized, .enabled(if: LabEnvironment.shouldRun && LabEnvironment.hasFleetHosts && Fixtures.shouldRunSharedTests,
+                             "needs the lab with its fleet (`ccrun lab up --fleet`) and the shared fixtures"))
+struct FleetLabTests {
+    typealias Deploy = LabDeployTests
+
+    @Test(.timeLimit(.minutes(20)))
+    func twoNodesOfEachRoleBehindTheLoadBalancer() async throws {
+        let lab = try Deploy.Lab.load()
+        let ccrun = try Deploy.ccrunBinary()
+        let ship = try Deploy.shipBinary()
+        try deployFleet(lab, ccrun: ccrun, ship: ship)
+        let lb = try lab.address("lb")
+        let shell = try LabHostShell.load()
+        // Both backends up (the health checks passed) before anything is sent through them.
+        try await waitForServersUp(shell, count: 4)
+
+        let capture = try Fixtures.shared("the.tudors.sendto.bin")
+        let expectedSRT = try Data(contentsOf: try Fixtures.shared("the.tudors.sendto.srt"))
+        let before = Set(try Deploy().programIDs(lab, web: lb))
+        let passwordFile = lab.secretsDirectory + "/tuner-password"
+        let streams = try await withThrowingTaskGroup(of: Deploy.CommandResult.self) { group in
+            for _ in 0..<2 {
+                group.addTask { try Deploy.run(Fixtures.packageRoot.appendingPathComponent("scripts/stream-capture").path, [lb, capture.path, passwordFile]) }
+            }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        for s in streams { try #require(s.status == 0, "streaming to \(lb):3030 failed: \(s.output)") }
+
+        // Both programs listed through the load balancer, each SRT identical to the reference
+        // through it and from both web nodes.
+        let webs = [lb, try lab.address("web-node"), try lab.address("web-node-2")]
+        var programs: [String] = [], mismatches: [String] = []
+        let deadline = Date().addingTimeInterval(60)
+        repeat {
+            programs = try Deploy().programIDs(lab, web: lb).filter { !before.contains($0) }
+            mismatches = []
+            for program in programs { for web in webs {
+                let url = "http://\(web)/programs/\(program)/srt"
+                let r = try lab.get(url)
+                // From the archive's file (the database can render the same SRT: that would hide files the nodes share).
+                let source = try Deploy.run("/usr/sbin/ip", ["netns", "exec", try lab.netns("db"), "curl", "-sSf", "--max-time", "10",
+                                                             "-o", "/dev/null", "-w", "%header{x-ccr-source}", url]).output
+                if r.status != 0 || Data(r.output.utf8) != expectedSRT || source != "archive" {
+                    mismatches.append("\(url) (from the \(source)): \(r.output.prefix(300))")
+                }
+            } }
+            if programs.count == 2 && mismatches.isEmpty { break }
+            try await Task.sleep(for: .milliseconds(500))
+        } while Date() < deadline
+        try #require(programs.count == 2, "expected 2 new programs through http://\(lb)/api/programs, found \(programs)")
+        #expect(mismatches.isEmpty, "SRTs that differ from the.tudors.sendto.srt:\n\(mismatches.joined(separator: "\n"))")
+
+        // One program per node, each in files named after its node, in the one shared archive.
+        let files = try shell.check("nfs-master", "cd /srv/archive && find . -name '*.srt' | sort", "list the archive")
+        let nodes = try adminSQL("SELECT n.hostname FROM programs p JOIN tuners t ON t.id = p.tuner_id JOIN nodes n ON n.id = t.node_id WHERE p.id IN (\(programs.joined(separator: ","))) ORDER BY 1")
+        #expect(nodes.output.split(separator: "\n").dropFirst() == ["repo-node", "repo-node-2"], "programs by node: \(nodes.output)")
+        for node in ["repo-node", "repo-node-2"] {
+            #expect(files.split(separator: "\n").contains { $0.hasSuffix("@\(node).srt") }, "no archived .srt of \(node):\n\(files)")
+        }
+    }
+
+    /// Node loss: a tuner behaving like CCExtractor with live input (scripts/live-tuner: real-time
+    /// pace, PING every 3 s, reconnect re-sending PASSWORD, CC_DESC, BIN_HEADER) streams through
+    /// the load balancer; ccr on the node holding it is killed (-9) 20 s in. The tuner must come
+    /// back through the load balancer to the other node within seconds and its captions continue
+    /// there, no line written twice; the watchdog marks the dead node's tuner disconnected.
+    @Test(.timeLimit(.minutes(10)))
+    func aTunerSurvivesTheLossOfItsNode() async throws {
+        let lab = try Deploy.Lab.load()
+        try deployFleet(lab, ccrun: try Deploy.ccrunBinary(), ship: try Deploy.shipBinary())
+        let shell = try LabHostShell.load()
+        try await waitForServersUp(shell, count: 4)
+        let since = try sql("SELECT ROUND(UNIX_TIMESTAMP(NOW(3)) * 1000)").first ?? "0"
+        let log = FileManager.default.temporaryDirectory.appendingPathComponent("live-tuner-\(UUID().uuidString).log")
+        FileManager.default.createFile(atPath: log.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: log) }
+        let tuner = Process()
+        tuner.executableURL = Fixtures.packageRoot.appendingPathComponent("scripts/live-tuner")
+        tuner.arguments = [try lab.address("lb"), try Fixtures.shared("the.tudors.sendto.bin").path, lab.secretsDirectory + "/tuner-password"]
+        tuner.standardOutput = try FileHandle(forWritingTo: log)
+        try tuner.run()
+        defer { if tuner.isRunning { tuner.terminate() } }
+
+        try await Task.sleep(for: .seconds(20))
+        let holder = try #require(try sql("SELECT n.hostname FROM tuners t JOIN nodes n ON n.id = t.node_id WHERE t.connected_at >= \(since) AND t.disconnected_at IS NULL").first,
+                                  "no connected tuner in the database 20 s into the stream")
+        let survivor = holder == "repo-node" ? "repo-node-2" : "repo-node"
+        try shell.check(holder, "kill -9 $(pidof ccr)", "kill -9 ccr")
+        let killed = Date()
+        defer { _ = try? shell.run(holder, "service ccr start >/dev/null 2>&1 || systemctl start ccr") }
+        while tuner.isRunning { try await Task.sleep(for: .milliseconds(200)) }
+
+        // The tuner's own account: one reconnect, how long it took, the records it could not send.
+        let events = try String(contentsOf: log, encoding: .utf8).split(separator: "\n")
+            .compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+        let times = { (kind: String) in events.filter { $0["event"] as? String == kind }.compactMap { $0["t"] as? Double } }
+        let connects = times("connected"), drops = times("disconnected")
+        try #require(connects.count == 2 && drops.count >= 1, "expected one reconnect, the tuner says:\n\(events)")
+        let reconnect = connects[1] - drops[0]
+        #expect(reconnect < 5, "the tuner took \(reconnect) s to reconnect through the load balancer")
+
+        // Where its captions went: both nodes, none twice.
+        let lines = try sql("""
+            SELECT n.hostname, c.start_ms, REPLACE(c.text, '\\n', '|') FROM caption_lines c JOIN tuners t ON t.id = c.tuner_id
+            JOIN nodes n ON n.id = t.node_id WHERE t.connected_at >= \(since) ORDER BY c.start_ms
+            """).map { $0.split(separator: "\t", maxSplits: 2).map(String.init) }
+        let keys = lines.map { "\($0[1]) \($0.count > 2 ? $0[2] : "")" }
+        #expect(Set(keys).count == keys.count, "lines written twice:\n\(keys)")
+        #expect(Set(lines.map { $0[0] }) == [holder, survivor], "lines by node: \(lines.map { $0[0] })")
+        let reference = 22   // cues of the.tudors.sendto.srt
+        let before = lines.filter { $0[0] == holder }.compactMap { Int($0[1]) }.max() ?? 0
+        let after = lines.filter { $0[0] == survivor }.compactMap { Int($0[1]) }.min() ?? 0
+        #expect(lines.count >= reference - 2, "\(lines.count) of \(reference) cues reached the database")
+        print("fleet: node loss: tuner reconnected in \(Int(reconnect * 1000)) ms; \(reference - lines.count) of \(reference) cues lost; "
+              + "captions stop at \(before) ms on \(holder) and resume at \(after) ms on \(survivor); the tuner lost "
+              + "\(events.last?["lost"] ?? "?") records")
+
+        // The watchdog (on nfs-master: --stale-after 30, every 10 s) marks the dead node's tuner gone.
+        var marked: TimeInterval?
+        while marked == nil && Date().timeIntervalSince(killed) < 60 {
+            let reason = try sql("SELECT t.disconnect_reason FROM tuners t JOIN nodes n ON n.id = t.node_id WHERE t.connected_at >= \(since) AND n.hostname = '\(holder)'").first
+            if reason == "watchdog" { marked = Date().timeIntervalSince(killed) } else { try await Task.sleep(for: .seconds(1)) }
+        }
+        #expect(marked != nil, "the watchdog did not mark \(holder)'s tuner disconnected within 60 s of the kill")
+        print("fleet: node loss: the watchdog marked \(holder)'s tuner disconnected \(Int(marked ?? -1)) s after the kill")
+    }
+
+    /// The guide's commands for the fleet, in its order (a converged fleet: about a second each).
+    func deployFleet(_ lab: Deploy.Lab, ccrun: String, ship: String) throws {
+        let inventory = lab.inventory
+        let commands = [["database", "--inventory", inventory],
+                        ["nfs-master", "--inventory", inventory, "nfs-master"],
+                        ["repo-node", "--inventory", inventory, "repo-node", "repo-node-2"],
+                        ["web-node", "--inventory", inventory, "web-node", "web-node-2"],
+                        ["lb", "--inventory", inventory, "lb"]]
+        for args in commands {
+            let started = Date()
+            let r = try Deploy().apply(ccrun, args, ship: ship)
+            try #require(r.status == 0, "ccrun \(args.joined(separator: " ")) exited \(r.status):\n\(r.output.suffix(4000))")
+            print("fleet: ccrun \(args[0]) \(args.dropFirst(3).joined(separator: " ")) in \(String(format: "%.1f", Date().timeIntervalSince(started))) s")
+        }
+    }
+
+    /// Rows of a query on the deployment's database (tab-separated columns, no header).
+    func sql(_ query: String) throws -> [String] {
+        let r = try adminSQL(query)
+        try #require(r.status == 0, "\(query): \(r.output)")
+        return r.output.split(separator: "\n").dropFirst().map(String.init)
+    }
+
+    /// Waits until HAProxy's runtime API says `count` servers are UP (its health checks passed).
+    func waitForServersUp(_ shell: LabHostShell, count: Int) async throws {
+        let deadline = Date().addingTimeInterval(30)
+        var state = ""
+        while Date() < deadline {
+            state = try shell.run("lb", Self.runtimeAPI("show servers state")).output
+            // Column 6 of `show servers state` is srv_op_state: 2 = running (UP).
+            let up = state.split(separator: "\n").filter { $0.split(separator: " ").count > 5 && $0.split(separator: " ")[5] == "2" }
+            if up.count >= count { return }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        Issue.record("HAProxy's servers did not all come up within 30 s:\n\(state)")
+    }
+
+    /// A command to HAProxy's runtime API on the lb host (python3 is on every lab host; socat is not).
+    static func runtimeAPI(_ command: String) -> String {
+        "python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(\"/run/haproxy/admin.sock\"); s.sendall(sys.argv[1].encode()+b\"\\n\"); print(s.makefile().read())' '\(command)'"
+    }
+
+    func adminSQL(_ query: String) throws -> Deploy.CommandResult {
+        try Deploy().adminSQL("USE cc; " + query)
+    }
+}
