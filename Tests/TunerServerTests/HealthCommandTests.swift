@@ -29,6 +29,23 @@ struct HealthCommandTests {
         return Outcome(status: p.terminationStatus, output: String(decoding: data, as: UTF8.self))
     }
 
+    /// A service's ccr.conf (0600) in `dir` for `user` on the test's MariaDB; returns its path.
+    static func mysqlConfig(in dir: URL, db: MariaDBServer, user: String, password: String, nodeName: String? = nil) throws -> String {
+        let path = dir.appendingPathComponent("ccr.conf").path
+        try """
+        \(nodeName.map { "[server]\nnode_name = \($0)\n" } ?? "")[database]
+        driver = mysql
+        host = 127.0.0.1
+        port = \(db.port)
+        name = \(db.database)
+        user = \(user)
+        password = \(password)
+
+        """.write(toFile: path, atomically: true, encoding: .utf8)
+        chmod(path, 0o600)
+        return path
+    }
+
     @Test func serveAndWatchdogHeartbeatsOnSQLite() async throws {
         let server = try CCRProcess(config: CCRProcess.sqliteConfig(server: "node_name = repo-under-test"))
         defer { server.remove() }
@@ -68,21 +85,7 @@ struct HealthCommandTests {
         let dir = try makeTemporaryDirectory("ccr-health")
         defer { try? FileManager.default.removeItem(at: dir) }
         func write(password: String) throws -> String {
-            let path = dir.appendingPathComponent("ccr.conf").path
-            try """
-            [server]
-            node_name = nfs-under-test
-            [database]
-            driver = mysql
-            host = 127.0.0.1
-            port = \(db.port)
-            name = \(db.database)
-            user = cc_rw
-            password = \(password)
-
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-            chmod(path, 0o600)
-            return path
+            try Self.mysqlConfig(in: dir, db: db, user: "cc_rw", password: password, nodeName: "nfs-under-test")
         }
         let config = try write(password: db.readWritePassword.revealed)
         let watchdog = Process()
@@ -138,18 +141,7 @@ struct HealthCommandTests {
             CREATE USER 'cc_ed'@'127.0.0.1' IDENTIFIED VIA ed25519 USING PASSWORD('\(password)');
             GRANT SELECT, INSERT, UPDATE, DELETE ON cc.* TO 'cc_ed'@'127.0.0.1';
             """)
-        let config = dir.appendingPathComponent("ccr.conf").path
-        try """
-        [database]
-        driver = mysql
-        host = 127.0.0.1
-        port = \(db.port)
-        name = \(db.database)
-        user = cc_ed
-        password = \(password)
-
-        """.write(toFile: config, atomically: true, encoding: .utf8)
-        chmod(config, 0o600)
+        let config = try Self.mysqlConfig(in: dir, db: db, user: "cc_ed", password: password)
 
         let found = try Self.ccr(["watchdog", "--config", config, "--once"], in: dir)
         #expect(found.status == 0, "an ed25519 login with the plugin folder present: \(found.output)")
