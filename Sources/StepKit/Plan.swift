@@ -46,10 +46,11 @@ public struct UploadAction: Sendable, Hashable {
         expectedSHA256 = payload.sha256
     }
     public func payload() -> Data { bytes ?? Data((content?.revealed() ?? "").utf8) }
-    /// The bytes as sent: packed with `compression` on this machine, else the payload itself.
-    public func wirePayload() async throws -> Data {
+    /// The bytes as sent: packed with `compression` on this machine (by the run's `packer`), else
+    /// the payload itself.
+    public func wirePayload(packer: UploadPacker) async throws -> Data {
         guard let packing, let expectedSHA256 else { return payload() }
-        return try await packing.pack(payload(), sha256: expectedSHA256)
+        return try await packer.pack(payload(), sha256: expectedSHA256, with: packing)
     }
     /// `compression` when it applies: only a payload whose digest is checked after unpacking.
     public var packing: UploadCompression? { expectedSHA256 == nil ? nil : compression }

@@ -108,7 +108,7 @@ public struct Rollback: Sendable {
 
     /// Turns undo data into actions: the same executor apply uses.
     func execute(_ undo: UndoAction, on host: any RemoteHost) async throws {
-        let exec = ActionExecutor(host: host, sql: options.sql, scrubber: SecretScrubber([]), timeout: options.actionTimeout)
+        let exec = ActionExecutor(host: host, sql: options.sql, scrubber: SecretScrubber([]), timeout: options.actionTimeout, packer: options.packer)
         switch undo {
         case let .restoreFile(path, nil):
             // With the temporary copies (packed or not) a run killed mid-upload left behind.

@@ -35,6 +35,8 @@ public struct RunOptions: Sendable {
     public var sql: any SQLExecutor
     /// Told where an apply stands (`RunPoint`); quiet in production, a test build's stop points.
     public var observer: any RunObserver
+    /// Packs this run's compressed uploads, once per payload for all its hosts.
+    public let packer = UploadPacker()
 
     public init(mode: Mode = .apply, runId: String = RunID.make(), target: TargetPaths = TargetPaths(), journal: LocalJournal? = nil,
                 parallel: Int = 8, probeTimeout: Duration = .seconds(120), actionTimeout: Duration = .seconds(1800),
@@ -381,7 +383,7 @@ final class HostRun {
         // Write-ahead: the local intent is on disk before anything reaches the host; the remote
         // intent and done records ride in the step's first and last scripts (no extra round trips).
         try journalLocal(intent)
-        let executor = ActionExecutor(host: host, sql: options.sql, scrubber: scrubber, timeout: options.actionTimeout)
+        let executor = ActionExecutor(host: host, sql: options.sql, scrubber: scrubber, timeout: options.actionTimeout, packer: options.packer)
         let intentScript = paths.appendInlineScript(runId: options.runId, line: try intent.jsonLine())
         let doneScript = paths.appendInlineScript(runId: options.runId, line: try done.jsonLine())
         let actions = change.actions
@@ -419,6 +421,7 @@ struct ActionExecutor {
     let sql: any SQLExecutor
     let scrubber: SecretScrubber
     let timeout: Duration
+    let packer: UploadPacker
 
     func execute(_ action: Action) async throws { try await execute(action, before: nil, after: nil) }
 
@@ -438,7 +441,7 @@ struct ActionExecutor {
             try await run(before == nil && after == nil ? a.script : wrap(a.script), stdin: stdin, what: a.summary)
         case let .upload(u):
             do {
-                try await host.upload(try await u.wirePayload(), to: u.wirePath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
+                try await host.upload(try await u.wirePayload(packer: packer), to: u.wirePath, mode: UInt16(u.mode, radix: 8) ?? 0o600)
             } catch {
                 // A failed upload (full disk, lost link) must not leave a partial temporary file;
                 // the target file itself was never touched. Best effort: the link may be gone.

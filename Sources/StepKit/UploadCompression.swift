@@ -51,19 +51,31 @@ public enum UploadCompression: String, Sendable, Hashable, CaseIterable {
         }
     }
 
-    /// `bytes` packed on the controller; the same payload sent to several hosts is packed once.
-    func pack(_ bytes: Data, sha256: String) async throws -> Data {
-        let key = "\(rawValue):\(sha256)"
-        if let packed = Self.packed.withLock({ $0[key] }) { return packed }
+    /// `bytes` packed on the controller.
+    func pack(_ bytes: Data) async throws -> Data {
         let out = try await LocalHost(name: "controller").run(packCommand, stdin: bytes, timeout: nil)
         guard out.exitStatus == 0, !out.stdout.isEmpty else {
             throw UploadCompressionError.packFailed(command: packCommand, status: out.exitStatus, stderr: out.stderrText)
         }
-        Self.packed.withLock { $0[key] = out.stdout }
         return out.stdout
     }
+}
 
-    private static let packed = LockedValue<[String: Data]>([:])
+/// Packs one run's uploads: each payload once per codec, however many hosts send it, even when
+/// they reach the upload at the same moment (the hosts of a run apply in parallel). One per
+/// `RunOptions`, shared by the run's hosts; nothing outlives the run.
+public actor UploadPacker {
+    private var packing: [String: Task<Data, any Error>] = [:]
+
+    public init() {}
+
+    func pack(_ bytes: Data, sha256: String, with codec: UploadCompression) async throws -> Data {
+        let key = "\(codec.rawValue):\(sha256)"
+        if let task = packing[key] { return try await task.value }
+        let task = Task { try await codec.pack(bytes) }
+        packing[key] = task
+        return try await task.value
+    }
 }
 
 public enum UploadCompressionError: Error, CustomStringConvertible, Sendable {
@@ -75,17 +87,5 @@ public enum UploadCompressionError: Error, CustomStringConvertible, Sendable {
                 + stderr.trimmingCharacters(in: .whitespacesAndNewlines)
                 + ". Fix or remove that program from PATH (ccrun then sends uploads unpacked)."
         }
-    }
-}
-
-/// A value behind an NSLock (Synchronization's Mutex needs macOS 15; the package supports 14).
-final class LockedValue<Value>: @unchecked Sendable {
-    private let lock = NSLock()
-    private var value: Value
-    init(_ value: Value) { self.value = value }
-    func withLock<T>(_ body: (inout Value) throws -> T) rethrows -> T {
-        lock.lock()
-        defer { lock.unlock() }
-        return try body(&value)
     }
 }

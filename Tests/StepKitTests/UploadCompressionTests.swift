@@ -67,11 +67,11 @@ import Testing
         let bytes = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: $0 &* 13) })
         // A well-formed archive of other bytes: unpacking succeeds, only the digest can tell.
         var other = bytes; other[1000] ^= 0xff
-        let forged = try await codec.pack(other, sha256: SHA256Digest.hex(other))
+        let forged = try await codec.pack(other)
         let host = SwappingHost(forged: forged)
         let report = await Runner(runbook: Runbook("forged", steps: [Upload(bytes, to: path, mode: "755")]),
                                   options: RunOptions(mode: .apply, runId: RunID.make(), target: sb.target, journal: sb.journal)).run(on: host)
-        #expect(host.swapped.withLock { $0 } == 1, "the upload travelled packed")
+        #expect(host.swapped.value == 1, "the upload travelled packed")
         #expect(report.failed)
         #expect("\(report.steps.map(\.message)) \(report.error ?? "")".contains("has a different SHA-256 than the one sent; nothing was replaced"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == Data("the old ccr".utf8))
@@ -81,15 +81,23 @@ import Testing
 /// This machine as the target, except that a packed upload's bytes are replaced by `forged`.
 private struct SwappingHost: RemoteHost {
     let forged: Data
-    let swapped = LockedValue(0)
+    let swapped = Counter()
     var name: String { "swapping-localhost" }
     func run(_ script: String, stdin: Data?, timeout: Duration?) async throws -> ScriptResult {
         try await LocalHost().run(script, stdin: stdin, timeout: timeout)
     }
     func upload(_ data: Data, to path: String, mode: UInt16) async throws {
         let packed = UploadCompression.allCases.contains { path.hasSuffix($0.fileSuffix) }
-        if packed { swapped.withLock { $0 += 1 } }
+        if packed { swapped.add() }
         try await LocalHost().upload(packed ? forged : data, to: path, mode: mode)
     }
     func readFile(_ path: String) async throws -> Data { try await LocalHost().readFile(path) }
+}
+
+/// A count that the uploads of parallel tasks may raise.
+private final class Counter: @unchecked Sendable {
+    private let lock = NSLock()
+    private var count = 0
+    func add() { lock.withLock { count += 1 } }
+    var value: Int { lock.withLock { count } }
 }
