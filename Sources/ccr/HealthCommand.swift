@@ -73,8 +73,13 @@ struct HealthCommand: AsyncParsableCommand {
         let age: Double?
         do {
             let store = try await openStore(storeConfiguration, options: options)
-            defer { Task { await store.close() } }
-            age = try await store.heartbeatAge(service, hostname: hostname)
+            do {
+                age = try await store.heartbeatAge(service, hostname: hostname)
+            } catch {
+                await store.close()
+                throw error
+            }
+            await store.close()
         } catch {
             throw HealthFailure.unreadable("\(error)")
         }
