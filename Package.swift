@@ -58,18 +58,20 @@ let package = Package(
         .target(name: "GlibcCompat", publicHeadersPath: ".", linkerSettings: olderSymbolVersions),
 
         // ---- ccrun: the deployer ----
+        /// FoundationEssentials (no ICU: issue 19) plus the few Foundation calls ccrun's modules make.
+        .target(name: "LeanFoundation", dependencies: []),
         /// SSH transport over libssh2: sessions, commands, SFTP, known_hosts, ssh_config.
-        .target(name: "Transport", dependencies: ["CLibSSH2", "CCrypto"], linkerSettings: sharedOpenSSL),
+        .target(name: "Transport", dependencies: ["LeanFoundation", "CLibSSH2", "CCrypto"], linkerSettings: sharedOpenSSL),
         /// The step engine and its standard steps. Talks to hosts through the `RemoteHost` protocol.
-        .target(name: "StepKit", dependencies: ["CMariaDB", "CCrypto"], linkerSettings: sharedOpenSSL),
+        .target(name: "StepKit", dependencies: ["LeanFoundation", "CMariaDB", "CCrypto"], linkerSettings: sharedOpenSSL),
         /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto).
-        .target(name: "Lab", dependencies: []),
+        .target(name: "Lab", dependencies: ["LeanFoundation"]),
         /// AWS API over libcurl with SigV4.
-        .target(name: "CloudAPI", dependencies: ["CLibCurl", "StepKit"]),
+        .target(name: "CloudAPI", dependencies: ["LeanFoundation", "CLibCurl", "StepKit"]),
         /// The deployment guide as Swift code: one file per guide section.
-        .target(name: "Runbooks", dependencies: ["StepKit"], path: "Runbooks"),
+        .target(name: "Runbooks", dependencies: ["LeanFoundation", "StepKit"], path: "Runbooks"),
         .executableTarget(name: "ccrun", dependencies: [
-            "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks", "GlibcCompat",
+            "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks", "GlibcCompat", "LeanFoundation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [
             /// The process-kill tests' stop points (TestHooks): in debug builds only, never in what ships.

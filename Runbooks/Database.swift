@@ -1,7 +1,7 @@
 // Guide: "Creating Database" — the cc database, its tables (misc/tables.sql, now
 // `ccr schema --dialect mysql`) and the users cc_ro and cc_rw (misc/users.sql), applied with the
 // admin account from the deploying machine. Passwords travel only inside the MySQL protocol.
-import Foundation
+import LeanFoundation
 import StepKit
 
 public enum DatabaseRunbook {

@@ -2,7 +2,7 @@
 // tuners) and the web servers' one (HTTP 80), as HAProxy on one host: the ELBs' stand-in in the
 // lab, and the on-premises deployment without AWS. Servers are the inventory's hosts with roles
 // repo-node and web-node; HAProxy's runtime API drains one of them before it is upgraded.
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// One server behind the load balancer: its inventory name (HAProxy's server name, which the

@@ -1,5 +1,5 @@
 // NFS pieces shared by the server (nfs-master) and client (repo-node, web-node) sections.
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// Which NFS server the host runs: the kernel's nfsd (/etc/exports, exportfs: the guide's) or the

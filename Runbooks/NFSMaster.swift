@@ -1,6 +1,6 @@
 // Guide: "Configuring NFS server" — the data volume on /srv, the repository directories,
 // ccr-watchdog (now `ccr watchdog`), and the NFS server with the three exports.
-import Foundation
+import LeanFoundation
 import StepKit
 
 public enum NFSMasterRunbook {

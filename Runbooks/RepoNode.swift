@@ -1,6 +1,6 @@
 // Guide: "Configuring repository servers" — NFS client, the three NFS mounts (rw), ccr with
 // cc_rw, the ccr service started, enabled and answering tuners on 3030.
-import Foundation
+import LeanFoundation
 import StepKit
 
 public enum RepoNodeRunbook {

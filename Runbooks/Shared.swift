@@ -1,6 +1,6 @@
 // Pieces every guide section uses: what a deployment needs to know (from the inventory),
 // steps chosen by probed facts, the ccr user, restarts when a configuration changes.
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// What the runbooks need to know about a deployment. Built by ccrun from the inventory:

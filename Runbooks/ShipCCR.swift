@@ -1,6 +1,6 @@
 // "Download repository application source, compile and install it" — replaced by: ccr is built
 // once on the deploying machine (release, static Swift runtime) and uploaded, checksummed.
-import Foundation
+import LeanFoundation
 import StepKit
 
 public enum ShipCCR {

@@ -1,6 +1,6 @@
 // Guide: "Configuring web servers" — NFS client, the three NFS mounts (web and archive
 // read-only), `ccr web` with cc_ro in its own 0600 file, Apache in front of it as a reverse proxy.
-import Foundation
+import LeanFoundation
 import StepKit
 
 public enum WebNodeRunbook {

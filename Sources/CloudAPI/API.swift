@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Numbered Query-protocol list parameters: `prefix.1`, `prefix.2`...
 func numbered(_ prefix: String, _ values: [String]) -> [(String, String)] {

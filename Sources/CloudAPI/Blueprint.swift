@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// One inbound rule of a security group, as the guide's tables state it.

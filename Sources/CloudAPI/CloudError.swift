@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Everything that can go wrong talking to AWS, with messages that say what to do.
 public enum CloudError: Error, CustomStringConvertible, LocalizedError, Sendable {

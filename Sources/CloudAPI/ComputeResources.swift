@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// The RDS MySQL instance in cc-db at the pinned engine version, waited for until available.
 /// Its endpoint is an output.

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// What a resource finds when it compares the account with the blueprint.

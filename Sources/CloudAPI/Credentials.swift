@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// An access key pair (and optional session token). The secret parts are `Secret`s so no

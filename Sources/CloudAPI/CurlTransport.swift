@@ -1,5 +1,5 @@
 import CLibCurl
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// One HTTP answer.

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// One resource's line in a report. States reuse StepKit's `StepState`.

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 public struct ObservedTargetGroup: Sendable, Hashable {
     public var arn: String

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A target group in the security groups' VPC, with its health check; its autoscaling group
 /// registers its instances in it.

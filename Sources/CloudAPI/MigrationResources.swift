@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// The previous ccrun's objects (classic load balancers, launch configurations) are removed
 /// only once their replacement serves: the group's target group has a healthy target. This

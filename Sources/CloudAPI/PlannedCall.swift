@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// One AWS call an apply will make, as `plan` lists it: "+ ELBv2 CreateLoadBalancer cc-web-alb (...)".
 ///

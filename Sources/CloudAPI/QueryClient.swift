@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// Where and as whom to call AWS: resolved once from the environment and the inventory.

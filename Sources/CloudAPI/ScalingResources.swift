@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// An image of a configured instance, found by name: moto (and a retried CreateImage on
 /// AWS) accepts a duplicate name, so the lookup is ours, not the API's.

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A security group exists (empty at first): all groups are created before any rule, since
 /// the guide's groups reference each other (cc-slave <-> cc-master).

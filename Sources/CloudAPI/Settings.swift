@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// The inventory's "aws" object (see docs/aws.md). StepKit's `Inventory.AWS` only knows

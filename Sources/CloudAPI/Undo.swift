@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// What undoes one resource's apply, captured from the account just before the apply and
 /// written with the journal's intent record, so `ccrun aws rollback` puts back what the run

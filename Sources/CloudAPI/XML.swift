@@ -1,7 +1,4 @@
-import Foundation
-#if canImport(FoundationXML)
-import FoundationXML
-#endif
+import LeanFoundation
 
 /// A parsed XML element: AWS Query answers are small, so a plain tree is the simplest typed
 /// view (services then map it into their own value types).
@@ -32,33 +29,13 @@ public struct XMLNode: Sendable, Hashable {
         return nil
     }
 
+    /// The document's root element (`XMLReader`: AWS answers need no libxml2).
     public static func parse(_ data: Data) throws -> XMLNode {
-        let delegate = TreeBuilder()
-        let parser = XMLParser(data: data)
-        parser.delegate = delegate
-        guard parser.parse(), let root = delegate.root else {
-            throw CloudError.unexpected("XML parse error: \(parser.parserError.map { "\($0)" } ?? "empty document")")
+        do {
+            var reader = XMLReader(data)
+            return try reader.document()
+        } catch {
+            throw CloudError.unexpected("XML parse error: \(error)")
         }
-        return root
-    }
-}
-
-/// XMLParser's delegate: builds the tree with a stack of open elements.
-private final class TreeBuilder: NSObject, XMLParserDelegate {
-    var stack: [XMLNode] = []
-    var root: XMLNode?
-
-    func parser(_ parser: XMLParser, didStartElement elementName: String, namespaceURI: String?,
-                qualifiedName qName: String?, attributes attributeDict: [String: String] = [:]) {
-        stack.append(XMLNode(name: elementName, text: "", children: []))
-    }
-    func parser(_ parser: XMLParser, foundCharacters string: String) {
-        guard !stack.isEmpty else { return }
-        stack[stack.count - 1].text += string
-    }
-    func parser(_ parser: XMLParser, didEndElement elementName: String, namespaceURI: String?, qualifiedName qName: String?) {
-        guard var node = stack.popLast() else { return }
-        node.text = node.text.trimmingCharacters(in: .whitespacesAndNewlines)
-        if stack.isEmpty { root = node } else { stack[stack.count - 1].children.append(node) }
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -11,7 +11,7 @@ final class FileLock: @unchecked Sendable {  // the descriptor is only touched i
     private var descriptor: Int32
 
     init(path: String) throws {
-        try FileManager.default.createDirectory(atPath: (path as NSString).deletingLastPathComponent,
+        try FileManager.default.createDirectory(atPath: path.deletingLastPathComponent,
                                                 withIntermediateDirectories: true)
         descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
@@ -189,7 +189,7 @@ enum DebianMirror {
 
 /// Writes `text` atomically with `mode`, creating the parent directory.
 func write(_ text: String, to path: String, mode: Int) throws {
-    let directory = (path as NSString).deletingLastPathComponent
+    let directory = path.deletingLastPathComponent
     try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     let temp = path + ".tmp-ccrun"
     let descriptor = open(temp, O_CREAT | O_TRUNC | O_WRONLY | O_CLOEXEC, mode_t(mode))

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Files placed into the shared root filesystem or each host's overlay.
 ///

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// The inventory file `ccrun lab up` writes (contract: notes/inventory.md). Secrets are not in it,
 /// only paths to 0600 files.

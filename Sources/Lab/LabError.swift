@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Why a lab operation could not proceed, phrased as what to do about it.
 public enum LabError: Error, CustomStringConvertible, LocalizedError {

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// What runs as PID 1 in a lab host.
 ///

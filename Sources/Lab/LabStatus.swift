@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// What `ccrun lab status` shows: per host its address, whether sshd answers and what runs there,
 /// plus the lab-wide services. Every "up" is a live check (a port answers), not a remembered state.

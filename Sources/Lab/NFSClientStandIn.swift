@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// The lab's stand-in for kernel NFS client mounts (docs/lab.md, "Lab limitations").
 ///

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Starts a long-running process detached from ccrun (own session, output to a log file), so it
 /// outlives the `ccrun lab up` that started it.
@@ -58,7 +58,7 @@ struct MariaDBService {
         let password = try ensureSecret(spec.dbPasswordFile)
         if isUp { return }
         try Processes.killAndWait(Processes.matching(isServerProcess))
-        let runDir = (spec.mariaDBSocket as NSString).deletingLastPathComponent
+        let runDir = spec.mariaDBSocket.deletingLastPathComponent
         let data = spec.mariaDBDataDirectory
         if !FileManager.default.fileExists(atPath: "\(data)/mysql") {
             log("initializing MariaDB data directory \(data)")

@@ -1,5 +1,5 @@
 import CCrypto
-import Foundation
+import LeanFoundation
 
 /// SHA-256 through OpenSSL's EVP interface (the same digest `sha256sum` prints on the target).
 public enum SHA256Digest {

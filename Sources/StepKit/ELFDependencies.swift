@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// The shared libraries an ELF executable asks the dynamic loader for (its `DT_NEEDED` entries),
 /// read from the file's program headers without running it.

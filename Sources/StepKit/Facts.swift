@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// One read-only question asked of a host: a shell snippet whose stdout and exit status
 /// answer it. The key identifies the question, so two steps asking the same thing share one

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// The inventory file `ccrun lab up` writes and every ccrun command accepts (see
 /// notes/inventory.md). Secrets are not inside: only paths to 0600 files.

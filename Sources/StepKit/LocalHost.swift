@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// This machine as a target: scripts run with /bin/sh. Used by tests (with paths inside a
 /// temporary directory) and for runbooks meant for the controller itself.

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -42,7 +42,7 @@ public struct LocalDigestCache: Sendable {
     public static var standard: LocalDigestCache {
         let env = ProcessInfo.processInfo.environment
         if let dir = env["CCRUN_CACHE_DIR"], !dir.isEmpty { return LocalDigestCache(directory: dir + "/digests") }
-        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (NSHomeDirectory() + "/.cache")
+        let base = env["XDG_CACHE_HOME"].flatMap { $0.isEmpty ? nil : $0 } ?? (homeDirectory() + "/.cache")
         return LocalDigestCache(directory: base + "/ccrun/digests")
     }
 

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A shell script an action runs on the target. Secrets never appear in `script`: they are
 /// written, one per line, to the script's stdin, where the script reads them

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// What a script run on a host returned.
 public struct ScriptResult: Sendable {

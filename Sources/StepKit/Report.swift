@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 public enum StepState: String, Codable, Sendable {
     case ok, changed

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// What happened to one undo action.
 public struct UndoReport: Codable, Sendable {

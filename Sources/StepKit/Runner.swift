@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// An ordered list of steps with a name (recorded in the journal, so `resume` finds it again).
 public struct Runbook: Sendable {
@@ -70,7 +70,7 @@ public struct HostTarget: Sendable {
 final class CountingHost: RemoteHost, @unchecked Sendable {
     // The counter is touched only from the one task running this host's steps; the lock makes
     // that assumption harmless if it is ever broken.
-    private let lock = NSLock()
+    private let lock = ThreadLock()
     private var count = 0
     let inner: any RemoteHost
     init(_ inner: any RemoteHost) { self.inner = inner }
@@ -447,12 +447,12 @@ struct ActionExecutor {
                 // the target file itself was never touched. Best effort: the link may be gone.
                 // The same command reports the free space, so a full disk is named as such (SFTP v3
                 // reports ENOSPC only as a generic failure).
-                let dir = Shell.quote((u.path as NSString).deletingLastPathComponent)
+                let dir = Shell.quote(u.path.deletingLastPathComponent)
                 let out = try? await host.run("rm -f -- \(Shell.quote(u.temporaryPath)) \(Shell.quote(u.wirePath)); df -Pk -- \(dir) 2>/dev/null | awk 'NR==2 {print $4}'",
                                               stdin: nil, timeout: .seconds(10))
                 let size = u.payload().count
                 if let kb = out.flatMap({ Int($0.stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)) }), kb * 1024 < size {
-                    throw HostError.protocolError(host: host.name, detail: "not enough space to write \(u.path): \(kb) KB free in \((u.path as NSString).deletingLastPathComponent), \(size / 1024) KB needed; the old file is untouched and the partial copy was removed. Free space, then `ccrun resume`. (\(scrubber.scrub("\(error)")))")
+                    throw HostError.protocolError(host: host.name, detail: "not enough space to write \(u.path): \(kb) KB free in \(u.path.deletingLastPathComponent), \(size / 1024) KB needed; the old file is untouched and the partial copy was removed. Free space, then `ccrun resume`. (\(scrubber.scrub("\(error)")))")
                 }
                 throw error
             }

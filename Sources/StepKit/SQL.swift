@@ -1,5 +1,5 @@
 import CMariaDB
-import Foundation
+import LeanFoundation
 
 /// Where and as whom to reach a MySQL/MariaDB server. The password is a `Secret`: the
 /// description shows user@host:port/db only.

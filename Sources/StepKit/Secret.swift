@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A password or key. Its description, debug description and JSON encoding are always masked,
 /// so string interpolation into logs, diffs, errors or reports cannot leak it. The value is

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 public enum PackageManager: String, Codable, Sendable, CaseIterable { case apt, dnf, yum }
 public enum InitSystem: String, Codable, Sendable { case systemd, sysv }

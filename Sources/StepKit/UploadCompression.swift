@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// How an upload travels compressed: packed on the controller, sent, unpacked on the target
 /// before its SHA-256 is checked (so a damaged or wrongly unpacked copy is never installed).

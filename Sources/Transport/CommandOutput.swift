@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// What a remote command produced. A non-zero exit status is not an error at this layer: the
 /// caller decides (a probe like `test -e` uses it as an answer).

@@ -1,5 +1,5 @@
 import CCrypto
-import Foundation
+import LeanFoundation
 
 /// The digests the transport needs, over OpenSSL's libcrypto.
 public enum Digest {

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// An OpenSSH `known_hosts` file: which host keys are trusted for which hosts.
 ///

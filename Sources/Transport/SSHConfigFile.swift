@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// An OpenSSH client configuration file (`~/.ssh/config`), read for the options ccrun honours:
 /// `Host`, `HostName`, `User`, `Port`, `IdentityFile`, `UserKnownHostsFile`, `ConnectTimeout`,
@@ -182,6 +182,6 @@ public struct SSHConfigFile: Sendable {
     }
 
     static var localUser: String {
-        ProcessInfo.processInfo.environment["USER"] ?? NSUserName()
+        ProcessInfo.processInfo.environment["USER"] ?? currentUserName()
     }
 }

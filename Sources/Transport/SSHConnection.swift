@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// One SSH session to one host: commands on channels, files over SFTP.
 ///
@@ -100,8 +100,8 @@ public final class SSHConnection: @unchecked Sendable {
                        progress: (@Sendable (Int) -> Void)? = nil) async throws {
         let timeout = target.commandTimeout
         let permissions = mode & 0o7777
-        let directory = (path as NSString).deletingLastPathComponent
-        let base = (path as NSString).lastPathComponent
+        let directory = path.deletingLastPathComponent
+        let base = path.lastPathComponent
         let token = UUID().uuidString.prefix(8).lowercased()
         if target.usesSudo {
             let staging = "/tmp/.ccrun-upload-\(token)"

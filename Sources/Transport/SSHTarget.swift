@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// What to do with a host key that known_hosts does not list yet.
 ///
@@ -88,7 +88,7 @@ public struct SSHTarget: Sendable, Equatable {
 
     static var homeDirectory: String {
         ProcessInfo.processInfo.environment["HOME"].flatMap { $0.isEmpty ? nil : $0 }
-            ?? NSHomeDirectory()
+            ?? LeanFoundation.homeDirectory()
     }
 }
 

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -100,7 +100,7 @@ extension Duration {
 final class CancelFlag: @unchecked Sendable {
     // A lock-protected Bool: written from any thread (cancellation handler), read on the
     // connection's queue.
-    private let lock = NSLock()
+    private let lock = ThreadLock()
     private var cancelled = false
 
     func cancel() { lock.lock(); cancelled = true; lock.unlock() }

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Every way reaching or using a host can fail, each with the facts a user needs to act on it.
 public enum TransportError: Error, CustomStringConvertible, LocalizedError, Sendable, Equatable {

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CloudAPI
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// `ccrun aws plan|apply|images|destroy`: the AWS half of the deployment guide (docs/aws.md).

@@ -1,6 +1,6 @@
 import ArgumentParser
 import CloudAPI
-import Foundation
+import LeanFoundation
 import Runbooks
 import StepKit
 

@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import LeanFoundation
+import struct Lab.Shell
 import Runbooks
 import StepKit
 
@@ -49,16 +50,12 @@ struct DeploymentLoader {
     }
 
     func runTool(_ path: String, _ args: [String]) throws -> String {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = args
-        let pipe = Pipe()
-        p.standardOutput = pipe
-        try p.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        p.waitUntilExit()
-        guard p.terminationStatus == 0 else { throw ValidationError("\(path) \(args.joined(separator: " ")) failed with status \(p.terminationStatus)") }
-        return String(decoding: data, as: UTF8.self)
+        // Lab's posix_spawn runner: Foundation's Process would bring full Foundation (ICU) into ccrun.
+        let result = try Shell().run(path, args, check: false)
+        guard result.status == 0 else {
+            throw ValidationError("\(path) \(args.joined(separator: " ")) failed with status \(result.status)\n\(result.stderr.split(separator: "\n").suffix(20).joined(separator: "\n"))")
+        }
+        return result.stdout
     }
 
     /// A password from the environment, else from a 0600 file generated once.

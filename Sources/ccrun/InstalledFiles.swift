@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// Where ccrun finds what it ships but does not contain: the release `ccr`, the packaging files

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import LeanFoundation
 import Lab
 
 /// `ccrun lab up|down|status|restart-host|reset-host`: real target hosts for tests, benchmarks and the demo.

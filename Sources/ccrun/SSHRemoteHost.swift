@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 import Transport
 
@@ -33,7 +33,7 @@ struct SSHRemoteHost: RemoteHost {
 /// True the first time only. Progress callbacks run on the connection's queue while the
 /// creating task waits, so the flag is guarded by a lock rather than owned by an actor.
 final class OnceFlag: @unchecked Sendable {
-    private let lock = NSLock()
+    private let lock = ThreadLock()
     private var taken = false
     func take() -> Bool { lock.withLock { defer { taken = true }; return !taken } }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// A runbook that uses every standard step type, for trying ccrun (and its tests) on a lab

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 import StepKit
 
 /// Where the process-kill tests stop a ccrun process (see `SignalStopObserver`). Compiled in

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A directory with this mode and owner. Undo removes the directories the run created
 /// (deepest first, only when empty) or puts back the previous mode and owner.

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A file with exactly this content, mode and owner. Written under a temporary name and
 /// renamed; the plan shows a unified diff (secrets masked); undo puts back the previous bytes,

@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Helpers shared by the file-writing steps.
 enum FileSupport {

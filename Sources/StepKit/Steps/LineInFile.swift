@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// How lines of a file are matched to the desired line: by a key, so that a changed line
 /// replaces the old one instead of being appended a second time.

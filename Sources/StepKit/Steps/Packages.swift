@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// Package command lines per manager: one place, shared by install and rollback.
 public enum PackageCommands {

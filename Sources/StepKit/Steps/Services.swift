@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// How "the service answers" is checked: not by an init script's exit status (which can be 0
 /// while nothing serves) but by what the service does.

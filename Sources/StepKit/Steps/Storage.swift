@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A file system on a block device. ext4 already there = satisfied; a blank device gets one;
 /// a *different* file system or unrecognised data is refused unless `force` is set. Never

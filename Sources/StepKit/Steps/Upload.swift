@@ -1,4 +1,4 @@
-import Foundation
+import LeanFoundation
 
 /// A file or binary placed on the host byte for byte. Compared by SHA-256 first: when the
 /// host already has it, nothing is sent. Sent under a temporary name and renamed. Undo puts
