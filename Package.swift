@@ -98,7 +98,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .executableTarget(name: "ccr", dependencies: [
-            "Captions", "Store", "TunerServer", "Web", "GlibcCompat",
+            "Captions", "Store", "TunerServer", "Web", "GlibcCompat", "LeanFoundation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ], linkerSettings: staticOpenSSL),
@@ -131,7 +131,12 @@ let package = Package(
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),
-        .testTarget(name: "CloudAPITests", dependencies: ["CloudAPI", "StepKit", "SupportKit"]),
+        .testTarget(name: "CloudAPITests", dependencies: [
+            "CloudAPI", "StepKit", "SupportKit", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
+        .testTarget(name: "LeanFoundationTests", dependencies: [
+            "LeanFoundation", .product(name: "PropertyBased", package: "swift-property-based"),
+        ]),
         /// bench/peers (Ansible, pyinfra) and ccrun agree on the lab: each finds nothing to change after the others.
         .testTarget(name: "PeerTests", dependencies: ["SupportKit"]),
         .testTarget(name: "WebTests", dependencies: [

@@ -23,12 +23,7 @@ public struct CharacterSet: Sendable {
 extension StringProtocol {
     /// The text without leading and trailing scalars of `set`.
     @_disfavoredOverload
-    public func trimmingCharacters(in set: CharacterSet) -> String {
-        let scalars = unicodeScalars
-        guard let first = scalars.firstIndex(where: { !set.contains($0) }) else { return "" }
-        let last = scalars.lastIndex(where: { !set.contains($0) })!
-        return String(String.UnicodeScalarView(scalars[first...last]))
-    }
+    public func trimmingCharacters(in set: CharacterSet) -> String { PlainText.trimming(String(self), set) }
 
     /// The first occurrence of `target`, as Foundation's `range(of:)` without options.
     @_disfavoredOverload
@@ -41,8 +36,62 @@ extension StringProtocol {
     /// `addingPercentEncoding(withAllowedCharacters:)` for an ASCII `allowed` set.
     @_disfavoredOverload
     public func addingPercentEncoding(withAllowedCharacters allowed: CharacterSet) -> String? {
+        PlainText.percentEncoding(String(self), allowed: allowed)
+    }
+
+    /// Every occurrence of `target` replaced by `replacement`, left to right, without overlaps.
+    @_disfavoredOverload
+    public func replacingOccurrences<T: StringProtocol, R: StringProtocol>(of target: T, with replacement: R) -> String {
+        PlainText.replacingOccurrences(in: String(self), of: String(target), with: String(replacement))
+    }
+
+    /// Padded with `pad` or cut to `length` characters, as Foundation's `padding(toLength:withPad:startingAt:)`.
+    @_disfavoredOverload
+    public func padding<T: StringProtocol>(toLength length: Int, withPad pad: T, startingAt start: Int) -> String {
+        PlainText.padding(String(self), toLength: length, withPad: String(pad), startingAt: start)
+    }
+}
+
+extension String {
+    /// The path without its last component, as NSString's `deletingLastPathComponent`.
+    @_disfavoredOverload
+    public var deletingLastPathComponent: String { PlainText.deletingLastPathComponent(self) }
+
+    /// The last path component, as NSString's `lastPathComponent`.
+    @_disfavoredOverload
+    public var lastPathComponent: String { PlainText.lastPathComponent(self) }
+}
+
+/// The implementations behind the extensions, by names of their own: tests, which import full
+/// Foundation too (whose overloads win there), compare these with Foundation's.
+public enum PlainText {
+    public static func trimming(_ text: String, _ set: CharacterSet) -> String {
+        let scalars = text.unicodeScalars
+        guard let first = scalars.firstIndex(where: { !set.contains($0) }) else { return "" }
+        let last = scalars.lastIndex(where: { !set.contains($0) })!
+        return String(scalars[first...last])
+    }
+
+    /// An empty `target` leaves the text as it is (as Foundation does).
+    public static func replacingOccurrences(in text: String, of target: String, with replacement: String) -> String {
+        guard !target.isEmpty else { return text }
+        return text.replacing(target, with: replacement)
+    }
+
+    /// `pad` repeats from its character `start`; fixed-width report columns.
+    public static func padding(_ text: String, toLength length: Int, withPad pad: String, startingAt start: Int) -> String {
+        let characters = Array(text)
+        if characters.count >= length { return String(characters.prefix(length)) }
+        let padCharacters = Array(pad)
+        guard !padCharacters.isEmpty else { return text }
+        var out = text
+        for i in 0..<(length - characters.count) { out.append(padCharacters[(start + i) % padCharacters.count]) }
+        return out
+    }
+
+    public static func percentEncoding(_ text: String, allowed: CharacterSet) -> String {
         var out = ""
-        for byte in utf8 {
+        for byte in text.utf8 {
             if byte < 0x80, allowed.contains(Unicode.Scalar(byte)) {
                 out.unicodeScalars.append(Unicode.Scalar(byte))
             } else {
@@ -52,47 +101,19 @@ extension StringProtocol {
         return out
     }
 
-    /// Every occurrence of `target` replaced by `replacement`, left to right, without overlaps.
-    /// An empty `target` leaves the text as it is (as Foundation does).
-    @_disfavoredOverload
-    public func replacingOccurrences<T: StringProtocol, R: StringProtocol>(of target: T, with replacement: R) -> String {
-        let text = String(self)
-        guard !target.isEmpty else { return text }
-        return text.replacing(String(target), with: String(replacement))
-    }
-
-    /// Padded with `pad` (repeated from `startingAt`) or cut to `toLength` characters, as
-    /// Foundation's `padding(toLength:withPad:startingAt:)`: fixed-width report columns.
-    @_disfavoredOverload
-    public func padding<T: StringProtocol>(toLength length: Int, withPad pad: T, startingAt start: Int) -> String {
-        let characters = Array(self)
-        if characters.count >= length { return String(characters.prefix(length)) }
-        let padCharacters = Array(pad)
-        guard !padCharacters.isEmpty else { return String(self) }
-        var out = String(self)
-        for i in 0..<(length - characters.count) { out.append(padCharacters[(start + i) % padCharacters.count]) }
-        return out
-    }
-}
-
-extension String {
-    /// The path without its last component, as NSString's `deletingLastPathComponent`:
     /// "/a/b" gives "/a", "/a" gives "/", "b" gives "", trailing slashes ignored.
-    @_disfavoredOverload
-    public var deletingLastPathComponent: String {
-        var path = Substring(self)
+    public static func deletingLastPathComponent(_ path: String) -> String {
+        var path = Substring(path)
         while path.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
         guard let slash = path.lastIndex(of: "/") else { return "" }
-        if slash == path.startIndex { return "/" }
         var parent = path[..<slash]
         while parent.count > 1 && parent.hasSuffix("/") { parent = parent.dropLast() }
-        return String(parent)
+        return parent.isEmpty ? "/" : String(parent)
     }
 
-    /// The last path component, as NSString's `lastPathComponent`: "/a/b/" gives "b", "/" gives "/".
-    @_disfavoredOverload
-    public var lastPathComponent: String {
-        var path = Substring(self)
+    /// "/a/b/" gives "b", "/" gives "/".
+    public static func lastPathComponent(_ path: String) -> String {
+        var path = Substring(path)
         while path.count > 1 && path.hasSuffix("/") { path = path.dropLast() }
         guard path != "/", let slash = path.lastIndex(of: "/") else { return String(path) }
         return String(path[path.index(after: slash)...])

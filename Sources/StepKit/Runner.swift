@@ -36,7 +36,7 @@ public struct RunOptions: Sendable {
     /// Told where an apply stands (`RunPoint`); quiet in production, a test build's stop points.
     public var observer: any RunObserver
     /// Packs this run's compressed uploads, once per payload for all its hosts.
-    public let packer = UploadPacker()
+    public var packer = UploadPacker()
 
     public init(mode: Mode = .apply, runId: String = RunID.make(), target: TargetPaths = TargetPaths(), journal: LocalJournal? = nil,
                 parallel: Int = 8, probeTimeout: Duration = .seconds(120), actionTimeout: Duration = .seconds(1800),

@@ -63,17 +63,38 @@ public enum UploadCompression: String, Sendable, Hashable, CaseIterable {
 
 /// Packs one run's uploads: each payload once per codec, however many hosts send it, even when
 /// they reach the upload at the same moment (the hosts of a run apply in parallel). One per
-/// `RunOptions`, shared by the run's hosts; nothing outlives the run.
+/// `RunOptions`, shared by the run's hosts. Packed bytes outlive the run in `cache` (on disk,
+/// checked by digest), so the next run that ships the same payload does not pack it again.
 public actor UploadPacker {
     private var packing: [String: Task<Data, any Error>] = [:]
+    private let cache: PackedUploadCache?
+    /// Payloads packed by this packer, read from the cache, and cache entries found damaged
+    /// (then packed again): what a run did, for its tests.
+    public private(set) var packedCount = 0
+    public private(set) var cacheHits = 0
+    public private(set) var damagedEntries = 0
 
-    public init() {}
+    public init(cache: PackedUploadCache? = .standard) { self.cache = cache }
 
     func pack(_ bytes: Data, sha256: String, with codec: UploadCompression) async throws -> Data {
         let key = "\(codec.rawValue):\(sha256)"
         if let task = packing[key] { return try await task.value }
-        let task = Task { try await codec.pack(bytes) }
+        switch cache?.lookup(sha256: sha256, codec: codec) {
+        case .hit(let packed)?:
+            cacheHits += 1
+            packing[key] = Task { packed }
+            return packed
+        case .damaged?: damagedEntries += 1
+        case .miss?, nil: break
+        }
+        let cache = self.cache
+        let task = Task {
+            let packed = try await codec.pack(bytes)
+            cache?.store(packed, sha256: sha256, codec: codec)
+            return packed
+        }
         packing[key] = task
+        packedCount += 1
         return try await task.value
     }
 }

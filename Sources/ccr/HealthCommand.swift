@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import LeanFoundation
 import Store
 import TunerServer
 

@@ -78,6 +78,96 @@ import Testing
     }
 }
 
+/// Packed uploads cached on disk between runs (issue 19): the second run reads the packed bytes
+/// instead of packing, a damaged entry is found by its digest and packed again, and the cache
+/// stays private and within its size.
+@Suite(.serialized) struct PackedUploadCacheTests {
+    static func codec() throws -> UploadCompression {
+        try #require(UploadCompression.allCases.first { UploadCompression.localTools.contains($0.rawValue) },
+                     "no zstd, xz or gzip on this machine's PATH")
+    }
+
+    static func unpack(_ packed: Data, _ codec: UploadCompression) async throws -> Data {
+        try await LocalHost().run(codec.unpackCommand, stdin: packed, timeout: nil).stdout
+    }
+
+    @Test func theSecondRunReadsThePackedBytesFromTheCacheAndTheUploadArrives() async throws {
+        let codec = try Self.codec()
+        let sb = try Sandbox()
+        try FileManager.default.createDirectory(atPath: sb.path("/srv"), withIntermediateDirectories: true)
+        let cache = PackedUploadCache(directory: sb.path("/cache/ccrun/packed"))
+        let bytes = Data((0..<(1 << 20)).map { UInt8(truncatingIfNeeded: ($0 / 5) &* 17) })
+        var packers: [UploadPacker] = []
+        for run in 1...2 {
+            let path = sb.path("/srv/ccr\(run)")
+            var options = RunOptions(mode: .apply, runId: RunID.make(), target: sb.target, journal: sb.journal)
+            options.packer = UploadPacker(cache: cache)
+            packers.append(options.packer)
+            let report = await Runner(runbook: Runbook("cached", steps: [Upload(bytes, to: path, mode: "755")]), options: options).run(on: LocalHost())
+            defer { try? FileManager.default.removeItem(atPath: FileProbe.digestEntry(path)) }
+            #expect(report.error == nil && report.steps.map(\.state) == [.changed], "\(report.steps.map(\.message))")
+            #expect(report.steps.first?.actions.contains { $0.contains("\(codec.rawValue)-packed") } == true)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path)) == bytes)
+        }
+        #expect(await packers[0].packedCount == 1 && packers[0].cacheHits == 0)
+        #expect(await packers[1].packedCount == 0 && packers[1].cacheHits == 1, "the second run packed again")
+        let entry = cache.entryPath(sha256: SHA256Digest.hex(bytes), codec: codec)
+        #expect(try FileManager.default.attributesOfItem(atPath: entry)[.posixPermissions] as? Int == 0o600)
+        #expect(try FileManager.default.attributesOfItem(atPath: cache.directory)[.posixPermissions] as? Int == 0o700)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: cache.directory) == [entry.lastPathComponentOfPath])
+    }
+
+    @Test func aTruncatedOrAlteredEntryIsDetectedRemovedAndPackedAgain() async throws {
+        let codec = try Self.codec()
+        let sb = try Sandbox()
+        let cache = PackedUploadCache(directory: sb.path("/cache"))
+        let bytes = Data((0..<(300 << 10)).map { UInt8(truncatingIfNeeded: $0 &* 7 / 3) })
+        let digest = SHA256Digest.hex(bytes)
+        let good = try await UploadPacker(cache: cache).pack(bytes, sha256: digest, with: codec)
+        let entry = cache.entryPath(sha256: digest, codec: codec)
+        let stored = try Data(contentsOf: URL(fileURLWithPath: entry))
+        var flipped = stored; flipped[flipped.count - 3] ^= 0x01
+        let damages: [(String, Data)] = [("truncated", stored.prefix(stored.count - 10)), ("one bit flipped", flipped),
+                                         ("no digest line", stored.suffix(from: 65)), ("empty", Data()), ("digest only", stored.prefix(65))]
+        for (what, damaged) in damages {
+            try damaged.write(to: URL(fileURLWithPath: entry))
+            #expect(cache.lookup(sha256: digest, codec: codec) == .damaged, "\(what)")
+            #expect(!FileManager.default.fileExists(atPath: entry), "\(what): the damaged entry is removed")
+            try damaged.write(to: URL(fileURLWithPath: entry))
+            let packer = UploadPacker(cache: cache)
+            let packed = try await packer.pack(bytes, sha256: digest, with: codec)
+            #expect(try await Self.unpack(packed, codec) == bytes, "\(what)")
+            #expect(await packer.damagedEntries == 1 && packer.packedCount == 1 && packer.cacheHits == 0, "\(what)")
+            #expect(cache.lookup(sha256: digest, codec: codec) != .damaged, "\(what): repacked entry is whole again")
+        }
+        #expect(try await Self.unpack(good, codec) == bytes)
+    }
+
+    @Test func theLeastRecentlyUsedEntriesGoPastTheSizeBound() async throws {
+        let sb = try Sandbox()
+        let cache = PackedUploadCache(directory: sb.path("/cache"), maxBytes: 3 * (1000 + 65))
+        let digests = (0..<4).map { SHA256Digest.hex("payload \($0)") }
+        for (i, d) in digests.prefix(3).enumerated() {
+            cache.store(Data(repeating: UInt8(i), count: 1000), sha256: d, codec: .gzip)
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        // Using the oldest makes the second the least recently used.
+        #expect(cache.lookup(sha256: digests[0], codec: .gzip) == .hit(Data(repeating: 0, count: 1000)))
+        try await Task.sleep(for: .milliseconds(20))
+        cache.store(Data(repeating: 3, count: 1000), sha256: digests[3], codec: .gzip)
+        #expect(cache.lookup(sha256: digests[1], codec: .gzip) == .miss)
+        for i in [0, 2, 3] { #expect(cache.lookup(sha256: digests[i], codec: .gzip) == .hit(Data(repeating: UInt8(i), count: 1000)), "\(i)") }
+        // Larger than the whole cache: not stored; a name that is not a digest: not stored.
+        cache.store(Data(count: 4000), sha256: digests[1], codec: .gzip)
+        cache.store(Data(count: 10), sha256: "../escape", codec: .gzip)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: sb.path("/cache")).count == 3)
+    }
+}
+
+private extension String {
+    var lastPathComponentOfPath: String { String(split(separator: "/").last ?? "") }
+}
+
 /// This machine as the target, except that a packed upload's bytes are replaced by `forged`.
 private struct SwappingHost: RemoteHost {
     let forged: Data
