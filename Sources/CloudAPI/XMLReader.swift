@@ -21,6 +21,9 @@ struct XMLReader {
         case noRootElement
         case contentAfterRoot(offset: Int)
         case invalidUTF8(offset: Int)
+        case doubleHyphenInComment(offset: Int)
+        case tooDeep(limit: Int, offset: Int)
+        case cdataEndInText(offset: Int)
 
         var description: String {
             switch self {
@@ -33,9 +36,16 @@ struct XMLReader {
             case .noRootElement: return "no root element"
             case .contentAfterRoot(let offset): return "content after the root element at byte \(offset)"
             case .invalidUTF8(let offset): return "invalid UTF-8 in text near byte \(offset)"
+            case .doubleHyphenInComment(let offset): return "-- inside the comment at byte \(offset)"
+            case .cdataEndInText(let offset): return "]]> in text at byte \(offset) (only a CDATA section ends so)"
+            case .tooDeep(let limit, let offset): return "elements nested deeper than \(limit) at byte \(offset)"
             }
         }
     }
+
+    /// Deeper nesting is refused: AWS answers nest a few levels, and `XMLNode`'s equality and
+    /// deallocation recurse, so a hostile document of 100,000 open elements would overflow the stack.
+    static let maxDepth = 256
 
     private let bytes: [UInt8]
     private var at = 0
@@ -64,7 +74,12 @@ struct XMLReader {
     private mutating func skipMisc() throws {
         while true {
             while at < bytes.count, Self.isSpace(bytes[at]) { at += 1 }
-            if starts("<?") {
+            if starts("<?xml"), at + 5 < bytes.count, Self.isSpace(bytes[at + 5]) {
+                // The declaration: pseudo-attributes (version, encoding, standalone), checked as attributes.
+                at += 5
+                try attributes(closedBy: "?>")
+                at += 2
+            } else if starts("<?") {
                 try skip(past: "?>", what: "?>")
             } else if starts("<!--") {
                 try skipComment()
@@ -133,6 +148,7 @@ struct XMLReader {
         at += selfClosing ? 2 : 1
         let node = XMLNode(name: name, text: "", children: [])
         guard selfClosing else {
+            guard stack.count < Self.maxDepth else { throw Failure.tooDeep(limit: Self.maxDepth, offset: at) }
             stack.append(OpenElement(node: node))
             return nil
         }
@@ -150,13 +166,19 @@ struct XMLReader {
         return name
     }
 
-    /// `name="value"` pairs, read and checked, then dropped (XMLNode has no attributes).
-    private mutating func attributes() throws {
+    /// `name="value"` pairs, read and checked, then dropped (XMLNode has no attributes), up to
+    /// `>` or `/>` (a start tag) or `closedBy` (the declaration's `?>`).
+    private mutating func attributes(closedBy closer: String? = nil) throws {
         while true {
             let hadSpace = at < bytes.count && Self.isSpace(bytes[at])
             while at < bytes.count, Self.isSpace(bytes[at]) { at += 1 }
-            guard at < bytes.count else { throw Failure.unexpectedEnd(expecting: "> ending a start tag") }
-            if bytes[at] == UInt8(ascii: ">") || starts("/>") { return }
+            if let closer {
+                guard at < bytes.count else { throw Failure.unexpectedEnd(expecting: closer) }
+                if starts(closer) { return }
+            } else {
+                guard at < bytes.count else { throw Failure.unexpectedEnd(expecting: "> ending a start tag") }
+                if bytes[at] == UInt8(ascii: ">") || starts("/>") { return }
+            }
             guard hadSpace else { throw unexpected("whitespace before an attribute") }
             _ = try name()
             while at < bytes.count, Self.isSpace(bytes[at]) { at += 1 }
@@ -178,10 +200,18 @@ struct XMLReader {
         }
     }
 
-    /// Character data up to the next `<`, with references expanded.
+    /// Character data up to the next `<`, with references expanded; a literal `]]>` is not allowed.
     private mutating func characterData(into text: inout [UInt8]) throws {
         while at < bytes.count, bytes[at] != UInt8(ascii: "<") {
-            if bytes[at] == UInt8(ascii: "&") { try reference(into: &text) } else { text.append(bytes[at]); at += 1 }
+            if bytes[at] == UInt8(ascii: "&") {
+                try reference(into: &text)
+                continue
+            }
+            if bytes[at] == UInt8(ascii: ">"), at >= 2, bytes[at - 1] == UInt8(ascii: "]"), bytes[at - 2] == UInt8(ascii: "]") {
+                throw Failure.cdataEndInText(offset: at - 2)
+            }
+            text.append(bytes[at])
+            at += 1
         }
     }
 
@@ -214,9 +244,15 @@ struct XMLReader {
         }
     }
 
+    /// A comment at `<!--`; XML allows no `--` inside one.
     private mutating func skipComment() throws {
+        let start = at
         at += 4
         let end = try find("-->", what: "--> ending a comment")
+        if bytes[at..<end].indices.contains(where: { $0 + 1 < end && bytes[$0] == UInt8(ascii: "-") && bytes[$0 + 1] == UInt8(ascii: "-") })
+            || (end > at && bytes[end - 1] == UInt8(ascii: "-")) {
+            throw Failure.doubleHyphenInComment(offset: start)
+        }
         at = end + 3
     }
 

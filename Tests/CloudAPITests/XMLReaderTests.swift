@@ -1,4 +1,5 @@
 @testable import CloudAPI
+import struct CloudAPI.XMLNode
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -92,9 +93,13 @@ struct XMLReaderTests {
         #expect(failure(String(decoding: [0x3C, 0x61, 0x3E, 0xFF, 0x3C, 0x2F, 0x61, 0x3E], as: UTF8.self)) == nil)  // U+FFFD, valid
         var invalid = XMLReader(Data([0x3C, 0x61, 0x3E, 0xFF, 0x3C, 0x2F, 0x61, 0x3E]))
         #expect(throws: XMLReader.Failure.invalidUTF8(offset: 4)) { try invalid.document() }
-        // Deep nesting is read without recursion.
-        let deep = String(repeating: "<d>", count: 100_000) + String(repeating: "</d>", count: 100_000)
-        #expect(try XMLNode.parse(Data(deep.utf8)).name == "d")
+        #expect(failure("<a>x]]>y</a>") == .cdataEndInText(offset: 4))
+        #expect(failure("<a><!-- x -- y --></a>") == .doubleHyphenInComment(offset: 3))
+        #expect(failure("<a><!-- x ---></a>") == .doubleHyphenInComment(offset: 3))
+        // Nesting: AWS's few levels are read, a hostile depth is refused before anything recurses.
+        func nested(_ depth: Int) -> String { String(repeating: "<d>", count: depth) + String(repeating: "</d>", count: depth) }
+        #expect(try XMLNode.parse(Data(nested(XMLReader.maxDepth).utf8)).name == "d")
+        #expect(failure(nested(100_000)) == .tooDeep(limit: XMLReader.maxDepth, offset: 3 * XMLReader.maxDepth + 3))
         #expect(throws: CloudError.self) { try XMLNode.parse(Data("<a>".utf8)) }
     }
 }
@@ -140,7 +145,7 @@ enum RandomXML {
 
     static func document(_ node: XMLNode, _ r: inout SplitMix) -> String {
         var out = Bool.random(using: &r) ? "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n" : ""
-        if Bool.random(using: &r) { out += "<!-- generated -- not by AWS -->\n" }
+        if Bool.random(using: &r) { out += "<!-- generated, not by AWS -->\n" }
         write(node, &out, &r)
         if Bool.random(using: &r) { out += "\n<!-- after -->\n" }
         return out
