@@ -22,6 +22,10 @@ let olderSymbolVersions: [LinkerSetting] = [
         .flatMap { ["-Xlinker", "--wrap=\($0)"] }),
 ]
 
+/// Modules off ccr's hot path (the web UI, the store's queries) build for size in release: every
+/// host downloads ccr (issue 19). TunerServer and Captions, which every caption byte goes through, keep -O.
+let offHotPath: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 let package = Package(
     name: "ccrun",
     platforms: [.macOS(.v14)],
@@ -82,7 +86,7 @@ let package = Package(
         /// RCWT, CEA-608, XDS and the srt/txt/ttxt writers. Pure values in, pure values out.
         .target(name: "Captions", dependencies: []),
         /// Metadata and caption lines: SQLite (embedded) or MariaDB/MySQL, with a durable spool.
-        .target(name: "Store", dependencies: ["CSQLite", "CMariaDB", "Captions"]),
+        .target(name: "Store", dependencies: ["CSQLite", "CMariaDB", "Captions"], swiftSettings: offHotPath),
         /// The tuner-facing TCP server (CCExtractor's -sendto protocol) and the archive writer.
         .target(name: "TunerServer", dependencies: [
             "Captions", "Store",
@@ -96,7 +100,7 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "Logging", package: "swift-log"),
-        ]),
+        ], swiftSettings: offHotPath),
         .executableTarget(name: "ccr", dependencies: [
             "Captions", "Store", "TunerServer", "Web", "GlibcCompat", "LeanFoundation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
