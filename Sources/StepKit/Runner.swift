@@ -167,7 +167,11 @@ final class HostRun {
             try runbook.validate()
             let allQueries = runbook.steps.flatMap(\.allFacts)
             if isApply {
-                if options.resume { try await loadHistory() }
+                if options.resume {
+                    try await loadHistory()
+                    // Before the lock and before anything is applied: a changed runbook is the operator's call.
+                    if let changed = history.changedStep(in: runbook) { throw changed }
+                }
                 let tryNoOp = !options.resume && lastRunChangedNothing()
                 try journalLocal(JournalRecord(kind: .run, runId: options.runId, host: host.name, runbook: runbook.name, mode: options.mode.rawValue))
                 if tryNoOp, let unchanged = try await probeForNoOp(allQueries) {
@@ -362,7 +366,7 @@ final class HostRun {
                         try await verify(step)
                     } else {
                         rep.state = .wouldChange
-                        pending.append(step.affects)
+                        pending.append(change.affects ?? step.affects)
                     }
                 }
             } catch {
@@ -395,7 +399,7 @@ final class HostRun {
         if actions.isEmpty { try await journalRemote([intent, done]) }
         options.observer.reached(.afterChange(index))
         try journalLocal(done)
-        invalidate(step.affects)
+        invalidate(change.affects ?? step.affects)
     }
 
     func invalidate(_ scope: FactScope) {
