@@ -120,8 +120,9 @@ let package = Package(
         ], linkerSettings: staticOpenSSL),
 
         // ---- tests ----
-        /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs.
-        .target(name: "SupportKit", dependencies: [], path: "Tests/SupportKit"),
+        /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs, and
+        /// `FactFixtures` (probe answers for plan tests, StepKit's and the runbooks' golden plans).
+        .target(name: "SupportKit", dependencies: ["StepKit"], path: "Tests/SupportKit"),
         .testTarget(name: "CaptionsTests", dependencies: [
             "Captions", "SupportKit", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
