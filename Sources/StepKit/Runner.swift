@@ -108,7 +108,7 @@ public struct Runner: Sendable {
                         if target.ownsConnection { await host.disconnect() }
                         return (i, report)
                     } catch {
-                        return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode.rawValue, steps: [],
+                        return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode, steps: [],
                                               error: SecretScrubber(runbook.secrets).scrub("\(error)"), seconds: start.duration(to: .now).seconds, roundTrips: 0))
                     }
                 }
@@ -121,7 +121,7 @@ public struct Runner: Sendable {
             }
             reports = collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode.rawValue, hosts: reports)
+        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode, hosts: reports)
     }
 
     public func run(on host: any RemoteHost, onStep: @escaping @Sendable (String, StepReport) -> Void = { _, _ in }) async -> HostReport {
@@ -200,7 +200,7 @@ final class HostRun {
             report(StepReport(index: i, id: s.id, description: scrubber.scrub(s.description), state: .skipped, seconds: 0, diff: nil,
                               actions: [], undo: [], message: nil, irreversible: s.reversibility != .reversible))
         }
-        return HostReport(host: host.name, runId: options.runId, mode: options.mode.rawValue, steps: reports, error: hostError,
+        return HostReport(host: host.name, runId: options.runId, mode: options.mode, steps: reports, error: hostError,
                           seconds: start.duration(to: .now).seconds, roundTrips: host.roundTrips, notes: notes)
     }
 
