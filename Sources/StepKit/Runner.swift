@@ -108,8 +108,8 @@ public struct Runner: Sendable {
                         if target.ownsConnection { await host.disconnect() }
                         return (i, report)
                     } catch {
-                        return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode.rawValue, steps: [],
-                                              error: SecretScrubber(runbook.secrets).scrub("\(error)"), seconds: start.duration(to: .now).seconds, roundTrips: 0))
+                        return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode, steps: [],
+                                              failure: Failure(error, scrubber: SecretScrubber(runbook.secrets)), seconds: start.duration(to: .now).seconds, roundTrips: 0))
                     }
                 }
             }
@@ -121,7 +121,7 @@ public struct Runner: Sendable {
             }
             reports = collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode.rawValue, hosts: reports)
+        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode, hosts: reports)
     }
 
     public func run(on host: any RemoteHost, onStep: @escaping @Sendable (String, StepReport) -> Void = { _, _ in }) async -> HostReport {
@@ -161,13 +161,17 @@ final class HostRun {
 
     func execute() async -> HostReport {
         let start = ContinuousClock.now
-        var hostError: String?
+        var hostError: Failure?
         var noOp = false
         do {
             try runbook.validate()
             let allQueries = runbook.steps.flatMap(\.allFacts)
             if isApply {
-                if options.resume { try await loadHistory() }
+                if options.resume {
+                    try await loadHistory()
+                    // Before the lock and before anything is applied: a changed runbook is the operator's call.
+                    if let changed = history.changedStep(in: runbook) { throw changed }
+                }
                 let tryNoOp = !options.resume && lastRunChangedNothing()
                 try journalLocal(JournalRecord(kind: .run, runId: options.runId, host: host.name, runbook: runbook.name, mode: options.mode.rawValue))
                 if tryNoOp, let unchanged = try await probeForNoOp(allQueries) {
@@ -182,7 +186,7 @@ final class HostRun {
             }
             try await runSteps()
         } catch {
-            hostError = scrubber.scrub("\(error)")
+            hostError = Failure(error, scrubber: scrubber)
         }
         if isApply && holdsLock {
             let failed = hostError != nil || reports.contains { $0.state == .failed }
@@ -196,7 +200,7 @@ final class HostRun {
             report(StepReport(index: i, id: s.id, description: scrubber.scrub(s.description), state: .skipped, seconds: 0, diff: nil,
                               actions: [], undo: [], message: nil, irreversible: s.reversibility != .reversible))
         }
-        return HostReport(host: host.name, runId: options.runId, mode: options.mode.rawValue, steps: reports, error: hostError,
+        return HostReport(host: host.name, runId: options.runId, mode: options.mode, steps: reports, failure: hostError,
                           seconds: start.duration(to: .now).seconds, roundTrips: host.roundTrips, notes: notes)
     }
 
@@ -350,6 +354,7 @@ final class HostRun {
                 case let .dependsOnEarlierChange(why):
                     rep.state = isApply ? .failed : .depends
                     rep.message = scrubber.scrub(why)
+                    if isApply { rep.failure = Failure(.refused, rep.message ?? "") }
                     if !isApply { pending.append(step.affects) }
                 case let .change(change):
                     rep.diff = change.diff.map(scrubber.scrub)
@@ -362,12 +367,14 @@ final class HostRun {
                         try await verify(step)
                     } else {
                         rep.state = .wouldChange
-                        pending.append(step.affects)
+                        pending.append(change.affects ?? step.affects)
                     }
                 }
             } catch {
+                let failure = Failure(error, scrubber: scrubber)
                 rep.state = .failed
-                rep.message = scrubber.scrub("\(error)")
+                rep.message = failure.message
+                rep.failure = failure
             }
             rep.seconds = start.duration(to: .now).seconds
             report(rep)
@@ -395,7 +402,7 @@ final class HostRun {
         if actions.isEmpty { try await journalRemote([intent, done]) }
         options.observer.reached(.afterChange(index))
         try journalLocal(done)
-        invalidate(step.affects)
+        invalidate(change.affects ?? step.affects)
     }
 
     func invalidate(_ scope: FactScope) {
@@ -410,7 +417,7 @@ final class HostRun {
         if !needed.isEmpty { facts.merge(try await probe(needed)) }
         let again = try step.plan(facts, context: PlanContext(backupDirectory: paths.backupDirectory(options.runId)))
         if !again.isSatisfied {
-            throw StepRefusal("applied, but the host still does not match: \(again.change?.actions.map(\.summary).joined(separator: "; ") ?? "\(again)")")
+            throw VerifyFailure("applied, but the host still does not match: \(again.change?.actions.map(\.summary).joined(separator: "; ") ?? "\(again)")")
         }
     }
 }
