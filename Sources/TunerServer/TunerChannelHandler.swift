@@ -290,6 +290,9 @@ final class TunerChannelHandler: ChannelInboundHandler {
         if unauthenticated {
             unauthenticated = false
             shared.admission.leaveUnauthenticated(address)
+            // Closed before authenticating for what it did (a deadline, the protocol), or gone
+            // in the middle of a block: not what an honest tuner does.
+            if closeReason != nil || !session.isAtBlockBoundary { shared.admission.strike(address, nowMs: wallClockMilliseconds()) }
             shared.metrics.update { $0.closedByReason[closeReason ?? "eof", default: 0] += 1 }
         }
         // A tuner refused a slot after it authenticated may have sent captions in the same
