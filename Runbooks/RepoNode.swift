@@ -21,7 +21,7 @@ public enum RepoNodeRunbook {
                 listen = 0.0.0.0
                 port = \(tunerPort)
 
-                """ + tunerPasswordLine(d) + """
+                """ + tunerPasswordLine(d) + proxyProtocolLine(d) + """
 
                 [archive]
                 dir = \(Paths.archive)
@@ -35,6 +35,14 @@ public enum RepoNodeRunbook {
             ServiceEnabled("ccr", description: "ccr enabled at boot (the guide's chkconfig ccr on)"),
         ]
         return Runbook(name, steps: steps)
+    }
+
+    /// The load balancers whose connections start with a PROXY header (their `send-proxy-v2`):
+    /// without it, every tuner behind the balancer would share its address, and one abuser's
+    /// lockout or spent budget would refuse them all.
+    static func proxyProtocolLine(_ d: Deployment) -> SecretText {
+        guard !d.loadBalancers.isEmpty else { return "" }
+        return SecretText("proxy_protocol_from = \(d.loadBalancers.joined(separator: ","))\n")
     }
 
     /// The tuners' password in [server]: tuners send it with `ccextractor -tcppassword`. Without

@@ -72,6 +72,8 @@ public enum FramingError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .unknownCommand(let byte) where ProxyHeader.mayStart(byte):
+            "unknown command byte \(byte) (0x\(String(byte, radix: 16))), the start of a PROXY header: only addresses in [server] proxy_protocol_from may send one"
         case .unknownCommand(let byte):
             "unknown command byte \(byte) (0x\(String(byte, radix: 16))); expected 2, 4, 5, 6, 7 or 55"
         case .lengthNotDecimal(let bytes):

@@ -91,6 +91,9 @@ public struct TunerSession: Sendable {
     private var now: @Sendable () -> Int64
     public private(set) var description: String = ""
     public private(set) var recordCount = 0
+    /// Blocks read whole so far: a connection whose count stands still while it is inside a
+    /// block is trickling (`[server] block_timeout`).
+    public private(set) var blockCount = 0
     public private(set) var bytesReceived = 0
     /// Wall-clock ms of the bytes being received (one clock read per `receive`, not per record).
     private var receivedAt: Int64 = 0
@@ -177,6 +180,7 @@ public struct TunerSession: Sendable {
                 break // EPG_DATA and PING data are not used.
             }
         case .end(let command):
+            blockCount += 1
             try finishBlock(command, emit)
         }
     }

@@ -112,6 +112,7 @@ struct DeploymentLoader {
         }
         deployment.repoNodes = servers(RepoNodeRunbook.name)
         deployment.webNodes = servers(WebNodeRunbook.name)
+        deployment.loadBalancers = inventory.hosts(withRole: LoadBalancerRunbook.name).map { inventory.hosts[$0]!.address }
         return (inventory, deployment)
     }
 }
