@@ -115,7 +115,7 @@ let package = Package(
         ]),
         /// `ccr-bench`: N tuners against `ccr serve`; RSS per tuner, CPU, live-feed latency.
         .executableTarget(name: "ccr-bench", dependencies: [
-            "TunerBench", "TunerServer", "Store",
+            "TunerBench", "TunerServer", "ServerFiles", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], linkerSettings: staticOpenSSL),
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import ServerFiles
 import TunerServer
 
 /// `ccr-bench session-replay`: one tuner's work without the network, for counting instructions
