@@ -21,8 +21,10 @@ public struct ServerConfiguration: Sendable {
     public var handshakeTimeout: Double = 15
     /// Seconds a block may take to arrive whole, counted from the end of the one before (or the
     /// connect): CCExtractor writes each block at once, so a block still incomplete after this
-    /// long is a connection trickling bytes to hold its slot under `idle_timeout`.
-    public var blockTimeout: Double = 30
+    /// long is a connection trickling bytes to hold its slot under `idle_timeout`. As long as
+    /// `idle_timeout`: at 30 s, 120 of 9,400 honest tuners of the load generator were closed
+    /// mid-block on this overloaded 2-core machine (bench/RESULTS.md, 2026-12-07 15:12).
+    public var blockTimeout: Double = 120
     /// Seconds of silence after which a tuner is considered gone. CCExtractor sends data
     /// continuously (and PING every 3 s when idle on live input), so a minute is generous.
     public var idleTimeout: Double = 120
