@@ -196,9 +196,11 @@ struct FleetLabTests {
             let events = t.jsonLines()
             let connects = events.filter { $0["event"] as? String == "connected" }.compactMap { $0["t"] as? Double }
             let drops = events.filter { $0["event"] as? String == "disconnected" }.compactMap { $0["t"] as? Double }
-            #expect(connects.count == drops.count + 1 && drops.count <= 2, "a tuner reconnected more than once per restart of its node: \(events)")
+            // Each node restarted once, so each tuner moved once or twice (the last "disconnected"
+            // is the server closing after the capture's end).
+            #expect((2...3).contains(connects.count), "a tuner should reconnect once per restart of the node holding it: \(events)")
             for (drop, back) in zip(drops, connects.dropFirst()) { #expect(back - drop < 5, "a reconnect took \(back - drop) s: \(events)") }
-            reconnects.append(drops.count)
+            reconnects.append(connects.count - 1)
         }
         // After each reconnect, the tuner's new connection (a new tuner row) carried captions.
         let perConnection = try sql("""
@@ -322,7 +324,15 @@ struct FleetLabTests {
         }
         deinit { stop(); try? FileManager.default.removeItem(at: log) }
         var output: String { (try? String(contentsOf: log, encoding: .utf8)) ?? "" }
-        func stop() { if process.isRunning { process.terminate(); process.waitUntilExit() } }
+        /// SIGTERM, then SIGKILL if it is still there 5 s later.
+        func stop() {
+            guard process.isRunning else { return }
+            process.terminate()
+            let deadline = Date().addingTimeInterval(5)
+            while process.isRunning && Date() < deadline { usleep(50_000) }
+            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+            process.waitUntilExit()
+        }
         func jsonLines() -> [[String: Any]] {
             output.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
         }
