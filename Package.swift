@@ -5,7 +5,9 @@
 //   ccr   - the caption repository server shipped to repository nodes
 //
 // Layering (see README "Architecture"): the engine (StepKit) knows nothing about
-// CC Repository; Runbooks know nothing about libssh2; Captions imports no I/O.
+// CC Repository; Runbooks know nothing about libssh2; Captions imports no I/O; Web reads what
+// the tuner server writes (the config file, the archive) through ServerFiles, never through
+// TunerServer, so `ccr web` links no part of the tuner server.
 import PackageDescription
 
 /// OpenSSL and zlib, which the MariaDB client and libssh2 archives call. ccr is shipped to hosts
@@ -81,16 +83,19 @@ let package = Package(
         .target(name: "Captions", dependencies: []),
         /// Metadata and caption lines: SQLite (embedded) or MariaDB/MySQL, with a durable spool.
         .target(name: "Store", dependencies: ["CSQLite", "CMariaDB", "Captions"]),
+        /// What `ccr serve` and `ccr web` both read: the INI config file format and the archive's
+        /// file names (ArchiveLayout). No I/O beyond the clock, no dependencies.
+        .target(name: "ServerFiles", dependencies: []),
         /// The tuner-facing TCP server (CCExtractor's -sendto protocol) and the archive writer.
         .target(name: "TunerServer", dependencies: [
-            "Captions", "Store",
+            "Captions", "Store", "ServerFiles",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         /// The web UI and JSON API (Hummingbird), read-only over the store.
         .target(name: "Web", dependencies: [
-            "Store", "Captions", "TunerServer",
+            "Store", "Captions", "ServerFiles",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
             .product(name: "Logging", package: "swift-log"),
@@ -115,8 +120,9 @@ let package = Package(
         ], linkerSettings: staticOpenSSL),
 
         // ---- tests ----
-        /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs.
-        .target(name: "SupportKit", dependencies: [], path: "Tests/SupportKit"),
+        /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs, and
+        /// `FactFixtures` (probe answers for plan tests, StepKit's and the runbooks' golden plans).
+        .target(name: "SupportKit", dependencies: ["StepKit"], path: "Tests/SupportKit"),
         .testTarget(name: "CaptionsTests", dependencies: [
             "Captions", "SupportKit", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
@@ -125,15 +131,16 @@ let package = Package(
         .testTarget(name: "LabTests", dependencies: ["Lab", "Transport", "SupportKit"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Captions", "SupportKit"]),
         .testTarget(name: "TunerServerTests", dependencies: [
-            "TunerServer", "TunerBench", "Store", "Captions", "SupportKit",
+            "TunerServer", "TunerBench", "ServerFiles", "Store", "Captions", "SupportKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
         .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),
         .testTarget(name: "CloudAPITests", dependencies: ["CloudAPI", "StepKit", "SupportKit"]),
         /// bench/peers (Ansible, pyinfra) and ccrun agree on the lab: each finds nothing to change after the others.
         .testTarget(name: "PeerTests", dependencies: ["SupportKit"]),
+        /// TunerServer only for BrowserTests, which watch a real `ccr serve` feed the page.
         .testTarget(name: "WebTests", dependencies: [
-            "Web", "Store", "Captions", "TunerServer", "SupportKit",
+            "Web", "Store", "Captions", "ServerFiles", "TunerServer", "SupportKit",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -79,20 +79,10 @@ public struct NFSExports: Step {
     var exportsProbe: Probe<FileState?> { FileProbe.probe(Self.exportsPath) }
     var ganeshaProbe: Probe<FileState?> { FileProbe.probe(Self.ganeshaPath) }
     public var facts: [FactQuery] { [SystemProbe.probe.query, kindProbe.query, exportsProbe.query, ganeshaProbe.query] }
-    public var affects: FactScope { .keys(Set([exportsProbe.query.key, ganeshaProbe.query.key, "file:" + Self.exportsPath, "file:" + Self.ganeshaPath])) }
 
     /// /etc/exports with each of our lines replacing the line for the same path (or appended).
     public func exportsText(from old: String) -> String {
-        var lines = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        for e in exports {
-            let matches = lines.indices.filter { lines[$0].split(whereSeparator: { $0 == " " || $0 == "\t" }).first.map(String.init) == e.path }
-            if let first = matches.first {
-                lines[first] = e.exportsLine
-                for i in matches.dropFirst().reversed() { lines.remove(at: i) }
-            } else { lines.append(e.exportsLine) }
-        }
-        return lines.joined(separator: "\n") + "\n"
+        LineEditor.edit(old, lines: exports.map(\.exportsLine), key: .exportPath) ?? old
     }
 
     public var ganeshaText: String {
@@ -106,7 +96,8 @@ public struct NFSExports: Step {
             let old = try facts[exportsProbe]?.content.map { String(decoding: $0, as: UTF8.self) } ?? ""
             let file = File(Self.exportsPath, content: SecretText(exportsText(from: old)), mode: "644")
             guard case var .change(c) = try file.plan(facts, context: context) else { return .satisfied }
-            c.actions.append(.shell(ShellAction("exportfs -ar", script: "exportfs -ar")))
+            // Changes the kernel's export table, which no step probes.
+            c.actions.append(.shell(ShellAction("exportfs -ar", script: "exportfs -ar", affects: .keys([]))))
             c.undo.append(.runScript(summary: "exportfs -ar", script: "exportfs -ar"))
             return .change(c)
         case .ganesha:
@@ -114,70 +105,10 @@ public struct NFSExports: Step {
             guard case var .change(c) = try file.plan(facts, context: context) else { return .satisfied }
             // ganesha re-reads EXPORT blocks on restart (its reload only adds exports).
             let restart = "if service nfs-ganesha status >/dev/null 2>&1; then service nfs-ganesha restart; fi"
-            c.actions.append(.shell(ShellAction("restart nfs-ganesha to load the exports", script: restart)))
+            c.actions.append(.shell(ShellAction("restart nfs-ganesha to load the exports", script: restart, affects: .keys([]))))
             c.undo.append(.runScript(summary: "restart nfs-ganesha", script: restart))
             return .change(c)
         }
-    }
-}
-
-/// An NFS mount: its fstab line (matched by mount point) and something mounted there.
-/// Unlike `Mount`, what /proc/mounts shows as the source is not compared: a kernel NFS mount
-/// shows `server:/path`, the lab's stand-in (docs/lab.md) a bind of the server's volume.
-public struct NFSMount: Step {
-    public let server: String
-    public let remotePath: String
-    public let mountPoint: String
-    public let options: String
-    public let description: String
-    public init(server: String, _ remotePath: String, at mountPoint: String, options: String, description: String? = nil) {
-        self.server = server; self.remotePath = remotePath; self.mountPoint = mountPoint; self.options = options
-        self.description = description ?? "fstab line and mount: \(server):\(remotePath) on \(mountPoint) (\(options))"
-    }
-    public var fstabLine: String { "\(server):\(remotePath) \(mountPoint) nfs \(options) 0 0" }
-    public var id: String { "nfs-mount:\(mountPoint)" }
-    var fstabProbe: Probe<FileState?> { FileProbe.probe("/etc/fstab") }
-    /// Whether the mount point exists: one the run creates is removed again by rollback.
-    var mountPointProbe: Probe<FileState?> { FileProbe.probe(mountPoint, content: false) }
-    public var facts: [FactQuery] { [fstabProbe.query, mountPointProbe.query, MountsProbe.probe.query] }
-    public var affects: FactScope { .keys(Set([fstabProbe.query.key, "file:/etc/fstab", mountPointProbe.query.key, MountsProbe.key])) }
-
-    static func fstabText(_ old: String, line: String, mountPoint: String) -> String? {
-        var lines = old.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
-        if lines.last == "" { lines.removeLast() }
-        let key = { (l: String) -> String? in
-            let t = l.trimmingCharacters(in: .whitespaces)
-            if t.hasPrefix("#") { return nil }
-            let f = t.split(whereSeparator: { $0 == " " || $0 == "\t" })
-            return f.count > 1 ? String(f[1]) : nil
-        }
-        let matches = lines.indices.filter { key(lines[$0]) == mountPoint }
-        if matches.count == 1, lines[matches[0]] == line { return nil }
-        if let first = matches.first {
-            lines[first] = line
-            for i in matches.dropFirst().reversed() { lines.remove(at: i) }
-        } else { lines.append(line) }
-        return lines.joined(separator: "\n") + "\n"
-    }
-
-    public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
-        let fstab = try facts[fstabProbe]
-        let old = fstab?.content.map { String(decoding: $0, as: UTF8.self) } ?? ""
-        var actions: [Action] = [], undo: [UndoAction] = [], diff = ""
-        if let newText = Self.fstabText(old, line: fstabLine, mountPoint: mountPoint) {
-            let file = File("/etc/fstab", content: SecretText(newText), mode: fstab?.mode ?? "644", owner: fstab?.owner ?? "root", group: fstab?.group ?? "root")
-            if case let .change(c) = try file.plan(facts, context: context) {
-                actions += c.actions; undo += c.undo; diff += c.diff ?? ""
-            }
-        }
-        let mounts = try facts[MountsProbe.probe]
-        if !mounts.contains(where: { $0.mountPoint == mountPoint }) {
-            actions.append(.shell(ShellAction("mount \(mountPoint)", script: "mkdir -p \(Shell.quote(mountPoint)) && mount \(Shell.quote(mountPoint))")))
-            if try facts[mountPointProbe] == nil { undo.insert(.removeDirectory(path: mountPoint), at: 0) }
-            undo.insert(.unmount(mountPoint: mountPoint), at: 0)
-            diff += "+ mounted \(server):\(remotePath) at \(mountPoint)\n"
-        }
-        return actions.isEmpty ? .satisfied : .change(Change(actions: actions, diff: diff, undo: undo))
     }
 }
 
@@ -220,9 +151,9 @@ public enum NFSClient {
     /// The three fstab lines, mounted (`sudo mount -a`).
     public static func mounts(server: String, web: String, logs: String, archive: String) -> [any Step] {
         [
-            NFSMount(server: server, Paths.web, at: Paths.web, options: web),
-            NFSMount(server: server, Paths.logs, at: Paths.logs, options: logs),
-            NFSMount(server: server, Paths.archive, at: Paths.archive, options: archive),
+            Mount(nfs: server, Paths.web, at: Paths.web, options: web),
+            Mount(nfs: server, Paths.logs, at: Paths.logs, options: logs),
+            Mount(nfs: server, Paths.archive, at: Paths.archive, options: archive),
         ]
     }
 }

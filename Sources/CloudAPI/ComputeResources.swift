@@ -2,7 +2,7 @@ import Foundation
 
 /// The RDS MySQL instance in cc-db at the pinned engine version, waited for until available.
 /// Its endpoint is an output.
-struct DatabaseResource: PlannedResource {
+struct DatabaseResource: CloudResource {
     let spec: DatabaseSpec
     var id: String { "rds \(spec.identifier)" }
     var phase: Phase { .base }
@@ -101,43 +101,39 @@ struct InstanceResource: CloudResource {
     var id: String { "instance \(spec.name)" }
     var phase: Phase { .base }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
+        let spec = spec
         guard let i = try await ctx.instance(spec.name) else {
-            return .change(["+ run instance \(spec.name) (\(spec.imageId), \(spec.instanceType), ip \(spec.privateIp ?? "any"), groups \(spec.groups.joined(separator: ",")))"])
+            let summary = "\(spec.name) (\(spec.imageId), \(spec.instanceType), ip \(spec.privateIp ?? "any"), groups \(spec.groups.joined(separator: ",")))"
+            return .calls([PlannedCall(.ec2, "RunInstances", summary) { ctx in
+                let groupIds = try await ctx.requireGroupIds(spec.groups)
+                let newId = try await ctx.api.runInstance(name: spec.name, imageId: spec.imageId, instanceType: spec.instanceType, privateIp: spec.privateIp,
+                                                          groupIds: groupIds, availabilityZone: ctx.blueprint.availabilityZone,
+                                                          keyName: ctx.blueprint.keyName, tags: Blueprint.managedTag)
+                let api = ctx.api, name = spec.name
+                try await ctx.wait(for: "instance \(name) to run", seconds: 900) {
+                    let s = try await api.instances(named: name).first?.state ?? "missing"
+                    return (s == "running", s)
+                }
+                return "ran instance \(spec.name) \(newId)"
+            }])
         }
-        var lines: [String] = []
-        let ids = try await ctx.groupIds()
-        let want = Set(spec.groups.compactMap { ids[$0] })
-        if want.count != spec.groups.count || Set(i.groupIds) != want { lines.append("~ \(spec.name) security groups -> \(spec.groups.joined(separator: ","))") }
-        if i.state == "stopped" || i.state == "stopping" { lines.append("~ \(spec.name) is \(i.state) (ccrun does not start it; start it by hand)") }
         if let ip = spec.privateIp, i.privateIp != ip {
             throw CloudError.unexpected("instance \(spec.name) \(i.id) has private IP \(i.privateIp ?? "none"), the inventory says \(ip): a private IP cannot be changed, terminate it or fix the inventory")
         }
-        return lines.isEmpty ? .satisfied : .change(lines)
+        // No call starts a stopped instance (an operator stopped it): said, not planned.
+        if i.state == "stopped" || i.state == "stopping" { ctx.log("instance \(spec.name) \(i.id) is \(i.state): ccrun does not start it; start it by hand") }
+        let ids = try await ctx.groupIds()
+        let want = Set(spec.groups.compactMap { ids[$0] })
+        guard want.count != spec.groups.count || Set(i.groupIds) != want else { return .satisfied }
+        return .calls([PlannedCall(.ec2, "ModifyInstanceAttribute", "\(spec.name) \(i.id) security groups -> \(spec.groups.joined(separator: ","))") { ctx in
+            try await ctx.api.setInstanceGroups(instanceId: i.id, groupIds: try await ctx.requireGroupIds(spec.groups))
+            return "set groups of \(spec.name) \(i.id)"
+        }])
     }
 
     func undo(_ ctx: CloudContext) async throws -> CloudUndo {
         Self.createdOrIrreversible(exists: try await ctx.instance(spec.name) != nil, "instance \(spec.name) existed; its security groups were changed")
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        let groupIds = try await ctx.requireGroupIds(spec.groups)
-        if let i = try await ctx.instance(spec.name) {
-            if Set(i.groupIds) != Set(groupIds) {
-                try await ctx.api.setInstanceGroups(instanceId: i.id, groupIds: groupIds)
-                return ["set groups of \(spec.name) \(i.id)"]
-            }
-            return []
-        }
-        let newId = try await ctx.api.runInstance(name: spec.name, imageId: spec.imageId, instanceType: spec.instanceType, privateIp: spec.privateIp,
-                                                  groupIds: groupIds, availabilityZone: ctx.blueprint.availabilityZone,
-                                                  keyName: ctx.blueprint.keyName, tags: Blueprint.managedTag)
-        let api = ctx.api, name = spec.name
-        try await ctx.wait(for: "instance \(name) to run", seconds: 900) {
-            let s = try await api.instances(named: name).first?.state ?? "missing"
-            return (s == "running", s)
-        }
-        return ["ran instance \(spec.name) \(newId)"]
     }
 
     func destroy(_ ctx: CloudContext) async throws -> [String] {
@@ -154,45 +150,46 @@ struct VolumeResource: CloudResource {
     var id: String { "volume \(spec.name)" }
     var phase: Phase { .base }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
+        let spec = spec
         let v = try await ctx.api.volumes(named: spec.name).first
         let inst = try await ctx.instance(spec.instanceName)
-        var lines: [String] = []
-        if v == nil { lines.append("+ create volume \(spec.name) (\(spec.sizeGiB) GiB \(spec.volumeType))") }
-        if let v, v.size < spec.sizeGiB { lines.append("~ volume \(spec.name) is \(v.size) GiB, inventory says \(spec.sizeGiB) (not resized by ccrun)") }
+        if let v, v.size < spec.sizeGiB {
+            ctx.log("volume \(spec.name) is \(v.size) GiB, the inventory says \(spec.sizeGiB): ccrun does not resize volumes")
+        }
+        var calls: [PlannedCall] = []
+        if v == nil {
+            calls.append(PlannedCall(.ec2, "CreateVolume", "\(spec.name) (\(spec.sizeGiB) GiB \(spec.volumeType))") { ctx in
+                guard let inst = try await ctx.instance(spec.instanceName) else { throw CloudError.unexpected("instance \(spec.instanceName) does not exist") }
+                let vid = try await ctx.api.createVolume(name: spec.name, availabilityZone: inst.availabilityZone ?? ctx.blueprint.availabilityZone,
+                                                         sizeGiB: spec.sizeGiB, volumeType: spec.volumeType, tags: Blueprint.managedTag)
+                let api = ctx.api, name = spec.name
+                try await ctx.wait(for: "volume \(name) to be available", seconds: 600) {
+                    let s = try await api.volumes(named: name).first?.state ?? "missing"
+                    return (s == "available" || s == "in-use", s)
+                }
+                return "created volume \(spec.name) \(vid)"
+            })
+        }
         let attached = v?.attachments.contains { $0.instanceId == inst?.id && $0.device == spec.device && $0.state != "detaching" } ?? false
-        if !attached { lines.append("+ attach \(spec.name) to \(spec.instanceName) as \(spec.device)") }
-        return lines.isEmpty ? .satisfied : .change(lines)
+        if !attached {
+            calls.append(PlannedCall(.ec2, "AttachVolume", "\(spec.name) to \(spec.instanceName) as \(spec.device)") { ctx in
+                guard let inst = try await ctx.instance(spec.instanceName) else { throw CloudError.unexpected("instance \(spec.instanceName) does not exist") }
+                guard let vol = try await ctx.api.volumes(named: spec.name).first else { throw CloudError.unexpected("volume \(spec.name) vanished") }
+                if vol.attachments.contains(where: { $0.instanceId == inst.id && $0.device == spec.device }) { return "\(spec.name) already attached" }
+                if let other = vol.attachments.first {
+                    throw CloudError.unexpected("volume \(spec.name) \(vol.id) is attached to \(other.instanceId) as \(other.device); detach it by hand first")
+                }
+                try await ctx.api.attachVolume(volumeId: vol.id, instanceId: inst.id, device: spec.device)
+                return "attached \(spec.name) to \(spec.instanceName) as \(spec.device)"
+            })
+        }
+        return calls.isEmpty ? .satisfied : .calls(calls)
     }
 
     func undo(_ ctx: CloudContext) async throws -> CloudUndo {
         Self.createdOrIrreversible(exists: !(try await ctx.api.volumes(named: spec.name).isEmpty),
                                    "volume \(spec.name) existed; ccrun attached it to \(spec.instanceName) as \(spec.device) (detach it by hand to undo)")
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        guard let inst = try await ctx.instance(spec.instanceName) else { throw CloudError.unexpected("instance \(spec.instanceName) does not exist") }
-        var done: [String] = []
-        var v = try await ctx.api.volumes(named: spec.name).first
-        if v == nil {
-            let vid = try await ctx.api.createVolume(name: spec.name, availabilityZone: inst.availabilityZone ?? ctx.blueprint.availabilityZone,
-                                                     sizeGiB: spec.sizeGiB, volumeType: spec.volumeType, tags: Blueprint.managedTag)
-            done.append("created volume \(spec.name) \(vid)")
-            let api = ctx.api, name = spec.name
-            try await ctx.wait(for: "volume \(name) to be available", seconds: 600) {
-                let s = try await api.volumes(named: name).first?.state ?? "missing"
-                return (s == "available" || s == "in-use", s)
-            }
-            v = try await ctx.api.volumes(named: spec.name).first
-        }
-        guard let vol = v else { throw CloudError.unexpected("volume \(spec.name) vanished") }
-        if vol.attachments.contains(where: { $0.instanceId == inst.id && $0.device == spec.device }) { return done }
-        if let other = vol.attachments.first {
-            throw CloudError.unexpected("volume \(spec.name) \(vol.id) is attached to \(other.instanceId) as \(other.device); detach it by hand first")
-        }
-        try await ctx.api.attachVolume(volumeId: vol.id, instanceId: inst.id, device: spec.device)
-        done.append("attached \(spec.name) to \(spec.instanceName) as \(spec.device)")
-        return done
     }
 
     func destroy(_ ctx: CloudContext) async throws -> [String] {

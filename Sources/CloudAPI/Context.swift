@@ -1,15 +1,6 @@
 import Foundation
 import StepKit
 
-/// What a resource finds when it compares the account with the blueprint.
-public enum Observation: Sendable {
-    case satisfied
-    /// The changes apply would make, one line each ("+ tcp 22 from 198.51.100.1/32").
-    case change([String])
-    /// Cannot be known until something else exists (an image of an instance not yet created).
-    case depends(String)
-}
-
 /// When a resource is applied: `base` by `ccrun aws apply`; `images` (images, termination
 /// protection, load balancers, launch configurations, autoscaling) by `ccrun aws images`,
 /// after the host runbooks have configured the instances the images are made from.
@@ -116,9 +107,10 @@ public protocol CloudResource: Sendable {
     /// Unique, stable: the journal's step id ("security-group cc-web-lb").
     var id: String { get }
     var phase: Phase { get }
-    func observe(_ ctx: CloudContext) async throws -> Observation
-    /// Makes the account match; returns what it did, one line each.
-    func apply(_ ctx: CloudContext) async throws -> [String]
+    /// The exact API calls that make the account match (mgmt's CheckApply): `ccrun aws plan`
+    /// shows them, and apply executes exactly them, in order, from the one reading of the
+    /// account that planned them, so what was shown and what runs cannot drift apart.
+    func plan(_ ctx: CloudContext) async throws -> CallPlan
     /// Deletes what exists of it; returns what it deleted (empty when nothing existed).
     func destroy(_ ctx: CloudContext) async throws -> [String]
     /// What would undo an apply made now: read from the account before the apply.

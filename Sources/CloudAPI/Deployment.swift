@@ -14,9 +14,11 @@ public struct CloudStepReport: Codable, Sendable {
 /// The report of `ccrun aws plan|apply|images|destroy`. Exit codes follow StepKit's
 /// `RunReport`: 0 nothing to change (or applied), 2 changes pending (plan), 1 error.
 public struct CloudRunReport: Codable, Sendable {
+    /// What the run did; encoded as its name ("plan", "apply"...), as before it was typed.
+    public enum Mode: String, Codable, Sendable { case plan, apply, destroy, rollback }
     public var command: String
     public var runId: String
-    public var mode: String
+    public var mode: Mode
     public var resumed: Bool
     public var steps: [CloudStepReport]
     public var error: String?
@@ -26,7 +28,7 @@ public struct CloudRunReport: Codable, Sendable {
 
     public var exitCode: Int32 {
         if error != nil || steps.contains(where: { $0.state == .failed }) { return 1 }
-        if mode == "plan", steps.contains(where: { $0.state == .wouldChange || $0.state == .depends }) { return 2 }
+        if mode == .plan, steps.contains(where: { $0.state == .wouldChange || $0.state == .depends }) { return 2 }
         return 0
     }
 
@@ -146,15 +148,14 @@ public struct DeploymentRunner: Sendable {
 
     public func plan(phases: Set<Phase>) async -> CloudRunReport {
         let start = Date()
-        var report = CloudRunReport(command: "plan", runId: RunID.make(), mode: "plan", resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        var report = CloudRunReport(command: "plan", runId: RunID.make(), mode: .plan, resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
         do {
             try await verifyCredentials()
             let ctx = context()
             for r in deployment.resources(in: phases) {
                 let t = Date()
                 do {
-                    let obs = try await r.observe(ctx)
-                    report.steps.append(step(r, obs, applied: false, seconds: Date().timeIntervalSince(t)))
+                    report.steps.append(step(r, try await r.plan(ctx), seconds: Date().timeIntervalSince(t)))
                 } catch {
                     report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t)))
                 }
@@ -163,10 +164,12 @@ public struct DeploymentRunner: Sendable {
         return await finish(report, start)
     }
 
-    func step(_ r: any CloudResource, _ obs: Observation, applied: Bool, seconds: Double) -> CloudStepReport {
-        switch obs {
+    /// A plan's line in the report: its calls as `PlannedCall.text` shows them.
+    func step(_ r: any CloudResource, _ plan: CallPlan, seconds: Double) -> CloudStepReport {
+        switch plan {
+        case let .calls(calls) where calls.isEmpty: CloudStepReport(id: r.id, phase: r.phase, state: .ok, changes: [], seconds: seconds)
         case .satisfied: CloudStepReport(id: r.id, phase: r.phase, state: .ok, changes: [], seconds: seconds)
-        case let .change(lines): CloudStepReport(id: r.id, phase: r.phase, state: .wouldChange, changes: lines.map(scrubber.scrub), seconds: seconds)
+        case let .calls(calls): CloudStepReport(id: r.id, phase: r.phase, state: .wouldChange, changes: calls.map { scrubber.scrub($0.text) }, seconds: seconds)
         case let .depends(why): CloudStepReport(id: r.id, phase: r.phase, state: .depends, changes: [], message: why, seconds: seconds)
         }
     }
@@ -186,7 +189,7 @@ public struct DeploymentRunner: Sendable {
         let runbook = "aws-" + command
         let previous = journal.runs(host: journalHost).first { $0.runbook == runbook }
         let resume = previous.flatMap { $0.isFinished || $0.isRolledBack ? nil : $0.runId }
-        var report = CloudRunReport(command: command, runId: resume ?? RunID.make(), mode: "apply", resumed: resume != nil,
+        var report = CloudRunReport(command: command, runId: resume ?? RunID.make(), mode: .apply, resumed: resume != nil,
                                     steps: [], error: nil, requests: 0, seconds: 0)
         let runId = report.runId
         do {
@@ -196,17 +199,20 @@ public struct DeploymentRunner: Sendable {
             for (index, r) in deployment.resources(in: phases).enumerated() {
                 let t = Date()
                 do {
-                    let obs = try await r.observe(ctx)
-                    if case let .depends(why) = obs { throw CloudError.unexpected("cannot apply yet: \(why)") }
-                    guard case let .change(lines) = obs else {
-                        report.steps.append(step(r, obs, applied: false, seconds: Date().timeIntervalSince(t)))
+                    let plan = try await r.plan(ctx)
+                    if case let .depends(why) = plan { throw CloudError.unexpected("cannot apply yet: \(why)") }
+                    guard case let .calls(calls) = plan, !calls.isEmpty else {
+                        report.steps.append(step(r, plan, seconds: Date().timeIntervalSince(t)))
                         continue
                     }
+                    let lines = calls.map(\.text)
                     // Write-ahead: the intent (what will change, and what undoes it) is on disk before the first call.
                     let undo = try await r.undo(ctx)
                     try journal.append(JournalRecord(kind: .intent, runId: runId, host: journalHost, stepId: r.id, index: index,
                                                      description: scrubber.scrub(lines.joined(separator: "; ")), externalUndo: try undo.encoded()))
-                    let done = try await r.apply(ctx)
+                    // Exactly the calls planned (and journalled) above, in order: no second reading of the account.
+                    var done: [String] = []
+                    for call in calls { done.append(try await call.perform(ctx)) }
                     if crashAfter == r.id { kill(getpid(), SIGKILL) }
                     try journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index,
                                                      description: scrubber.scrub(done.joined(separator: "; ")), status: "ok"))
@@ -233,7 +239,7 @@ public struct DeploymentRunner: Sendable {
     /// Keeps going past a failure so one stuck resource does not leave the rest behind.
     public func destroy() async -> CloudRunReport {
         let start = Date()
-        var report = CloudRunReport(command: "destroy", runId: RunID.make(), mode: "destroy", resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        var report = CloudRunReport(command: "destroy", runId: RunID.make(), mode: .destroy, resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
         do {
             try await verifyCredentials()
             try journal.append(JournalRecord(kind: .run, runId: report.runId, host: journalHost, runbook: "aws-destroy", mode: "destroy"))
@@ -262,7 +268,7 @@ public struct DeploymentRunner: Sendable {
     /// interrupted rollback is simply run again.
     public func rollback() async -> CloudRunReport {
         let start = Date()
-        var report = CloudRunReport(command: "rollback", runId: "none", mode: "rollback", resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        var report = CloudRunReport(command: "rollback", runId: "none", mode: .rollback, resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
         do {
             try await verifyCredentials()
             guard let last = journal.runs(host: journalHost).first(where: {

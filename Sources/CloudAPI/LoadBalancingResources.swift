@@ -2,7 +2,7 @@ import Foundation
 
 /// A target group in the security groups' VPC, with its health check; its autoscaling group
 /// registers its instances in it.
-struct TargetGroupResource: PlannedResource {
+struct TargetGroupResource: CloudResource {
     let spec: TargetGroupSpec
     var id: String { "target-group \(spec.name)" }
     var phase: Phase { .images }
@@ -45,7 +45,7 @@ struct TargetGroupResource: PlannedResource {
 
 /// An application (web, HTTP 80) or network (tuners, TCP 3030) load balancer in its security
 /// group, with exactly one listener, forwarding to its target group.
-struct LoadBalancerResource: PlannedResource {
+struct LoadBalancerResource: CloudResource {
     let spec: LoadBalancerSpec
     var id: String { "load-balancer \(spec.name)" }
     var phase: Phase { .images }

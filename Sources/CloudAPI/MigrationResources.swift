@@ -17,7 +17,7 @@ func servingWait(_ spec: AutoScalingSpec) -> PlannedCall {
 
 /// The classic load balancer an earlier ccrun put in front of this group: detached and deleted
 /// once the new load balancer's target group serves. Rollback recreates it as it was.
-struct RetiredClassicLoadBalancerResource: PlannedResource {
+struct RetiredClassicLoadBalancerResource: CloudResource {
     let spec: AutoScalingSpec
     var name: String { spec.legacyLoadBalancer }
     var id: String { "retired-classic-load-balancer \(name)" }
@@ -76,7 +76,7 @@ struct RetiredClassicLoadBalancerResource: PlannedResource {
 /// deleted once the group launches from its template and the target group serves. Accounts
 /// created since 2024-10-01 cannot create launch configurations at all; older ones can, so
 /// rollback recreates them as they were.
-struct RetiredLaunchConfigurationsResource: PlannedResource {
+struct RetiredLaunchConfigurationsResource: CloudResource {
     let spec: AutoScalingSpec
     var id: String { "retired-launch-configurations \(spec.legacyLaunchConfigurationPrefix)" }
     var phase: Phase { .images }

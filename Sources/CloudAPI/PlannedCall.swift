@@ -2,10 +2,10 @@ import Foundation
 
 /// One AWS call an apply will make, as `plan` lists it: "+ ELBv2 CreateLoadBalancer cc-web-alb (...)".
 ///
-/// A resource's plan and its apply are the same list (mgmt's CheckApply): apply reads the
-/// account again, plans, and runs exactly the calls of that plan in order, so what `ccrun aws
-/// plan` shows and what apply does cannot drift apart. A call that needs what an earlier call
-/// made (a listener needs its load balancer's ARN) looks it up when it runs.
+/// A resource's plan and its apply are the same list (mgmt's CheckApply): apply runs exactly the
+/// calls of the plan it showed, in order, so what `ccrun aws plan` shows and what apply does
+/// cannot drift apart. A call that needs what an earlier call made (a listener needs its load
+/// balancer's ARN) looks it up when it runs.
 public struct PlannedCall: Sendable {
     public var service: AWSService
     public var action: String
@@ -26,35 +26,10 @@ public struct PlannedCall: Sendable {
     }
 }
 
-/// What a planned resource finds: nothing to do, something missing first, or the calls to make.
+/// What a resource finds: nothing to do, something missing first (an image of an instance not
+/// yet created), or the calls to make.
 public enum CallPlan: Sendable {
     case satisfied
     case depends(String)
     case calls([PlannedCall])
-}
-
-/// A resource whose observe and apply both come from one `plan` of exact API calls.
-protocol PlannedResource: CloudResource {
-    func plan(_ ctx: CloudContext) async throws -> CallPlan
-}
-
-extension PlannedResource {
-    func observe(_ ctx: CloudContext) async throws -> Observation {
-        switch try await plan(ctx) {
-        case .satisfied: return .satisfied
-        case let .depends(why): return .depends(why)
-        case let .calls(calls): return calls.isEmpty ? .satisfied : .change(calls.map(\.text))
-        }
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        switch try await plan(ctx) {
-        case .satisfied: return []
-        case let .depends(why): throw CloudError.unexpected("\(id): cannot apply yet: \(why)")
-        case let .calls(calls):
-            var done: [String] = []
-            for call in calls { done.append(try await call.perform(ctx)) }
-            return done
-        }
-    }
 }

@@ -7,32 +7,35 @@ struct ImageResource: CloudResource {
     var id: String { "image \(spec.name)" }
     var phase: Phase { .images }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
+        let spec = spec
+        let wait = { (now: String) in
+            PlannedCall(.ec2, "DescribeImages", "wait until image \(spec.name) is available (now \(now))") { ctx in
+                let api = ctx.api, name = spec.name
+                try await ctx.wait(for: "image \(name) to be available", seconds: 3600) {
+                    let s = try await api.images(named: name).first?.state ?? "missing"
+                    return (s == "available", s)
+                }
+                return "image \(spec.name) available"
+            }
+        }
         if let img = try await ctx.image(spec.name) {
-            return img.state == "available" ? .satisfied : .change(["~ wait for image \(spec.name) (\(img.state))"])
+            return img.state == "available" ? .satisfied : .calls([wait(img.state)])
         }
         guard try await ctx.instance(spec.instanceName) != nil else { return .depends("instance \(spec.instanceName) does not exist yet (run ccrun aws apply)") }
-        return .change(["+ create image \(spec.name) of \(spec.instanceName)"])
+        return .calls([
+            PlannedCall(.ec2, "CreateImage", "\(spec.name) of \(spec.instanceName)") { ctx in
+                guard let inst = try await ctx.instance(spec.instanceName) else { throw CloudError.unexpected("instance \(spec.instanceName) does not exist") }
+                let imageId = try await ctx.api.createImage(instanceId: inst.id, name: spec.name, description: "ccrun image of \(spec.instanceName)",
+                                                            reboot: ctx.blueprint.imageReboot)
+                return "created image \(spec.name) \(imageId)"
+            },
+            wait("creating"),
+        ])
     }
 
     func undo(_ ctx: CloudContext) async throws -> CloudUndo {
         Self.createdOrIrreversible(exists: try await ctx.image(spec.name) != nil, "image \(spec.name) existed (the run only waited for it)")
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        var done: [String] = []
-        if try await ctx.image(spec.name) == nil {
-            guard let inst = try await ctx.instance(spec.instanceName) else { throw CloudError.unexpected("instance \(spec.instanceName) does not exist") }
-            let imageId = try await ctx.api.createImage(instanceId: inst.id, name: spec.name, description: "ccrun image of \(spec.instanceName)",
-                                                        reboot: ctx.blueprint.imageReboot)
-            done.append("created image \(spec.name) \(imageId)")
-        }
-        let api = ctx.api, name = spec.name
-        try await ctx.wait(for: "image \(name) to be available", seconds: 3600) {
-            let s = try await api.images(named: name).first?.state ?? "missing"
-            return (s == "available", s)
-        }
-        return done
     }
 
     func destroy(_ ctx: CloudContext) async throws -> [String] {
@@ -52,9 +55,14 @@ struct TerminationProtectionResource: CloudResource {
     var id: String { "termination-protection \(instanceName)" }
     var phase: Phase { .images }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
         guard let inst = try await ctx.instance(instanceName) else { return .depends("instance \(instanceName) does not exist yet") }
-        return try await ctx.api.terminationProtection(instanceId: inst.id) ? .satisfied : .change(["+ termination protection on \(instanceName)"])
+        if try await ctx.api.terminationProtection(instanceId: inst.id) { return .satisfied }
+        let name = instanceName
+        return .calls([PlannedCall(.ec2, "ModifyInstanceAttribute", "\(name) \(inst.id) DisableApiTermination=true") { ctx in
+            try await ctx.api.setTerminationProtection(instanceId: inst.id, true)
+            return "termination protection on \(name) \(inst.id)"
+        }])
     }
     func undo(_ ctx: CloudContext) async throws -> CloudUndo { .protectionOff }
 
@@ -64,12 +72,6 @@ struct TerminationProtectionResource: CloudResource {
         return try await destroy(ctx)
     }
 
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        guard let inst = try await ctx.instance(instanceName) else { throw CloudError.unexpected("instance \(instanceName) does not exist") }
-        if try await ctx.api.terminationProtection(instanceId: inst.id) { return [] }
-        try await ctx.api.setTerminationProtection(instanceId: inst.id, true)
-        return ["termination protection on \(instanceName) \(inst.id)"]
-    }
     /// Destroy must lift it first, or TerminateInstances refuses.
     func destroy(_ ctx: CloudContext) async throws -> [String] {
         guard let inst = try await ctx.instance(instanceName), try await ctx.api.terminationProtection(instanceId: inst.id) else { return [] }
@@ -80,7 +82,7 @@ struct TerminationProtectionResource: CloudResource {
 
 /// A launch template with one version per image (versions are immutable): a new image, or
 /// new groups or instance type, means a new version; the autoscaling group names the version.
-struct LaunchTemplateResource: PlannedResource {
+struct LaunchTemplateResource: CloudResource {
     let spec: LaunchTemplateSpec
     var id: String { "launch-template \(spec.name)" }
     var phase: Phase { .images }
@@ -135,7 +137,7 @@ struct LaunchTemplateResource: PlannedResource {
 
 /// An autoscaling group launching from its launch template's version of the current image,
 /// with the inventory's sizes, registering its instances in its target group.
-struct AutoScalingGroupResource: PlannedResource {
+struct AutoScalingGroupResource: CloudResource {
     let spec: AutoScalingSpec
     var id: String { "autoscaling-group \(spec.name)" }
     var phase: Phase { .images }
@@ -225,7 +227,7 @@ struct AutoScalingGroupResource: PlannedResource {
 /// The group's exact policy set: its target-tracking policy, which AWS drives with alarms it
 /// creates; any other policy (the simple policies of earlier deployments, which no alarm ever
 /// triggered) is deleted.
-struct ScalingPolicyResource: PlannedResource {
+struct ScalingPolicyResource: CloudResource {
     let spec: AutoScalingSpec
     var id: String { "scaling-policy \(spec.scaling.name)" }
     var phase: Phase { .images }

@@ -7,25 +7,24 @@ struct SecurityGroupResource: CloudResource {
     var id: String { "security-group \(spec.name)" }
     var phase: Phase { .base }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
-        try await ctx.groupId(spec.name) == nil ? .change(["+ create security group \(spec.name) (\(spec.description))"]) : .satisfied
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
+        if try await ctx.groupId(spec.name) != nil { return .satisfied }
+        let spec = spec
+        return .calls([PlannedCall(.ec2, "CreateSecurityGroup", "\(spec.name) (\(spec.description))") { ctx in
+            do {
+                let gid = try await ctx.api.createSecurityGroup(name: spec.name, description: spec.description, tags: Blueprint.managedTag)
+                await ctx.learnGroup(spec.name, id: gid)
+                return "created security group \(spec.name) \(gid)"
+            } catch let e as CloudError where e.code == "InvalidGroup.Duplicate" {
+                // Created by a run that died before it could record it: it is state, not an error.
+                await ctx.forgetGroups()
+                return "security group \(spec.name) already existed"
+            }
+        }])
     }
 
     func undo(_ ctx: CloudContext) async throws -> CloudUndo {
         Self.createdOrIrreversible(exists: try await ctx.groupId(spec.name) != nil, "security group \(spec.name) existed")
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        if try await ctx.groupId(spec.name) != nil { return [] }
-        do {
-            let gid = try await ctx.api.createSecurityGroup(name: spec.name, description: spec.description, tags: Blueprint.managedTag)
-            await ctx.learnGroup(spec.name, id: gid)
-            return ["created security group \(spec.name) \(gid)"]
-        } catch let e as CloudError where e.code == "InvalidGroup.Duplicate" {
-            // Created by a run that died before it could record it: it is state, not an error.
-            await ctx.forgetGroups()
-            return ["security group \(spec.name) already existed"]
-        }
     }
 
     func destroy(_ ctx: CloudContext) async throws -> [String] {
@@ -88,10 +87,27 @@ struct SecurityGroupRulesResource: CloudResource {
         return done
     }
 
-    func observe(_ ctx: CloudContext) async throws -> Observation {
+    /// One call per rule: extra rules revoked, missing ones authorized. The group's id is read
+    /// when the calls run (a plan of a fresh account names groups the apply creates first).
+    func plan(_ ctx: CloudContext) async throws -> CallPlan {
         let (missing, extra) = try await diff(ctx)
-        let lines = missing.map { "+ \(spec.name): \($0)" } + extra.map { "- \(spec.name): \($0)" }
-        return lines.isEmpty ? .satisfied : .change(lines)
+        let this = self, name = spec.name
+        let revokes = extra.map { r in
+            PlannedCall(.ec2, "RevokeSecurityGroupIngress", "\(name): \(r)") { ctx in
+                try await this.revoke(r, from: try await ctx.requireGroupId(name), ctx)
+            }
+        }
+        let authorizes = missing.map { r in
+            PlannedCall(.ec2, "AuthorizeSecurityGroupIngress", "\(name): \(r)") { ctx in
+                do {
+                    try await this.authorize(r, on: try await ctx.requireGroupId(name), ctx)
+                    return "authorized \(name): \(r)"
+                } catch let e as CloudError where e.code == "InvalidPermission.Duplicate" {
+                    return "\(name): \(r) already present"
+                }
+            }
+        }
+        return revokes.isEmpty && authorizes.isEmpty ? .satisfied : .calls(revokes + authorizes)
     }
 
     func sourceParams(_ ctx: CloudContext, _ r: IngressRule) async throws -> (cidr: String?, group: String?) {
@@ -112,24 +128,6 @@ struct SecurityGroupRulesResource: CloudResource {
     func authorize(_ r: IngressRule, on gid: String, _ ctx: CloudContext) async throws {
         let s = try await sourceParams(ctx, r)
         try await ctx.api.authorizeIngress(groupId: gid, proto: r.proto, from: r.from, to: r.to, cidr: s.cidr, sourceGroupId: s.group)
-    }
-
-    func apply(_ ctx: CloudContext) async throws -> [String] {
-        guard let gid = try await ctx.groupId(spec.name) else { throw CloudError.unexpected("security group \(spec.name) does not exist") }
-        let (missing, extra) = try await diff(ctx)
-        var done: [String] = []
-        for r in extra {
-            done.append(try await revoke(r, from: gid, ctx))
-        }
-        for r in missing {
-            do {
-                try await authorize(r, on: gid, ctx)
-                done.append("authorized \(spec.name): \(r)")
-            } catch let e as CloudError where e.code == "InvalidPermission.Duplicate" {
-                done.append("\(spec.name): \(r) already present")
-            }
-        }
-        return done
     }
 
     /// Revokes every inbound rule, so groups that reference each other can then be deleted.

@@ -96,6 +96,12 @@ public enum FactScope: Sendable, Hashable {
         }
     }
 
+    /// Both scopes' keys; everything when either is.
+    public func union(_ other: FactScope) -> FactScope {
+        if case let .keys(a) = self, case let .keys(b) = other { return .keys(a.union(b)) }
+        return .everything
+    }
+
     /// Whether this scope includes a fact key. A key ending in `*` covers every key it prefixes.
     public func covers(_ key: String) -> Bool {
         switch self {

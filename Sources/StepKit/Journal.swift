@@ -102,11 +102,50 @@ public struct RunHistory: Sendable {
     }
     public func firstIntent(for stepId: String) -> JournalRecord? { firstIntents.first { $0.stepId == stepId } }
 
+    /// The first step the interrupted run applied (or began to) that `runbook` no longer has as
+    /// it was: its id is gone, or its parameters' fingerprint differs from the one journalled
+    /// with its intent. Nil when the runbook is the one the run began with (records from before
+    /// fingerprints were journalled are taken on trust).
+    public func changedStep(in runbook: Runbook) -> RunbookChanged? {
+        guard let runId, let host = records.first?.host else { return nil }
+        for intent in firstIntents {
+            guard let id = intent.stepId, let recorded = intent.fingerprint else { continue }
+            let step = runbook.steps.first { $0.id == id }
+            if step?.fingerprint != recorded {
+                return RunbookChanged(host: host, runId: runId, runbook: runbook.name, stepId: id,
+                                      stepDescription: intent.description, removed: step == nil)
+            }
+        }
+        return nil
+    }
+
     /// Merges two copies of a journal (target and local), keeping each record once, in time order.
     public static func merged(_ a: [JournalRecord], _ b: [JournalRecord]) -> RunHistory {
         var seen = Set<JournalRecord>(); var out: [JournalRecord] = []
         for r in (a + b).sorted(by: { $0.at < $1.at }) where seen.insert(r).inserted { out.append(r) }
         return RunHistory(out)
+    }
+}
+
+/// `resume` refused: a step the interrupted run applied is not in the runbook as it was. Going on
+/// would mix two runbooks in one run (steps done under the old parameters counted as done under
+/// the new ones, undo data of the old), so the operator chooses.
+public struct RunbookChanged: Error, Sendable, Equatable, CustomStringConvertible {
+    public let host: String
+    public let runId: String
+    public let runbook: String
+    public let stepId: String
+    /// The step as the journal describes it (secret-free).
+    public let stepDescription: String?
+    /// The step is no longer in the runbook at all (else its parameters changed).
+    public let removed: Bool
+
+    public var description: String {
+        let step = "step \(stepId)" + (stepDescription.map { " (\($0))" } ?? "")
+        return "cannot resume run \(runId) on \(host): the \(runbook) runbook changed since the run was interrupted: \(step) "
+            + (removed ? "is no longer in it" : "has other parameters than when the run applied it")
+            + ". Either restore the runbook (inventory, options, files) as it was and resume, or undo the interrupted run with "
+            + "`ccrun rollback \(host)` and apply the changed runbook as a new run."
     }
 }
 

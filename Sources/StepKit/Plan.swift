@@ -7,8 +7,11 @@ public struct ShellAction: Sendable, Hashable {
     public var summary: String
     public var script: String
     public var stdinSecrets: [Secret]
-    public init(_ summary: String, script: String, stdinSecrets: [Secret] = []) {
-        self.summary = summary; self.script = script; self.stdinSecrets = stdinSecrets
+    /// The facts the command may change, when the step that plans it knows them (`mount /srv`:
+    /// the mounts); nil: it may change anything the step's `affects` says.
+    public var affects: FactScope?
+    public init(_ summary: String, script: String, stdinSecrets: [Secret] = [], affects: FactScope? = nil) {
+        self.summary = summary; self.script = script; self.stdinSecrets = stdinSecrets; self.affects = affects
     }
 }
 
@@ -111,6 +114,16 @@ public enum Action: Sendable, Hashable {
     case upload(UploadAction)
     case sql(SQLAction)
 
+    /// The facts this action may change; nil when it does not say (a command of unknown effect,
+    /// SQL). An upload changes exactly its file.
+    public var affects: FactScope? {
+        switch self {
+        case let .shell(a): a.affects
+        case let .upload(u): .keys(FileSupport.keys(u.path))
+        case .sql: nil
+        }
+    }
+
     /// Human-readable, secret-free line for reports.
     public var summary: String {
         switch self {
@@ -201,6 +214,18 @@ public struct Change: Sendable {
         self.actions = actions; self.diff = diff; self.undo = undo
     }
     public var commands: [String] { actions.flatMap(\.commands) }
+
+    /// What applying this change may alter, derived from its actions, so that a step's idea of
+    /// its effects cannot drift from what it actually does; nil when an action does not say
+    /// (then the engine uses the step's `affects`).
+    public var affects: FactScope? {
+        var scope = FactScope.keys([])
+        for action in actions {
+            guard let a = action.affects else { return nil }
+            scope = scope.union(a)
+        }
+        return scope
+    }
 }
 
 /// Whether a step's effect can be taken back.
@@ -231,17 +256,21 @@ public protocol Step: Sendable {
     var description: String { get }
     /// The probes this step's plan reads.
     var facts: [FactQuery] { get }
-    /// What applying it may change (re-probed afterwards; later dry-run plans marked).
+    /// What applying it may change (re-probed afterwards; later dry-run plans marked), when its
+    /// plan's actions do not say (`Change.affects`) or it waits for an earlier change. Default:
+    /// everything, which is never wrong, only slower (the facts are probed again).
     var affects: FactScope { get }
     var reversibility: Reversibility { get }
     /// Secrets this step carries, so reports can scrub them from anything read back.
     var secrets: [Secret] { get }
-    /// A hash of the parameters (secrets excluded): the journal notices a changed runbook.
+    /// A hash of the parameters (secrets excluded), journalled with each intent: `resume` refuses
+    /// a run whose applied steps are no longer in the runbook as they were (`RunbookChanged`).
     var fingerprint: String { get }
     func plan(_ facts: FactSet, context: PlanContext) throws -> Plan
 }
 
 public extension Step {
+    var affects: FactScope { .everything }
     var reversibility: Reversibility { .reversible }
     var secrets: [Secret] { [] }
     var fingerprint: String { SHA256Digest.hex(String(describing: self)) }

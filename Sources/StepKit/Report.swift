@@ -24,7 +24,8 @@ public struct StepReport: Codable, Sendable {
 public struct HostReport: Codable, Sendable {
     public var host: String
     public var runId: String
-    public var mode: String
+    /// Encoded as before ("apply", "dry-run"): a typed value, not a string to compare.
+    public var mode: RunOptions.Mode
     public var steps: [StepReport]
     public var error: String?
     public var seconds: Double
@@ -41,14 +42,14 @@ public struct HostReport: Codable, Sendable {
 public struct RunReport: Codable, Sendable {
     public var runbook: String
     public var runId: String
-    public var mode: String
+    public var mode: RunOptions.Mode
     public var hosts: [HostReport]
 
     /// 0 nothing to change (or applied), 2 changes pending (dry-run), 1 error:
     /// terraform plan -detailed-exitcode's convention.
     public var exitCode: Int32 {
         if hosts.contains(where: \.failed) { return 1 }
-        if mode == RunOptions.Mode.dryRun.rawValue, hosts.contains(where: \.pending) { return 2 }
+        if mode == .dryRun, hosts.contains(where: \.pending) { return 2 }
         return 0
     }
 

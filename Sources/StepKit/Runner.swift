@@ -108,7 +108,7 @@ public struct Runner: Sendable {
                         if target.ownsConnection { await host.disconnect() }
                         return (i, report)
                     } catch {
-                        return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode.rawValue, steps: [],
+                        return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode, steps: [],
                                               error: SecretScrubber(runbook.secrets).scrub("\(error)"), seconds: start.duration(to: .now).seconds, roundTrips: 0))
                     }
                 }
@@ -121,7 +121,7 @@ public struct Runner: Sendable {
             }
             reports = collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode.rawValue, hosts: reports)
+        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode, hosts: reports)
     }
 
     public func run(on host: any RemoteHost, onStep: @escaping @Sendable (String, StepReport) -> Void = { _, _ in }) async -> HostReport {
@@ -167,7 +167,11 @@ final class HostRun {
             try runbook.validate()
             let allQueries = runbook.steps.flatMap(\.allFacts)
             if isApply {
-                if options.resume { try await loadHistory() }
+                if options.resume {
+                    try await loadHistory()
+                    // Before the lock and before anything is applied: a changed runbook is the operator's call.
+                    if let changed = history.changedStep(in: runbook) { throw changed }
+                }
                 let tryNoOp = !options.resume && lastRunChangedNothing()
                 try journalLocal(JournalRecord(kind: .run, runId: options.runId, host: host.name, runbook: runbook.name, mode: options.mode.rawValue))
                 if tryNoOp, let unchanged = try await probeForNoOp(allQueries) {
@@ -196,7 +200,7 @@ final class HostRun {
             report(StepReport(index: i, id: s.id, description: scrubber.scrub(s.description), state: .skipped, seconds: 0, diff: nil,
                               actions: [], undo: [], message: nil, irreversible: s.reversibility != .reversible))
         }
-        return HostReport(host: host.name, runId: options.runId, mode: options.mode.rawValue, steps: reports, error: hostError,
+        return HostReport(host: host.name, runId: options.runId, mode: options.mode, steps: reports, error: hostError,
                           seconds: start.duration(to: .now).seconds, roundTrips: host.roundTrips, notes: notes)
     }
 
@@ -362,7 +366,7 @@ final class HostRun {
                         try await verify(step)
                     } else {
                         rep.state = .wouldChange
-                        pending.append(step.affects)
+                        pending.append(change.affects ?? step.affects)
                     }
                 }
             } catch {
@@ -395,7 +399,7 @@ final class HostRun {
         if actions.isEmpty { try await journalRemote([intent, done]) }
         options.observer.reached(.afterChange(index))
         try journalLocal(done)
-        invalidate(step.affects)
+        invalidate(change.affects ?? step.affects)
     }
 
     func invalidate(_ scope: FactScope) {

@@ -1,5 +1,6 @@
 import NIOPosix
 import Synchronization
+import ServerFiles
 
 /// Writes the archive on threads of its own, each file's data in the order the event loops gave it.
 ///

@@ -1,4 +1,5 @@
 import Captions
+import ServerFiles
 
 /// One program being recorded for one tuner: its archive files and the incremental writers
 /// that render decoded events into them. A new program gets new writers, so srt numbering

@@ -1,3 +1,5 @@
+import ServerFiles
+
 /// Decides where one program ends and the next begins, from the XDS program names a tuner sends.
 ///
 /// The rule (issue 4): a new program starts when the program name changes from one name to
@@ -32,25 +34,4 @@ public struct ProgramTracker: Sendable {
             return .startNew(name)
         }
     }
-}
-
-/// File-name-safe form of a program name: lowercase ASCII letters and digits joined by single
-/// dashes, at most 60 characters ("Tudors, The: Episode 208" -> "tudors-the-episode-208").
-public func programSlug(_ name: String?) -> String {
-    guard let name else { return "unnamed" }
-    var out = ""
-    var pendingDash = false
-    for scalar in name.unicodeScalars {
-        let lower = scalar.properties.lowercaseMapping
-        if lower.count == 1, let c = lower.unicodeScalars.first, c.isASCII,
-           (c >= "a" && c <= "z") || (c >= "0" && c <= "9") {
-            if pendingDash && !out.isEmpty { out.append("-") }
-            pendingDash = false
-            out.unicodeScalars.append(c)
-            if out.count >= 60 { break }
-        } else {
-            pendingDash = true
-        }
-    }
-    return out.isEmpty ? "unnamed" : out
 }

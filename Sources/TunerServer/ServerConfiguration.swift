@@ -4,6 +4,7 @@ import Glibc
 import Darwin
 #endif
 import Store
+import ServerFiles
 
 /// Everything `ccr serve` needs. The defaults are the "no configuration at all" mode: tuners on
 /// port 3030, SQLite and the archive under the current directory, metrics on 9330 (loopback).

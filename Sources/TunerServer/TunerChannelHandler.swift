@@ -2,6 +2,7 @@ import Captions
 import Logging
 import NIOCore
 import Store
+import ServerFiles
 
 /// What all tuner connections of one server share.
 final class ServerContext: Sendable {

@@ -4,6 +4,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import ServerFiles
 
 /// What a session tells the code around it (the NIO handler, the store).
 public enum SessionEvent: Sendable {

@@ -1,5 +1,5 @@
 import Store
-import TunerServer
+import ServerFiles
 
 /// Which captions of a program a page, download or API call is about: the `service` query
 /// parameter. Absent (or 0) is the CEA-608 captions, as every URL meant before ccr stored 708, so

@@ -5,7 +5,7 @@ import Glibc
 import Darwin
 #endif
 import Store
-import TunerServer
+import ServerFiles
 
 /// Renders a program's stored caption lines as downloadable files.
 ///

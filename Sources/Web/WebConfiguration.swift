@@ -1,5 +1,5 @@
 import Store
-import TunerServer
+import ServerFiles
 
 /// Everything `ccr web` needs. The defaults match `ccr serve`'s "no configuration at all" mode
 /// (SQLite in ./ccr.sqlite, archive in ./archive), so the two run side by side in one folder.

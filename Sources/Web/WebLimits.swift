@@ -1,5 +1,5 @@
 import Store
-import TunerServer
+import ServerFiles
 
 /// Every bound `ccr web` puts on what a visitor may cost it, each with its `[web]` key (the table
 /// in docs/web.md, "Limits", lists them with their defaults).

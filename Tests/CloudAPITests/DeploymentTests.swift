@@ -1,5 +1,6 @@
 import CloudAPI
 import Foundation
+import StepKit
 import SupportKit
 import Testing
 
@@ -144,10 +145,17 @@ struct DeploymentTests {
         let pending = (report["steps"] as! [[String: Any]]).filter { $0["state"] as? String != "ok" }
         #expect(pending.count == 1)
         #expect(pending.first?["id"] as? String == "rules cc-slave")
-        #expect(pending.first?["changes"] as? [String] == ["+ cc-slave: udp 32806 from group cc-master"])
+        let planned = ["+ EC2 AuthorizeSecurityGroupIngress cc-slave: udp 32806 from group cc-master"]
+        #expect(pending.first?["changes"] as? [String] == planned)
 
         #expect(try w.ccrun(["apply"]).status == 0)
         #expect((try w.snapshot()["groups"] as! [String: [String]]) == expectedRules)
+        // Issue #20, point 5: apply ran exactly the calls the plan showed, journalled before the first.
+        let journals = try FileManager.default.contentsOfDirectory(atPath: w.stateDirectory + "/aws-us-east-1").sorted()
+        let last = try String(contentsOfFile: w.stateDirectory + "/aws-us-east-1/" + journals.last!, encoding: .utf8)
+        let intents = JournalRecord.parse(Data(last.utf8)).filter { $0.kind == .intent }
+        #expect(intents.map(\.stepId) == ["rules cc-slave"])
+        #expect(intents.first?.description == planned.joined(separator: "; "))
         #expect(try w.ccrun(["plan", "--phase", "base"]).status == 0)
     }
 

@@ -57,7 +57,7 @@ import Testing
     }
 
     @Test func fstabNFSLineIsMatchedByMountPoint() throws {
-        let m = NFSMount(server: "nfs.example", "/srv/web", at: "/srv/web", options: "ro,noac,noacl,nocto,nodiratime")
+        let m = Mount(nfs: "nfs.example", "/srv/web", at: "/srv/web", options: "ro,noac,noacl,nocto,nodiratime")
         #expect(m.fstabLine == "nfs.example:/srv/web /srv/web nfs ro,noac,noacl,nocto,nodiratime 0 0")
     }
 

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import StepKit
+import SupportKit
 
 @Suite struct FileStepTests {
     @Test func absentFileIsWrittenThroughATemporaryNameAndRemovedOnUndo() throws {

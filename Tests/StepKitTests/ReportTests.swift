@@ -7,8 +7,8 @@ import Testing
         StepReport(index: 0, id: "x", description: "x", state: state, seconds: 0.01, diff: "-a\n+b\n", actions: [], undo: [], message: nil, irreversible: false)
     }
     func report(_ mode: RunOptions.Mode, _ states: [StepState], error: String? = nil) -> RunReport {
-        RunReport(runbook: "r", runId: "1", mode: mode.rawValue,
-                  hosts: [HostReport(host: "h", runId: "1", mode: mode.rawValue, steps: states.map(step), error: error, seconds: 0, roundTrips: 1)])
+        RunReport(runbook: "r", runId: "1", mode: mode,
+                  hosts: [HostReport(host: "h", runId: "1", mode: mode, steps: states.map(step), error: error, seconds: 0, roundTrips: 1)])
     }
 
     @Test func exitCodesFollowTerraformDetailedExitcode() {

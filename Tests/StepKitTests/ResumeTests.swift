@@ -89,6 +89,38 @@ final class KillingHost: RemoteHost, @unchecked Sendable {
         }
         #expect(exercised >= 20, "a full run makes about 25 calls: each is a kill point")
     }
+
+    /// Issue #20, point 7: a runbook changed between the kill and `resume` is refused before
+    /// anything is applied, naming the step and the ways out; the unchanged runbook still resumes.
+    @Test func aChangedRunbookIsNotResumedSilently() async throws {
+        let sb = try Sandbox()
+        let book = sampleSteps(sb, secret: secret, binary: binary)
+        let runId = RunID.make()
+        var owner = LockOwner.current(runId: runId); owner.pid = 999_999
+        let killed = await Runner(runbook: book, options: RunOptions(runId: runId, target: sb.target, journal: sb.journal, owner: owner))
+            .run(on: KillingHost(killAt: 9, afterwards: true))
+        #expect(killed.error != nil || killed.failed)
+        let afterKill = sb.manifest()
+        let applied = try #require(sb.journal.history(host: "localhost", runId: runId).firstIntents.first?.stepId)
+
+        // The first step the run applied, with another mode; then the same step left out.
+        var changedSteps = book.steps
+        changedSteps[0] = Directory(sb.path("/srv/ccr/data"), mode: "700")
+        #expect(changedSteps[0].id == applied)
+        for (changed, removed) in [(Runbook(book.name, steps: changedSteps), false), (Runbook(book.name, steps: Array(book.steps.dropFirst())), true)] {
+            let refused = await Runner(runbook: changed, options: RunOptions(runId: runId, target: sb.target, journal: sb.journal, resume: true))
+                .run(on: LocalHost())
+            let error = try #require(refused.error)
+            #expect(error.contains("cannot resume run \(runId)") && error.contains("step \(applied)"), "\(error)")
+            #expect(error.contains(removed ? "is no longer in it" : "has other parameters"), "\(error)")
+            #expect(error.contains("ccrun rollback localhost"), "the way out: \(error)")
+            #expect(refused.steps.allSatisfy { $0.state == .skipped })
+            #expect(sb.manifest() == afterKill, "nothing applied by a refused resume")
+        }
+        let resumed = await Runner(runbook: book, options: RunOptions(runId: runId, target: sb.target, journal: sb.journal, resume: true))
+            .run(on: LocalHost())
+        #expect(resumed.error == nil && !resumed.failed, "\(resumed.error ?? "")")
+    }
 }
 
 extension Dictionary {

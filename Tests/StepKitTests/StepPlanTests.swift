@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import StepKit
+import SupportKit
 
 @Suite struct LineInFileTests {
     let fstab = "# /etc/fstab\nUUID=abc / ext4 errors=remount-ro 0 1\n/dev/xvdf /srv ext4 defaults 0 0\n"

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import StepKit
+import SupportKit
 
 /// Uploads travel packed when both ends have a codec (issue 19), and the digest checked on the
 /// target is the unpacked file's: a copy that unpacks to other bytes is never installed.

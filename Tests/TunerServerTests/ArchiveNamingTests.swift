@@ -2,6 +2,7 @@ import Foundation
 import PropertyBased
 import Testing
 @testable import TunerServer
+import ServerFiles
 
 /// Repository nodes share one archive (the guide's NFS volume): the files of two nodes must never
 /// be the same files, whatever the tuners, program names, times and sequences.

@@ -4,6 +4,7 @@ import Synchronization
 import Testing
 import TunerBench
 @testable import TunerServer
+import ServerFiles
 
 /// The archive is written off the event loops (`ArchiveWriter`): a disk or NFS server that stops
 /// answering must not stop the captions of the tuners, and a write that fails must not lose data.

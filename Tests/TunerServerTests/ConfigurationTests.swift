@@ -2,6 +2,7 @@ import Foundation
 import Store
 import Testing
 @testable import TunerServer
+import ServerFiles
 
 @Suite struct ConfigurationTests {
     private func write(_ text: String, mode: Int = 0o600) throws -> String {

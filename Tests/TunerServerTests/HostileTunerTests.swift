@@ -7,6 +7,7 @@ import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
+@testable import ServerFiles
 
 /// `ccr serve` as a real process against tuners that misbehave on purpose (issue 16): each hole
 /// is driven the way an attacker would, and what it could make the server do is measured against

@@ -4,6 +4,7 @@ import PropertyBased
 import SupportKit
 import Testing
 @testable import TunerServer
+import ServerFiles
 
 /// Property-based tests of the tuner protocol parser (issue 8, fault suite): `BlockFramer` and
 /// `TunerSession` on random bytes, on mutated valid `-sendto` streams and on valid streams cut

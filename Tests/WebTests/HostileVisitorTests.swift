@@ -2,7 +2,7 @@ import Foundation
 import Store
 import SupportKit
 import Testing
-import TunerServer
+import ServerFiles
 @testable import Web
 
 /// Issue #16, the web half: `ccr web` as a real process on loopback, driven the way an attacker

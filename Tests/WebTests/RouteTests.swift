@@ -5,7 +5,7 @@ import HTTPTypes
 import Store
 import SupportKit
 import Testing
-import TunerServer
+import ServerFiles
 @testable import Web
 
 /// The pages, downloads and JSON API, served by the real router over a SQLite repository that

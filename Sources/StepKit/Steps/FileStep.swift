@@ -46,7 +46,8 @@ public struct File: Step {
         let (snapshot, backupActions) = FileSupport.snapshot(of: current, path: path, sensitive: content.containsSecrets, context: context)
         if sameContent {
             let cmd = FileSupport.metaCommand(path: path, mode: mode, owner: owner, group: group)
-            return .change(Change(actions: backupActions + [.shell(ShellAction("set \(path) to mode \(mode), \(owner):\(group)", script: cmd))],
+            return .change(Change(actions: backupActions + [.shell(ShellAction("set \(path) to mode \(mode), \(owner):\(group)", script: cmd,
+                                                                               affects: .keys(FileSupport.keys(path))))],
                                   diff: "\(path): mode \(current.mode) -> \(mode), owner \(current.owner):\(current.group) -> \(owner):\(group)\n",
                                   undo: [.restoreFile(path: path, previous: snapshot)]))
         }

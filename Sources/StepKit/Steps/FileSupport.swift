@@ -27,7 +27,7 @@ enum FileSupport {
         let backup = backupPath(path, in: context.backupDirectory)
         let dir = Shell.quote(context.backupDirectory)
         let action = Action.shell(ShellAction("keep a copy of \(path) for rollback",
-            script: "mkdir -p \(dir) && chmod 700 \(dir) && cp -p \(Shell.quote(path)) \(Shell.quote(backup))"))
+            script: "mkdir -p \(dir) && chmod 700 \(dir) && cp -p \(Shell.quote(path)) \(Shell.quote(backup))", affects: .keys([])))
         return (FileSnapshot(mode: state.mode, owner: state.owner, group: state.group, sha256: state.sha256,
                              contentBase64: nil, backupPath: backup), [action])
     }

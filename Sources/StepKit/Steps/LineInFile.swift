@@ -13,7 +13,8 @@ public enum LineKey: Sendable, Hashable {
     public static let fstabMountPoint = LineKey.field(1)
     public static let exportPath = LineKey.field(0)
 
-    func key(of line: Substring) -> String? {
+    /// The key of `line`; nil for comments, blank lines and lines too short to have one.
+    public func key(of line: Substring) -> String? {
         let trimmed = line.trimmingCharacters(in: .whitespaces)
         if trimmed.isEmpty || trimmed.hasPrefix("#") { return nil }
         switch self {
@@ -29,10 +30,14 @@ public enum LineKey: Sendable, Hashable {
     }
 }
 
-/// Pure line editing, shared by `LineInFile` and `Mount`.
-enum LineEditor {
-    /// Returns the new text, or nil when the text already satisfies the request.
-    static func edit(_ text: String, line: String, key: LineKey, present: Bool) -> String? {
+/// Keyed line editing, the one implementation behind `LineInFile`, `Mount`'s fstab line and the
+/// NFS exports: each wanted line replaces the line(s) with its key, or is appended when none has
+/// it; a key never ends up on two lines. Comments, blank lines and lines of other keys are kept
+/// as they are. Pure text in, text out, so every caller gets the same answer to "what would change?"
+public enum LineEditor {
+    /// The new text, or nil when `text` already satisfies the request (then nothing is written,
+    /// not even a missing final newline).
+    public static func edit(_ text: String, line: String, key: LineKey, present: Bool) -> String? {
         guard let wantedKey = key.key(of: Substring(line)) else { return nil }
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.last == "" { lines.removeLast() }
@@ -53,6 +58,16 @@ enum LineEditor {
             for i in matches.reversed() { out.remove(at: i) }
             return out.isEmpty ? "" : out.joined(separator: "\n") + "\n"
         }
+    }
+
+    /// Every line of `lines` present, in order (a file of several keyed lines, as /etc/exports);
+    /// nil when all already are.
+    public static func edit(_ text: String, lines: [String], key: LineKey) -> String? {
+        var current: String?
+        for line in lines {
+            if let next = edit(current ?? text, line: line, key: key, present: true) { current = next }
+        }
+        return current
     }
 }
 
@@ -76,7 +91,6 @@ public struct LineInFile: Step {
     public var id: String { "line:\(path):\(key.key(of: Substring(line)) ?? line)" }
     var probe: Probe<FileState?> { FileProbe.probe(path, content: true) }
     public var facts: [FactQuery] { [probe.query] }
-    public var affects: FactScope { .keys(FileSupport.keys(path)) }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
         let current = try facts[probe]

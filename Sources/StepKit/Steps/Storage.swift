@@ -48,10 +48,31 @@ public struct FileSystem: Step {
     }
 }
 
-/// A file system mounted at a mount point, and its fstab line (matched by mount point, so a
-/// changed line replaces the old one). Undo unmounts what the run mounted and restores fstab.
+/// A file system mounted at a mount point, and its fstab line: the line is kept by `LineEditor`,
+/// keyed by the mount point, so a changed line replaces the old one and none is ever doubled.
+/// The one mount step for local devices (the nfs-master's /srv) and NFS exports (the nodes'
+/// /srv/web, /srv/logs, /srv/archive). Undo unmounts what the run mounted, removes a mount point
+/// it made, and restores fstab.
 public struct Mount: Step {
-    public let device: String
+    /// What is mounted: fstab's first field, and how what /proc/mounts shows is judged.
+    public enum Source: Sendable, Hashable {
+        /// A block device. Another device found mounted at the mount point is refused.
+        case device(String)
+        /// An NFS export. What /proc/mounts shows as the source is not compared: a kernel NFS
+        /// mount shows `server:/path`, the lab's stand-in (docs/lab.md) a bind of the server's
+        /// volume. The mount point is made when missing (the clients have no /srv/web).
+        case nfs(server: String, path: String)
+
+        /// fstab's first field.
+        public var fstabField: String {
+            switch self {
+            case let .device(d): d
+            case let .nfs(server, path): "\(server):\(path)"
+            }
+        }
+    }
+
+    public let source: Source
     public let mountPoint: String
     public let type: String
     public let options: String
@@ -59,46 +80,46 @@ public struct Mount: Step {
     public let description: String
 
     public init(_ device: String, at mountPoint: String, type: String = "ext4", options: String = "defaults", fstabPath: String = "/etc/fstab", description: String? = nil) {
-        self.device = device; self.mountPoint = mountPoint; self.type = type; self.options = options
+        self.source = .device(device); self.mountPoint = mountPoint; self.type = type; self.options = options
         self.fstabPath = fstabPath
         self.description = description ?? "\(device) mounted at \(mountPoint) (\(type), \(options)) and in \(fstabPath)"
     }
 
-    public var fstabLine: String { "\(device) \(mountPoint) \(type) \(options) 0 0" }
+    /// `server:remotePath` over NFS, as the guide's client fstab lines.
+    public init(nfs server: String, _ remotePath: String, at mountPoint: String, options: String, fstabPath: String = "/etc/fstab", description: String? = nil) {
+        self.source = .nfs(server: server, path: remotePath); self.mountPoint = mountPoint; self.type = "nfs"; self.options = options
+        self.fstabPath = fstabPath
+        self.description = description ?? "fstab line and mount: \(server):\(remotePath) on \(mountPoint) (\(options))"
+    }
+
+    public var fstabLine: String { "\(source.fstabField) \(mountPoint) \(type) \(options) 0 0" }
     public var id: String { "mount:\(mountPoint)" }
-    var fstabProbe: Probe<FileState?> { FileProbe.probe(fstabPath, content: true) }
-    public var facts: [FactQuery] { [fstabProbe.query, MountsProbe.probe.query] }
-    public var affects: FactScope { .keys(FileSupport.keys(fstabPath).union([MountsProbe.key])) }
+    /// The fstab half: one keyed line.
+    var fstab: LineInFile { LineInFile(fstabPath, line: fstabLine, key: .fstabMountPoint) }
+    var makesMountPoint: Bool { if case .nfs = source { true } else { false } }
+    /// Whether the mount point exists: one the run creates is removed again by rollback.
+    var mountPointProbe: Probe<FileState?> { FileProbe.probe(mountPoint, content: false) }
+    public var facts: [FactQuery] { fstab.facts + [MountsProbe.probe.query] + (makesMountPoint ? [mountPointProbe.query] : []) }
 
     public func plan(_ facts: FactSet, context: PlanContext) throws -> Plan {
-        let fstab = try facts[fstabProbe]
-        let mounts = try facts[MountsProbe.probe]
-        var actions: [Action] = []
-        var undo: [UndoAction] = []
-        var diff = ""
-        let oldText = fstab?.content.map { String(decoding: $0, as: UTF8.self) } ?? ""
-        if let newText = LineEditor.edit(oldText, line: fstabLine, key: .fstabMountPoint, present: true) {
-            if let fstab {
-                let (snap, backup) = FileSupport.snapshot(of: fstab, path: fstabPath, sensitive: false, context: context)
-                actions += backup
-                undo.append(.restoreFile(path: fstabPath, previous: snap))
-            } else {
-                undo.append(.restoreFile(path: fstabPath, previous: nil))
-            }
-            actions.append(.upload(UploadAction(path: fstabPath, text: SecretText(newText), mode: fstab?.mode ?? "644",
-                                                owner: fstab?.owner ?? "root", group: fstab?.group ?? "root")))
-            diff += FileSupport.diff(old: fstab?.content, new: newText, path: fstabPath, scrubber: SecretScrubber([]))
+        var actions: [Action] = [], undo: [UndoAction] = [], diff = ""
+        if let c = try fstab.plan(facts, context: context).change {
+            actions += c.actions; undo += c.undo; diff += c.diff ?? ""
         }
+        let mounts = try facts[MountsProbe.probe]
         if let mounted = mounts.last(where: { $0.mountPoint == mountPoint }) {
-            if mounted.device != device && !context.earlierChangePending {
+            if case let .device(device) = source, mounted.device != device, !context.earlierChangePending {
                 throw StepRefusal("\(mountPoint) already has \(mounted.device) (\(mounted.type)) mounted, not \(device): unmount it by hand first")
             }
         } else {
-            actions.append(.shell(ShellAction("mount \(mountPoint)", script: "mount \(Shell.quote(mountPoint))")))
+            let makes = makesMountPoint ? try facts[mountPointProbe] == nil : false
+            let script = (makes ? "mkdir -p \(Shell.quote(mountPoint)) && " : "") + "mount \(Shell.quote(mountPoint))"
+            let changes = FactScope.keys(makes ? FileSupport.keys(mountPoint).union([MountsProbe.key]) : [MountsProbe.key])
+            actions.append(.shell(ShellAction("mount \(mountPoint)", script: script, affects: changes)))
+            if makes { undo.insert(.removeDirectory(path: mountPoint), at: 0) }
             undo.insert(.unmount(mountPoint: mountPoint), at: 0)
-            diff += "+ mounted \(device) at \(mountPoint)\n"
+            diff += "+ mounted \(source.fstabField) at \(mountPoint)\n"
         }
-        if actions.isEmpty { return .satisfied }
-        return .change(Change(actions: actions, diff: diff, undo: undo))
+        return actions.isEmpty ? .satisfied : .change(Change(actions: actions, diff: diff, undo: undo))
     }
 }

@@ -3,6 +3,7 @@ import Store
 import Testing
 import TunerBench
 @testable import TunerServer
+import ServerFiles
 
 /// The latency benchmark's definition rests on these: a probe caption becomes a stored line
 /// exactly when the next caption's bytes are decoded, and its id survives decoding.

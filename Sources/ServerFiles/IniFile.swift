@@ -98,7 +98,8 @@ public enum IniError: Error, Sendable, CustomStringConvertible {
 }
 
 extension StringProtocol {
-    func trimmingWhitespace() -> String {
+    /// Without spaces, tabs and carriage returns at either end (also for the tuner server's program names).
+    public func trimmingWhitespace() -> String {
         var s = Substring(self)
         while let f = s.first, f == " " || f == "\t" || f == "\r" { s = s.dropFirst() }
         while let l = s.last, l == " " || l == "\t" || l == "\r" { s = s.dropLast() }
