@@ -106,7 +106,7 @@ final class RecordingHosts: @unchecked Sendable {
             let state: StepState = self.failing.contains(host) ? .failed : .changed
             let step = StepReport(index: 0, id: "s", description: "s", state: state, seconds: 0, diff: nil, actions: [], undo: [],
                                   message: state == .failed ? "disk full" : nil, irreversible: false)
-            return HostReport(host: host, runId: "r", mode: "apply", steps: [step], error: nil, seconds: 0, roundTrips: 1)
+            return HostReport(host: host, runId: "r", mode: .apply, steps: [step], error: nil, seconds: 0, roundTrips: 1)
         }, gate: { host, _ in
             self.lock.withLock { self.log.append("gate \(host)") }
             if self.unhealthy.contains(host) { throw RolloutError.duplicateHost(host) }
@@ -205,7 +205,7 @@ final class RecordingHosts: @unchecked Sendable {
             _ = await fleet.work.apply(host)
             let step = StepReport(index: 0, id: "s", description: "s", state: host == "b" ? .wouldChange : .ok, seconds: 0, diff: nil,
                                   actions: [], undo: [], message: nil, irreversible: false)
-            return HostReport(host: host, runId: "r", mode: "dry-run", steps: [step], error: nil, seconds: 0, roundTrips: 1)
+            return HostReport(host: host, runId: "r", mode: .dryRun, steps: [step], error: nil, seconds: 0, roundTrips: 1)
         }, gate: fleet.work.gate)).run()
         #expect(report.nodes.map(\.state) == [.ok, .wouldChange, .ok])
         #expect(report.exitCode == 2)

@@ -69,7 +69,7 @@ public struct RolloutReport: Codable, Sendable {
     public var schema = "ccrun.rollout/1"
     public var runbook: String
     public var runId: String
-    public var mode: String
+    public var mode: RunOptions.Mode
     public var serial: Int
     public var maxFail: String
     /// Where servers were drained; nil when the inventory has no load balancer.
@@ -85,7 +85,7 @@ public struct RolloutReport: Codable, Sendable {
     /// 1 when a host failed, 2 when a dry-run found changes pending, else 0 (as a run's report).
     public var exitCode: Int32 {
         if count(.failed) > 0 { return 1 }
-        if mode == RunOptions.Mode.dryRun.rawValue && count(.wouldChange) > 0 { return 2 }
+        if mode == .dryRun && count(.wouldChange) > 0 { return 2 }
         return 0
     }
 
@@ -156,7 +156,7 @@ public struct Rollout: Sendable {
                 stopped = "the rollout stopped after batch \(number): \(failed) host(s) failed, --max-fail \(budget) allows \(budget.allowed(of: plan.hosts.count))"
             }
         }
-        return RolloutReport(runbook: runbook, runId: runId, mode: dryRun ? RunOptions.Mode.dryRun.rawValue : RunOptions.Mode.apply.rawValue,
+        return RolloutReport(runbook: runbook, runId: runId, mode: dryRun ? .dryRun : .apply,
                              serial: plan.serial, maxFail: budget.description, balancer: balancer?.summary, batches: batches,
                              seconds: start.duration(to: .now).seconds, stopped: stopped)
     }
@@ -191,7 +191,7 @@ public struct Rollout: Sendable {
                 return "\(error)"
             }
         }
-        let left = balancer.map { " (left drained at \($0.summary))" } ?? ""
+        let left = balancer.map { "; left drained at \($0.summary)" } ?? ""
 
         if let e = await phase("drain", {
             guard let balancer else { return "no load balancer in the inventory (no host with role lb): nothing drained" }
