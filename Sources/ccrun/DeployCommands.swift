@@ -207,9 +207,13 @@ struct RepoNodeCommand: AsyncParsableCommand {
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: DeployOptions
+    @OptionGroup var rolling: RollingOptions
     @Argument(help: "Repository hosts.")
     var hosts: [String]
     func run() async throws {
+        if rolling.serial != nil {
+            throw ExitCode(try await runRollout(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, rolling: rolling, output: output))
+        }
         throw ExitCode(try await runGuide(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }
@@ -235,9 +239,13 @@ struct WebNodeCommand: AsyncParsableCommand {
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: DeployOptions
+    @OptionGroup var rolling: RollingOptions
     @Argument(help: "Web hosts.")
     var hosts: [String]
     func run() async throws {
+        if rolling.serial != nil {
+            throw ExitCode(try await runRollout(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, rolling: rolling, output: output))
+        }
         throw ExitCode(try await runGuide(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }
