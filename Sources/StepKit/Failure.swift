@@ -94,3 +94,5 @@ extension SQLError: FailureClassifying {
         }
     }
 }
+
+extension RolloutError: FailureClassifying { public var failureKind: FailureKind { .refused } }

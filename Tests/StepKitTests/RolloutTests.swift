@@ -105,8 +105,9 @@ final class RecordingHosts: @unchecked Sendable {
             self.lock.withLock { self.log.append("apply \(host)") }
             let state: StepState = self.failing.contains(host) ? .failed : .changed
             let step = StepReport(index: 0, id: "s", description: "s", state: state, seconds: 0, diff: nil, actions: [], undo: [],
-                                  message: state == .failed ? "disk full" : nil, irreversible: false)
-            return HostReport(host: host, runId: "r", mode: .apply, steps: [step], error: nil, seconds: 0, roundTrips: 1)
+                                  message: state == .failed ? "disk full" : nil, irreversible: false,
+                                  failure: state == .failed ? Failure(.commandFailed, "disk full") : nil)
+            return HostReport(host: host, runId: "r", mode: .apply, steps: [step], failure: nil, seconds: 0, roundTrips: 1)
         }, gate: { host, _ in
             self.lock.withLock { self.log.append("gate \(host)") }
             if self.unhealthy.contains(host) { throw RolloutError.duplicateHost(host) }
@@ -150,6 +151,15 @@ final class RecordingHosts: @unchecked Sendable {
 
             let expected = model(plan, failing: failing, budget: budget)
             for node in report.nodes { #expect(node.state == expected[node.host], "\(node.host): \(context)") }
+            // Each failure typed by where it happened: a failed apply keeps its step's kind, a
+            // health gate that does not pass after the apply is verifyFailed.
+            for node in report.nodes {
+                let kind = node.failure?.kind
+                if node.state != .failed { #expect(kind == nil, "\(node.host): \(context)") }
+                else if drainFails.contains(node.host) { #expect(kind != nil, "\(node.host): \(context)") }
+                else if applyFails.contains(node.host) { #expect(kind == .commandFailed, "\(node.host): \(context)") }
+                else { #expect(kind == .verifyFailed, "\(node.host): \(context)") }
+            }
             #expect(report.nodes.map(\.host) == hosts, "\(context)")
             #expect(report.batches.map { $0.nodes.map(\.host) } == plan.batches, "\(context)")
             #expect(report.exitCode == (failing.isEmpty ? 0 : 1), "\(context)")
@@ -185,6 +195,12 @@ final class RecordingHosts: @unchecked Sendable {
         #expect(!broken.calls.contains { $0.hasSuffix("n3") } && !lb.calls.contains { $0.hasSuffix("n3") })
         #expect(lb.stillDrained == ["n2"])
         #expect(first.nodes[0].phases.map(\.name) == ["drain", "apply", "health", "undrain"])
+        #expect(first.nodes.map { $0.failure?.kind } == [nil, .commandFailed, nil])
+        if JSONSchemaCheck.shouldRun {
+            let json = try first.json()
+            let errors = try JSONSchemaCheck.errors(in: json, schema: "ccrun.rollout-1.json")
+            #expect(errors.isEmpty, "\(errors)\n\(json)")
+        }
 
         let fixed = RecordingHosts()
         let resumed = await Rollout(runbook: "repo-node", runId: "r1", plan: plan, dryRun: false, balancer: lb, doneEarlier: ["n1"], work: fixed.work).run()
@@ -205,7 +221,7 @@ final class RecordingHosts: @unchecked Sendable {
             _ = await fleet.work.apply(host)
             let step = StepReport(index: 0, id: "s", description: "s", state: host == "b" ? .wouldChange : .ok, seconds: 0, diff: nil,
                                   actions: [], undo: [], message: nil, irreversible: false)
-            return HostReport(host: host, runId: "r", mode: .dryRun, steps: [step], error: nil, seconds: 0, roundTrips: 1)
+            return HostReport(host: host, runId: "r", mode: .dryRun, steps: [step], failure: nil, seconds: 0, roundTrips: 1)
         }, gate: fleet.work.gate)).run()
         #expect(report.nodes.map(\.state) == [.ok, .wouldChange, .ok])
         #expect(report.exitCode == 2)

@@ -56,6 +56,9 @@ public struct RolloutNodeReport: Codable, Sendable {
     /// The runbook's report on this host (absent when it was not applied).
     public var run: HostReport?
     public var message: String?
+    /// Set when `state` is `failed`: why, as a kind a script can switch on (a health gate that
+    /// does not pass after the apply is `verifyFailed`).
+    public var failure: Failure? = nil
 }
 
 public struct RolloutBatchReport: Codable, Sendable {
@@ -66,7 +69,8 @@ public struct RolloutBatchReport: Codable, Sendable {
 
 /// A rolling run's whole report (`--json`: schema ccrun.rollout/1).
 public struct RolloutReport: Codable, Sendable {
-    public var schema = "ccrun.rollout/1"
+    public static let schemaVersion = "ccrun.rollout/1"
+    public var schema = RolloutReport.schemaVersion
     public var runbook: String
     public var runId: String
     public var mode: RunOptions.Mode
@@ -172,13 +176,14 @@ public struct Rollout: Sendable {
         let start = ContinuousClock.now
         var phases: [RolloutPhase] = []
         var run: HostReport?
-        func finish(_ state: RolloutNodeState, _ message: String? = nil) -> RolloutNodeReport {
-            let r = RolloutNodeReport(host: host, batch: batch, state: state, seconds: start.duration(to: .now).seconds, phases: phases, run: run, message: message)
+        func finish(_ state: RolloutNodeState, _ message: String? = nil, failure: FailureKind? = nil) -> RolloutNodeReport {
+            let r = RolloutNodeReport(host: host, batch: batch, state: state, seconds: start.duration(to: .now).seconds, phases: phases, run: run,
+                                      message: message, failure: failure.map { Failure($0, message ?? "") })
             onEvent(.node(r))
             return r
         }
         /// Runs a phase, timed and told; returns its error, if any.
-        func phase(_ name: String, _ body: () async throws -> String) async -> String? {
+        func phase(_ name: String, _ body: () async throws -> String) async -> Failure? {
             let t = ContinuousClock.now
             do {
                 let detail = try await body()
@@ -188,7 +193,7 @@ public struct Rollout: Sendable {
             } catch {
                 let p = RolloutPhase(name: name, seconds: t.duration(to: .now).seconds, detail: "failed: \(error)")
                 phases.append(p); onEvent(.phase(host: host, p))
-                return "\(error)"
+                return Failure(error, scrubber: SecretScrubber([]))
             }
         }
         let left = balancer.map { "; left drained at \($0.summary)" } ?? ""
@@ -196,21 +201,26 @@ public struct Rollout: Sendable {
         if let e = await phase("drain", {
             guard let balancer else { return "no load balancer in the inventory (no host with role lb): nothing drained" }
             return try await balancer.drain(host, dryRun: dryRun)
-        }) { return finish(.failed, "drain failed, nothing applied: \(e)") }
+        }) { return finish(.failed, "drain failed, nothing applied: \(e)", failure: e.kind) }
 
         let applyStart = ContinuousClock.now
         let report = await work.apply(host)
         run = report
         let applied = RolloutPhase(name: "apply", seconds: applyStart.duration(to: .now).seconds, detail: Self.summary(of: report, dryRun: dryRun))
         phases.append(applied); onEvent(.phase(host: host, applied))
-        if report.failed { return finish(.failed, "the runbook failed\(left): \(report.error ?? report.steps.first { $0.state == .failed }?.message ?? "a step failed")") }
+        if report.failed {
+            let first = report.firstFailure
+            return finish(.failed, "the runbook failed\(left): \(first?.message ?? "a step failed")", failure: first?.kind ?? .internal)
+        }
 
-        if let e = await phase("health", { try await work.gate(host, dryRun) }) { return finish(.failed, "not healthy after the apply\(left): \(e)") }
+        if let e = await phase("health", { try await work.gate(host, dryRun) }) {
+            return finish(.failed, "not healthy after the apply\(left): \(e)", failure: [.linkLost, .unreachable].contains(e.kind) ? e.kind : .verifyFailed)
+        }
 
         if let e = await phase("undrain", {
             guard let balancer else { return "no load balancer: nothing to put back" }
             return try await balancer.undrain(host, dryRun: dryRun)
-        }) { return finish(.failed, "could not put it back\(left): \(e)") }
+        }) { return finish(.failed, "could not put it back\(left): \(e)", failure: e.kind) }
 
         if dryRun { return finish(report.pending ? .wouldChange : .ok) }
         return finish(.done)
