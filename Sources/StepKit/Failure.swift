@@ -91,6 +91,7 @@ extension SQLError: FailureClassifying {
         case .connect: .unreachable
         case .accessDenied: .refused
         case .statement: .commandFailed
+        case .noClient: .internal
         }
     }
 }
