@@ -211,10 +211,7 @@ struct RepoNodeCommand: AsyncParsableCommand {
     @Argument(help: "Repository hosts.")
     var hosts: [String]
     func run() async throws {
-        if rolling.serial != nil {
-            throw ExitCode(try await runRollout(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, rolling: rolling, output: output))
-        }
-        throw ExitCode(try await runGuide(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
+        throw ExitCode(try await rolling.run(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }
 
@@ -243,9 +240,6 @@ struct WebNodeCommand: AsyncParsableCommand {
     @Argument(help: "Web hosts.")
     var hosts: [String]
     func run() async throws {
-        if rolling.serial != nil {
-            throw ExitCode(try await runRollout(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, rolling: rolling, output: output))
-        }
-        throw ExitCode(try await runGuide(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
+        throw ExitCode(try await rolling.run(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }

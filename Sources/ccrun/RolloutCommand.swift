@@ -18,6 +18,14 @@ struct RollingOptions: ParsableArguments {
     @Option(name: .long, help: "With --serial: seconds a host may take to be healthy after its apply.")
     var healthTimeout: Int = 60
 
+    /// A rolling run under `--serial`, else the guide's plain run of `runbook` on `hosts`.
+    func run(_ runbook: String, hosts: [String], hostOptions: HostOptions, options: DeployOptions, output: OutputOptions) async throws -> Int32 {
+        if serial != nil {
+            return try await runRollout(runbook, hosts: hosts, hostOptions: hostOptions, options: options, rolling: self, output: output)
+        }
+        return try await runGuide(runbook, hosts: hosts, hostOptions: hostOptions, options: options, output: output)
+    }
+
     func validate() throws {
         if serial == nil && maxFail != nil { throw ValidationError("--max-fail needs --serial N") }
         if let serial, serial < 1 { throw ValidationError("--serial \(serial): a batch needs at least 1 host") }
