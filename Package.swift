@@ -63,7 +63,9 @@ let package = Package(
         /// SSH transport over libssh2: sessions, commands, SFTP, known_hosts, ssh_config.
         .target(name: "Transport", dependencies: ["CLibSSH2", "CCrypto"], linkerSettings: sharedOpenSSL),
         /// The step engine and its standard steps. Talks to hosts through the `RemoteHost` protocol.
-        .target(name: "StepKit", dependencies: ["CMariaDB", "CCrypto"], linkerSettings: sharedOpenSSL),
+        .target(name: "StepKit", dependencies: ["CCrypto"], linkerSettings: sharedOpenSSL),
+        /// The SQL client ccrun gives the engine for SQL steps (MariaDB Connector/C; MySQL 8 too).
+        .target(name: "MariaDBClient", dependencies: ["CMariaDB", "StepKit"], linkerSettings: sharedOpenSSL),
         /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto).
         .target(name: "Lab", dependencies: []),
         /// AWS API over libcurl with SigV4.
@@ -71,7 +73,7 @@ let package = Package(
         /// The deployment guide as Swift code: one file per guide section.
         .target(name: "Runbooks", dependencies: ["StepKit"], path: "Runbooks"),
         .executableTarget(name: "ccrun", dependencies: [
-            "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks", "GlibcCompat",
+            "Transport", "StepKit", "MariaDBClient", "Lab", "CloudAPI", "Runbooks", "GlibcCompat",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [
             /// The process-kill tests' stop points (TestHooks): in debug builds only, never in what ships.
@@ -134,7 +136,7 @@ let package = Package(
             "TunerServer", "TunerBench", "ServerFiles", "Store", "Captions", "SupportKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
-        .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),
+        .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "MariaDBClient", "Transport", "SupportKit"]),
         .testTarget(name: "CloudAPITests", dependencies: ["CloudAPI", "StepKit", "SupportKit"]),
         /// bench/peers (Ansible, pyinfra) and ccrun agree on the lab: each finds nothing to change after the others.
         .testTarget(name: "PeerTests", dependencies: ["SupportKit"]),

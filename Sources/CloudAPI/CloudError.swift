@@ -1,7 +1,8 @@
 import Foundation
+import StepKit
 
 /// Everything that can go wrong talking to AWS, with messages that say what to do.
-public enum CloudError: Error, CustomStringConvertible, LocalizedError, Sendable {
+public enum CloudError: Error, CustomStringConvertible, LocalizedError, Sendable, FailureClassifying {
     case noCredentials(profile: String, tried: [String])
     case noRegion
     /// AWS answered with an error document.
@@ -47,6 +48,17 @@ public enum CloudError: Error, CustomStringConvertible, LocalizedError, Sendable
         "Throttling", "ThrottlingException", "RequestLimitExceeded", "RequestThrottled", "TooManyRequestsException",
         "PriorRequestNotComplete", "SlowDown", "ServiceUnavailable", "InternalError", "InternalFailure",
     ]
+
+    /// What the failure means to the operator (`--json`: `failure.kind`).
+    public var failureKind: FailureKind {
+        switch self {
+        case .noCredentials, .noRegion, .inventory: .refused
+        case .api: isAuthFailure ? .refused : .commandFailed
+        case .transport: .unreachable
+        case .malformedResponse, .unexpected: .internal
+        case .timedOut: .timeout
+        }
+    }
 
     /// The AWS error code, when this is an API error.
     public var code: String? { if case let .api(_, _, _, code, _) = self { code } else { nil } }

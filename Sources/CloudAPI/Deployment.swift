@@ -9,11 +9,16 @@ public struct CloudStepReport: Codable, Sendable {
     public var changes: [String]
     public var message: String?
     public var seconds: Double
+    /// Set when `state` is `failed`: why, as a kind a script can switch on.
+    public var failure: Failure? = nil
 }
 
 /// The report of `ccrun aws plan|apply|images|destroy`. Exit codes follow StepKit's
 /// `RunReport`: 0 nothing to change (or applied), 2 changes pending (plan), 1 error.
 public struct CloudRunReport: Codable, Sendable {
+    /// `--json`'s format and version (docs/json.md, docs/schemas/ccrun.aws-1.json).
+    public static let schemaVersion = "ccrun.aws/1"
+    public var schema: String = CloudRunReport.schemaVersion
     /// What the run did; encoded as its name ("plan", "apply"...), as before it was typed.
     public enum Mode: String, Codable, Sendable { case plan, apply, destroy, rollback }
     public var command: String
@@ -21,13 +26,23 @@ public struct CloudRunReport: Codable, Sendable {
     public var mode: Mode
     public var resumed: Bool
     public var steps: [CloudStepReport]
-    public var error: String?
+    /// What stopped the run (credentials, the account unreachable, a failed resource).
+    public var failure: Failure?
     public var requests: Int
     public var seconds: Double
     public var outputs: DeploymentOutputs?
 
+    public init(command: String, runId: String, mode: Mode, resumed: Bool, steps: [CloudStepReport], failure: Failure?,
+                requests: Int, seconds: Double, outputs: DeploymentOutputs? = nil) {
+        self.command = command; self.runId = runId; self.mode = mode; self.resumed = resumed; self.steps = steps
+        self.failure = failure; self.requests = requests; self.seconds = seconds; self.outputs = outputs
+    }
+
+    /// The run's failure message, if something stopped it.
+    public var error: String? { failure?.message }
+
     public var exitCode: Int32 {
-        if error != nil || steps.contains(where: { $0.state == .failed }) { return 1 }
+        if failure != nil || steps.contains(where: { $0.state == .failed }) { return 1 }
         if mode == .plan, steps.contains(where: { $0.state == .wouldChange || $0.state == .depends }) { return 2 }
         return 0
     }
@@ -54,7 +69,7 @@ public struct CloudRunReport: Codable, Sendable {
         out.append("aws \(command): " + (counts.isEmpty ? "nothing" : counts.joined(separator: ", "))
                    + String(format: " in %.2f s (%d API requests, run %@)", seconds, requests, runId))
         if let o = outputs, let db = o.databaseEndpoint { out.append("aws: RDS endpoint \(db)") }
-        if let error { out.append("aws: error: \(error)") }
+        if let failure { out.append("aws: error (\(failure.kind.rawValue)): \(failure.message)") }
         return out.joined(separator: "\n")
     }
 }
@@ -148,7 +163,7 @@ public struct DeploymentRunner: Sendable {
 
     public func plan(phases: Set<Phase>) async -> CloudRunReport {
         let start = Date()
-        var report = CloudRunReport(command: "plan", runId: RunID.make(), mode: .plan, resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        var report = CloudRunReport(command: "plan", runId: RunID.make(), mode: .plan, resumed: false, steps: [], failure: nil, requests: 0, seconds: 0)
         do {
             try await verifyCredentials()
             let ctx = context()
@@ -157,10 +172,11 @@ public struct DeploymentRunner: Sendable {
                 do {
                     report.steps.append(step(r, try await r.plan(ctx), seconds: Date().timeIntervalSince(t)))
                 } catch {
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t)))
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t),
+                                                        failure: Failure(error, scrubber: scrubber)))
                 }
             }
-        } catch { report.error = scrubber.scrub("\(error)") }
+        } catch { report.failure = Failure(error, scrubber: scrubber) }
         return await finish(report, start)
     }
 
@@ -190,7 +206,7 @@ public struct DeploymentRunner: Sendable {
         let previous = journal.runs(host: journalHost).first { $0.runbook == runbook }
         let resume = previous.flatMap { $0.isFinished || $0.isRolledBack ? nil : $0.runId }
         var report = CloudRunReport(command: command, runId: resume ?? RunID.make(), mode: .apply, resumed: resume != nil,
-                                    steps: [], error: nil, requests: 0, seconds: 0)
+                                    steps: [], failure: nil, requests: 0, seconds: 0)
         let runId = report.runId
         do {
             try await verifyCredentials()
@@ -219,17 +235,18 @@ public struct DeploymentRunner: Sendable {
                     report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .changed, changes: (done.isEmpty ? lines : done).map(scrubber.scrub),
                                                         seconds: Date().timeIntervalSince(t)))
                 } catch {
-                    let msg = scrubber.scrub("\(error)")
+                    let failure = Failure(error, scrubber: scrubber), msg = failure.message
                     try? journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index, description: msg, status: "failed"))
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: msg, seconds: Date().timeIntervalSince(t)))
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: msg, seconds: Date().timeIntervalSince(t), failure: failure))
                     throw AlreadyReported()
                 }
             }
             report.outputs = try await writeOutputs(ctx)
             try journal.append(JournalRecord(kind: .finished, runId: runId, host: journalHost, status: "ok"))
         } catch is AlreadyReported {
-            report.error = "stopped at the failed resource; fix the cause and run again (the run resumes)"
-        } catch { report.error = scrubber.scrub("\(error)") }
+            report.failure = Failure(report.steps.last?.failure?.kind ?? .internal,
+                                     "stopped at the failed resource; fix the cause and run again (the run resumes)")
+        } catch { report.failure = Failure(error, scrubber: scrubber) }
         return await finish(report, start)
     }
 
@@ -239,7 +256,7 @@ public struct DeploymentRunner: Sendable {
     /// Keeps going past a failure so one stuck resource does not leave the rest behind.
     public func destroy() async -> CloudRunReport {
         let start = Date()
-        var report = CloudRunReport(command: "destroy", runId: RunID.make(), mode: .destroy, resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        var report = CloudRunReport(command: "destroy", runId: RunID.make(), mode: .destroy, resumed: false, steps: [], failure: nil, requests: 0, seconds: 0)
         do {
             try await verifyCredentials()
             try journal.append(JournalRecord(kind: .run, runId: report.runId, host: journalHost, runbook: "aws-destroy", mode: "destroy"))
@@ -252,12 +269,13 @@ public struct DeploymentRunner: Sendable {
                     try journal.append(JournalRecord(kind: .undone, runId: report.runId, host: journalHost, stepId: r.id, description: done.joined(separator: "; ")))
                     report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: done.isEmpty ? .ok : .changed, changes: done, seconds: Date().timeIntervalSince(t)))
                 } catch {
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t)))
+                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t),
+                                                        failure: Failure(error, scrubber: scrubber)))
                 }
             }
             try journal.append(JournalRecord(kind: .finished, runId: report.runId, host: journalHost, status: "destroyed"))
             try? FileManager.default.removeItem(atPath: outputsPath)
-        } catch { report.error = scrubber.scrub("\(error)") }
+        } catch { report.failure = Failure(error, scrubber: scrubber) }
         return await finish(report, start)
     }
 
@@ -268,7 +286,7 @@ public struct DeploymentRunner: Sendable {
     /// interrupted rollback is simply run again.
     public func rollback() async -> CloudRunReport {
         let start = Date()
-        var report = CloudRunReport(command: "rollback", runId: "none", mode: .rollback, resumed: false, steps: [], error: nil, requests: 0, seconds: 0)
+        var report = CloudRunReport(command: "rollback", runId: "none", mode: .rollback, resumed: false, steps: [], failure: nil, requests: 0, seconds: 0)
         do {
             try await verifyCredentials()
             guard let last = journal.runs(host: journalHost).first(where: {
@@ -281,13 +299,14 @@ public struct DeploymentRunner: Sendable {
                 guard let stepId = intent.stepId, !undone.contains(stepId) else { continue }
                 let t = Date()
                 let resource = deployment.resources.first { $0.id == stepId }
-                func step(_ state: StepState, _ changes: [String], _ message: String? = nil) {
+                func step(_ state: StepState, _ changes: [String], _ message: String? = nil, failure: Failure? = nil) {
                     report.steps.append(CloudStepReport(id: stepId, phase: resource?.phase ?? .base, state: state, changes: changes.map(scrubber.scrub),
-                                                        message: message.map(scrubber.scrub), seconds: Date().timeIntervalSince(t)))
+                                                        message: message.map(scrubber.scrub), seconds: Date().timeIntervalSince(t), failure: failure))
                 }
                 guard let r = resource, let text = intent.externalUndo,
                       let undo = try? CloudUndo.decode(text) else {
-                    step(.failed, [], "no undo data for \(stepId) in run \(runId) (not in this inventory, or journalled by an older ccrun)")
+                    let why = "no undo data for \(stepId) in run \(runId) (not in this inventory, or journalled by an older ccrun)"
+                    step(.failed, [], why, failure: Failure(.refused, why))
                     continue
                 }
                 do {
@@ -304,14 +323,15 @@ public struct DeploymentRunner: Sendable {
                     try journal.append(JournalRecord(kind: .undone, runId: runId, host: journalHost, stepId: stepId, description: scrubber.scrub(done.joined(separator: "; "))))
                     step(done.isEmpty ? .ok : .changed, done)
                 } catch {
-                    step(.failed, [], "\(error)")
+                    let failure = Failure(error, scrubber: scrubber)
+                    step(.failed, [], failure.message, failure: failure)
                 }
             }
             if !report.steps.contains(where: { $0.state == .failed }) {
                 try journal.append(JournalRecord(kind: .rolledBack, runId: runId, host: journalHost, status: "rolled back"))
                 try? FileManager.default.removeItem(atPath: outputsPath)
             }
-        } catch { report.error = scrubber.scrub("\(error)") }
+        } catch { report.failure = Failure(error, scrubber: scrubber) }
         return await finish(report, start)
     }
 

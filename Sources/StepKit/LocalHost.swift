@@ -14,7 +14,12 @@ public struct LocalHost: RemoteHost {
         FileManager.default.createFile(atPath: inURL.path, contents: stdin ?? Data(), attributes: [.posixPermissions: 0o600])
         FileManager.default.createFile(atPath: outURL.path, contents: nil)
         FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        let start = ContinuousClock.now
         let status = try await LocalHost.spawn(script: script, stdin: inURL.path, stdout: outURL.path, stderr: errURL.path, timeout: timeout)
+        // SIGKILL (128 + 9) once its time was up: the timer's kill, reported as the timeout it is.
+        if let timeout, status == 137, start.duration(to: .now) >= timeout {
+            throw HostError.timedOut(host: name, what: "a script", after: timeout)
+        }
         return ScriptResult(stdout: (try? Data(contentsOf: outURL)) ?? Data(), stderr: (try? Data(contentsOf: errURL)) ?? Data(), exitStatus: status)
     }
 

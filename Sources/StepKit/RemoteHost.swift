@@ -38,6 +38,8 @@ public extension RemoteHost {
 public enum HostError: Error, CustomStringConvertible, Sendable {
     case commandFailed(host: String, what: String, status: Int32, stderr: String)
     case protocolError(host: String, detail: String)
+    /// Ran past its time limit and was stopped.
+    case timedOut(host: String, what: String, after: Duration)
     public var description: String {
         switch self {
         case let .commandFailed(host, what, status, stderr):
@@ -45,6 +47,8 @@ public enum HostError: Error, CustomStringConvertible, Sendable {
             return "\(host): \(what) failed with exit status \(status)" + (tail.isEmpty ? "" : ":\n  \(tail)")
         case let .protocolError(host, detail):
             return "\(host): \(detail)"
+        case let .timedOut(host, what, after):
+            return "\(host): \(what) did not finish within \(after.components.seconds) s and was stopped (raise --command-timeout if it needs longer)"
         }
     }
 }

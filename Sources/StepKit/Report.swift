@@ -19,6 +19,8 @@ public struct StepReport: Codable, Sendable {
     public var undo: [String]
     public var message: String?
     public var irreversible: Bool
+    /// Set when `state` is `failed`: why, as a kind a script can switch on.
+    public var failure: Failure?
 }
 
 public struct HostReport: Codable, Sendable {
@@ -27,23 +29,43 @@ public struct HostReport: Codable, Sendable {
     /// Encoded as before ("apply", "dry-run"): a typed value, not a string to compare.
     public var mode: RunOptions.Mode
     public var steps: [StepReport]
-    public var error: String?
+    /// What stopped the run on this host before or between its steps (unreachable, lock held...).
+    public var failure: Failure?
     public var seconds: Double
     /// Script runs and transfers sent to the host (an audit of a configured host is ~2).
     public var roundTrips: Int
     /// What happened besides the steps, e.g. a dead run's lock taken over.
     public var notes: [String] = []
 
-    public var failed: Bool { error != nil || steps.contains { $0.state == .failed } }
+    public init(host: String, runId: String, mode: RunOptions.Mode, steps: [StepReport], failure: Failure?, seconds: Double,
+                roundTrips: Int, notes: [String] = []) {
+        self.host = host; self.runId = runId; self.mode = mode; self.steps = steps; self.failure = failure
+        self.seconds = seconds; self.roundTrips = roundTrips; self.notes = notes
+    }
+
+    /// The host's failure message, if the run on it stopped before or between steps.
+    public var error: String? { failure?.message }
+    /// The first failure on this host: its own, else its first failed step's.
+    public var firstFailure: Failure? { failure ?? steps.first { $0.state == .failed }?.failure }
+    public var failed: Bool { failure != nil || steps.contains { $0.state == .failed } }
     public var pending: Bool { steps.contains { $0.state == .wouldChange || $0.state == .depends } }
     public func count(_ s: StepState) -> Int { steps.filter { $0.state == s }.count }
 }
 
+/// A run of one runbook on its hosts: `--json` prints it (docs/json.md, schema docs/schemas/ccrun.run-1.json).
 public struct RunReport: Codable, Sendable {
+    /// The document's format and version: a reader checks it before anything else. A new
+    /// optional field keeps the version; a renamed, removed or retyped one makes it `ccrun.run/2`.
+    public static let schemaVersion = "ccrun.run/1"
+    public var schema: String = RunReport.schemaVersion
     public var runbook: String
     public var runId: String
     public var mode: RunOptions.Mode
     public var hosts: [HostReport]
+
+    public init(runbook: String, runId: String, mode: RunOptions.Mode, hosts: [HostReport]) {
+        self.runbook = runbook; self.runId = runId; self.mode = mode; self.hosts = hosts
+    }
 
     /// 0 nothing to change (or applied), 2 changes pending (dry-run), 1 error:
     /// terraform plan -detailed-exitcode's convention.
@@ -103,7 +125,7 @@ public struct ReportPrinter: Sendable {
         }
         var out = "\(h.host): " + (parts.isEmpty ? "no steps" : parts.joined(separator: ", ")) + String(format: " in %.3f s (%d round trip%@, run %@)", h.seconds, h.roundTrips, h.roundTrips == 1 ? "" : "s", h.runId)
         for n in h.notes { out += "\n\(h.host): " + paint(n, "33") }
-        if let e = h.error { out += "\n\(h.host): " + paint("error: \(e)", "31") }
+        if let f = h.failure { out += "\n\(h.host): " + paint("error (\(f.kind.rawValue)): \(f.message)", "31") }
         return out
     }
 }

@@ -7,17 +7,40 @@ public struct UndoReport: Codable, Sendable {
     public var summary: String
     public var state: State
     public var message: String?
+    /// Set when `state` is `failed`: why, as a kind a script can switch on.
+    public var failure: Failure? = nil
 }
 
+/// `ccrun rollback` on one host.
 public struct RollbackReport: Codable, Sendable {
     public var host: String
     public var runId: String?
     public var items: [UndoReport]
-    public var error: String?
+    /// What stopped the rollback on this host before or between its undo steps.
+    public var failure: Failure?
     /// What happened besides the undo steps, e.g. a dead run's lock taken over.
     public var notes: [String] = []
-    public var failed: Bool { error != nil || items.contains { $0.state == .failed } }
+    public init(host: String, runId: String?, items: [UndoReport], failure: Failure?, notes: [String] = []) {
+        self.host = host; self.runId = runId; self.items = items; self.failure = failure; self.notes = notes
+    }
+    /// The failure message, if the rollback stopped on this host.
+    public var error: String? { failure?.message }
+    public var failed: Bool { failure != nil || items.contains { $0.state == .failed } }
     public var irreversible: [UndoReport] { items.filter { $0.state == .irreversible } }
+}
+
+/// `ccrun rollback --json`: one document for every host named (docs/json.md, docs/schemas/ccrun.rollback-1.json).
+public struct RollbackRunReport: Codable, Sendable {
+    public static let schemaVersion = "ccrun.rollback/1"
+    public var schema: String = RollbackRunReport.schemaVersion
+    public var hosts: [RollbackReport]
+    public init(hosts: [RollbackReport]) { self.hosts = hosts }
+    public var exitCode: Int32 { hosts.contains(where: \.failed) ? 1 : 0 }
+
+    public func json() throws -> String {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
 }
 
 /// Undoes a run's changes on one host in reverse order, from the undo data journalled before
@@ -50,7 +73,7 @@ public struct Rollback: Sendable {
     }
 
     public func run(on host: any RemoteHost, history: RunHistory) async -> RollbackReport {
-        guard let runId = history.runId else { return RollbackReport(host: host.name, runId: nil, items: [], error: "no run to roll back") }
+        guard let runId = history.runId else { return RollbackReport(host: host.name, runId: nil, items: [], failure: Failure(.refused, "no run to roll back")) }
         var items: [UndoReport] = []
         let paths = options.target
         let owner = options.owner ?? LockOwner.current(runId: "rollback-" + runId)
@@ -65,12 +88,12 @@ public struct Rollback: Sendable {
                 notes.append(try await lock.takeOver(info, on: host, timeout: options.probeTimeout))
             }
         } catch {
-            return RollbackReport(host: host.name, runId: runId, items: [], error: "\(error)", notes: notes)
+            return RollbackReport(host: host.name, runId: runId, items: [], failure: Failure(error, scrubber: SecretScrubber([])), notes: notes)
         }
         defer { Task { _ = try? await host.run(lock.releaseScript, stdin: nil, timeout: .seconds(30)) } }
 
         let done = history.undoneSteps
-        var failure: String?
+        var failure: Failure?
         for intent in history.firstIntents.reversed() {
             guard let stepId = intent.stepId else { continue }
             if done.contains(stepId) {
@@ -87,12 +110,16 @@ public struct Rollback: Sendable {
                     try await execute(undo, on: host)
                     items.append(UndoReport(stepId: stepId, summary: undo.summary, state: .undone, message: nil))
                 } catch {
-                    items.append(UndoReport(stepId: stepId, summary: undo.summary, state: .failed, message: "\(error)"))
+                    let why = Failure(error, scrubber: SecretScrubber([]))
+                    items.append(UndoReport(stepId: stepId, summary: undo.summary, state: .failed, message: why.message, failure: why))
                     stepFailed = true
                     break
                 }
             }
-            if stepFailed { failure = "rollback stopped at \(stepId); fix the cause and run `ccrun rollback` again"; break }
+            if stepFailed {
+                failure = Failure(items.last?.failure?.kind ?? .internal, "rollback stopped at \(stepId); fix the cause and run `ccrun rollback` again")
+                break
+            }
             let rec = JournalRecord(kind: .undone, runId: runId, host: host.name, stepId: stepId, status: "undone")
             try? jOptions.journal?.append(rec)
             _ = try? await host.run(paths.appendScript(runId: runId), stdin: try rec.jsonLine(), timeout: options.probeTimeout)
@@ -103,7 +130,7 @@ public struct Rollback: Sendable {
             if let line = try? rec.jsonLine() { _ = try? await host.run(paths.appendScript(runId: runId), stdin: line, timeout: options.probeTimeout) }
         }
         _ = try? await host.run(lock.releaseScript, stdin: nil, timeout: .seconds(30))
-        return RollbackReport(host: host.name, runId: runId, items: items, error: failure, notes: notes)
+        return RollbackReport(host: host.name, runId: runId, items: items, failure: failure, notes: notes)
     }
 
     /// Turns undo data into actions: the same executor apply uses.

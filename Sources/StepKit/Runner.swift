@@ -40,7 +40,7 @@ public struct RunOptions: Sendable {
 
     public init(mode: Mode = .apply, runId: String = RunID.make(), target: TargetPaths = TargetPaths(), journal: LocalJournal? = nil,
                 parallel: Int = 8, probeTimeout: Duration = .seconds(120), actionTimeout: Duration = .seconds(1800),
-                resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = MariaDBExecutor(),
+                resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = UnconfiguredSQLExecutor(),
                 observer: any RunObserver = QuietRunObserver()) {
         self.mode = mode; self.runId = runId; self.target = target; self.journal = journal; self.parallel = parallel
         self.probeTimeout = probeTimeout; self.actionTimeout = actionTimeout; self.resume = resume; self.owner = owner; self.sql = sql
@@ -109,7 +109,7 @@ public struct Runner: Sendable {
                         return (i, report)
                     } catch {
                         return (i, HostReport(host: target.name, runId: options.runId, mode: options.mode, steps: [],
-                                              error: SecretScrubber(runbook.secrets).scrub("\(error)"), seconds: start.duration(to: .now).seconds, roundTrips: 0))
+                                              failure: Failure(error, scrubber: SecretScrubber(runbook.secrets)), seconds: start.duration(to: .now).seconds, roundTrips: 0))
                     }
                 }
             }
@@ -161,7 +161,7 @@ final class HostRun {
 
     func execute() async -> HostReport {
         let start = ContinuousClock.now
-        var hostError: String?
+        var hostError: Failure?
         var noOp = false
         do {
             try runbook.validate()
@@ -186,7 +186,7 @@ final class HostRun {
             }
             try await runSteps()
         } catch {
-            hostError = scrubber.scrub("\(error)")
+            hostError = Failure(error, scrubber: scrubber)
         }
         if isApply && holdsLock {
             let failed = hostError != nil || reports.contains { $0.state == .failed }
@@ -200,7 +200,7 @@ final class HostRun {
             report(StepReport(index: i, id: s.id, description: scrubber.scrub(s.description), state: .skipped, seconds: 0, diff: nil,
                               actions: [], undo: [], message: nil, irreversible: s.reversibility != .reversible))
         }
-        return HostReport(host: host.name, runId: options.runId, mode: options.mode, steps: reports, error: hostError,
+        return HostReport(host: host.name, runId: options.runId, mode: options.mode, steps: reports, failure: hostError,
                           seconds: start.duration(to: .now).seconds, roundTrips: host.roundTrips, notes: notes)
     }
 
@@ -354,6 +354,7 @@ final class HostRun {
                 case let .dependsOnEarlierChange(why):
                     rep.state = isApply ? .failed : .depends
                     rep.message = scrubber.scrub(why)
+                    if isApply { rep.failure = Failure(.refused, rep.message ?? "") }
                     if !isApply { pending.append(step.affects) }
                 case let .change(change):
                     rep.diff = change.diff.map(scrubber.scrub)
@@ -370,8 +371,10 @@ final class HostRun {
                     }
                 }
             } catch {
+                let failure = Failure(error, scrubber: scrubber)
                 rep.state = .failed
-                rep.message = scrubber.scrub("\(error)")
+                rep.message = failure.message
+                rep.failure = failure
             }
             rep.seconds = start.duration(to: .now).seconds
             report(rep)
@@ -414,7 +417,7 @@ final class HostRun {
         if !needed.isEmpty { facts.merge(try await probe(needed)) }
         let again = try step.plan(facts, context: PlanContext(backupDirectory: paths.backupDirectory(options.runId)))
         if !again.isSatisfied {
-            throw StepRefusal("applied, but the host still does not match: \(again.change?.actions.map(\.summary).joined(separator: "; ") ?? "\(again)")")
+            throw VerifyFailure("applied, but the host still does not match: \(again.change?.actions.map(\.summary).joined(separator: "; ") ?? "\(again)")")
         }
     }
 }

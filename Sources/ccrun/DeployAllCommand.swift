@@ -70,7 +70,7 @@ enum DeployPhase: String, CaseIterable, Sendable {
 
 /// How one phase ended, for the closing summary and the exit code.
 enum PhaseOutcome: Sendable {
-    case done, nothingToChange, pending, depends(String), failed(String), skipped(String)
+    case done, nothingToChange, pending, depends(String), failed(Failure), skipped(String)
 
     var word: String {
         switch self {
@@ -85,10 +85,13 @@ enum PhaseOutcome: Sendable {
 
     var detail: String? {
         switch self {
-        case let .depends(s), let .failed(s), let .skipped(s): s
+        case let .depends(s), let .skipped(s): s
+        case let .failed(f): f.message
         default: nil
         }
     }
+
+    var failure: Failure? { if case let .failed(f) = self { f } else { nil } }
 
     /// The stable name in `deploy --json` (the words above are for people).
     var code: String {
@@ -122,6 +125,8 @@ struct DeployReport: Encodable {
         /// done, ok (nothing to change), pending, depends, failed, skipped.
         var outcome: String
         var detail: String?
+        /// Set when `outcome` is `failed`: why, as a kind a script can switch on.
+        var failure: Failure?
         /// The aws and images phases: `ccrun aws`'s own report (secrets scrubbed).
         var aws: CloudRunReport?
         /// The host phases: the runbook's report (secrets masked).
@@ -314,11 +319,12 @@ struct DeployPipeline {
             do {
                 result = try await run(phase, runner: runner, hosts: hosts, inventoryPath: derivedPath, resume: cut.contains(phase.rawValue))
             } catch {
-                result = PhaseResult(outcome: .failed("\(error)"))
+                result = PhaseResult(outcome: .failed(Failure(error, scrubber: SecretScrubber([]))))
             }
             let outcome = result.outcome
             outcomes.append((phase, outcome))
-            phaseReports.append(.init(phase: phase.rawValue, outcome: outcome.code, detail: outcome.detail, aws: result.aws, runbook: result.runbook))
+            phaseReports.append(.init(phase: phase.rawValue, outcome: outcome.code, detail: outcome.detail, failure: outcome.failure,
+                                      aws: result.aws, runbook: result.runbook))
             let ok: Bool
             if case .failed = outcome { ok = false } else { ok = true }
             // Journal first, then the line: whoever sees "phase X done" may rely on it being recorded.
@@ -368,12 +374,14 @@ struct DeployPipeline {
                 let changing = report.steps.filter { $0.state == .wouldChange }
                 return PhaseResult(outcome: changing.isEmpty && !waiting.isEmpty ? .depends("\(waiting.count) resource(s) wait for earlier phases") : .pending,
                                    aws: report)
-            default: return PhaseResult(outcome: .failed(report.error ?? "see the failed resources above"), aws: report)
+            default:
+                let first = report.failure ?? report.steps.first { $0.state == .failed }?.failure
+                return PhaseResult(outcome: .failed(Failure(first?.kind ?? .internal, report.error ?? "see the failed resources above")), aws: report)
             }
         case .database, .nfsMaster, .repoNode, .webNode:
-            guard let hosts else { return PhaseResult(outcome: .failed("no instance inventory")) }
+            guard let hosts else { return PhaseResult(outcome: .failed(Failure(.refused, "no instance inventory"))) }
             if let why = hosts.missing[phase] {
-                return PhaseResult(outcome: options.dryRun ? .depends(why) : .failed("cannot run yet: \(why)"))
+                return PhaseResult(outcome: options.dryRun ? .depends(why) : .failed(Failure(.refused, "cannot run yet: \(why)")))
             }
             var ho = hostOptions
             ho.inventory = inventoryPath
@@ -395,7 +403,9 @@ struct DeployPipeline {
             switch report.exitCode {
             case 0: return PhaseResult(outcome: options.dryRun ? .nothingToChange : .done, runbook: report)
             case 2: return PhaseResult(outcome: .pending, runbook: report)
-            default: return PhaseResult(outcome: .failed("the \(phase.rawValue) runbook failed (see its steps above)"), runbook: report)
+            default:
+                let kind = report.hosts.lazy.compactMap(\.firstFailure).first?.kind ?? .internal
+                return PhaseResult(outcome: .failed(Failure(kind, "the \(phase.rawValue) runbook failed (see its steps above)")), runbook: report)
             }
         }
     }

@@ -108,12 +108,14 @@ struct RollbackCommand: AsyncParsableCommand {
         let inventory = try hostOptions.loadInventory()
         let journal = hostOptions.journal
         let admin = try inventory?.database?.adminEndpoint()
-        var failed = false
         var reports: [RollbackReport] = []
         for target in try hostOptions.hostTargets(hosts, inventory: inventory) {
             let host: any RemoteHost
             do { host = try await target.connect() } catch {
-                say("\(target.name): \(error)"); failed = true; continue
+                let report = RollbackReport(host: target.name, runId: nil, items: [], failure: Failure(error, scrubber: SecretScrubber([])))
+                reports.append(report)
+                if !output.json { say("\(target.name): \(error)") }
+                continue
             }
             // Disconnected here, awaited: a disconnect left to a detached Task could still be
             // tearing the libssh2 session down while the process exits (seen as a SIGSEGV at exit).
@@ -122,13 +124,12 @@ struct RollbackCommand: AsyncParsableCommand {
                 if !output.json { say("\(target.name): nothing to roll back") }
                 continue
             }
-            let rollback = Rollback(options: RunOptions(mode: .apply, target: hostOptions.targetPaths, journal: journal)) { name in
+            let rollback = Rollback(options: hostOptions.runOptions(mode: .apply)) { name in
                 admin.flatMap { $0.description == name ? $0 : nil }
             }
             let report = await rollback.run(on: host, history: history)
             await host.disconnect()
             reports.append(report)
-            failed = failed || report.failed
             if !output.json {
                 let p = output.printer
                 for item in report.items {
@@ -141,11 +142,9 @@ struct RollbackCommand: AsyncParsableCommand {
                       + (report.irreversible.isEmpty ? "" : "; \(report.irreversible.count) irreversible change(s) remain"))
             }
         }
-        if output.json {
-            let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            say(String(decoding: try e.encode(reports), as: UTF8.self))
-        }
-        throw ExitCode(failed ? 1 : 0)
+        let document = RollbackRunReport(hosts: reports)
+        if output.json { say(try document.json()) }
+        throw ExitCode(document.exitCode)
     }
 }
 

@@ -30,6 +30,20 @@ struct SSHRemoteHost: RemoteHost {
     func disconnect() async { await connection.close() }
 }
 
+/// What each transport failure means to the operator (`--json`: `failure.kind`).
+extension TransportError: FailureClassifying {
+    public var failureKind: FailureKind {
+        switch self {
+        case .nameResolution, .unreachable, .connectTimeout, .handshakeFailed: .unreachable
+        case .hostKeyUnknown, .hostKeyChanged, .knownHostsFile, .authenticationFailed, .sudoFailed: .refused
+        case .commandTimeout: .timeout
+        case .linkLost, .closed, .channelFailed: .linkLost
+        case .sftp: .commandFailed
+        case .library: .internal
+        }
+    }
+}
+
 /// True the first time only. Progress callbacks run on the connection's queue while the
 /// creating task waits, so the flag is guarded by a lock rather than owned by an actor.
 final class OnceFlag: @unchecked Sendable {

@@ -362,6 +362,10 @@ struct DeploymentTests {
                              environment: w.environment())
         try w.assertNoSecret(in: r.stdout + r.stderr, what: "ccrun deploy --dry-run --json")
         #expect(r.status == 2, "\(r.stderr)")
+        if JSONSchemaCheck.shouldRun {
+            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.deploy-1.json")
+            #expect(errors.isEmpty, "the document does not match docs/schemas/ccrun.deploy-1.json:\n\(errors)")
+        }
         let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
         #expect(doc["schema"] as? String == "ccrun.deploy/1")
         #expect(doc["mode"] as? String == "dry-run")
@@ -396,6 +400,15 @@ struct DeploymentTests {
         #expect(out.contains("rejected"), "\(out)")
         #expect(!out.contains(wrongSecret))
         #expect((try w.snapshot()["groups"] as! [String: Any]).isEmpty)
+        // What a script reads: a rejected key is `refused` (nothing ran; a decision is needed).
+        let json = try w.ccrun(["plan", "--json"])
+        #expect(json.status == 1 && !json.stdout.contains(wrongSecret))
+        if JSONSchemaCheck.shouldRun {
+            let errors = try JSONSchemaCheck.errors(in: json.stdout, schema: "ccrun.aws-1.json")
+            #expect(errors.isEmpty, "\(errors)\n\(json.stdout)")
+        }
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)\(json.stderr)")
+        #expect(doc["schema"] as? String == "ccrun.aws/1" && (doc["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
         // Env credentials win over the file, the standard way.
         let fromEnv = try w.ccrun(["plan", "--phase", "base"], env: ["AWS_ACCESS_KEY_ID": "AKIDNOTREAL", "AWS_SECRET_ACCESS_KEY": wrongSecret])
         #expect(fromEnv.status == 1)

@@ -28,5 +28,16 @@ struct GuideCommandTimeoutTests {
             #expect(r.output.contains(Self.host) && r.output.contains("did not finish within 1 s"), "ccrun \(command): no timeout naming \(Self.host):\n\(r.output.suffix(2000))")
             #expect(seconds < 20, "ccrun \(command) took \(seconds) s with --command-timeout 1")
         }
+        // What a script reads: the same failure typed, in a document of the published schema.
+        let r = try CCRunExecutable.run(["repo-node", "--inventory", shell.inventoryPath, "--ccr-binary", ship,
+                                         "--dry-run", "--json", "--command-timeout", "1", Self.host])
+        #expect(r.status == 1)
+        if JSONSchemaCheck.shouldRun {
+            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.run-1.json")
+            #expect(errors.isEmpty, "\(errors)\n\(r.stdout)")
+        }
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)\n\(r.stderr)")
+        let host = try #require((doc["hosts"] as? [[String: Any]])?.first)
+        #expect(host["host"] as? String == Self.host && (host["failure"] as? [String: Any])?["kind"] as? String == "timeout", "\(host)")
     }
 }

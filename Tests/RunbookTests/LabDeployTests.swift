@@ -30,14 +30,8 @@ struct LabDeployTests {
     }
 
     static func ccrunBinary() throws -> String {
-        if let p = ProcessInfo.processInfo.environment["CCRUN_BINARY"], !p.isEmpty { return p }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<3 {
-            let candidate = dir.appendingPathComponent("ccrun").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir.deleteLastPathComponent()
-        }
-        throw LabDeployError.missing("the ccrun executable beside the tests (swift test builds it; or set CCRUN_BINARY)")
+        guard let path = CCRunExecutable.path else { throw LabDeployError.missing(CCRunExecutable.missing) }
+        return path
     }
 
     /// A ccr the hosts can run. ccrun no longer builds one unless asked (`--build-ccr`), and the

@@ -25,14 +25,8 @@ final class CCRunProcess {
     }
 
     static func binary() throws -> String {
-        if let p = ProcessInfo.processInfo.environment["CCRUN_BINARY"], !p.isEmpty { return p }
-        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
-        for _ in 0..<4 {
-            let candidate = dir.appendingPathComponent("ccrun").path
-            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
-            dir.deleteLastPathComponent()
-        }
-        throw Failure.missingBinary
+        guard let path = CCRunExecutable.path else { throw Failure.missingBinary }
+        return path
     }
 
     let arguments: [String]

@@ -8,7 +8,7 @@ import Testing
     }
     func report(_ mode: RunOptions.Mode, _ states: [StepState], error: String? = nil) -> RunReport {
         RunReport(runbook: "r", runId: "1", mode: mode,
-                  hosts: [HostReport(host: "h", runId: "1", mode: mode, steps: states.map(step), error: error, seconds: 0, roundTrips: 1)])
+                  hosts: [HostReport(host: "h", runId: "1", mode: mode, steps: states.map(step), failure: error.map { Failure(.commandFailed, $0) }, seconds: 0, roundTrips: 1)])
     }
 
     @Test func exitCodesFollowTerraformDetailedExitcode() {

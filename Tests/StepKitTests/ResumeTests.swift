@@ -111,6 +111,7 @@ final class KillingHost: RemoteHost, @unchecked Sendable {
             let refused = await Runner(runbook: changed, options: RunOptions(runId: runId, target: sb.target, journal: sb.journal, resume: true))
                 .run(on: LocalHost())
             let error = try #require(refused.error)
+            #expect(refused.failure?.kind == .refused, "a changed runbook is the operator's decision")
             #expect(error.contains("cannot resume run \(runId)") && error.contains("step \(applied)"), "\(error)")
             #expect(error.contains(removed ? "is no longer in it" : "has other parameters"), "\(error)")
             #expect(error.contains("ccrun rollback localhost"), "the way out: \(error)")

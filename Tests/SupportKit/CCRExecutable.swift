@@ -28,3 +28,39 @@ public enum CCRExecutable {
         return nil
     }
 }
+
+/// The `ccrun` executable tests run as a user does: `$CCRUN_BINARY`, or the one `swift build
+/// --build-tests` puts beside the test bundle.
+public enum CCRunExecutable {
+    public static var path: String? {
+        if let p = ProcessInfo.processInfo.environment["CCRUN_BINARY"], !p.isEmpty { return p }
+        var dir = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            let candidate = dir.appendingPathComponent("ccrun").path
+            if FileManager.default.isExecutableFile(atPath: candidate) { return candidate }
+            dir.deleteLastPathComponent()
+        }
+        return nil
+    }
+    public static let missing = "the ccrun executable was not found beside the tests (swift test builds it; or set CCRUN_BINARY)"
+
+    /// Runs ccrun to its end; stdout and stderr apart (`--json` documents are on stdout alone).
+    public static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+        guard let path else { throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: missing]) }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
+        FileManager.default.createFile(atPath: out.path, contents: nil)
+        FileManager.default.createFile(atPath: err.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = arguments
+        p.standardOutput = try FileHandle(forWritingTo: out)
+        p.standardError = try FileHandle(forWritingTo: err)
+        try p.run()
+        p.waitUntilExit()
+        func text(_ u: URL) -> String { String(decoding: (try? Data(contentsOf: u)) ?? Data(), as: UTF8.self) }
+        return (p.terminationStatus, text(out), text(err))
+    }
+}
