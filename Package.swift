@@ -69,7 +69,9 @@ let package = Package(
         /// SSH transport over libssh2: sessions, commands, SFTP, known_hosts, ssh_config.
         .target(name: "Transport", dependencies: ["LeanFoundation", "CLibSSH2", "CCrypto"], linkerSettings: sharedOpenSSL),
         /// The step engine and its standard steps. Talks to hosts through the `RemoteHost` protocol.
-        .target(name: "StepKit", dependencies: ["LeanFoundation", "CMariaDB", "CCrypto"], linkerSettings: sharedOpenSSL),
+        .target(name: "StepKit", dependencies: ["LeanFoundation", "CCrypto"], linkerSettings: sharedOpenSSL),
+        /// The SQL client ccrun gives the engine for SQL steps (MariaDB Connector/C; MySQL 8 too).
+        .target(name: "MariaDBClient", dependencies: ["LeanFoundation", "CMariaDB", "StepKit"], linkerSettings: sharedOpenSSL),
         /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto).
         .target(name: "Lab", dependencies: ["LeanFoundation"]),
         /// AWS API over libcurl with SigV4.
@@ -77,7 +79,7 @@ let package = Package(
         /// The deployment guide as Swift code: one file per guide section.
         .target(name: "Runbooks", dependencies: ["LeanFoundation", "StepKit"], path: "Runbooks"),
         .executableTarget(name: "ccrun", dependencies: [
-            "Transport", "StepKit", "Lab", "CloudAPI", "Runbooks", "GlibcCompat", "LeanFoundation",
+            "Transport", "StepKit", "MariaDBClient", "Lab", "CloudAPI", "Runbooks", "GlibcCompat", "LeanFoundation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], swiftSettings: [
             /// The process-kill tests' stop points (TestHooks): in debug builds only, never in what ships.
@@ -121,7 +123,7 @@ let package = Package(
         ]),
         /// `ccr-bench`: N tuners against `ccr serve`; RSS per tuner, CPU, live-feed latency.
         .executableTarget(name: "ccr-bench", dependencies: [
-            "TunerBench", "TunerServer", "Store",
+            "TunerBench", "TunerServer", "ServerFiles", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], linkerSettings: staticOpenSSL),
 
@@ -140,7 +142,7 @@ let package = Package(
             "TunerServer", "TunerBench", "ServerFiles", "Store", "Captions", "SupportKit",
             .product(name: "PropertyBased", package: "swift-property-based"),
         ]),
-        .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "Transport", "SupportKit"]),
+        .testTarget(name: "RunbookTests", dependencies: ["Runbooks", "StepKit", "MariaDBClient", "Transport", "SupportKit"]),
         .testTarget(name: "CloudAPITests", dependencies: [
             "CloudAPI", "StepKit", "SupportKit", .product(name: "PropertyBased", package: "swift-property-based"),
         ]),

@@ -41,9 +41,13 @@ public enum LoadBalancerRunbook {
     /// - A node that died is marked down only after its checks fail (up to 4 s): meanwhile a
     ///   connection it refuses is retried on another node (`option redispatch`), so a tuner that
     ///   reconnects at once, or a visitor's request, does not land on the dead node again.
+    /// - Tuner connections start with a PROXY v2 header (`send-proxy-v2`, also on the health
+    ///   checks) naming the tuner's address: ccr serve, told the balancer's address by the
+    ///   repo-node runbook (`proxy_protocol_from`), applies its per-address limits to each tuner,
+    ///   not to the balancer, and logs and stores the tuner's address.
     public static func haproxyConfig(repoNodes: [BalancedServer], webNodes: [BalancedServer]) -> String {
-        func servers(_ list: [BalancedServer], port: Int) -> String {
-            list.map { "    server \($0.name) \($0.address):\(port) check inter 2s fall 2 rise 2\n" }.joined()
+        func servers(_ list: [BalancedServer], port: Int, options: String = "") -> String {
+            list.map { "    server \($0.name) \($0.address):\(port)\(options) check inter 2s fall 2 rise 2\n" }.joined()
         }
         return """
             # CC Repository load balancer (written by ccrun): the guide's two load balancers as HAProxy.
@@ -73,7 +77,7 @@ public enum LoadBalancerRunbook {
                 option tcpka
                 timeout server 3m
                 timeout tunnel 3m
-            \(servers(repoNodes, port: tunerPort))
+            \(servers(repoNodes, port: tunerPort, options: " send-proxy-v2"))
             # The web site: HTTP, to the web servers' Apache.
             frontend web
                 mode http

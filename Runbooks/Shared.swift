@@ -35,6 +35,9 @@ public struct Deployment: Sendable {
     /// roles repo-node and web-node.
     public var repoNodes: [BalancedServer] = []
     public var webNodes: [BalancedServer] = []
+    /// The addresses of the inventory's load balancers (role lb): the repository servers take a
+    /// PROXY header from them (`proxy_protocol_from`), which `send-proxy-v2` sends.
+    public var loadBalancers: [String] = []
 
     public init(nfsServer: String, admin: DatabaseEndpoint, readOnlyPassword: Secret, readWritePassword: Secret,
                 databaseName: String = "cc", readOnlyUser: String = "cc_ro", readWriteUser: String = "cc_rw",

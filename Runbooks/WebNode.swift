@@ -7,6 +7,11 @@ public enum WebNodeRunbook {
     public static let name = "web-node"
     /// Where `ccr web` listens; only Apache talks to it.
     public static let webListen = "127.0.0.1:8080"
+    /// A working web server, as the load balancer's check sees one: `GET /` answers 200 through
+    /// Apache (so ccr web behind it answers too). bash's /dev/tcp, bounded by `timeout`: no curl
+    /// on a minimal host. A rolling upgrade's health gate before the node goes back into the lb.
+    public static let health = ServiceCheck.command(
+        "timeout 5 bash -c 'exec 3<>/dev/tcp/127.0.0.1/80 && printf \"GET / HTTP/1.0\\r\\nHost: localhost\\r\\n\\r\\n\" >&3 && read -r v c r <&3 && [ \"$c\" = 200 ]'")
 
     /// The Apache site: no password in it (the guide's SetEnv CC_DB_PASSWORD is gone; `ccr web`
     /// reads cc_ro's password from /etc/ccr/ccr.conf, 0600). The live feed (server-sent events)

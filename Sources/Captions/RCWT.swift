@@ -254,6 +254,13 @@ public struct RCWTRecordAssembler: Sendable {
         if let failure { throw failure }
     }
 
+    /// `appendRecordBytes` for bytes already contiguous: not generic, so a caller in another
+    /// module (the server, for every record) runs this compiled code, not the unspecialized
+    /// generic one with its dynamic `withContiguousStorageIfAvailable`.
+    public mutating func appendRecordBuffer(_ buf: UnsafeBufferPointer<UInt8>, emit: (RCWTRecordBytes) throws(RCWTError) -> Void) throws(RCWTError) {
+        try appendBuffer(buf, emit: emit)
+    }
+
     mutating func appendBuffer(_ buf: UnsafeBufferPointer<UInt8>, emit: (RCWTRecordBytes) throws(RCWTError) -> Void) throws(RCWTError) {
         var i = 0
         let end = buf.count

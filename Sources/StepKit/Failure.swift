@@ -91,6 +91,9 @@ extension SQLError: FailureClassifying {
         case .connect: .unreachable
         case .accessDenied: .refused
         case .statement: .commandFailed
+        case .noClient: .internal
         }
     }
 }
+
+extension RolloutError: FailureClassifying { public var failureKind: FailureKind { .refused } }

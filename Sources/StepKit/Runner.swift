@@ -40,7 +40,7 @@ public struct RunOptions: Sendable {
 
     public init(mode: Mode = .apply, runId: String = RunID.make(), target: TargetPaths = TargetPaths(), journal: LocalJournal? = nil,
                 parallel: Int = 8, probeTimeout: Duration = .seconds(120), actionTimeout: Duration = .seconds(1800),
-                resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = MariaDBExecutor(),
+                resume: Bool = false, owner: LockOwner? = nil, sql: any SQLExecutor = UnconfiguredSQLExecutor(),
                 observer: any RunObserver = QuietRunObserver()) {
         self.mode = mode; self.runId = runId; self.target = target; self.journal = journal; self.parallel = parallel
         self.probeTimeout = probeTimeout; self.actionTimeout = actionTimeout; self.resume = resume; self.owner = owner; self.sql = sql

@@ -15,15 +15,19 @@ final class AcceptFilter: ChannelInboundHandler, Sendable {
 
     private let admission: TunerAdmission
     private let metrics: ServerMetrics
+    /// Load balancers (`[server] proxy_protocol_from`): their connections carry many tuners, whose
+    /// own addresses are known only from the PROXY header, so they are judged after it.
+    private let proxies: AddressSet
 
-    init(admission: TunerAdmission, metrics: ServerMetrics) {
+    init(admission: TunerAdmission, metrics: ServerMetrics, proxies: AddressSet = AddressSet()) {
         self.admission = admission
         self.metrics = metrics
+        self.proxies = proxies
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let accepted = unwrapInboundIn(data)
-        guard let address = accepted.remoteAddress?.ipAddress,
+        guard let address = accepted.remoteAddress?.ipAddress, !proxies.contains(address),
               let refusal = admission.refusalAtAccept(address, nowMs: wallClockMilliseconds()) else {
             context.fireChannelRead(data)
             return

@@ -72,6 +72,8 @@ public enum FramingError: Error, Equatable, Sendable, CustomStringConvertible {
 
     public var description: String {
         switch self {
+        case .unknownCommand(let byte) where ProxyHeader.mayStart(byte):
+            "unknown command byte \(byte) (0x\(String(byte, radix: 16))), the start of a PROXY header: only addresses in [server] proxy_protocol_from may send one"
         case .unknownCommand(let byte):
             "unknown command byte \(byte) (0x\(String(byte, radix: 16))); expected 2, 4, 5, 6, 7 or 55"
         case .lengthNotDecimal(let bytes):
@@ -158,18 +160,22 @@ public struct BlockFramer: Sendable {
                 }
                 state = .length(command, value: 0, seen: 0, sawNul: false)
             case .length(let command, var value, var seen, var sawNul):
-                let byte = bytes[index]
-                bytes.formIndex(after: &index)
-                setLengthByte(seen, byte)
-                seen += 1
-                switch byte {
-                case UInt8(ascii: "0")...UInt8(ascii: "9") where !sawNul:
-                    value = value * 10 + Int(byte - UInt8(ascii: "0"))
-                case 0 where seen > 1:
-                    sawNul = true
-                default:
-                    // Consume no more: report the field as far as it was read.
-                    try fail(.lengthNotDecimal(lengthField(count: seen)))
+                // The whole field in one go when it is there (the usual case: a block arrives in
+                // one write), the state written once, not once per byte.
+                while seen < Self.lengthFieldSize && index != bytes.endIndex {
+                    let byte = bytes[index]
+                    bytes.formIndex(after: &index)
+                    setLengthByte(seen, byte)
+                    seen += 1
+                    switch byte {
+                    case UInt8(ascii: "0")...UInt8(ascii: "9") where !sawNul:
+                        value = value * 10 + Int(byte - UInt8(ascii: "0"))
+                    case 0 where seen > 1:
+                        sawNul = true
+                    default:
+                        // Consume no more: report the field as far as it was read.
+                        try fail(.lengthNotDecimal(lengthField(count: seen)))
+                    }
                 }
                 if seen < Self.lengthFieldSize {
                     state = .length(command, value: value, seen: seen, sawNul: sawNul)

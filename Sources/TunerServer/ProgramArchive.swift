@@ -103,6 +103,15 @@ public struct ProgramFiles: Sendable {
         bytesAppended += text.utf8.count
     }
 
+    /// Lets `write` append to the file's waiting bytes in place: a caption writer's output goes
+    /// straight into the buffer, not through an array and a String of its own per event.
+    public mutating func append(_ kind: ArchiveFileKind, writing write: (inout [UInt8]) -> Void) {
+        let i = index(kind)
+        let before = pending[i].bytes.count
+        write(&pending[i].bytes)
+        bytesAppended += pending[i].bytes.count - before
+    }
+
     private mutating func index(_ kind: ArchiveFileKind) -> Int {
         if let i = pending.firstIndex(where: { $0.kind == kind }) { return i }
         pending.append((kind, []))

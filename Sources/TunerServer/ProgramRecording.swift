@@ -75,13 +75,13 @@ struct ProgramRecording: Sendable {
         files.append(.bin, record.bytes)
     }
 
+    /// Each writer appends its bytes for `event` to its file's buffer in place (an event is
+    /// rendered without an array or a String of its own: 89.sendto.bin's XDS made ~2 of each
+    /// per record).
     mutating func write(_ event: CaptionEvent) {
-        let s = srt.write(event)
-        if !s.isEmpty { files.append(.srt, s) }
-        let t = txt.write(event)
-        if !t.isEmpty { files.append(.txt, t) }
-        let tt = ttxt.write(event)
-        if !tt.isEmpty { files.append(.ttxt, tt) }
+        files.append(.srt) { srt.append(event, to: &$0) }
+        files.append(.txt) { txt.append(event, to: &$0) }
+        files.append(.ttxt) { ttxt.append(event, to: &$0) }
     }
 
     /// A CEA-708 service's cue, to that service's `.svcN.srt`.

@@ -19,6 +19,12 @@ public struct ServerConfiguration: Sendable {
     public var archiveDirectory = "archive"
     /// Seconds a tuner may take to send its PASSWORD block.
     public var handshakeTimeout: Double = 15
+    /// Seconds a block may take to arrive whole, counted from the end of the one before (or the
+    /// connect): CCExtractor writes each block at once, so a block still incomplete after this
+    /// long is a connection trickling bytes to hold its slot under `idle_timeout`. As long as
+    /// `idle_timeout`: at 30 s, 120 of 9,400 honest tuners of the load generator were closed
+    /// mid-block on this overloaded 2-core machine (bench/RESULTS.md, 2026-12-07 15:12).
+    public var blockTimeout: Double = 120
     /// Seconds of silence after which a tuner is considered gone. CCExtractor sends data
     /// continuously (and PING every 3 s when idle on live input), so a minute is generous.
     public var idleTimeout: Double = 120
@@ -49,6 +55,10 @@ public struct ServerConfiguration: Sendable {
     /// Receive buffer per read: small on purpose (ccr-memory.md: a tuner sends ~200 bytes/s and
     /// NIO keeps each connection's last buffer).
     public var receiveBufferSize = 256
+    /// Load balancers whose connections start with a PROXY header (v1 or v2) naming the tuner's
+    /// address, which limits, logs and the tuners table then use (`[server] proxy_protocol_from`).
+    /// Empty: no PROXY header is accepted from anyone.
+    public var proxyProtocolFrom = AddressSet()
 
     public init() {}
 
@@ -70,7 +80,8 @@ public struct ServerConfiguration: Sendable {
     /// node running both services shares it): `ccr serve` accepts and ignores it, but still
     /// checks its key names so that a typo there is reported by either service.
     static let knownKeys: [String: Set<String>] = [
-        "server": ["listen", "port", "password", "max_tuners", "handshake_timeout", "idle_timeout", "wrong_password_delay", "node_name", "threads"],
+        "server": ["listen", "port", "password", "max_tuners", "handshake_timeout", "idle_timeout", "wrong_password_delay", "node_name", "threads", "block_timeout",
+                   "proxy_protocol_from"],
         "archive": ["dir", "flush_interval", "flush_bytes"],
         "metrics": ["listen", "port"],
         "database": ["driver", "path", "host", "port", "user", "password", "name", "spool_dir", "spool_limit", "heartbeat_interval"],
@@ -94,9 +105,17 @@ public struct ServerConfiguration: Sendable {
         if let v = try ini.int("server", "max_tuners", in: 1...1_000_000) { c.maxTuners = v }
         if let v = try ini.double("server", "handshake_timeout", in: 0.1...3600) { c.handshakeTimeout = v }
         if let v = try ini.double("server", "idle_timeout", in: 1...86_400) { c.idleTimeout = v }
+        if let v = try ini.double("server", "block_timeout", in: 0.1...86_400) { c.blockTimeout = v }
         if let v = try ini.double("server", "wrong_password_delay", in: 0...60) { c.wrongPasswordDelay = v }
         if let v = ini.string("server", "node_name"), !v.isEmpty { c.nodeName = v }
         if let v = try ini.int("server", "threads", in: 0...256) { c.eventLoopThreads = v }
+        if let e = ini.entry("server", "proxy_protocol_from") {
+            do {
+                c.proxyProtocolFrom = try AddressSet(parsing: e.value)
+            } catch {
+                throw IniError.badValue(source: path, line: e.line, key: "server.proxy_protocol_from", error.description)
+            }
+        }
         if let v = ini.string("archive", "dir") { c.archiveDirectory = v }
         if let v = try ini.double("archive", "flush_interval", in: 0.05...600) { c.flushInterval = v }
         if let v = try ini.int("archive", "flush_bytes", in: 0...(1 << 20)) { c.flushThreshold = v }

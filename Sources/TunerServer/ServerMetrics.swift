@@ -7,6 +7,8 @@ import Synchronization
 public final class ServerMetrics: Sendable {
     public struct Snapshot: Sendable, Equatable {
         public var connectedTuners = 0
+        /// Connections not yet authenticated (set when rendered).
+        public var unauthenticatedConnections = 0
         public var connectionsTotal = 0
         public var bytesReceived = 0
         public var recordsDecoded = 0
@@ -44,6 +46,7 @@ public final class ServerMetrics: Sendable {
             out += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n\(name) \(value)\n"
         }
         metric("ccr_connected_tuners", "gauge", "Tuners connected now.", s.connectedTuners)
+        metric("ccr_unauthenticated_connections", "gauge", "Connections not yet authenticated now.", s.unauthenticatedConnections)
         metric("ccr_connections_total", "counter", "Tuner connections accepted.", s.connectionsTotal)
         metric("ccr_bytes_received_total", "counter", "Bytes received from tuners.", s.bytesReceived)
         metric("ccr_records_total", "counter", "RCWT records decoded.", s.recordsDecoded)

@@ -5,7 +5,15 @@ import Synchronization
 ///
 /// Tuner slots (`max_tuners`) go to authenticated tuners only; connections that have not yet
 /// authenticated are counted here, in all and per address, so a few silent or trickling
-/// connections can neither take the slots of real tuners nor crowd each other out. An address
+/// connections can neither take the slots of real tuners nor crowd each other out.
+///
+/// The per-address cap (`unauthenticated_per_address`) applies to an address that misbehaved
+/// within `TunerLimits.suspectSeconds`: a connection of it missed the handshake deadline, sent a
+/// wrong password, broke the protocol before authenticating, or was closed over a limit. Until
+/// then an address may hold up to half of `unauthenticated`: a site's tuners behind one NAT (or a
+/// load balancer without PROXY headers) reconnecting at once after a restart are hundreds of
+/// honest handshakes from one address, and counting them would refuse honest tuners for their
+/// number, not for anything they did. An address
 /// that sends `passwordFailures` wrong passwords in a row is locked out for `lockoutSeconds`,
 /// doubling with each further lockout up to an hour; the count is kept per address, not per
 /// connection, so closing the socket early and guessing on 64 connections at once gains nothing.
@@ -41,6 +49,8 @@ final class TunerAdmission: Sendable {
         var failures: [String: Failures] = [:]
         /// Budgets of connections closed over a caption or program limit, by address.
         var spent: [String: SessionBudgets] = [:]
+        /// When each address last misbehaved (`strike`), in ms.
+        var struck: [String: Int64] = [:]
     }
 
     /// Addresses whose failures are remembered at most; beyond it, those not locked out are forgotten.
@@ -74,11 +84,38 @@ final class TunerAdmission: Sendable {
             if let refusal = Self.refusalAtAccept(address, nowMs: nowMs, in: s) { return refusal }
             if s.unauthenticated >= limits.unauthenticated { return .unauthenticatedLimit }
             let fromAddress = s.unauthenticatedByAddress[address, default: 0]
-            if fromAddress >= limits.unauthenticatedPerAddress { return .addressLimit }
+            if fromAddress >= Self.perAddressCap(address, nowMs: nowMs, limits: limits, in: s) { return .addressLimit }
             s.unauthenticated += 1
             s.unauthenticatedByAddress[address] = fromAddress + 1
             return nil
         }
+    }
+
+    /// Unauthenticated connections `address` may hold: `unauthenticated_per_address` when it
+    /// misbehaved lately, else up to half of all (and never fewer).
+    private static func perAddressCap(_ address: String, nowMs: Int64, limits: TunerLimits, in s: State) -> Int {
+        if let last = s.struck[address], Double(nowMs - last) < TunerLimits.suspectSeconds * 1000 { return limits.unauthenticatedPerAddress }
+        return max(limits.unauthenticatedPerAddress, limits.unauthenticated / 2)
+    }
+
+    /// A connection from `address` did what honest tuners do not (missed the handshake deadline,
+    /// broke the protocol before authenticating, a wrong password, a limit): for
+    /// `TunerLimits.suspectSeconds` the address gets only `unauthenticated_per_address`.
+    func strike(_ address: String, nowMs: Int64) {
+        state.withLock { Self.strike(address, nowMs: nowMs, in: &$0) }
+    }
+
+    private static func strike(_ address: String, nowMs: Int64, in s: inout State) {
+        if s.struck[address] == nil && s.struck.count >= rememberedAddresses {
+            s.struck = s.struck.filter { Double(nowMs - $0.value) < TunerLimits.suspectSeconds * 1000 }
+            if s.struck.count >= rememberedAddresses { s.struck.removeAll() }
+        }
+        s.struck[address] = nowMs
+    }
+
+    /// True when `address` misbehaved within `TunerLimits.suspectSeconds` (for tests and logs).
+    func isSuspect(_ address: String, nowMs: Int64) -> Bool {
+        state.withLock { s in s.struck[address].map { Double(nowMs - $0) < TunerLimits.suspectSeconds * 1000 } ?? false }
     }
 
     /// True while `address` is locked out: an unauthenticated connection opened before the
@@ -107,6 +144,7 @@ final class TunerAdmission: Sendable {
             if s.failures[address] == nil && s.failures.count >= Self.rememberedAddresses {
                 s.failures = s.failures.filter { $0.value.lockedUntil > nowMs }
             }
+            Self.strike(address, nowMs: nowMs, in: &s)
             var f = s.failures[address, default: Failures()]
             f.count += 1
             f.lastFailure = nowMs
@@ -131,6 +169,7 @@ final class TunerAdmission: Sendable {
                 s.spent = s.spent.filter { !$0.value.isRefilled(atMilliseconds: nowMs) }
             }
             s.spent[address] = budgets
+            Self.strike(address, nowMs: nowMs, in: &s)
         }
     }
 

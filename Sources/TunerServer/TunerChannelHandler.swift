@@ -53,6 +53,9 @@ final class TunerChannelHandler: ChannelInboundHandler {
     private var context: ChannelHandlerContext?
     private var timer: RepeatedTask?
     private var lastRead: NIODeadline = .now()
+    /// When `session.blockCount` last grew (or the connect): `[server] block_timeout` counts from it.
+    private var lastBlockAt: NIODeadline = .now()
+    private var blocksSeen = 0
     private var holdsSlot = false
     /// Counted in `TunerAdmission` until it authenticates or closes.
     private var unauthenticated = false
@@ -86,10 +89,25 @@ final class TunerChannelHandler: ChannelInboundHandler {
         self.context = context
     }
 
+    /// The tuner's address from a load balancer's PROXY header (`ProxyHeaderHandler`), which
+    /// stands for the connection's own peer everywhere.
+    private var proxied: ProxiedClient?
+
+    /// The tuner's address: from the PROXY header when a load balancer sent one, else the peer's.
+    private func clientAddress(_ context: ChannelHandlerContext) -> SocketAddress? {
+        proxied?.address ?? context.remoteAddress
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let client = event as? ProxiedClient { proxied = client } else { context.fireUserInboundEventTriggered(event) }
+    }
+
     func channelActive(context: ChannelHandlerContext) {
-        address = context.remoteAddress?.ipAddress ?? "?"
+        let remote = clientAddress(context)
+        address = remote?.ipAddress ?? "?"
         session.setAddress(address)
-        peer = context.remoteAddress.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        peer = remote.map { "\($0.ipAddress ?? "?"):\($0.port ?? 0)" } ?? "?"
+        if let proxied { peer += " via \(proxied.via)" }
         shared.metrics.update { $0.connectionsTotal += 1 }
         if let refusal = shared.admission.connect(address, nowMs: wallClockMilliseconds()) {
             shared.metrics.update { $0.refusedByReason[refusal.rawValue, default: 0] += 1 }
@@ -97,6 +115,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
             return
         }
         unauthenticated = true
+        lastBlockAt = .now()
         if let earlier = shared.admission.budgets(for: address, nowMs: wallClockMilliseconds()) { session.budgets = earlier }
         lastRead = .now()
         // The handshake deadline counts from the connect, not from the last byte: a connection
@@ -184,6 +203,10 @@ final class TunerChannelHandler: ChannelInboundHandler {
             $0.recordsDecoded += records - recordsCounted
         }
         recordsCounted = records
+        if session.blockCount != blocksSeen {
+            blocksSeen = session.blockCount
+            lastBlockAt = .now()
+        }
         if session.flushIsDue { session.flushFull { handle($0, context: context) } }
     }
 
@@ -255,7 +278,7 @@ final class TunerChannelHandler: ChannelInboundHandler {
     private func connectInStore() {
         guard !storeConnected, let writer = shared.storeWriter else { return }
         storeConnected = true
-        let address = context?.remoteAddress
+        let address = context.flatMap(clientAddress)
         writer.enqueue(.connected(connection: connection, TunerConnection(
             nodeID: 0, address: address?.ipAddress ?? "", port: address?.port ?? 0,
             description: tunerDescription.flatMap { $0.isEmpty ? nil : $0 }, connectedAt: wallClockMilliseconds())))
@@ -267,6 +290,12 @@ final class TunerChannelHandler: ChannelInboundHandler {
         let limit = shared.configuration.idleTimeout
         if session.isAuthenticated, NIODeadline.now() - lastRead > .milliseconds(Int64(limit * 1000)) {
             close(context: context, reason: SessionClose.Kind.idle.rawValue, message: "no data for \(formatted(limit)) s")
+            return
+        }
+        let blockLimit = shared.configuration.blockTimeout
+        if !session.isAtBlockBoundary, NIODeadline.now() - lastBlockAt > .milliseconds(Int64(blockLimit * 1000)) {
+            close(context: context, reason: "slow-block",
+                  message: "a block not complete \(formatted(blockLimit)) s after the one before (\(session.positionDescription)) ([server] block_timeout)")
         }
     }
 
@@ -291,6 +320,9 @@ final class TunerChannelHandler: ChannelInboundHandler {
         if unauthenticated {
             unauthenticated = false
             shared.admission.leaveUnauthenticated(address)
+            // Closed before authenticating for what it did (a deadline, the protocol), or gone
+            // in the middle of a block: not what an honest tuner does.
+            if closeReason != nil || !session.isAtBlockBoundary { shared.admission.strike(address, nowMs: wallClockMilliseconds()) }
             shared.metrics.update { $0.closedByReason[closeReason ?? "eof", default: 0] += 1 }
         }
         // A tuner refused a slot after it authenticated may have sent captions in the same

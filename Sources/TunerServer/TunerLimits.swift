@@ -29,11 +29,14 @@ public struct TunerLimits: Sendable, Equatable {
     public var programBytes = 256 << 20
     /// `[limits] unauthenticated`: connections that have not yet authenticated, all addresses.
     public var unauthenticated = 1024
-    /// `[limits] unauthenticated_per_address`: the same, from one address. A site's tuners share
-    /// its address and all reconnect at once after a restart (10,000 tuners from one address at
-    /// 500 a second, each a few ms from connect to PASSWORD on a busy server, need ~50), while
-    /// every unauthenticated connection is closed at the handshake deadline anyway.
+    /// `[limits] unauthenticated_per_address`: the same, from one address that misbehaved within
+    /// `suspectSeconds` (missed a handshake deadline, sent a wrong password, broke the protocol
+    /// before authenticating, was closed over a limit). Other addresses may hold up to half of
+    /// `unauthenticated`: a site's tuners share its address and all reconnect at once after a
+    /// restart, and honest handshakes must not be refused for their number (`TunerAdmission`).
     public var unauthenticatedPerAddress = 64
+    /// How long an address that misbehaved is held to `unauthenticatedPerAddress`.
+    public static let suspectSeconds: Double = 600
     /// `[limits] password_failures`: wrong passwords from one address before it is locked out.
     public var passwordFailures = 5
     /// `[limits] lockout_seconds`: the first lockout; each further one doubles, up to an hour.

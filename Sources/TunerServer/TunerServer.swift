@@ -62,7 +62,8 @@ public final class TunerServer: Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(AcceptFilter(admission: context.admission, metrics: metrics))
+                        try channel.pipeline.syncOperations.addHandler(AcceptFilter(admission: context.admission, metrics: metrics,
+                                                                                    proxies: configuration.proxyProtocolFrom))
                     }
                 }
                 .childChannelOption(.socketOption(.so_keepalive), value: 1)
@@ -72,6 +73,10 @@ public final class TunerServer: Sendable {
                 .childChannelOption(.maxMessagesPerRead, value: Self.readsPerTurn)
                 .childChannelInitializer { channel in
                     channel.eventLoop.makeCompletedFuture {
+                        // A load balancer's connection starts with the tuner's address (PROXY header).
+                        if let peer = channel.remoteAddress?.ipAddress, configuration.proxyProtocolFrom.contains(peer) {
+                            try channel.pipeline.syncOperations.addHandler(ProxyHeaderHandler(shared: context))
+                        }
                         try channel.pipeline.syncOperations.addHandler(TunerChannelHandler(shared: context, connection: counter.next()))
                     }
                 }
@@ -83,7 +88,10 @@ public final class TunerServer: Sendable {
                     .childChannelInitializer { channel in
                         channel.eventLoop.makeCompletedFuture {
                             try channel.pipeline.syncOperations.addHandler(MetricsHTTPHandler(render: {
-                                metrics.update { $0.archiveQueueDepth = archive.queueDepth }
+                                metrics.update {
+                                    $0.archiveQueueDepth = archive.queueDepth
+                                    $0.unauthenticatedConnections = context.admission.unauthenticatedCount
+                                }
                                 return metrics.render()
                             }))
                         }

@@ -92,6 +92,9 @@ public struct TunerSession: Sendable {
     private var now: @Sendable () -> Int64
     public private(set) var description: String = ""
     public private(set) var recordCount = 0
+    /// Blocks read whole so far: a connection whose count stands still while it is inside a
+    /// block is trickling (`[server] block_timeout`).
+    public private(set) var blockCount = 0
     public private(set) var bytesReceived = 0
     /// Wall-clock ms of the bytes being received (one clock read per `receive`, not per record).
     private var receivedAt: Int64 = 0
@@ -103,6 +106,10 @@ public struct TunerSession: Sendable {
     /// The next free sequence per file stem, so a tuner that alternates program names does not
     /// probe the disk for every earlier file of the same name (quadratic otherwise).
     private var nextSequence: [String: Int] = [:]
+    /// Events of the record being decoded, kept between records for their capacity: the
+    /// decoders write into it in place (`process`), and most records make none.
+    private var decoded: [CaptionEvent] = []
+    private var decodedService: [ServiceCue] = []
 
     public init(tuner: String, settings: SessionSettings, clock: @escaping @Sendable () -> Int64 = wallClockMilliseconds) {
         self.tuner = tuner
@@ -128,8 +135,20 @@ public struct TunerSession: Sendable {
     /// True when a file's buffer is full (`flushFull` writes it before the timer's `flush`).
     public var flushIsDue: Bool { (program?.files.largestPendingByteCount ?? 0) >= settings.flushThreshold }
 
+    /// Feeds the bytes of one read as the server has them (a socket buffer's readable bytes).
+    /// Not generic, so that this path is compiled, specialized, in this module whoever calls it:
+    /// a generic call from another module (a benchmark) ran the unspecialized framer, whose
+    /// element reads allocated.
+    public mutating func receive(_ bytes: UnsafeRawBufferPointer, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
+        try receiveBytes(bytes, emit)
+    }
+
     /// Feeds received bytes. Throws `SessionClose` when the connection must end.
     public mutating func receive<C: Collection<UInt8>>(_ bytes: C, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
+        try receiveBytes(bytes, emit)
+    }
+
+    private mutating func receiveBytes<C: Collection<UInt8>>(_ bytes: C, _ emit: (SessionEvent) -> Void) throws(SessionClose) {
         bytesReceived += bytes.count
         receivedAt = now()
         // Spent before (a connection from an address whose last one was closed over a limit): not one more record.
@@ -178,6 +197,7 @@ public struct TunerSession: Sendable {
                 break // EPG_DATA and PING data are not used.
             }
         case .end(let command):
+            blockCount += 1
             try finishBlock(command, emit)
         }
     }
@@ -226,13 +246,17 @@ public struct TunerSession: Sendable {
         var working = assembler
         assembler = RCWTRecordAssembler(maxTriplets: 0)
         defer { assembler = working }
-        do {
-            try working.appendRecordBytes(bytes) { (record: RCWTRecordBytes) throws(RCWTError) in
-                self.process(record, emit)
+        var failure: RCWTError?
+        let append = { (buf: UnsafeBufferPointer<UInt8>) in
+            do throws(RCWTError) {
+                try working.appendRecordBuffer(buf) { (record: RCWTRecordBytes) throws(RCWTError) in self.process(record, emit) }
+            } catch {
+                failure = error
             }
-        } catch {
-            throw SessionClose(kind: .badRecord, reason: "BIN_DATA: \(error)")
         }
+        // The server's bytes are a slice of its read buffer: contiguous, passed on as they are.
+        if bytes.withContiguousStorageIfAvailable(append) == nil { Array(bytes).withUnsafeBufferPointer(append) }
+        if let failure { throw SessionClose(kind: .badRecord, reason: "BIN_DATA: \(failure)") }
     }
 
     private mutating func process(_ record: RCWTRecordBytes, _ emit: (SessionEvent) -> Void) {
@@ -250,14 +274,22 @@ public struct TunerSession: Sendable {
             return
         }
         program!.record(record)
-        // take(): the decoder's screens must stay uniquely owned or every record would copy them.
-        guard var decoder = decoder.take() else { return }
-        decoder.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { event in self.deliver(event, emit) }
-        self.decoder = decoder
-        if var dtvcc = dtvcc.take() {
-            dtvcc.decode(timestamp: record.timestamp, tripletBytes: record.tripletBytes) { cue in self.deliver(cue, emit) }
-            self.dtvcc = dtvcc
-        }
+        guard decoder != nil else { return }
+        // Decoded in place, into buffers moved out of self (a pointer each): the decoders are
+        // hundreds of bytes of inline state, and moving them out and back for every record (so
+        // that the callback could mutate self) copied them twice a record.
+        let (timestamp, triplets) = (record.timestamp, record.tripletBytes)
+        var events: [CaptionEvent] = [], serviceCues: [ServiceCue] = []
+        swap(&events, &decoded)
+        swap(&serviceCues, &decodedService)
+        decoder!.decode(timestamp: timestamp, tripletBytes: triplets) { events.append($0) }
+        dtvcc?.decode(timestamp: timestamp, tripletBytes: triplets) { serviceCues.append($0) }
+        for event in events { deliver(event, emit) }
+        for cue in serviceCues { deliver(cue, emit) }
+        events.removeAll(keepingCapacity: true)
+        serviceCues.removeAll(keepingCapacity: true)
+        decoded = events
+        decodedService = serviceCues
     }
 
     private mutating func deliver(_ event: CaptionEvent, _ emit: (SessionEvent) -> Void) {

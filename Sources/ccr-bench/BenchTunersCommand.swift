@@ -17,9 +17,18 @@ import TunerServer
 /// completing bytes being sent to the line being readable. The last line printed, `RESULT ...`,
 /// is for scripts (bench/ccr).
 @main
-struct BenchTunersCommand: AsyncParsableCommand {
+struct CCRBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ccr-bench",
+        abstract: "Benchmarks of ccr serve (not shipped).",
+        subcommands: [BenchTunersCommand.self, SessionReplayCommand.self],
+        defaultSubcommand: BenchTunersCommand.self
+    )
+}
+
+struct BenchTunersCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "tuners",
         abstract: "Benchmark: N tuners streaming at real rate; prints server RSS per tuner and CPU."
     )
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import LeanFoundation
+import MariaDBClient
 import StepKit
 import Transport
 
@@ -84,7 +85,7 @@ struct HostOptions: ParsableArguments {
     /// Run options with this command line's timeouts applied.
     func runOptions(mode: RunOptions.Mode, runId: String = RunID.make(), resume: Bool = false) -> RunOptions {
         var options = RunOptions(mode: mode, runId: runId, target: targetPaths, journal: journal, parallel: parallel, resume: resume,
-                                 observer: TestHooks.observer)
+                                 sql: MariaDBExecutor(), observer: TestHooks.observer)
         if let commandTimeout {
             options.probeTimeout = .seconds(commandTimeout)
             options.actionTimeout = .seconds(commandTimeout)

@@ -109,6 +109,7 @@ struct DeploymentLoader {
         }
         deployment.repoNodes = servers(RepoNodeRunbook.name)
         deployment.webNodes = servers(WebNodeRunbook.name)
+        deployment.loadBalancers = inventory.hosts(withRole: LoadBalancerRunbook.name).map { inventory.hosts[$0]!.address }
         return (inventory, deployment)
     }
 }
@@ -204,10 +205,11 @@ struct RepoNodeCommand: AsyncParsableCommand {
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: DeployOptions
+    @OptionGroup var rolling: RollingOptions
     @Argument(help: "Repository hosts.")
     var hosts: [String]
     func run() async throws {
-        throw ExitCode(try await runGuide(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
+        throw ExitCode(try await rolling.run(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }
 
@@ -232,9 +234,10 @@ struct WebNodeCommand: AsyncParsableCommand {
     @OptionGroup var hostOptions: HostOptions
     @OptionGroup var output: OutputOptions
     @OptionGroup var options: DeployOptions
+    @OptionGroup var rolling: RollingOptions
     @Argument(help: "Web hosts.")
     var hosts: [String]
     func run() async throws {
-        throw ExitCode(try await runGuide(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
+        throw ExitCode(try await rolling.run(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
     }
 }

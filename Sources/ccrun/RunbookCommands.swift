@@ -124,7 +124,7 @@ struct RollbackCommand: AsyncParsableCommand {
                 if !output.json { say("\(target.name): nothing to roll back") }
                 continue
             }
-            let rollback = Rollback(options: RunOptions(mode: .apply, target: hostOptions.targetPaths, journal: journal)) { name in
+            let rollback = Rollback(options: hostOptions.runOptions(mode: .apply)) { name in
                 admin.flatMap { $0.description == name ? $0 : nil }
             }
             let report = await rollback.run(on: host, history: history)

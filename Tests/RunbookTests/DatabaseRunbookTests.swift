@@ -1,4 +1,5 @@
 import Foundation
+import MariaDBClient
 import StepKit
 import SupportKit
 import Testing

@@ -139,6 +139,16 @@ import Testing
         let without = try config(d)
         #expect(without.revealed().contains("port = 3030\n\n[archive]\n"))
         #expect(!without.revealed().contains("password = TUNERPW"))
+        #expect(!without.revealed().contains("proxy_protocol_from"))
+    }
+
+    /// With load balancers in the inventory, the repo node's ccr.conf takes PROXY headers from
+    /// their addresses (HAProxy's send-proxy-v2), and from nobody else.
+    @Test func repoNodeConfigTakesProxyHeadersFromTheLoadBalancers() throws {
+        var d = deployment()
+        d.loadBalancers = ["198.51.100.20", "198.51.100.21"]
+        let file = try #require(try RepoNodeRunbook.make(d).steps.compactMap { $0 as? File }.first { $0.path == "/etc/ccr/ccr.conf" })
+        #expect(file.content.revealed().contains("[server]\nlisten = 0.0.0.0\nport = 3030\nproxy_protocol_from = 198.51.100.20,198.51.100.21\n\n[archive]\n"))
     }
 
     /// The database runbook's SQL runs on MySQL 5.7, 8.0, 8.4 and MariaDB 10.x: nothing MySQL 8
@@ -249,8 +259,10 @@ import Testing
         }
         let tuners = section("backend repo-nodes"), web = section("backend web-nodes")
         #expect(tuners.contains("    mode tcp\n") && tuners.contains("    balance leastconn\n"))
-        #expect(tuners.contains("    server repo-node 198.51.100.12:3030 check inter 2s fall 2 rise 2\n"))
-        #expect(tuners.contains("    server repo-node-2 198.51.100.24:3030 check"))
+        // The tuner's address reaches ccr in a PROXY v2 header (ccr's proxy_protocol_from).
+        #expect(tuners.contains("    server repo-node 198.51.100.12:3030 send-proxy-v2 check inter 2s fall 2 rise 2\n"))
+        #expect(tuners.contains("    server repo-node-2 198.51.100.24:3030 send-proxy-v2 check"))
+        #expect(!web.contains("send-proxy"))
         #expect(!tuners.contains("web-node"))
         #expect(web.contains("    mode http\n") && web.contains("    http-check send meth GET uri /\n") && web.contains("http-check expect status 200"))
         #expect(web.contains("    server web-node 198.51.100.13:80 check") && web.contains("    server web-node-2 198.51.100.25:80 check"))

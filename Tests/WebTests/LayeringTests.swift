@@ -58,4 +58,17 @@ struct LayeringTests {
         // And the tuner server takes its names from the same place `ccr web` does.
         #expect(Self.closure(of: "TunerServer", in: graph).contains("ServerFiles"))
     }
+
+    /// Issue #20, point 3: the engine is generic. It links no database client (the SQL executor
+    /// is injected: ccrun gives it MariaDBClient's), no transport and no runbook.
+    @Test("StepKit links no database client, transport or runbook")
+    func engineIsGeneric() throws {
+        let graph = try Self.targetGraph()
+        let engine = Self.closure(of: "StepKit", in: graph)
+        for forbidden in ["CMariaDB", "MariaDBClient", "Transport", "CLibSSH2", "Runbooks", "CloudAPI", "Lab"] {
+            #expect(!engine.contains(forbidden), "StepKit reaches \(forbidden): \(engine.sorted())")
+        }
+        #expect(Self.closure(of: "ccrun", in: graph).contains("MariaDBClient"), "ccrun gives the engine its SQL client")
+        #expect(!Self.closure(of: "Runbooks", in: graph).contains("CMariaDB"))
+    }
 }

@@ -20,7 +20,8 @@ public enum ServiceCheck: Sendable, Hashable {
     /// can listen while its database is gone).
     case all([ServiceCheck])
 
-    var script: String {
+    /// The check as a POSIX sh script exiting 0 when it holds (a rollout's health gate runs it too).
+    public var script: String {
         switch self {
         case let .tcpPort(port, host):
             // A socket listening on the port, bound to the wildcard or to `host`, is what makes the
@@ -60,7 +61,7 @@ public enum ServiceCheck: Sendable, Hashable {
         return addresses.map { "\($0):" + String(format: "%04X", port) }
     }
 
-    var summary: String {
+    public var summary: String {
         switch self {
         case let .tcpPort(p, h): "port \(p) on \(h) answers"
         case let .pidFile(f): "pid in \(f) is alive"
