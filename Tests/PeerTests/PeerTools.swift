@@ -86,6 +86,11 @@ struct PeerTools {
         throw PeerError.missing("a shippable ccr: set CCR_SHIP_BINARY (scripts/test builds it with scripts/build-ship in .build-ship)")
     }
 
+    /// Hosts with the lb role, in name order (as ccrun's `Inventory.hosts(withRole:)`).
+    func lbHosts() -> [String] {
+        hosts.filter { ($0.value["roles"] as? [String])?.contains("lb") == true }.keys.sorted()
+    }
+
     func address(_ host: String) throws -> String {
         guard let a = hosts[host]?["address"] as? String else { throw PeerError.missing("host \(host) in \(inventoryPath)") }
         return a
@@ -188,6 +193,8 @@ struct PeerTools {
             "ccr_init_script": Self.packageRoot.appendingPathComponent("packaging/init.d/ccr").path,
             "ccr_rw_password_file": URL(fileURLWithPath: adminFile).deletingLastPathComponent().appendingPathComponent("cc_rw-password").path,
             "ccr_tuner_password_file": URL(fileURLWithPath: adminFile).deletingLastPathComponent().appendingPathComponent("tuner-password").path,
+            // As ccrun's repo-node runbook: the inventory's lb hosts, in name order.
+            "ccr_proxy_from": try lbHosts().map(address).joined(separator: ","),
         ]
     }
 

@@ -261,12 +261,13 @@ struct ProcessFaultTests {
     /// The machine-side end of a lab host's veth pair (the interface whose peer is in the host's
     /// network namespace).
     static func outsideVeth(of host: String) throws -> String {
-        let inside = try Shell.capture("/usr/sbin/ip", ["-n", "ccrlab-\(host)", "-o", "link", "show"])
+        let namespace = try #require(LabEnvironment.namespace(of: host), "\(host) has no netns in \(LabEnvironment.inventoryPath)")
+        let inside = try Shell.capture("/usr/sbin/ip", ["-n", namespace, "-o", "link", "show"])
         // "2: ccrlabp6@if15: <...>": the peer's ifindex follows "@if".
         let peerIndex = try #require(inside.split(separator: "\n").compactMap { line -> String? in
             guard let at = line.range(of: "@if") else { return nil }
             return String(line[at.upperBound...].prefix { $0.isNumber })
-        }.first, "no veth in ccrlab-\(host): \(inside)")
+        }.first, "no veth in \(namespace): \(inside)")
         let outside = try Shell.capture("/usr/sbin/ip", ["-o", "link", "show"])
         let line = try #require(outside.split(separator: "\n").first { $0.hasPrefix("\(peerIndex): ") })
         return String(line.split(separator: " ")[1].split(separator: "@")[0])

@@ -31,6 +31,15 @@ public enum LabEnvironment {
         return ["repo-node-2", "web-node-2", "lb"].allSatisfy { hosts[$0] != nil }
     }
 
+    /// The network namespace a lab host lives in (its inventory's `netns` variable), so that a
+    /// test on the scratch lab (`CCRUN_LAB_INVENTORY`) never touches the main lab's host of that name.
+    public static func namespace(of host: String) -> String? {
+        guard let data = FileManager.default.contents(atPath: inventoryPath),
+              let json = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let hosts = json["hosts"] as? [String: [String: Any]] else { return nil }
+        return (hosts[host]?["vars"] as? [String: Any])?["netns"] as? String
+    }
+
     public static var skipReason: String {
         hasSystemdHosts ? "the lab's hosts boot systemd; these tests need the default hosts (`ccrun lab up --init sysv`)"
             : "lab not running (run `ccrun lab up` as root first)"

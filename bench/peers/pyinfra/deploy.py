@@ -35,7 +35,8 @@ config = (
     "listen = 0.0.0.0\n"
     f"port = {TUNER_PORT}\n"
     f"password = {tuner_password}\n"
-    "\n"
+    + (f"proxy_protocol_from = {data.ccr_proxy_from}\n" if data.ccr_proxy_from else "")
+    + "\n"
     "[archive]\n"
     "dir = /srv/archive\n"
     "[database]\n"
