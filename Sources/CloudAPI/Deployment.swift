@@ -15,7 +15,7 @@ public struct CloudStepReport: Codable, Sendable {
 
 /// The report of `ccrun aws plan|apply|images|destroy`. Exit codes follow StepKit's
 /// `RunReport`: 0 nothing to change (or applied), 2 changes pending (plan), 1 error.
-public struct CloudRunReport: Codable, Sendable {
+public struct CloudRunReport: Codable, Sendable, JSONDocument {
     /// `--json`'s format and version (docs/json.md, docs/schemas/ccrun.aws-1.json).
     public static let schemaVersion = "ccrun.aws/1"
     public var schema: String = CloudRunReport.schemaVersion
@@ -45,11 +45,6 @@ public struct CloudRunReport: Codable, Sendable {
         if failure != nil || steps.contains(where: { $0.state == .failed }) { return 1 }
         if mode == .plan, steps.contains(where: { $0.state == .wouldChange || $0.state == .depends }) { return 2 }
         return 0
-    }
-
-    public func json() throws -> String {
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 
     /// Human-readable: one line per resource, its changes indented, then a summary.

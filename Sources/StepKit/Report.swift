@@ -52,8 +52,19 @@ public struct HostReport: Codable, Sendable {
     public func count(_ s: StepState) -> Int { steps.filter { $0.state == s }.count }
 }
 
+/// A `--json` document (docs/json.md): one pretty-printed JSON object with sorted keys, the same
+/// encoding for every report, so that documents of different commands diff and read alike.
+public protocol JSONDocument: Encodable {}
+
+extension JSONDocument {
+    public func json() throws -> String {
+        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return String(decoding: try e.encode(self), as: UTF8.self)
+    }
+}
+
 /// A run of one runbook on its hosts: `--json` prints it (docs/json.md, schema docs/schemas/ccrun.run-1.json).
-public struct RunReport: Codable, Sendable {
+public struct RunReport: Codable, Sendable, JSONDocument {
     /// The document's format and version: a reader checks it before anything else. A new
     /// optional field keeps the version; a renamed, removed or retyped one makes it `ccrun.run/2`.
     public static let schemaVersion = "ccrun.run/1"
@@ -73,11 +84,6 @@ public struct RunReport: Codable, Sendable {
         if hosts.contains(where: \.failed) { return 1 }
         if mode == .dryRun, hosts.contains(where: \.pending) { return 2 }
         return 0
-    }
-
-    public func json() throws -> String {
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }
 

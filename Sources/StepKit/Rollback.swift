@@ -30,17 +30,12 @@ public struct RollbackReport: Codable, Sendable {
 }
 
 /// `ccrun rollback --json`: one document for every host named (docs/json.md, docs/schemas/ccrun.rollback-1.json).
-public struct RollbackRunReport: Codable, Sendable {
+public struct RollbackRunReport: Codable, Sendable, JSONDocument {
     public static let schemaVersion = "ccrun.rollback/1"
     public var schema: String = RollbackRunReport.schemaVersion
     public var hosts: [RollbackReport]
     public init(hosts: [RollbackReport]) { self.hosts = hosts }
     public var exitCode: Int32 { hosts.contains(where: \.failed) ? 1 : 0 }
-
-    public func json() throws -> String {
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try e.encode(self), as: UTF8.self)
-    }
 }
 
 /// Undoes a run's changes on one host in reverse order, from the undo data journalled before

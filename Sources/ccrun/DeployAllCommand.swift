@@ -108,7 +108,7 @@ enum PhaseOutcome: Sendable {
 
 /// `ccrun deploy --json`: one document on stdout. Schema `ccrun.deploy/1`: bump it when a field
 /// changes meaning or goes; new optional fields keep the version.
-struct DeployReport: Encodable {
+struct DeployReport: JSONDocument {
     static let schemaVersion = "ccrun.deploy/1"
     var schema = Self.schemaVersion
     var runId: String
@@ -131,11 +131,6 @@ struct DeployReport: Encodable {
         var aws: CloudRunReport?
         /// The host phases: the runbook's report (secrets masked).
         var runbook: RunReport?
-    }
-
-    func json() throws -> String {
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }
 

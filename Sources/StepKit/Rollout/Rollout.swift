@@ -68,7 +68,7 @@ public struct RolloutBatchReport: Codable, Sendable {
 }
 
 /// A rolling run's whole report (`--json`: schema ccrun.rollout/1).
-public struct RolloutReport: Codable, Sendable {
+public struct RolloutReport: Codable, Sendable, JSONDocument {
     public static let schemaVersion = "ccrun.rollout/1"
     public var schema = RolloutReport.schemaVersion
     public var runbook: String
@@ -91,11 +91,6 @@ public struct RolloutReport: Codable, Sendable {
         if count(.failed) > 0 { return 1 }
         if mode == .dryRun && count(.wouldChange) > 0 { return 2 }
         return 0
-    }
-
-    public func json() throws -> String {
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        return String(decoding: try e.encode(self), as: UTF8.self)
     }
 }
 
