@@ -1,5 +1,6 @@
 import CloudAPI
 import Foundation
+import SupportKit
 import Testing
 
 /// A network namespace with only loopback up: no route to any other address.

@@ -111,31 +111,8 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// Runs python3 scripts (the independent boto3 client) with output captured in files.
 enum Python {
-    struct Result { var status: Int32; var stdout: String; var stderr: String }
+    typealias Result = Exec.Result
     static func run(_ script: String, _ args: [String], environment: [String: String]? = nil, prefix: [String] = []) throws -> Result {
         try Exec.run((prefix.isEmpty ? ["/usr/bin/env"] : prefix) + ["python3", "-c", script] + args, environment: environment)
-    }
-}
-
-enum Exec {
-    static func run(_ argv: [String], environment: [String: String]? = nil) throws -> Python.Result {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-exec-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
-        FileManager.default.createFile(atPath: out.path, contents: nil)
-        FileManager.default.createFile(atPath: err.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        if let environment { p.environment = environment }
-        p.standardOutput = try FileHandle(forWritingTo: out)
-        p.standardError = try FileHandle(forWritingTo: err)
-        p.standardInput = FileHandle.nullDevice
-        try p.run()
-        p.waitUntilExit()
-        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
-        return .init(status: status, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
-                     stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 }

@@ -45,22 +45,35 @@ public enum CCRunExecutable {
     public static let missing = "the ccrun executable was not found beside the tests (swift test builds it; or set CCRUN_BINARY)"
 
     /// Runs ccrun to its end; stdout and stderr apart (`--json` documents are on stdout alone).
-    public static func run(_ arguments: [String]) throws -> (status: Int32, stdout: String, stderr: String) {
+    public static func run(_ arguments: [String]) throws -> Exec.Result {
         guard let path else { throw CocoaError(.fileNoSuchFile, userInfo: [NSLocalizedDescriptionKey: missing]) }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-run-\(UUID().uuidString)")
+        return try Exec.run([path] + arguments)
+    }
+}
+
+/// Runs a program to its end, its stdout and stderr captured apart in files (a `--json` document
+/// is on stdout alone), stdin empty; a signal's death is reported as 128 + its number, as a shell does.
+public enum Exec {
+    public struct Result: Sendable { public var status: Int32; public var stdout: String; public var stderr: String }
+
+    public static func run(_ argv: [String], environment: [String: String]? = nil) throws -> Result {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-exec-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
         let out = dir.appendingPathComponent("out"), err = dir.appendingPathComponent("err")
         FileManager.default.createFile(atPath: out.path, contents: nil)
         FileManager.default.createFile(atPath: err.path, contents: nil)
         let p = Process()
-        p.executableURL = URL(fileURLWithPath: path)
-        p.arguments = arguments
+        p.executableURL = URL(fileURLWithPath: argv[0])
+        p.arguments = Array(argv.dropFirst())
+        if let environment { p.environment = environment }
         p.standardOutput = try FileHandle(forWritingTo: out)
         p.standardError = try FileHandle(forWritingTo: err)
+        p.standardInput = FileHandle.nullDevice
         try p.run()
         p.waitUntilExit()
-        func text(_ u: URL) -> String { String(decoding: (try? Data(contentsOf: u)) ?? Data(), as: UTF8.self) }
-        return (p.terminationStatus, text(out), text(err))
+        let status = p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        return .init(status: status, stdout: (try? String(contentsOf: out, encoding: .utf8)) ?? "",
+                     stderr: (try? String(contentsOf: err, encoding: .utf8)) ?? "")
     }
 }
