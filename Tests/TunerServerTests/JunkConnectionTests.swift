@@ -1,5 +1,6 @@
 import Captions
 import Foundation
+import SupportKit
 import Synchronization
 import Testing
 @testable import TunerServer
@@ -14,18 +15,6 @@ import Glibc
 /// with an escaped reason in the log and a metric, and none may keep a slot or memory.
 @Suite(.serialized, .enabled(if: CCRBinary.shouldRun, "needs the ccr executable (swift test builds it; or set CCR_BINARY) and the shared fixtures"))
 struct JunkConnectionTests {
-    /// A small deterministic generator: each seed is one connection, reproducible from its number.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     enum Junk: CaseIterable {
         case randomBytes, badLength, badHeader, badRecord, proxyHeader, trickleBeforeAuthentication, trickleAfterAuthentication, controlCharacters,
              silent
@@ -33,7 +22,7 @@ struct JunkConnectionTests {
 
     /// What connection `seed` sends: its bytes and the pause between them (0: all at once).
     static func junk(seed: Int) -> (kind: Junk, bytes: [UInt8], pauseMs: Int) {
-        var rng = SplitMix(state: UInt64(seed))
+        var rng = SplitMix64(state: UInt64(seed))   // each seed is one connection, reproducible from its number
         let kind = Junk.allCases[seed % Junk.allCases.count]
         func random(_ n: Int) -> [UInt8] { (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) } }
         let hello = BlockCommand.ping.block()
