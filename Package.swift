@@ -55,7 +55,9 @@ let package = Package(
         // library): the hosts need no runtime package for them. Their OpenSSL and zlib come from
         // `staticOpenSSL` or `sharedOpenSSL` below, chosen per executable.
         .systemLibrary(name: "CLibSSH2", providers: [.apt(["libssh2-1-dev"])]),
-        .systemLibrary(name: "CLibCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        /// libcurl's header (libcurl4-openssl-dev) and the library itself loaded on first use, not
+        /// linked: only the AWS commands need it, and linking it made every ccrun start load ~30 libraries.
+        .target(name: "CLibCurl", dependencies: []),
         .systemLibrary(name: "CMariaDB", providers: [.apt(["libmariadb-dev"])]),
         .systemLibrary(name: "CSQLite", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CCrypto", pkgConfig: "libcrypto", providers: [.apt(["libssl-dev"])]),

@@ -12,6 +12,8 @@ public enum CloudError: Error, CustomStringConvertible, LocalizedError, Sendable
     case malformedResponse(service: String, action: String, detail: String)
     case timedOut(what: String, seconds: Int, lastState: String)
     case inventory(String)
+    /// libcurl, which ccrun loads when it first talks to AWS (not at start-up), is not there.
+    case noLibcurl(String)
     case unexpected(String)
 
     public var description: String {
@@ -34,6 +36,8 @@ public enum CloudError: Error, CustomStringConvertible, LocalizedError, Sendable
             return "timed out after \(seconds) s waiting for \(what) (last state: \(last))"
         case let .inventory(m):
             return "inventory: \(m)"
+        case let .noLibcurl(why):
+            return "cannot load libcurl, which the AWS commands use (\(why)): install it (Debian: apt install libcurl4)"
         case let .unexpected(m):
             return m
         }
@@ -52,7 +56,7 @@ public enum CloudError: Error, CustomStringConvertible, LocalizedError, Sendable
     /// What the failure means to the operator (`--json`: `failure.kind`).
     public var failureKind: FailureKind {
         switch self {
-        case .noCredentials, .noRegion, .inventory: .refused
+        case .noCredentials, .noRegion, .inventory, .noLibcurl: .refused
         case .api: isAuthFailure ? .refused : .commandFailed
         case .transport: .unreachable
         case .malformedResponse, .unexpected: .internal

@@ -23,20 +23,26 @@ struct CurlTransport: Sendable {
     var timeoutSeconds: Int = 60
     var connectTimeoutSeconds: Int = 10
 
-    static let globalInit: Void = { _ = curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+    /// Loads libcurl (see CLibCurl.h: not at start-up) and initialises it, once; nil when
+    /// loaded, else why it could not be.
+    static let loadFailure: String? = {
+        if let failure = ccrun_curl_load() { return String(cString: failure) }
+        _ = ccrun_curl_global_init(Int(CURL_GLOBAL_DEFAULT))
+        return nil
+    }()
 
     func post(url: String, form: String, region: String, service: String, credentials: AWSCredentials) throws -> HTTPResponse {
-        _ = Self.globalInit
-        guard let h = curl_easy_init() else { throw CloudError.unexpected("curl_easy_init failed") }
-        defer { curl_easy_cleanup(h) }
+        if let failure = Self.loadFailure { throw CloudError.noLibcurl(failure) }
+        guard let h = ccrun_curl_easy_init() else { throw CloudError.unexpected("curl_easy_init failed") }
+        defer { ccrun_curl_easy_cleanup(h) }
 
         var headers: UnsafeMutablePointer<curl_slist>? = nil
-        headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded; charset=utf-8")
-        headers = curl_slist_append(headers, "Accept: text/xml")
+        headers = ccrun_curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded; charset=utf-8")
+        headers = ccrun_curl_slist_append(headers, "Accept: text/xml")
         if let token = credentials.sessionToken {
-            headers = curl_slist_append(headers, "X-Amz-Security-Token: \(token.reveal())")
+            headers = ccrun_curl_slist_append(headers, "X-Amz-Security-Token: \(token.reveal())")
         }
-        defer { curl_slist_free_all(headers) }
+        defer { ccrun_curl_slist_free_all(headers) }
 
         let buffer = BodyBuffer()
         let unmanaged = Unmanaged.passRetained(buffer)
@@ -66,11 +72,11 @@ struct CurlTransport: Sendable {
             ptr.withMemoryRebound(to: UInt8.self, capacity: n) { buf.data.append($0, count: n) }
             return n
         })
-        guard rc == CURLE_OK else { throw CloudError.unexpected("curl setup failed: \(String(cString: curl_easy_strerror(rc)))") }
+        guard rc == CURLE_OK else { throw CloudError.unexpected("curl setup failed: \(String(cString: ccrun_curl_easy_strerror(rc)))") }
 
-        let performed = curl_easy_perform(h)
+        let performed = ccrun_curl_easy_perform(h)
         guard performed == CURLE_OK else {
-            throw CurlFailure(message: String(cString: curl_easy_strerror(performed)))
+            throw CurlFailure(message: String(cString: ccrun_curl_easy_strerror(performed)))
         }
         var status = 0
         _ = ccrun_curl_getinfo_long(h, CURLINFO_RESPONSE_CODE, &status)

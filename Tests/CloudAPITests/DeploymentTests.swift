@@ -380,6 +380,30 @@ struct DeploymentTests {
         #expect((try w.snapshot()["groups"] as! [String: Any]).isEmpty, "a dry-run created something")
     }
 
+    /// ccrun loads libcurl when it first talks to AWS, not at start-up (CLibCurl.h): a host
+    /// without it runs every other command, and an AWS command says what to install. libcurl is
+    /// hidden from one ccrun by a private mount namespace with /dev/null bound over it.
+    @Test("without libcurl: other commands run, an AWS command names the package to install",
+          .enabled(if: getuid() == 0, "needs root (unshare --mount)"))
+    func withoutLibcurl() throws {
+        let libcurl = URL(fileURLWithPath: "/usr/lib/x86_64-linux-gnu/libcurl.so.4").resolvingSymlinksInPath().path
+        #expect(FileManager.default.fileExists(atPath: libcurl), "libcurl4 is not installed here")
+        let hide = ["/usr/bin/unshare", "--mount", "/bin/sh", "-c", "mount --bind /dev/null \"$0\" && exec \"$@\"", libcurl]
+        let w = try AWSWorld()
+        defer { w.close() }
+        let ccrun = try AWSWorld.ccrunPath()
+        let version = try Exec.run(hide + [ccrun, "--version"], environment: w.environment())
+        #expect(version.status == 0 && version.stdout.hasPrefix("ccrun "), "\(version.stdout)\(version.stderr)")
+        let plan = try Exec.run(w.moto.prefix + hide + [ccrun, "aws", "plan", "--json", "--inventory", w.inventoryPath],
+                                environment: w.environment())
+        #expect(plan.status == 1, "\(plan.stdout)\(plan.stderr)")
+        #expect((plan.stdout + plan.stderr).contains("cannot load libcurl"), "\(plan.stdout)\(plan.stderr)")
+        #expect((plan.stdout + plan.stderr).contains("apt install libcurl4"), "\(plan.stdout)\(plan.stderr)")
+        let doc = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any], "\(plan.stdout)\(plan.stderr)")
+        #expect((doc["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
+        #expect((try w.snapshot()["groups"] as! [String: Any]).isEmpty)
+    }
+
     @Test("wrong credentials fail with a clear message and create nothing")
     func wrongCredentials() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-aws-bad-\(UUID().uuidString)")
