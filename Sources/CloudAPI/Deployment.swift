@@ -135,14 +135,14 @@ public struct DeploymentRunner: Sendable {
     public var journal: LocalJournal
     public var outputsPath: String
     public var log: @Sendable (String) -> Void
-    /// Fault injection for the resume test: after this resource's AWS calls, before its
-    /// `done` record, the process kills itself (SIGKILL), exactly like an operator's kill -9.
-    public var crashAfter: String?
+    /// Told after each call of an apply (`RunPoint.afterCall`): a no-op in production; the
+    /// process-kill tests stop ccrun there (a test build's `SignalStopObserver`).
+    public var observer: any RunObserver
 
     public init(deployment: Deployment, client: AWSQueryClient, journal: LocalJournal, outputsPath: String,
-                crashAfter: String? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
+                observer: any RunObserver = QuietRunObserver(), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.deployment = deployment; self.client = client; self.journal = journal; self.outputsPath = outputsPath
-        self.crashAfter = crashAfter; self.log = log
+        self.observer = observer; self.log = log
     }
 
     var journalHost: String { "aws-\(client.connection.region)" }
@@ -207,7 +207,9 @@ public struct DeploymentRunner: Sendable {
             try await verifyCredentials()
             try journal.append(JournalRecord(kind: .run, runId: runId, host: journalHost, runbook: runbook, mode: "apply"))
             let ctx = context()
-            for (index, r) in deployment.resources(in: phases).enumerated() {
+            // Each journalled call's number in the run; a resumed run goes on from the dead one's.
+            var callNumber = previous.flatMap { resume == nil ? nil : $0.records.compactMap { $0.kind == .intent ? $0.index : nil }.max() } ?? 0
+            for r in deployment.resources(in: phases) {
                 let t = Date()
                 do {
                     let plan = try await r.plan(ctx)
@@ -217,21 +219,26 @@ public struct DeploymentRunner: Sendable {
                         continue
                     }
                     let lines = calls.map(\.text)
-                    // Write-ahead: the intent (what will change, and what undoes it) is on disk before the first call.
-                    let undo = try await r.undo(ctx)
-                    try journal.append(JournalRecord(kind: .intent, runId: runId, host: journalHost, stepId: r.id, index: index,
-                                                     description: scrubber.scrub(lines.joined(separator: "; ")), externalUndo: try undo.encoded()))
-                    // Exactly the calls planned (and journalled) above, in order: no second reading of the account.
+                    var undoes = try await CallUndoJournal(r, calls: calls, ctx: ctx)
+                    // Exactly the calls planned above, in order: no second reading of the account. Each
+                    // is write-ahead: its intent (the call, and what undoes it) is on disk before it runs.
                     var done: [String] = []
-                    for call in calls { done.append(try await call.perform(ctx)) }
-                    if crashAfter == r.id { kill(getpid(), SIGKILL) }
-                    try journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index,
+                    for (n, call) in calls.enumerated() {
+                        if let undo = undoes.undo(of: call) {
+                            callNumber += 1
+                            try journal.append(JournalRecord(kind: .intent, runId: runId, host: journalHost, stepId: r.id, index: callNumber,
+                                                             description: scrubber.scrub(call.text), externalUndo: try undo.encoded()))
+                        }
+                        done.append(try await call.perform(ctx))
+                        observer.reached(.afterCall(step: r.id, call: n + 1))
+                    }
+                    try journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id,
                                                      description: scrubber.scrub(done.joined(separator: "; ")), status: "ok"))
                     report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .changed, changes: (done.isEmpty ? lines : done).map(scrubber.scrub),
                                                         seconds: Date().timeIntervalSince(t)))
                 } catch {
                     let failure = Failure(error, scrubber: scrubber), msg = failure.message
-                    try? journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index, description: msg, status: "failed"))
+                    try? journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, description: msg, status: "failed"))
                     report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: msg, seconds: Date().timeIntervalSince(t), failure: failure))
                     throw AlreadyReported()
                 }
@@ -246,6 +253,31 @@ public struct DeploymentRunner: Sendable {
     }
 
     struct AlreadyReported: Error {}
+
+    /// The undo each call of one resource journals before it runs. The resource's own undo is
+    /// read from the account before the resource's first call, and only when a call needs it; for
+    /// an object the apply creates (`.delete`) only the first call journals it: the delete undoes
+    /// the later calls on it too.
+    struct CallUndoJournal {
+        private let resourceUndo: CloudUndo?
+        private var deleteJournalled = false
+
+        init(_ resource: any CloudResource, calls: [PlannedCall], ctx: CloudContext) async throws {
+            resourceUndo = calls.contains { $0.undo == .resource } ? try await resource.undo(ctx) : nil
+        }
+
+        /// What to journal before `call`; nil: nothing (a read, or covered by the delete).
+        mutating func undo(of call: PlannedCall) -> CloudUndo? {
+            switch call.undo {
+            case .nothing: return nil
+            case let .exactly(undo): return undo
+            case .resource:
+                guard let undo = resourceUndo, undo == .delete else { return resourceUndo }
+                defer { deleteJournalled = true }
+                return deleteJournalled ? nil : .delete
+            }
+        }
+    }
 
     /// Deletes everything the blueprint describes that exists, in reverse dependency order.
     /// Keeps going past a failure so one stuck resource does not leave the rest behind.
@@ -274,10 +306,12 @@ public struct DeploymentRunner: Sendable {
         return await finish(report, start)
     }
 
-    /// Undoes the last `apply` or `images` run that changed something, in reverse order, from
-    /// the undo data its intents recorded: deletes what it created, revokes the rules it added
-    /// and restores those it revoked, turns off the protection it turned on; objects it found and
-    /// changed in place are reported as not undoable. Each undone resource is journalled, so an
+    /// Undoes the last `apply` or `images` run that changed something, from the undo its intents
+    /// journalled call by call: the calls that ran (and at most the one a crash cut short) are
+    /// undone, latest first, resource by resource. What the run created is deleted (which undoes
+    /// every later call on it), rules it authorized are revoked and those it revoked authorized
+    /// again, what it changed on objects it found is put back as it read it before; what it
+    /// changed in a way ccrun cannot put back is reported. Each undone call is journalled, so an
     /// interrupted rollback is simply run again.
     public func rollback() async -> CloudRunReport {
         let start = Date()
@@ -289,34 +323,40 @@ public struct DeploymentRunner: Sendable {
             }), let runId = last.runId else { return await finish(report, start) }
             report.runId = runId
             let ctx = context()
-            let undone = last.undoneSteps
-            for intent in last.firstIntents.reversed() {
-                guard let stepId = intent.stepId, !undone.contains(stepId) else { continue }
+            for (stepId, intents) in Self.pendingUndo(last) {
                 let t = Date()
                 let resource = deployment.resources.first { $0.id == stepId }
                 func step(_ state: StepState, _ changes: [String], _ message: String? = nil, failure: Failure? = nil) {
                     report.steps.append(CloudStepReport(id: stepId, phase: resource?.phase ?? .base, state: state, changes: changes.map(scrubber.scrub),
                                                         message: message.map(scrubber.scrub), seconds: Date().timeIntervalSince(t), failure: failure))
                 }
-                guard let r = resource, let text = intent.externalUndo,
-                      let undo = try? CloudUndo.decode(text) else {
+                let undoes = intents.map { $0.externalUndo.flatMap { try? CloudUndo.decode($0) } }
+                guard let r = resource, !undoes.contains(where: { $0 == nil }) else {
                     let why = "no undo data for \(stepId) in run \(runId) (not in this inventory, or journalled by an older ccrun)"
                     step(.failed, [], why, failure: Failure(.refused, why))
                     continue
                 }
                 do {
-                    let done: [String]
-                    switch undo {
-                    case let .irreversible(why):
-                        step(.skipped, [], "cannot undo: \(why)")
-                        continue
-                    case .delete: done = try await r.deleteCreated(ctx)
-                    default:
-                        guard let restored = try await r.restore(undo, ctx) else { throw CloudError.unexpected("\(stepId) cannot \(undo.summary)") }
-                        done = restored
+                    var done: [String] = [], cannot: [String] = []
+                    // Deleting what the run created undoes every call it made on it.
+                    let plan: [CloudUndo] = undoes.contains(.delete) ? [.delete] : undoes.compactMap { $0 }
+                    var performed: Set<CloudUndo> = []
+                    for undo in plan where performed.insert(undo).inserted {
+                        switch undo {
+                        case let .irreversible(why): cannot.append("cannot undo: \(why)")
+                        case .delete: done += try await r.deleteCreated(ctx)
+                        default:
+                            guard let restored = try await r.restore(undo, ctx) else { throw CloudError.unexpected("\(stepId) cannot \(undo.summary)") }
+                            done += restored
+                        }
                     }
-                    try journal.append(JournalRecord(kind: .undone, runId: runId, host: journalHost, stepId: stepId, description: scrubber.scrub(done.joined(separator: "; "))))
-                    step(done.isEmpty ? .ok : .changed, done)
+                    for intent in intents {
+                        try journal.append(JournalRecord(kind: .undone, runId: runId, host: journalHost, stepId: stepId, index: intent.index,
+                                                         description: scrubber.scrub(intent.description ?? stepId)))
+                    }
+                    if done.isEmpty && !cannot.isEmpty { step(.skipped, [], cannot.joined(separator: "; ")) } else {
+                        step(done.isEmpty ? .ok : .changed, done, cannot.isEmpty ? nil : cannot.joined(separator: "; "))
+                    }
                 } catch {
                     let failure = Failure(error, scrubber: scrubber)
                     step(.failed, [], failure.message, failure: failure)
@@ -328,6 +368,20 @@ public struct DeploymentRunner: Sendable {
             }
         } catch { report.failure = Failure(error, scrubber: scrubber) }
         return await finish(report, start)
+    }
+
+    /// The run's journalled calls not undone yet, grouped by resource: resources latest first,
+    /// each one's calls latest first. An `undone` record without a call number (journalled
+    /// per resource by an earlier ccrun) covers all of its resource's calls.
+    static func pendingUndo(_ run: RunHistory) -> [(stepId: String, intents: [JournalRecord])] {
+        let undone = run.records.filter { $0.kind == .undone }
+        var out: [(stepId: String, intents: [JournalRecord])] = []
+        for intent in run.records.reversed() where intent.kind == .intent {
+            guard let stepId = intent.stepId,
+                  !undone.contains(where: { $0.stepId == stepId && ($0.index == nil || $0.index == intent.index) }) else { continue }
+            if let i = out.firstIndex(where: { $0.stepId == stepId }) { out[i].intents.append(intent) } else { out.append((stepId, [intent])) }
+        }
+        return out
     }
 
     /// What exists now, read from the account (no file written): `ccrun deploy` uses it to

@@ -39,7 +39,7 @@ struct AWSCommand: AsyncParsableCommand {
         let outputs = inv.aws.outputsFile ?? journal.directory.appendingPathComponent("aws-outputs.json").path
         return DeploymentRunner(deployment: Deployment(blueprint: blueprint), client: AWSQueryClient(connection: connection),
                                 journal: journal, outputsPath: outputs,
-                                crashAfter: TestHooks.awsCrashAfter,
+                                observer: TestHooks.observer,
                                 log: { line in if verbose { FileHandle.standardError.write(Data("aws: \(line)\n".utf8)) } })
     }
 

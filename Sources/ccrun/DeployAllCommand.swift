@@ -185,13 +185,13 @@ struct DeployJournal {
 /// database at the RDS endpoint, or at `aws.rds.host`'s address when a host stands in for RDS.
 /// Written to a file because the runbook commands take an inventory path.
 struct InstanceInventory {
-    var inventory: Inventory
+    var inventory: DeploymentInventory
     /// Inventory host name per phase; nil when that phase's instance does not exist yet.
     var hostNames: [DeployPhase: String] = [:]
     /// Why a phase cannot run yet (instance or database missing).
     var missing: [DeployPhase: String] = [:]
 
-    init(base: Inventory, cloud: CloudInventory, outputs: DeploymentOutputs) throws {
+    init(base: DeploymentInventory, cloud: CloudInventory, outputs: DeploymentOutputs) throws {
         inventory = base
         for phase in DeployPhase.allCases {
             guard let role = phase.role else { continue }
@@ -223,26 +223,17 @@ struct InstanceInventory {
             host = h.address
             port = base.database?.port ?? 3306
         }
-        inventory.database = try Self.database(host: host, port: port,
-                                               adminUser: base.database?.adminUser ?? rds?.masterUser ?? "root",
-                                               adminPasswordFile: base.database?.adminPasswordFile ?? rds?.masterPasswordFile)
-    }
-
-    /// StepKit's `Inventory.Database` has no public initializer; it is made the way an
-    /// inventory file makes it, from its JSON form.
-    static func database(host: String, port: Int, adminUser: String, adminPasswordFile: String?) throws -> Inventory.Database {
-        struct Fields: Encodable { var host: String; var port: Int; var adminUser: String; var adminPasswordFile: String? }
-        let data = try JSONEncoder().encode(Fields(host: host, port: port, adminUser: adminUser, adminPasswordFile: adminPasswordFile))
-        return try JSONDecoder().decode(Inventory.Database.self, from: data)
+        inventory.database = DeploymentInventory.Database(host: host, port: port,
+                                                          adminUser: base.database?.adminUser ?? rds?.masterUser ?? "root",
+                                                          adminPasswordFile: base.database?.adminPasswordFile ?? rds?.masterPasswordFile)
     }
 
     /// Writes the inventory (paths to secrets only, never secrets) as a 0600 file.
     func write(to path: String) throws {
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        try e.encode(inventory).write(to: url, options: .atomic)
+        try Data(try inventory.encoded().utf8).write(to: url, options: .atomic)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
     }
 }
@@ -266,7 +257,7 @@ struct DeployPipeline {
         let journal = hostOptions.journal
         let runner = try AWSCommand.makeRunner(inventory: inventoryPath, journal: journal, verbose: verbose)
         let cloud = try CloudInventory.load(inventoryPath)
-        let base = try Inventory.load(inventoryPath)
+        let base = try DeploymentInventory.load(inventoryPath)
         let deployJournal = DeployJournal(journal: journal)
 
         var runId = RunID.make()

@@ -59,7 +59,7 @@ struct DeploymentLoader {
     }
 
     /// A password from the environment, else from a 0600 file generated once.
-    func password(env: String, file name: String, inventory: Inventory) throws -> Secret {
+    func password(env: String, file name: String, inventory: DeploymentInventory) throws -> Secret {
         if let v = ProcessInfo.processInfo.environment[env], !v.isEmpty { return Secret(label: name, value: v) }
         let dir = options.secretsDir
             ?? inventory.database?.adminPasswordFile.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
@@ -82,7 +82,7 @@ struct DeploymentLoader {
 
     /// The deployment for `runbook` (a `GuideRunbooks` name): only the database runbook reads the
     /// schema, which starts the ccr binary.
-    func load(for runbook: String) throws -> (Inventory, Deployment) {
+    func load(for runbook: String) throws -> (DeploymentInventory, Deployment) {
         guard let inventory = try hostOptions.loadInventory() else { throw ValidationError("--inventory FILE is required") }
         guard let db = inventory.database else { throw ValidationError("the inventory has no \"database\" object") }
         let admin = try db.adminEndpoint()

@@ -160,11 +160,11 @@ struct DeploymentTests {
     }
 
     @Test("a run killed (SIGKILL) right after RunInstances resumes without duplicates")
-    func killedRunResumes() throws {
+    func killedRunResumes() async throws {
         let w = try AWSWorld()
         defer { w.close() }
-        let killed = try w.ccrun(["apply"], env: ["CCRUN_AWS_CRASH_AFTER": "instance cc-repo-node"])
-        #expect(killed.status == 128 + 9, "expected SIGKILL, got \(killed.status): \(killed.stdout)\(killed.stderr)")
+        let killed = try await w.killed(["apply"], at: "after-call:instance cc-repo-node:1")
+        #expect(killed.stderr.contains("test stop point after-call:instance cc-repo-node:1 reached"), "\(killed.output)")
         // The journal shows the intent without its done record.
         let files = try FileManager.default.contentsOfDirectory(atPath: w.stateDirectory + "/aws-us-east-1")
         #expect(files.count == 1)
@@ -180,6 +180,55 @@ struct DeploymentTests {
         let names = (try w.snapshot()["instances"] as! [[String: Any]]).compactMap { $0["name"] as? String }.sorted()
         #expect(names == ["cc-nfs-master", "cc-repo-node", "cc-web-node"])
         #expect(try w.ccrun(["plan", "--phase", "base"]).status == 0)
+    }
+
+    /// Issue #20, point 5: undo is journalled per call. A run killed between two calls of one
+    /// resource (a group's rules: the operator's extra rule revoked, two missing ones authorized)
+    /// has journalled exactly the calls that ran, and `ccrun aws rollback` undoes exactly those:
+    /// the account is as it was before that run, as boto3 sees it. For each place between calls.
+    @Test("a run killed between two calls of one resource: its journal holds the calls that ran, rollback puts the account back",
+          arguments: [1, 2])
+    func killedBetweenCallsRollsBack(callsRun: Int) async throws {
+        let w = try AWSWorld()
+        defer { w.close() }
+        #expect(try w.ccrun(["apply"]).status == 0)
+        // Drift by hand: two of cc-master's rules gone, one of the operator's added.
+        _ = try w.boto(#"""
+        gs, ids = groups()
+        ec2.revoke_security_group_ingress(GroupId=ids["cc-master"], IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 111, "ToPort": 111, "UserIdGroupPairs": [{"GroupId": ids["cc-slave"]}]},
+            {"IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049, "UserIdGroupPairs": [{"GroupId": ids["cc-slave"]}]}])
+        ec2.authorize_security_group_ingress(GroupId=ids["cc-master"], IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "198.51.100.200/32"}]}])
+        print("0")
+        """#)
+        let before = try w.snapshot()
+        let plan = try JSONSerialization.jsonObject(with: Data(try w.ccrun(["plan", "--phase", "base", "--json"]).stdout.utf8)) as! [String: Any]
+        let planned = try #require((plan["steps"] as! [[String: Any]]).first { $0["id"] as? String == "rules cc-master" }?["changes"] as? [String])
+        #expect(planned.count == 3 && planned[0].hasPrefix("- EC2 RevokeSecurityGroupIngress"), "\(planned)")
+
+        let killed = try await w.killed(["apply"], at: "after-call:rules cc-master:\(callsRun)")
+        #expect(killed.stderr.contains("after-call:rules cc-master:\(callsRun) reached"), "\(killed.output)")
+        let journal = try w.lastJournal()
+        let intents = journal.filter { $0.kind == .intent }
+        #expect(intents.map(\.description) == Array(planned.prefix(callsRun)), "one intent per call that ran, in order")
+        #expect(Set(intents.map(\.stepId)) == ["rules cc-master"] && !journal.contains { $0.kind == .done && $0.stepId == "rules cc-master" })
+        #expect(NSDictionary(dictionary: try w.snapshot()) != NSDictionary(dictionary: before), "the killed run changed the account")
+
+        let rollback = try w.ccrun(["rollback", "--json"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        let report = try JSONSerialization.jsonObject(with: Data(rollback.stdout.utf8)) as! [String: Any]
+        let steps = report["steps"] as! [[String: Any]]
+        #expect(steps.map { $0["id"] as? String } == ["rules cc-master"])
+        #expect((steps.first?["changes"] as? [String])?.count == callsRun, "one undo per call that ran: \(rollback.stdout)")
+        let after = try w.snapshot()
+        #expect(NSDictionary(dictionary: after) == NSDictionary(dictionary: before),
+                "rollback left \(after["groups"] ?? "?"), before the run: \(before["groups"] ?? "?")")
+        // Undone call by call, and the run marked rolled back (the next rollback goes to the run before).
+        let undone = try w.lastJournal().filter { $0.kind == .undone }
+        #expect(undone.map(\.index) == intents.reversed().map(\.index))
+        #expect(try w.lastJournal().contains { $0.kind == .rolledBack })
+        try w.assertStateSecretFree()
     }
 
     /// What the issue's "done when" asks of the images phase, as boto3 sees it: no launch
