@@ -85,6 +85,11 @@ final class AWSWorld: @unchecked Sendable {
         return p
     }
 
+    /// The resources of a `ccrun aws --json` document (`ccrun.run/2`): the steps of its one host, the account.
+    static func steps(_ document: [String: Any]) -> [[String: Any]] {
+        (document["hosts"] as? [[String: Any]])?.first?["steps"] as? [[String: Any]] ?? []
+    }
+
     /// The records of the newest run's journal in the state directory.
     func lastJournal() throws -> [JournalRecord] {
         let directory = stateDirectory + "/aws-us-east-1"

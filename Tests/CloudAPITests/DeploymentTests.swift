@@ -142,11 +142,11 @@ struct DeploymentTests {
         let plan = try w.ccrun(["plan", "--phase", "base", "--json"])
         #expect(plan.status == 2)
         let report = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any]
-        let pending = (report["steps"] as! [[String: Any]]).filter { $0["state"] as? String != "ok" }
+        let pending = AWSWorld.steps(report).filter { $0["state"] as? String != "ok" }
         #expect(pending.count == 1)
         #expect(pending.first?["id"] as? String == "rules cc-slave")
         let planned = ["+ EC2 AuthorizeSecurityGroupIngress cc-slave: udp 32806 from group cc-master"]
-        #expect(pending.first?["changes"] as? [String] == planned)
+        #expect(pending.first?["actions"] as? [String] == planned)
 
         #expect(try w.ccrun(["apply"]).status == 0)
         #expect((try w.snapshot()["groups"] as! [String: [String]]) == expectedRules)
@@ -204,7 +204,7 @@ struct DeploymentTests {
         """#)
         let before = try w.snapshot()
         let plan = try JSONSerialization.jsonObject(with: Data(try w.ccrun(["plan", "--phase", "base", "--json"]).stdout.utf8)) as! [String: Any]
-        let planned = try #require((plan["steps"] as! [[String: Any]]).first { $0["id"] as? String == "rules cc-master" }?["changes"] as? [String])
+        let planned = try #require(AWSWorld.steps(plan).first { $0["id"] as? String == "rules cc-master" }?["actions"] as? [String])
         #expect(planned.count == 3 && planned[0].hasPrefix("- EC2 RevokeSecurityGroupIngress"), "\(planned)")
 
         let killed = try await w.killed(["apply"], at: "after-call:rules cc-master:\(callsRun)")
@@ -217,10 +217,15 @@ struct DeploymentTests {
 
         let rollback = try w.ccrun(["rollback", "--json"])
         #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        if JSONSchemaCheck.shouldRun {
+            let errors = try JSONSchemaCheck.errors(in: rollback.stdout, schema: "ccrun.run-2.json")
+            #expect(errors.isEmpty, "\(errors)\n\(rollback.stdout)")
+        }
         let report = try JSONSerialization.jsonObject(with: Data(rollback.stdout.utf8)) as! [String: Any]
-        let steps = report["steps"] as! [[String: Any]]
+        #expect(report["mode"] as? String == "rollback" && report["runbook"] as? String == "aws-rollback")
+        let steps = AWSWorld.steps(report)
         #expect(steps.map { $0["id"] as? String } == ["rules cc-master"])
-        #expect((steps.first?["changes"] as? [String])?.count == callsRun, "one undo per call that ran: \(rollback.stdout)")
+        #expect((steps.first?["actions"] as? [String])?.count == callsRun, "one undo per call that ran: \(rollback.stdout)")
         let after = try w.snapshot()
         #expect(NSDictionary(dictionary: after) == NSDictionary(dictionary: before),
                 "rollback left \(after["groups"] ?? "?"), before the run: \(before["groups"] ?? "?")")
@@ -323,8 +328,8 @@ struct DeploymentTests {
         // The plan shows the switch, call by call.
         let plan = try w.ccrun(["plan", "--phase", "images", "--json"])
         #expect(plan.status == 2, "\(plan.stdout)\(plan.stderr)")
-        let changes = ((try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any])["steps"] as! [[String: Any]])
-            .flatMap { $0["changes"] as? [String] ?? [] }
+        let changes = AWSWorld.steps(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any])
+            .flatMap { $0["actions"] as? [String] ?? [] }
         for expected in ["+ EC2 CreateLaunchTemplate cc-web-lt", "~ AutoScaling UpdateAutoScalingGroup cc-web-asg (launch configuration cc-web-lc-",
                          "+ ELBv2 CreateLoadBalancer cc-tuners-nlb (network", "+ ELBv2 CreateListener cc-web-alb HTTP:80 -> cc-web-tg",
                          "+ AutoScaling AttachLoadBalancerTargetGroups cc-tuners-asg cc-tuners-tg", "- AutoScaling DeletePolicy cc-web-asg cc-web-scale-out",
@@ -402,7 +407,7 @@ struct DeploymentTests {
         #expect(bad.stderr.contains("aws.rds.engineVersion \"5.7\" is not a MySQL version ccrun deploys: use 8.0 or 8.4"), "\(bad.stderr)")
     }
 
-    @Test("deploy --dry-run --json: one ccrun.deploy/1 document on stdout, progress on stderr, host phases depend on the aws phase")
+    @Test("deploy --dry-run --json: one ccrun.deploy/2 document on stdout, progress on stderr, host phases depend on the aws phase")
     func deployJSON() throws {
         let w = try AWSWorld()
         defer { w.close() }
@@ -412,18 +417,20 @@ struct DeploymentTests {
         try w.assertNoSecret(in: r.stdout + r.stderr, what: "ccrun deploy --dry-run --json")
         #expect(r.status == 2, "\(r.stderr)")
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.deploy-1.json")
-            #expect(errors.isEmpty, "the document does not match docs/schemas/ccrun.deploy-1.json:\n\(errors)")
+            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.deploy-2.json")
+            #expect(errors.isEmpty, "the document does not match docs/schemas/ccrun.deploy-2.json:\n\(errors)")
         }
         let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        #expect(doc["schema"] as? String == "ccrun.deploy/1")
+        #expect(doc["schema"] as? String == "ccrun.deploy/2")
         #expect(doc["mode"] as? String == "dry-run")
         #expect(doc["exitCode"] as? Int == 2)
         let phases = doc["phases"] as! [[String: Any]]
         #expect(phases.map { "\($0["phase"]!) \($0["outcome"]!)" }
                 == ["aws pending", "database depends", "nfs-master depends", "repo-node depends", "web-node depends", "images depends"])
         #expect(phases[1]["detail"] as? String == "RDS instance cc-db does not exist yet (aws phase)")
-        let awsChanges = ((phases[0]["aws"] as? [String: Any])?["steps"] as? [[String: Any]] ?? []).flatMap { $0["changes"] as? [String] ?? [] }
+        let awsReport = try #require(phases[0]["aws"] as? [String: Any])
+        #expect(awsReport["schema"] as? String == "ccrun.run/2" && awsReport["runbook"] as? String == "aws-plan")
+        let awsChanges = AWSWorld.steps(awsReport).flatMap { $0["actions"] as? [String] ?? [] }
         #expect(awsChanges.contains { $0.hasPrefix("+ RDS CreateDBInstance cc-db (mysql 8.4,") }, "\(awsChanges)")
         #expect(r.stderr.contains("deploy: phase 1/6 aws") && r.stderr.contains("deploy: changes pending (exit 2)"), "\(r.stderr)")
         #expect((try w.snapshot()["groups"] as! [String: Any]).isEmpty, "a dry-run created something")
@@ -453,11 +460,13 @@ struct DeploymentTests {
         let json = try w.ccrun(["plan", "--json"])
         #expect(json.status == 1 && !json.stdout.contains(wrongSecret))
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: json.stdout, schema: "ccrun.aws-1.json")
+            let errors = try JSONSchemaCheck.errors(in: json.stdout, schema: "ccrun.run-2.json")
             #expect(errors.isEmpty, "\(errors)\n\(json.stdout)")
         }
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)\(json.stderr)")
-        #expect(doc["schema"] as? String == "ccrun.aws/1" && (doc["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
+        let account = (doc["hosts"] as? [[String: Any]])?.first
+        #expect(doc["schema"] as? String == "ccrun.run/2" && doc["mode"] as? String == "dry-run" && account?["host"] as? String == "aws-us-east-1", "\(doc)")
+        #expect((account?["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
         // Env credentials win over the file, the standard way.
         let fromEnv = try w.ccrun(["plan", "--phase", "base"], env: ["AWS_ACCESS_KEY_ID": "AKIDNOTREAL", "AWS_SECRET_ACCESS_KEY": wrongSecret])
         #expect(fromEnv.status == 1)
