@@ -456,7 +456,8 @@ struct DeploymentTests {
         #expect((plan.stdout + plan.stderr).contains("cannot load libcurl"), "\(plan.stdout)\(plan.stderr)")
         #expect((plan.stdout + plan.stderr).contains("apt install libcurl4"), "\(plan.stdout)\(plan.stderr)")
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as? [String: Any], "\(plan.stdout)\(plan.stderr)")
-        #expect((doc["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
+        let account = (doc["hosts"] as? [[String: Any]])?.first
+        #expect((account?["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
         #expect((try w.snapshot()["groups"] as! [String: Any]).isEmpty)
     }
 
