@@ -72,8 +72,9 @@ let package = Package(
         .target(name: "StepKit", dependencies: ["LeanFoundation", "CCrypto"], linkerSettings: sharedOpenSSL),
         /// The SQL client ccrun gives the engine for SQL steps (MariaDB Connector/C; MySQL 8 too).
         .target(name: "MariaDBClient", dependencies: ["LeanFoundation", "CMariaDB", "StepKit"], linkerSettings: sharedOpenSSL),
-        /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto).
-        .target(name: "Lab", dependencies: ["LeanFoundation"]),
+        /// Lab of real target hosts (network namespaces, sshd, local apt repo, MariaDB, moto). It
+        /// writes Runbooks' `DeploymentInventory`, the inventory type every ccrun command reads.
+        .target(name: "Lab", dependencies: ["LeanFoundation", "Runbooks", "StepKit"]),
         /// AWS API over libcurl with SigV4.
         .target(name: "CloudAPI", dependencies: ["LeanFoundation", "CLibCurl", "StepKit"]),
         /// The deployment guide as Swift code: one file per guide section.
@@ -136,7 +137,7 @@ let package = Package(
         ]),
         .testTarget(name: "TransportTests", dependencies: ["Transport", "SupportKit"]),
         .testTarget(name: "StepKitTests", dependencies: ["StepKit", "Transport", "SupportKit"]),
-        .testTarget(name: "LabTests", dependencies: ["Lab", "Transport", "SupportKit"]),
+        .testTarget(name: "LabTests", dependencies: ["Lab", "Runbooks", "StepKit", "Transport", "SupportKit"]),
         .testTarget(name: "StoreTests", dependencies: ["Store", "Captions", "SupportKit"]),
         .testTarget(name: "TunerServerTests", dependencies: [
             "TunerServer", "TunerBench", "ServerFiles", "Store", "Captions", "SupportKit",

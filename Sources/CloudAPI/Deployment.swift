@@ -1,59 +1,48 @@
 import LeanFoundation
 import StepKit
 
-/// One resource's line in a report. States reuse StepKit's `StepState`.
-public struct CloudStepReport: Codable, Sendable {
-    public var id: String
-    public var phase: Phase
-    public var state: StepState
-    public var changes: [String]
-    public var message: String?
-    public var seconds: Double
-    /// Set when `state` is `failed`: why, as a kind a script can switch on.
-    public var failure: Failure? = nil
+/// A `ccrun aws` run as it goes, made into StepKit's `RunReport` at the end: the account is the
+/// report's one host (`aws-REGION`, as in the journal), each resource one of its steps, and the
+/// API requests its round trips. `plan` is a dry-run.
+struct AccountRun {
+    let command: String
+    var runId: String
+    let mode: RunMode
+    let resumed: Bool
+    var steps: [StepReport] = []
+    /// What stopped the run (credentials, the account unreachable, a failed resource).
+    var failure: Failure?
+    var notes: [String] = []
+
+    init(command: String, runId: String = RunID.make(), mode: RunMode, resumed: Bool = false) {
+        self.command = command; self.runId = runId; self.mode = mode; self.resumed = resumed
+    }
+
+    mutating func add(_ id: String, _ phase: Phase, _ state: StepState, changes: [String] = [], message: String? = nil,
+                      seconds: Double, failure: Failure? = nil) {
+        steps.append(StepReport(index: steps.count, id: id, description: id, state: state, seconds: seconds, actions: changes,
+                                message: message, failure: failure, phase: phase.rawValue))
+    }
+
+    func report(account: String, requests: Int, seconds: Double) -> RunReport {
+        RunReport(runbook: "aws-" + command, runId: runId, mode: mode, resumed: resumed,
+                  hosts: [HostReport(host: account, runId: runId, mode: mode, steps: steps, failure: failure, seconds: seconds,
+                                     roundTrips: requests, notes: notes)])
+    }
 }
 
-/// The report of `ccrun aws plan|apply|images|destroy`. Exit codes follow StepKit's
-/// `RunReport`: 0 nothing to change (or applied), 2 changes pending (plan), 1 error.
-public struct CloudRunReport: Codable, Sendable, JSONDocument {
-    /// `--json`'s format and version (docs/json.md, docs/schemas/ccrun.aws-1.json).
-    public static let schemaVersion = "ccrun.aws/1"
-    public var schema: String = CloudRunReport.schemaVersion
-    /// What the run did; encoded as its name ("plan", "apply"...), as before it was typed.
-    public enum Mode: String, Codable, Sendable { case plan, apply, destroy, rollback }
-    public var command: String
-    public var runId: String
-    public var mode: Mode
-    public var resumed: Bool
-    public var steps: [CloudStepReport]
-    /// What stopped the run (credentials, the account unreachable, a failed resource).
-    public var failure: Failure?
-    public var requests: Int
-    public var seconds: Double
-    public var outputs: DeploymentOutputs?
-
-    public init(command: String, runId: String, mode: Mode, resumed: Bool, steps: [CloudStepReport], failure: Failure?,
-                requests: Int, seconds: Double, outputs: DeploymentOutputs? = nil) {
-        self.command = command; self.runId = runId; self.mode = mode; self.resumed = resumed; self.steps = steps
-        self.failure = failure; self.requests = requests; self.seconds = seconds; self.outputs = outputs
-    }
-
-    /// The run's failure message, if something stopped it.
-    public var error: String? { failure?.message }
-
-    public var exitCode: Int32 {
-        if failure != nil || steps.contains(where: { $0.state == .failed }) { return 1 }
-        if mode == .plan, steps.contains(where: { $0.state == .wouldChange || $0.state == .depends }) { return 2 }
-        return 0
-    }
-
-    /// Human-readable: one line per resource, its changes indented, then a summary.
-    public func text() -> String {
+extension RunReport {
+    /// `ccrun aws`'s text: one line per resource, its changes indented, then a summary line
+    /// (`aws apply: 3 changed in 1.20 s (41 API requests, run ...)`), notes and the error.
+    public func awsText() -> String {
+        let command = runbook.hasPrefix("aws-") ? String(runbook.dropFirst(4)) : runbook
+        let account = hosts.first
+        let steps = account?.steps ?? []
         var out: [String] = []
         if resumed { out.append("aws: resuming run \(runId) (it stopped before finishing)") }
         for s in steps {
             out.append("aws: \(s.state.rawValue.padding(toLength: 12, withPad: " ", startingAt: 0)) \(s.id)")
-            for c in s.changes { out.append("    \(c)") }
+            for c in s.actions { out.append("    \(c)") }
             if let m = s.message { out.append("    \(m)") }
         }
         var counts: [String] = []
@@ -62,9 +51,9 @@ public struct CloudRunReport: Codable, Sendable, JSONDocument {
             if n > 0 { counts.append("\(n) \(st.rawValue)") }
         }
         out.append("aws \(command): " + (counts.isEmpty ? "nothing" : counts.joined(separator: ", "))
-                   + String(format: " in %.2f s (%d API requests, run %@)", seconds, requests, runId))
-        if let o = outputs, let db = o.databaseEndpoint { out.append("aws: RDS endpoint \(db)") }
-        if let failure { out.append("aws: error (\(failure.kind.rawValue)): \(failure.message)") }
+                   + String(format: " in %.2f s (%d API requests, run %@)", account?.seconds ?? 0, account?.roundTrips ?? 0, runId))
+        for n in account?.notes ?? [] { out.append("aws: \(n)") }
+        if let failure = account?.failure { out.append("aws: error (\(failure.kind.rawValue)): \(failure.message)") }
         return out.joined(separator: "\n")
     }
 }
@@ -135,14 +124,14 @@ public struct DeploymentRunner: Sendable {
     public var journal: LocalJournal
     public var outputsPath: String
     public var log: @Sendable (String) -> Void
-    /// Fault injection for the resume test: after this resource's AWS calls, before its
-    /// `done` record, the process kills itself (SIGKILL), exactly like an operator's kill -9.
-    public var crashAfter: String?
+    /// Told after each call of an apply (`RunPoint.afterCall`): a no-op in production; the
+    /// process-kill tests stop ccrun there (a test build's `SignalStopObserver`).
+    public var observer: any RunObserver
 
     public init(deployment: Deployment, client: AWSQueryClient, journal: LocalJournal, outputsPath: String,
-                crashAfter: String? = nil, log: @escaping @Sendable (String) -> Void = { _ in }) {
+                observer: any RunObserver = QuietRunObserver(), log: @escaping @Sendable (String) -> Void = { _ in }) {
         self.deployment = deployment; self.client = client; self.journal = journal; self.outputsPath = outputsPath
-        self.crashAfter = crashAfter; self.log = log
+        self.observer = observer; self.log = log
     }
 
     var journalHost: String { "aws-\(client.connection.region)" }
@@ -156,19 +145,19 @@ public struct DeploymentRunner: Sendable {
         _ = try await client.callerIdentity()
     }
 
-    public func plan(phases: Set<Phase>) async -> CloudRunReport {
+    public func plan(phases: Set<Phase>) async -> RunReport {
         let start = Date()
-        var report = CloudRunReport(command: "plan", runId: RunID.make(), mode: .plan, resumed: false, steps: [], failure: nil, requests: 0, seconds: 0)
+        var report = AccountRun(command: "plan", mode: .dryRun)
         do {
             try await verifyCredentials()
             let ctx = context()
             for r in deployment.resources(in: phases) {
                 let t = Date()
                 do {
-                    report.steps.append(step(r, try await r.plan(ctx), seconds: Date().timeIntervalSince(t)))
+                    add(r, try await r.plan(ctx), seconds: Date().timeIntervalSince(t), to: &report)
                 } catch {
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t),
-                                                        failure: Failure(error, scrubber: scrubber)))
+                    report.add(r.id, r.phase, .failed, message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t),
+                               failure: Failure(error, scrubber: scrubber))
                 }
             }
         } catch { report.failure = Failure(error, scrubber: scrubber) }
@@ -176,67 +165,69 @@ public struct DeploymentRunner: Sendable {
     }
 
     /// A plan's line in the report: its calls as `PlannedCall.text` shows them.
-    func step(_ r: any CloudResource, _ plan: CallPlan, seconds: Double) -> CloudStepReport {
+    func add(_ r: any CloudResource, _ plan: CallPlan, seconds: Double, to report: inout AccountRun) {
         switch plan {
-        case let .calls(calls) where calls.isEmpty: CloudStepReport(id: r.id, phase: r.phase, state: .ok, changes: [], seconds: seconds)
-        case .satisfied: CloudStepReport(id: r.id, phase: r.phase, state: .ok, changes: [], seconds: seconds)
-        case let .calls(calls): CloudStepReport(id: r.id, phase: r.phase, state: .wouldChange, changes: calls.map { scrubber.scrub($0.text) }, seconds: seconds)
-        case let .depends(why): CloudStepReport(id: r.id, phase: r.phase, state: .depends, changes: [], message: why, seconds: seconds)
+        case let .calls(calls) where calls.isEmpty: report.add(r.id, r.phase, .ok, seconds: seconds)
+        case .satisfied: report.add(r.id, r.phase, .ok, seconds: seconds)
+        case let .calls(calls): report.add(r.id, r.phase, .wouldChange, changes: calls.map { scrubber.scrub($0.text) }, seconds: seconds)
+        case let .depends(why): report.add(r.id, r.phase, .depends, message: why, seconds: seconds)
         }
     }
 
-    func finish(_ r: CloudRunReport, _ start: Date) async -> CloudRunReport {
-        var r = r
-        r.requests = await client.requestCount
-        r.seconds = Date().timeIntervalSince(start)
-        return r
+    func finish(_ r: AccountRun, _ start: Date) async -> RunReport {
+        r.report(account: journalHost, requests: await client.requestCount, seconds: Date().timeIntervalSince(start))
     }
 
     /// Applies the phases in order. A run that stopped before finishing (its journal has no
     /// `finished` record) is resumed: its run id is reused and every resource is observed
     /// again, so what the dead run did is found, not redone.
-    public func apply(phases: Set<Phase>, command: String) async -> CloudRunReport {
+    public func apply(phases: Set<Phase>, command: String) async -> RunReport {
         let start = Date()
         let runbook = "aws-" + command
         let previous = journal.runs(host: journalHost).first { $0.runbook == runbook }
         let resume = previous.flatMap { $0.isFinished || $0.isRolledBack ? nil : $0.runId }
-        var report = CloudRunReport(command: command, runId: resume ?? RunID.make(), mode: .apply, resumed: resume != nil,
-                                    steps: [], failure: nil, requests: 0, seconds: 0)
+        var report = AccountRun(command: command, runId: resume ?? RunID.make(), mode: .apply, resumed: resume != nil)
         let runId = report.runId
         do {
             try await verifyCredentials()
             try journal.append(JournalRecord(kind: .run, runId: runId, host: journalHost, runbook: runbook, mode: "apply"))
             let ctx = context()
-            for (index, r) in deployment.resources(in: phases).enumerated() {
+            // Each journalled call's number in the run; a resumed run goes on from the dead one's.
+            var callNumber = previous.flatMap { resume == nil ? nil : $0.records.compactMap { $0.kind == .intent ? $0.index : nil }.max() } ?? 0
+            for r in deployment.resources(in: phases) {
                 let t = Date()
                 do {
                     let plan = try await r.plan(ctx)
                     if case let .depends(why) = plan { throw CloudError.unexpected("cannot apply yet: \(why)") }
                     guard case let .calls(calls) = plan, !calls.isEmpty else {
-                        report.steps.append(step(r, plan, seconds: Date().timeIntervalSince(t)))
+                        add(r, plan, seconds: Date().timeIntervalSince(t), to: &report)
                         continue
                     }
                     let lines = calls.map(\.text)
-                    // Write-ahead: the intent (what will change, and what undoes it) is on disk before the first call.
-                    let undo = try await r.undo(ctx)
-                    try journal.append(JournalRecord(kind: .intent, runId: runId, host: journalHost, stepId: r.id, index: index,
-                                                     description: scrubber.scrub(lines.joined(separator: "; ")), externalUndo: try undo.encoded()))
-                    // Exactly the calls planned (and journalled) above, in order: no second reading of the account.
+                    var undoes = try await CallUndoJournal(r, calls: calls, ctx: ctx)
+                    // Exactly the calls planned above, in order: no second reading of the account. Each
+                    // is write-ahead: its intent (the call, and what undoes it) is on disk before it runs.
                     var done: [String] = []
-                    for call in calls { done.append(try await call.perform(ctx)) }
-                    if crashAfter == r.id { kill(getpid(), SIGKILL) }
-                    try journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index,
+                    for (n, call) in calls.enumerated() {
+                        if let undo = undoes.undo(of: call) {
+                            callNumber += 1
+                            try journal.append(JournalRecord(kind: .intent, runId: runId, host: journalHost, stepId: r.id, index: callNumber,
+                                                             description: scrubber.scrub(call.text), externalUndo: try undo.encoded()))
+                        }
+                        done.append(try await call.perform(ctx))
+                        observer.reached(.afterCall(step: r.id, call: n + 1))
+                    }
+                    try journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id,
                                                      description: scrubber.scrub(done.joined(separator: "; ")), status: "ok"))
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .changed, changes: (done.isEmpty ? lines : done).map(scrubber.scrub),
-                                                        seconds: Date().timeIntervalSince(t)))
+                    report.add(r.id, r.phase, .changed, changes: (done.isEmpty ? lines : done).map(scrubber.scrub), seconds: Date().timeIntervalSince(t))
                 } catch {
                     let failure = Failure(error, scrubber: scrubber), msg = failure.message
-                    try? journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, index: index, description: msg, status: "failed"))
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: msg, seconds: Date().timeIntervalSince(t), failure: failure))
+                    try? journal.append(JournalRecord(kind: .done, runId: runId, host: journalHost, stepId: r.id, description: msg, status: "failed"))
+                    report.add(r.id, r.phase, .failed, message: msg, seconds: Date().timeIntervalSince(t), failure: failure)
                     throw AlreadyReported()
                 }
             }
-            report.outputs = try await writeOutputs(ctx)
+            if let endpoint = try await writeOutputs(ctx).databaseEndpoint { report.notes.append("RDS endpoint \(endpoint)") }
             try journal.append(JournalRecord(kind: .finished, runId: runId, host: journalHost, status: "ok"))
         } catch is AlreadyReported {
             report.failure = Failure(report.steps.last?.failure?.kind ?? .internal,
@@ -247,11 +238,36 @@ public struct DeploymentRunner: Sendable {
 
     struct AlreadyReported: Error {}
 
+    /// The undo each call of one resource journals before it runs. The resource's own undo is
+    /// read from the account before the resource's first call, and only when a call needs it; for
+    /// an object the apply creates (`.delete`) only the first call journals it: the delete undoes
+    /// the later calls on it too.
+    struct CallUndoJournal {
+        private let resourceUndo: CloudUndo?
+        private var deleteJournalled = false
+
+        init(_ resource: any CloudResource, calls: [PlannedCall], ctx: CloudContext) async throws {
+            resourceUndo = calls.contains { $0.undo == .resource } ? try await resource.undo(ctx) : nil
+        }
+
+        /// What to journal before `call`; nil: nothing (a read, or covered by the delete).
+        mutating func undo(of call: PlannedCall) -> CloudUndo? {
+            switch call.undo {
+            case .nothing: return nil
+            case let .exactly(undo): return undo
+            case .resource:
+                guard let undo = resourceUndo, undo == .delete else { return resourceUndo }
+                defer { deleteJournalled = true }
+                return deleteJournalled ? nil : .delete
+            }
+        }
+    }
+
     /// Deletes everything the blueprint describes that exists, in reverse dependency order.
     /// Keeps going past a failure so one stuck resource does not leave the rest behind.
-    public func destroy() async -> CloudRunReport {
+    public func destroy() async -> RunReport {
         let start = Date()
-        var report = CloudRunReport(command: "destroy", runId: RunID.make(), mode: .destroy, resumed: false, steps: [], failure: nil, requests: 0, seconds: 0)
+        var report = AccountRun(command: "destroy", mode: .destroy)
         do {
             try await verifyCredentials()
             try journal.append(JournalRecord(kind: .run, runId: report.runId, host: journalHost, runbook: "aws-destroy", mode: "destroy"))
@@ -262,10 +278,10 @@ public struct DeploymentRunner: Sendable {
                     try journal.append(JournalRecord(kind: .intent, runId: report.runId, host: journalHost, stepId: r.id, description: "delete \(r.id)"))
                     let done = try await r.destroy(ctx)
                     try journal.append(JournalRecord(kind: .undone, runId: report.runId, host: journalHost, stepId: r.id, description: done.joined(separator: "; ")))
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: done.isEmpty ? .ok : .changed, changes: done, seconds: Date().timeIntervalSince(t)))
+                    report.add(r.id, r.phase, done.isEmpty ? .ok : .changed, changes: done, seconds: Date().timeIntervalSince(t))
                 } catch {
-                    report.steps.append(CloudStepReport(id: r.id, phase: r.phase, state: .failed, changes: [], message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t),
-                                                        failure: Failure(error, scrubber: scrubber)))
+                    report.add(r.id, r.phase, .failed, message: scrubber.scrub("\(error)"), seconds: Date().timeIntervalSince(t),
+                               failure: Failure(error, scrubber: scrubber))
                 }
             }
             try journal.append(JournalRecord(kind: .finished, runId: report.runId, host: journalHost, status: "destroyed"))
@@ -274,14 +290,16 @@ public struct DeploymentRunner: Sendable {
         return await finish(report, start)
     }
 
-    /// Undoes the last `apply` or `images` run that changed something, in reverse order, from
-    /// the undo data its intents recorded: deletes what it created, revokes the rules it added
-    /// and restores those it revoked, turns off the protection it turned on; objects it found and
-    /// changed in place are reported as not undoable. Each undone resource is journalled, so an
+    /// Undoes the last `apply` or `images` run that changed something, from the undo its intents
+    /// journalled call by call: the calls that ran (and at most the one a crash cut short) are
+    /// undone, latest first, resource by resource. What the run created is deleted (which undoes
+    /// every later call on it), rules it authorized are revoked and those it revoked authorized
+    /// again, what it changed on objects it found is put back as it read it before; what it
+    /// changed in a way ccrun cannot put back is reported. Each undone call is journalled, so an
     /// interrupted rollback is simply run again.
-    public func rollback() async -> CloudRunReport {
+    public func rollback() async -> RunReport {
         let start = Date()
-        var report = CloudRunReport(command: "rollback", runId: "none", mode: .rollback, resumed: false, steps: [], failure: nil, requests: 0, seconds: 0)
+        var report = AccountRun(command: "rollback", runId: "none", mode: .rollback)
         do {
             try await verifyCredentials()
             guard let last = journal.runs(host: journalHost).first(where: {
@@ -289,34 +307,40 @@ public struct DeploymentRunner: Sendable {
             }), let runId = last.runId else { return await finish(report, start) }
             report.runId = runId
             let ctx = context()
-            let undone = last.undoneSteps
-            for intent in last.firstIntents.reversed() {
-                guard let stepId = intent.stepId, !undone.contains(stepId) else { continue }
+            for (stepId, intents) in Self.pendingUndo(last) {
                 let t = Date()
                 let resource = deployment.resources.first { $0.id == stepId }
                 func step(_ state: StepState, _ changes: [String], _ message: String? = nil, failure: Failure? = nil) {
-                    report.steps.append(CloudStepReport(id: stepId, phase: resource?.phase ?? .base, state: state, changes: changes.map(scrubber.scrub),
-                                                        message: message.map(scrubber.scrub), seconds: Date().timeIntervalSince(t), failure: failure))
+                    report.add(stepId, resource?.phase ?? .base, state, changes: changes.map(scrubber.scrub), message: message.map(scrubber.scrub),
+                               seconds: Date().timeIntervalSince(t), failure: failure)
                 }
-                guard let r = resource, let text = intent.externalUndo,
-                      let undo = try? CloudUndo.decode(text) else {
+                let undoes = intents.map { $0.externalUndo.flatMap { try? CloudUndo.decode($0) } }
+                guard let r = resource, !undoes.contains(where: { $0 == nil }) else {
                     let why = "no undo data for \(stepId) in run \(runId) (not in this inventory, or journalled by an older ccrun)"
                     step(.failed, [], why, failure: Failure(.refused, why))
                     continue
                 }
                 do {
-                    let done: [String]
-                    switch undo {
-                    case let .irreversible(why):
-                        step(.skipped, [], "cannot undo: \(why)")
-                        continue
-                    case .delete: done = try await r.deleteCreated(ctx)
-                    default:
-                        guard let restored = try await r.restore(undo, ctx) else { throw CloudError.unexpected("\(stepId) cannot \(undo.summary)") }
-                        done = restored
+                    var done: [String] = [], cannot: [String] = []
+                    // Deleting what the run created undoes every call it made on it.
+                    let plan: [CloudUndo] = undoes.contains(.delete) ? [.delete] : undoes.compactMap { $0 }
+                    var performed: Set<CloudUndo> = []
+                    for undo in plan where performed.insert(undo).inserted {
+                        switch undo {
+                        case let .irreversible(why): cannot.append("cannot undo: \(why)")
+                        case .delete: done += try await r.deleteCreated(ctx)
+                        default:
+                            guard let restored = try await r.restore(undo, ctx) else { throw CloudError.unexpected("\(stepId) cannot \(undo.summary)") }
+                            done += restored
+                        }
                     }
-                    try journal.append(JournalRecord(kind: .undone, runId: runId, host: journalHost, stepId: stepId, description: scrubber.scrub(done.joined(separator: "; "))))
-                    step(done.isEmpty ? .ok : .changed, done)
+                    for intent in intents {
+                        try journal.append(JournalRecord(kind: .undone, runId: runId, host: journalHost, stepId: stepId, index: intent.index,
+                                                         description: scrubber.scrub(intent.description ?? stepId)))
+                    }
+                    if done.isEmpty && !cannot.isEmpty { step(.skipped, [], cannot.joined(separator: "; ")) } else {
+                        step(done.isEmpty ? .ok : .changed, done, cannot.isEmpty ? nil : cannot.joined(separator: "; "))
+                    }
                 } catch {
                     let failure = Failure(error, scrubber: scrubber)
                     step(.failed, [], failure.message, failure: failure)
@@ -328,6 +352,20 @@ public struct DeploymentRunner: Sendable {
             }
         } catch { report.failure = Failure(error, scrubber: scrubber) }
         return await finish(report, start)
+    }
+
+    /// The run's journalled calls not undone yet, grouped by resource: resources latest first,
+    /// each one's calls latest first. An `undone` record without a call number (journalled
+    /// per resource by an earlier ccrun) covers all of its resource's calls.
+    static func pendingUndo(_ run: RunHistory) -> [(stepId: String, intents: [JournalRecord])] {
+        let undone = run.records.filter { $0.kind == .undone }
+        var out: [(stepId: String, intents: [JournalRecord])] = []
+        for intent in run.records.reversed() where intent.kind == .intent {
+            guard let stepId = intent.stepId,
+                  !undone.contains(where: { $0.stepId == stepId && ($0.index == nil || $0.index == intent.index) }) else { continue }
+            if let i = out.firstIndex(where: { $0.stepId == stepId }) { out[i].intents.append(intent) } else { out.append((stepId, [intent])) }
+        }
+        return out
     }
 
     /// What exists now, read from the account (no file written): `ccrun deploy` uses it to

@@ -11,11 +11,18 @@ public struct PlannedCall: Sendable {
     public var action: String
     /// What the call is for, with the parameters a reader checks (never a secret).
     public var summary: String
+    /// What undoes this one call: journalled before it runs, so a rollback after a crash between
+    /// two calls of a resource undoes exactly the calls that ran.
+    public var undo: CallUndo
     /// Makes the call; returns the report line.
     let perform: @Sendable (CloudContext) async throws -> String
 
-    init(_ service: AWSService, _ action: String, _ summary: String, perform: @escaping @Sendable (CloudContext) async throws -> String) {
+    /// `undo` nil: a read (a `Describe` wait) undoes nothing; any other call is undone by its
+    /// resource's undo, read from the account before the apply (`CloudResource.undo`).
+    init(_ service: AWSService, _ action: String, _ summary: String, undo: CallUndo? = nil,
+         perform: @escaping @Sendable (CloudContext) async throws -> String) {
         self.service = service; self.action = action; self.summary = summary; self.perform = perform
+        self.undo = undo ?? (action.hasPrefix("Describe") ? .nothing : .resource)
     }
 
     /// `+` adds, `-` removes, `~` changes or waits, as in the rest of the plan.
@@ -24,6 +31,18 @@ public struct PlannedCall: Sendable {
         let sign = adds.contains { action.hasPrefix($0) } ? "+" : removes.contains { action.hasPrefix($0) } ? "-" : "~"
         return "\(sign) \(service.displayName) \(action) \(summary)"
     }
+}
+
+/// What undoes one planned call.
+public enum CallUndo: Sendable, Hashable {
+    /// A read: nothing to undo, nothing journalled.
+    case nothing
+    /// The resource's undo (`CloudResource.undo`): for an object the apply creates, deleting it,
+    /// which undoes the later calls on it too (a listener goes with its load balancer); for
+    /// one it found, putting back what it read before the apply.
+    case resource
+    /// This call's own inverse (one rule authorized: revoke that rule).
+    case exactly(CloudUndo)
 }
 
 /// What a resource finds: nothing to do, something missing first (an image of an instance not

@@ -93,12 +93,12 @@ struct SecurityGroupRulesResource: CloudResource {
         let (missing, extra) = try await diff(ctx)
         let this = self, name = spec.name
         let revokes = extra.map { r in
-            PlannedCall(.ec2, "RevokeSecurityGroupIngress", "\(name): \(r)") { ctx in
+            PlannedCall(.ec2, "RevokeSecurityGroupIngress", "\(name): \(r)", undo: .exactly(.rules(authorized: [], revoked: [r]))) { ctx in
                 try await this.revoke(r, from: try await ctx.requireGroupId(name), ctx)
             }
         }
         let authorizes = missing.map { r in
-            PlannedCall(.ec2, "AuthorizeSecurityGroupIngress", "\(name): \(r)") { ctx in
+            PlannedCall(.ec2, "AuthorizeSecurityGroupIngress", "\(name): \(r)", undo: .exactly(.rules(authorized: [r], revoked: []))) { ctx in
                 do {
                     try await this.authorize(r, on: try await ctx.requireGroupId(name), ctx)
                     return "authorized \(name): \(r)"

@@ -1,8 +1,9 @@
 import LeanFoundation
 import StepKit
 
-/// The inventory's "aws" object (see docs/aws.md). StepKit's `Inventory.AWS` only knows
-/// endpoint/region/credentialsFile, so the full object is decoded here from the same file.
+/// The inventory's "aws" object (see docs/aws.md). The deployment's inventory type (Runbooks'
+/// `DeploymentInventory.AWS`) only knows endpoint/region/credentialsFile, what the lab writes;
+/// the full object is decoded here from the same file.
 public struct AWSSettings: Codable, Sendable {
     public struct InstanceSettings: Codable, Sendable {
         /// Inventory host this instance is (its address is the default private IP).

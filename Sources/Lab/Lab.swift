@@ -1,4 +1,5 @@
 import LeanFoundation
+import Runbooks
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -22,7 +23,7 @@ public struct Lab: Sendable {
     /// The instance as it currently exists: host count taken from its inventory when there is one.
     public static func existing(name: String = "main", log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Lab {
         var spec = try LabSpec.named(name, hosts: nil)
-        if let inventory = try? LabInventoryFile.load(from: spec.inventoryPath) {
+        if let inventory = try? DeploymentInventory.load(from: spec.inventoryPath) {
             spec.fleet = inventory.hasFleet
             spec.hostCount = inventory.hosts.count - (spec.fleet ? LabSpec.fleetHosts.count : 0)
             spec.hostInit = inventory.hostInit
@@ -39,7 +40,7 @@ public struct Lab: Sendable {
     /// Builds or repairs the lab and writes its inventory. Warm (caches present, lab running) it
     /// only checks; cold it builds the caches first.
     @discardableResult
-    public func up() throws -> LabInventoryFile {
+    public func up() throws -> DeploymentInventory {
         try Self.requireRoot()
         guard spec.hostCount >= 1, spec.hostNames.count <= spec.maxHosts else {
             throw LabError.tooManyHosts(requested: spec.hostNames.count, maximum: spec.maxHosts)
@@ -95,7 +96,7 @@ public struct Lab: Sendable {
             let address = spec.address(ofHostAt: index)
             try Probe.waitUntil("sshd of \(host) on \(address):22", seconds: 30) { Probe.sshAnswers(address) }
         }
-        let inventory = LabInventoryFile.make(for: spec)
+        let inventory = DeploymentInventory.make(for: spec)
         try write(try inventory.encoded(), to: spec.inventoryPath, mode: 0o644)
         return inventory
     }

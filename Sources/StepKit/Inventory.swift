@@ -1,9 +1,13 @@
 import LeanFoundation
 
-/// The inventory file `ccrun lab up` writes and every ccrun command accepts (see
-/// notes/inventory.md). Secrets are not inside: only paths to 0600 files.
-public struct Inventory: Codable, Sendable {
-    public struct Host: Codable, Sendable {
+/// The engine's part of an inventory file: the hosts (how to reach each, its roles and
+/// variables) and the sudo user. What a deployment adds to the file (its database, its
+/// servers, its cloud account) is its own type's, decoded from the same object beside these keys
+/// (the CC deployment's is in Runbooks); this type ignores them, so the engine stays free of any
+/// one deployment's schema.
+/// Secrets are not inside: only paths to 0600 files.
+public struct Inventory: Codable, Sendable, Equatable {
+    public struct Host: Codable, Sendable, Equatable {
         public var address: String
         public var port: Int?
         public var user: String?
@@ -16,40 +20,24 @@ public struct Inventory: Codable, Sendable {
             self.knownHosts = knownHosts; self.roles = roles; self.vars = vars
         }
     }
-    public struct SudoUser: Codable, Sendable { public var user: String; public var identityFile: String? }
-    public struct Database: Codable, Sendable {
-        public var host: String
-        public var port: Int?
-        public var adminUser: String
-        public var adminPasswordFile: String?
-        /// The database and the two accounts the runbooks create (the guide's `cc`, `cc_ro`, `cc_rw`).
-        public var name: String?
-        public var readOnlyUser: String?
-        public var readWriteUser: String?
-        /// The admin endpoint, with the password read from its file.
-        public func adminEndpoint() throws -> DatabaseEndpoint {
-            let pw = try adminPasswordFile.map { try Secret(label: "db-admin-password", contentsOfFile: $0) } ?? Secret(label: "db-admin-password", value: "")
-            return DatabaseEndpoint(host: host, port: port ?? 3306, user: adminUser, password: pw)
-        }
+    public struct SudoUser: Codable, Sendable, Equatable {
+        public var user: String
+        public var identityFile: String?
+        public init(user: String, identityFile: String? = nil) { self.user = user; self.identityFile = identityFile }
     }
-    public struct AWS: Codable, Sendable { public var endpoint: String?; public var region: String?; public var credentialsFile: String? }
 
     public var hosts: [String: Host]
     public var sudoUser: SudoUser?
-    public var database: Database?
-    public var nfsServer: String?
-    public var aws: AWS?
-    /// False turns the tuners' password off (`ccr serve` then accepts any tuner); by default the
-    /// deployment generates one (like the database passwords: a 0600 file, or CCR_TUNER_PASSWORD).
-    public var tunerPassword: Bool?
 
-    public init(hosts: [String: Host], sudoUser: SudoUser? = nil, database: Database? = nil, nfsServer: String? = nil, aws: AWS? = nil) {
-        self.hosts = hosts; self.sudoUser = sudoUser; self.database = database; self.nfsServer = nfsServer; self.aws = aws
+    public init(hosts: [String: Host], sudoUser: SudoUser? = nil) {
+        self.hosts = hosts; self.sudoUser = sudoUser
     }
 
-    public static func load(_ path: String) throws -> Inventory {
+    /// Reads `path` as `T` (this type, or a deployment's inventory that embeds it), with errors
+    /// that name the file.
+    public static func load<T: Decodable>(_ path: String, as type: T.Type = Inventory.self) throws -> T {
         guard let data = FileManager.default.contents(atPath: path) else { throw InventoryError.unreadable(path) }
-        do { return try JSONDecoder().decode(Inventory.self, from: data) } catch { throw InventoryError.invalid(path, "\(error)") }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch { throw InventoryError.invalid(path, "\(error)") }
     }
 
     /// Host names with a role, in name order.

@@ -17,6 +17,8 @@ public struct JournalRecord: Codable, Sendable, Hashable {
     public var runbook: String?
     public var mode: String?
     public var stepId: String?
+    /// The step's position in its runbook; for an engine whose steps are several calls
+    /// (CloudAPI), the call's number in the run, so each call's intent and undone match up.
     public var index: Int?
     public var fingerprint: String?
     public var description: String?

@@ -8,6 +8,17 @@ public enum StepState: String, Codable, Sendable {
     case skipped
 }
 
+/// What a run does: one enum for every report (a runbook on its hosts, a rolling run, `ccrun
+/// deploy`, the AWS half). Encoded by name ("apply", "dry-run"; `ccrun aws plan` is a dry-run).
+public enum RunMode: String, Codable, Sendable {
+    case apply, dryRun = "dry-run"
+    /// `ccrun aws destroy`: everything the blueprint describes is deleted.
+    case destroy
+    /// `ccrun aws rollback`: the last run's journalled changes are undone.
+    case rollback
+}
+
+/// One step of a run: a runbook's step on a host, or one AWS resource of the account.
 public struct StepReport: Codable, Sendable {
     public var index: Int
     public var id: String
@@ -21,23 +32,36 @@ public struct StepReport: Codable, Sendable {
     public var irreversible: Bool
     /// Set when `state` is `failed`: why, as a kind a script can switch on.
     public var failure: Failure?
+    /// When the step is applied, for engines that apply in phases (AWS: `base` by `ccrun aws
+    /// apply`, `images` by `ccrun aws images`); nil for a runbook's steps.
+    public var phase: String?
+
+    public init(index: Int, id: String, description: String, state: StepState, seconds: Double, diff: String? = nil,
+                actions: [String] = [], undo: [String] = [], message: String? = nil, irreversible: Bool = false,
+                failure: Failure? = nil, phase: String? = nil) {
+        self.index = index; self.id = id; self.description = description; self.state = state; self.seconds = seconds
+        self.diff = diff; self.actions = actions; self.undo = undo; self.message = message; self.irreversible = irreversible
+        self.failure = failure; self.phase = phase
+    }
 }
 
+/// One target of a run: a host, or (for the AWS half) the account, `aws-REGION`.
 public struct HostReport: Codable, Sendable {
     public var host: String
     public var runId: String
     /// Encoded as before ("apply", "dry-run"): a typed value, not a string to compare.
-    public var mode: RunOptions.Mode
+    public var mode: RunMode
     public var steps: [StepReport]
     /// What stopped the run on this host before or between its steps (unreachable, lock held...).
     public var failure: Failure?
     public var seconds: Double
-    /// Script runs and transfers sent to the host (an audit of a configured host is ~2).
+    /// Script runs and transfers sent to the host (an audit of a configured host is ~2); for an
+    /// AWS account, the API requests made.
     public var roundTrips: Int
     /// What happened besides the steps, e.g. a dead run's lock taken over.
     public var notes: [String] = []
 
-    public init(host: String, runId: String, mode: RunOptions.Mode, steps: [StepReport], failure: Failure?, seconds: Double,
+    public init(host: String, runId: String, mode: RunMode, steps: [StepReport], failure: Failure?, seconds: Double,
                 roundTrips: Int, notes: [String] = []) {
         self.host = host; self.runId = runId; self.mode = mode; self.steps = steps; self.failure = failure
         self.seconds = seconds; self.roundTrips = roundTrips; self.notes = notes
@@ -63,19 +87,25 @@ extension JSONDocument {
     }
 }
 
-/// A run of one runbook on its hosts: `--json` prints it (docs/json.md, schema docs/schemas/ccrun.run-1.json).
+/// A run: one runbook on its hosts, or one `ccrun aws` command on the account (its one "host",
+/// `aws-REGION`, whose steps are the resources). `--json` prints it (docs/json.md, schema
+/// docs/schemas/ccrun.run-2.json).
 public struct RunReport: Codable, Sendable, JSONDocument {
     /// The document's format and version: a reader checks it before anything else. A new
-    /// optional field keeps the version; a renamed, removed or retyped one makes it `ccrun.run/2`.
-    public static let schemaVersion = "ccrun.run/1"
+    /// optional field keeps the version; a renamed, removed or retyped one makes the next.
+    /// Version 2: one document for the runbooks and the AWS half (which had `ccrun.aws/1`).
+    public static let schemaVersion = "ccrun.run/2"
     public var schema: String = RunReport.schemaVersion
+    /// The runbook's name; for the AWS half `aws-` and the command (`aws-apply`, `aws-plan`...).
     public var runbook: String
     public var runId: String
-    public var mode: RunOptions.Mode
+    public var mode: RunMode
+    /// True when the run continued one that stopped before finishing (`--resume`, `ccrun aws apply` after a crash).
+    public var resumed: Bool
     public var hosts: [HostReport]
 
-    public init(runbook: String, runId: String, mode: RunOptions.Mode, hosts: [HostReport]) {
-        self.runbook = runbook; self.runId = runId; self.mode = mode; self.hosts = hosts
+    public init(runbook: String, runId: String, mode: RunMode, resumed: Bool = false, hosts: [HostReport]) {
+        self.runbook = runbook; self.runId = runId; self.mode = mode; self.resumed = resumed; self.hosts = hosts
     }
 
     /// 0 nothing to change (or applied), 2 changes pending (dry-run), 1 error:

@@ -11,11 +11,15 @@ public enum RunPoint: Sendable, Hashable, CustomStringConvertible {
     /// After step N changed the host and the host's journal holds its `done` record, before this
     /// controller's journal does (a crash here leaves the two journals apart).
     case afterChange(Int)
+    /// After call N (1-based) of an engine's step made of several calls (CloudAPI's resources)
+    /// ran, before the next call's undo is journalled: a crash here leaves a step half made.
+    case afterCall(step: String, call: Int)
 
     public var description: String {
         switch self {
         case .beforeStep(let n): "before-step:\(n)"
         case .afterChange(let n): "after-change:\(n)"
+        case let .afterCall(step, n): "after-call:\(step):\(n)"
         }
     }
 }
@@ -37,7 +41,7 @@ public struct QuietRunObserver: RunObserver {
 /// its local journal record) instead of racing a timer. A stopped ccrun holds the target's lock
 /// until it is continued or killed (a killed run's lock is then taken over by `ccrun resume`).
 ///
-/// Points (comma-separated): `before-step:N`, `after-change:N` (see `RunPoint`), and
+/// Points (comma-separated): `before-step:N`, `after-change:N`, `after-call:STEP:N` (see `RunPoint`), and
 /// `upload-bytes:N`, once an upload has sent at least N bytes (the engine's own temporary file:
 /// the target file is untouched).
 ///

@@ -20,7 +20,10 @@ public struct Runbook: Sendable {
 }
 
 public struct RunOptions: Sendable {
-    public enum Mode: String, Codable, Sendable { case apply, dryRun = "dry-run" }
+    /// `apply` or `dryRun`: the engine's runs (StepKit's `RunMode` also names the whole-account
+    /// runs of CloudAPI, destroy and rollback, which a `Runner` does not make: it applies only
+    /// under `.apply`).
+    public typealias Mode = RunMode
     public var mode: Mode
     public var runId: String
     public var target: TargetPaths
@@ -121,7 +124,7 @@ public struct Runner: Sendable {
             }
             reports = collected.sorted { $0.0 < $1.0 }.map(\.1)
         }
-        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode, hosts: reports)
+        return RunReport(runbook: runbook.name, runId: options.runId, mode: options.mode, resumed: options.resume, hosts: reports)
     }
 
     public func run(on host: any RemoteHost, onStep: @escaping @Sendable (String, StepReport) -> Void = { _, _ in }) async -> HostReport {

@@ -226,6 +226,9 @@ public struct XDSItemInput: Sendable, Hashable, Codable {
 }
 
 // MARK: - Values read
+//
+// Only the store makes these (from its rows): their memberwise initializers are Swift's own,
+// internal to Store, so the field lists are not written a second time as parameters.
 
 public struct ProgramSummary: Sendable, Hashable, Codable {
     public var id: Int64
@@ -241,19 +244,6 @@ public struct ProgramSummary: Sendable, Hashable, Codable {
     public var tunerAddress: String?
     /// The repository node that recorded it (`nodes.hostname`): part of its archive files' names.
     public var nodeName: String?
-
-    public init(id: Int64, tunerID: Int64, name: String?, startedAt: Int64, endedAt: Int64?, tunerDescription: String?, lineCount: Int,
-                tunerAddress: String? = nil, nodeName: String? = nil) {
-        self.tunerAddress = tunerAddress
-        self.nodeName = nodeName
-        self.id = id
-        self.tunerID = tunerID
-        self.name = name
-        self.startedAt = startedAt
-        self.endedAt = endedAt
-        self.tunerDescription = tunerDescription
-        self.lineCount = lineCount
-    }
 }
 
 public struct TunerStatus: Sendable, Hashable, Codable {
@@ -270,20 +260,6 @@ public struct TunerStatus: Sendable, Hashable, Codable {
     public var isConnected: Bool { disconnectedAt == nil }
     /// The open program of a connected tuner.
     public var currentProgram: ProgramSummary?
-
-    public init(id: Int64, nodeID: Int64, hostname: String?, address: String, port: Int, description: String?,
-                connectedAt: Int64, disconnectedAt: Int64?, disconnectReason: String?, currentProgram: ProgramSummary?) {
-        self.id = id
-        self.nodeID = nodeID
-        self.hostname = hostname
-        self.address = address
-        self.port = port
-        self.description = description
-        self.connectedAt = connectedAt
-        self.disconnectedAt = disconnectedAt
-        self.disconnectReason = disconnectReason
-        self.currentProgram = currentProgram
-    }
 }
 
 public struct CaptionLine: Sendable, Hashable, Codable {
@@ -292,7 +268,7 @@ public struct CaptionLine: Sendable, Hashable, Codable {
     public var programID: Int64
     public var tunerID: Int64
     /// `CaptionService.cea608` (0) or a DTVCC service number.
-    public var service: Int
+    public var service: Int = CaptionService.cea608
     /// Position within the program's lines of this service (0, 1, 2, ...).
     public var sequence: Int
     public var startMs: Int64
@@ -300,20 +276,6 @@ public struct CaptionLine: Sendable, Hashable, Codable {
     public var mode: String
     public var text: String
     public var capturedAt: Int64
-
-    public init(id: Int64, programID: Int64, tunerID: Int64, service: Int = CaptionService.cea608, sequence: Int, startMs: Int64, endMs: Int64,
-                mode: String, text: String, capturedAt: Int64) {
-        self.id = id
-        self.programID = programID
-        self.tunerID = tunerID
-        self.service = service
-        self.sequence = sequence
-        self.startMs = startMs
-        self.endMs = endMs
-        self.mode = mode
-        self.text = text
-        self.capturedAt = capturedAt
-    }
 }
 
 public struct XDSItem: Sendable, Hashable, Codable {
@@ -323,15 +285,6 @@ public struct XDSItem: Sendable, Hashable, Codable {
     public var atMs: Int64
     public var kind: String
     public var value: String
-
-    public init(programID: Int64, tunerID: Int64, sequence: Int, atMs: Int64, kind: String, value: String) {
-        self.programID = programID
-        self.tunerID = tunerID
-        self.sequence = sequence
-        self.atMs = atMs
-        self.kind = kind
-        self.value = value
-    }
 }
 
 public struct ProgramQuery: Sendable, Hashable {

@@ -39,18 +39,18 @@ struct AWSCommand: AsyncParsableCommand {
         let outputs = inv.aws.outputsFile ?? journal.directory.appendingPathComponent("aws-outputs.json").path
         return DeploymentRunner(deployment: Deployment(blueprint: blueprint), client: AWSQueryClient(connection: connection),
                                 journal: journal, outputsPath: outputs,
-                                crashAfter: TestHooks.awsCrashAfter,
+                                observer: TestHooks.observer,
                                 log: { line in if verbose { FileHandle.standardError.write(Data("aws: \(line)\n".utf8)) } })
     }
 
-    static func emit(_ report: CloudRunReport, json: Bool) throws -> Never {
-        if json { print(try report.json()) } else { print(report.text()) }
+    static func emit(_ report: RunReport, json: Bool) throws -> Never {
+        if json { print(try report.json()) } else { print(report.awsText()) }
         throw ExitCode(report.exitCode)
     }
 
     /// Runs `body` and turns setup errors (inventory, credentials) into exit 1 with a message.
-    static func run(_ o: Options, _ body: (DeploymentRunner) async throws -> CloudRunReport) async throws {
-        let report: CloudRunReport
+    static func run(_ o: Options, _ body: (DeploymentRunner) async throws -> RunReport) async throws {
+        let report: RunReport
         do {
             report = try await body(try runner(o))
         } catch let e as ExitCode { throw e } catch {

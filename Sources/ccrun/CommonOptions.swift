@@ -1,6 +1,7 @@
 import ArgumentParser
 import LeanFoundation
 import MariaDBClient
+import Runbooks
 import StepKit
 import Transport
 
@@ -45,15 +46,15 @@ struct HostOptions: ParsableArguments {
     @Option(name: .long, help: "Where ccrun keeps its journal and lock on the targets.")
     var targetStateDir: String = "/var/lib/ccrun"
 
-    func loadInventory() throws -> Inventory? {
-        try inventory.map { try Inventory.load($0) }
+    func loadInventory() throws -> DeploymentInventory? {
+        try inventory.map { try DeploymentInventory.load($0) }
     }
 
     var journal: LocalJournal { LocalJournal(directory: stateDir.map { URL(fileURLWithPath: $0) } ?? LocalJournal.defaultDirectory()) }
     var targetPaths: TargetPaths { TargetPaths(stateDirectory: targetStateDir) }
 
     /// HOST as an inventory name, else an ~/.ssh/config alias, else an address.
-    func sshTarget(for host: String, inventory: Inventory?) throws -> SSHTarget {
+    func sshTarget(for host: String, inventory: DeploymentInventory?) throws -> SSHTarget {
         var target: SSHTarget
         if let entry = inventory?.hosts[host] {
             target = SSHTarget(name: host, host: entry.address, port: entry.port ?? 22, user: entry.user ?? "root",
@@ -98,7 +99,7 @@ struct HostOptions: ParsableArguments {
 
     /// HOST targets; `controller` (when no inventory host has that name) is this machine, where
     /// the database runbook ran, so `ccrun rollback controller` and `ccrun resume controller` work.
-    func hostTargets(_ names: [String], inventory: Inventory?) throws -> [HostTarget] {
+    func hostTargets(_ names: [String], inventory: DeploymentInventory?) throws -> [HostTarget] {
         try names.map { name in
             if name == Self.controller && inventory?.hosts[name] == nil { return HostTarget(LocalHost(name: name)) }
             let target = try sshTarget(for: name, inventory: inventory)

@@ -25,7 +25,7 @@ struct DeployAllCommand: AsyncParsableCommand {
 
         Each phase is journaled in the state directory; --resume continues the last interrupted deploy and skips the phases it finished. --dry-run plans every phase it can and says "depends" for phases whose instances or database do not exist yet. Hosts are reached at the instances' private addresses with the SSH settings of the inventory hosts named by aws.instances.<role>.host; aws.rds.host names a host standing in for RDS (docs/aws.md).
 
-        --json prints one JSON document on stdout (schema ccrun.deploy/1: each phase's outcome with the aws report or the runbook report) and the progress lines on stderr.
+        --json prints one JSON document on stdout (schema ccrun.deploy/2: each phase's outcome with the aws report or the runbook report) and the progress lines on stderr.
 
         Exit status: 0 deployed / nothing to change, 2 changes pending (--dry-run), 1 error.
         """
@@ -37,7 +37,7 @@ struct DeployAllCommand: AsyncParsableCommand {
     @Flag(name: .long, help: "Print AWS waits and retries to stderr.")
     var verbose = false
 
-    @Flag(name: .long, help: "Print one JSON report (schema ccrun.deploy/1) on stdout; progress goes to stderr.")
+    @Flag(name: .long, help: "Print one JSON report (schema ccrun.deploy/2) on stdout; progress goes to stderr.")
     var json = false
 
     func run() async throws {
@@ -106,19 +106,18 @@ enum PhaseOutcome: Sendable {
     }
 }
 
-/// `ccrun deploy --json`: one document on stdout. Schema `ccrun.deploy/1`: bump it when a field
-/// changes meaning or goes; new optional fields keep the version.
+/// `ccrun deploy --json`: one document on stdout. Schema `ccrun.deploy/2`: bump it when a field
+/// changes meaning or goes; new optional fields keep the version. Version 2: each phase's report
+/// is a `ccrun.run/2` document, the aws phases' too (they had `ccrun.aws/1`).
 struct DeployReport: JSONDocument {
-    static let schemaVersion = "ccrun.deploy/1"
+    static let schemaVersion = "ccrun.deploy/2"
     var schema = Self.schemaVersion
     var runId: String
-    var mode: Mode
+    var mode: RunMode
     var resumed: Bool
     var exitCode: Int32
     var seconds: Double
     var phases: [Phase]
-
-    enum Mode: String, Encodable { case apply, dryRun = "dry-run" }
 
     struct Phase: Encodable {
         var phase: String
@@ -128,7 +127,7 @@ struct DeployReport: JSONDocument {
         /// Set when `outcome` is `failed`: why, as a kind a script can switch on.
         var failure: Failure?
         /// The aws and images phases: `ccrun aws`'s own report (secrets scrubbed).
-        var aws: CloudRunReport?
+        var aws: RunReport?
         /// The host phases: the runbook's report (secrets masked).
         var runbook: RunReport?
     }
@@ -137,7 +136,7 @@ struct DeployReport: JSONDocument {
 /// What one phase produced: its outcome and, for `--json`, the report behind it.
 struct PhaseResult {
     var outcome: PhaseOutcome
-    var aws: CloudRunReport? = nil
+    var aws: RunReport? = nil
     var runbook: RunReport? = nil
 }
 
@@ -185,13 +184,13 @@ struct DeployJournal {
 /// database at the RDS endpoint, or at `aws.rds.host`'s address when a host stands in for RDS.
 /// Written to a file because the runbook commands take an inventory path.
 struct InstanceInventory {
-    var inventory: Inventory
+    var inventory: DeploymentInventory
     /// Inventory host name per phase; nil when that phase's instance does not exist yet.
     var hostNames: [DeployPhase: String] = [:]
     /// Why a phase cannot run yet (instance or database missing).
     var missing: [DeployPhase: String] = [:]
 
-    init(base: Inventory, cloud: CloudInventory, outputs: DeploymentOutputs) throws {
+    init(base: DeploymentInventory, cloud: CloudInventory, outputs: DeploymentOutputs) throws {
         inventory = base
         for phase in DeployPhase.allCases {
             guard let role = phase.role else { continue }
@@ -223,26 +222,17 @@ struct InstanceInventory {
             host = h.address
             port = base.database?.port ?? 3306
         }
-        inventory.database = try Self.database(host: host, port: port,
-                                               adminUser: base.database?.adminUser ?? rds?.masterUser ?? "root",
-                                               adminPasswordFile: base.database?.adminPasswordFile ?? rds?.masterPasswordFile)
-    }
-
-    /// StepKit's `Inventory.Database` has no public initializer; it is made the way an
-    /// inventory file makes it, from its JSON form.
-    static func database(host: String, port: Int, adminUser: String, adminPasswordFile: String?) throws -> Inventory.Database {
-        struct Fields: Encodable { var host: String; var port: Int; var adminUser: String; var adminPasswordFile: String? }
-        let data = try JSONEncoder().encode(Fields(host: host, port: port, adminUser: adminUser, adminPasswordFile: adminPasswordFile))
-        return try JSONDecoder().decode(Inventory.Database.self, from: data)
+        inventory.database = DeploymentInventory.Database(host: host, port: port,
+                                                          adminUser: base.database?.adminUser ?? rds?.masterUser ?? "root",
+                                                          adminPasswordFile: base.database?.adminPasswordFile ?? rds?.masterPasswordFile)
     }
 
     /// Writes the inventory (paths to secrets only, never secrets) as a 0600 file.
     func write(to path: String) throws {
-        let e = JSONEncoder(); e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         let url = URL(fileURLWithPath: path)
         try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true,
                                                 attributes: [.posixPermissions: 0o700])
-        try e.encode(inventory).write(to: url, options: .atomic)
+        try Data(try inventory.encoded().utf8).write(to: url, options: .atomic)
         try FileManager.default.setAttributes([.posixPermissions: 0o600], ofItemAtPath: path)
     }
 }
@@ -266,7 +256,7 @@ struct DeployPipeline {
         let journal = hostOptions.journal
         let runner = try AWSCommand.makeRunner(inventory: inventoryPath, journal: journal, verbose: verbose)
         let cloud = try CloudInventory.load(inventoryPath)
-        let base = try Inventory.load(inventoryPath)
+        let base = try DeploymentInventory.load(inventoryPath)
         let deployJournal = DeployJournal(journal: journal)
 
         var runId = RunID.make()
@@ -361,17 +351,18 @@ struct DeployPipeline {
             let report = options.dryRun
                 ? await runner.plan(phases: [cloudPhase])
                 : await runner.apply(phases: [cloudPhase], command: phase == .aws ? "apply" : "images")
-            say(report.text())
+            say(report.awsText())
+            let account = report.hosts.first
             switch report.exitCode {
             case 0: return PhaseResult(outcome: options.dryRun ? .nothingToChange : .done, aws: report)
             case 2:
-                let waiting = report.steps.filter { $0.state == .depends }
-                let changing = report.steps.filter { $0.state == .wouldChange }
+                let waiting = account?.steps.filter { $0.state == .depends } ?? []
+                let changing = account?.steps.filter { $0.state == .wouldChange } ?? []
                 return PhaseResult(outcome: changing.isEmpty && !waiting.isEmpty ? .depends("\(waiting.count) resource(s) wait for earlier phases") : .pending,
                                    aws: report)
             default:
-                let first = report.failure ?? report.steps.first { $0.state == .failed }?.failure
-                return PhaseResult(outcome: .failed(Failure(first?.kind ?? .internal, report.error ?? "see the failed resources above")), aws: report)
+                let first = account?.firstFailure
+                return PhaseResult(outcome: .failed(Failure(first?.kind ?? .internal, account?.error ?? "see the failed resources above")), aws: report)
             }
         case .database, .nfsMaster, .repoNode, .webNode:
             guard let hosts else { return PhaseResult(outcome: .failed(Failure(.refused, "no instance inventory"))) }

@@ -59,7 +59,7 @@ struct DeploymentLoader {
     }
 
     /// A password from the environment, else from a 0600 file generated once.
-    func password(env: String, file name: String, inventory: Inventory) throws -> Secret {
+    func password(env: String, file name: String, inventory: DeploymentInventory) throws -> Secret {
         if let v = ProcessInfo.processInfo.environment[env], !v.isEmpty { return Secret(label: name, value: v) }
         let dir = options.secretsDir
             ?? inventory.database?.adminPasswordFile.map { URL(fileURLWithPath: $0).deletingLastPathComponent().path }
@@ -82,7 +82,7 @@ struct DeploymentLoader {
 
     /// The deployment for `runbook` (a `GuideRunbooks` name): only the database runbook reads the
     /// schema, which starts the ccr binary.
-    func load(for runbook: String) throws -> (Inventory, Deployment) {
+    func load(for runbook: String) throws -> (DeploymentInventory, Deployment) {
         guard let inventory = try hostOptions.loadInventory() else { throw ValidationError("--inventory FILE is required") }
         guard let db = inventory.database else { throw ValidationError("the inventory has no \"database\" object") }
         let admin = try db.adminEndpoint()
@@ -172,72 +172,71 @@ struct GuideRun {
     }
 }
 
+/// What every guide command takes (the inventory and SSH options, the output format, the deploy
+/// flags), declared once, and the one way each of them runs its runbook.
+struct GuideCommandOptions: ParsableArguments {
+    @OptionGroup var hostOptions: HostOptions
+    @OptionGroup var output: OutputOptions
+    @OptionGroup var deploy: DeployOptions
+
+    /// Runs the guide runbook `name` on `hosts` (rolling under `--serial` when `rolling` is given)
+    /// and exits with the run's code.
+    func run(_ name: String, hosts: [String], rolling: RollingOptions? = nil) async throws -> Never {
+        if let rolling {
+            throw ExitCode(try await rolling.run(name, hosts: hosts, hostOptions: hostOptions, options: deploy, output: output))
+        }
+        throw ExitCode(try await runGuide(name, hosts: hosts, hostOptions: hostOptions, options: deploy, output: output))
+    }
+}
+
+// The single-host commands, then the node commands that can roll (`--serial`).
+
 /// `ccrun database --inventory FILE`: the guide's "Creating Database".
 struct DatabaseCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "database",
         abstract: "Create the cc database, its tables and the users cc_ro and cc_rw (guide: Creating Database).")
-    @OptionGroup var hostOptions: HostOptions
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var options: DeployOptions
-    func run() async throws {
-        throw ExitCode(try await runGuide(DatabaseRunbook.name, hosts: [], hostOptions: hostOptions, options: options, output: output))
-    }
+    @OptionGroup var guide: GuideCommandOptions
+    func run() async throws { try await guide.run(DatabaseRunbook.name, hosts: []) }
 }
 
 /// `ccrun nfs-master HOST`: the guide's "Configuring NFS server".
 struct NFSMasterCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "nfs-master",
         abstract: "Data volume, /srv directories, ccr watchdog and the NFS exports (guide: Configuring NFS server).")
-    @OptionGroup var hostOptions: HostOptions
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var options: DeployOptions
+    @OptionGroup var guide: GuideCommandOptions
     @Argument(help: "The NFS server host (inventory name, ssh_config alias or address).")
     var host: String
-    func run() async throws {
-        throw ExitCode(try await runGuide(NFSMasterRunbook.name, hosts: [host], hostOptions: hostOptions, options: options, output: output))
-    }
-}
-
-/// `ccrun repo-node HOST...`: the guide's "Configuring repository servers".
-struct RepoNodeCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "repo-node",
-        abstract: "NFS mounts, ccr configured with cc_rw, the ccr service on 3030 (guide: Configuring repository servers).")
-    @OptionGroup var hostOptions: HostOptions
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var options: DeployOptions
-    @OptionGroup var rolling: RollingOptions
-    @Argument(help: "Repository hosts.")
-    var hosts: [String]
-    func run() async throws {
-        throw ExitCode(try await rolling.run(RepoNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
-    }
+    func run() async throws { try await guide.run(NFSMasterRunbook.name, hosts: [host]) }
 }
 
 /// `ccrun lb HOST`: the guide's "Creating Load Balancers", as HAProxy on a host of one's own.
 struct LoadBalancerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "lb",
         abstract: "HAProxy balancing tuners (TCP 3030) over the repo-node hosts and the web (HTTP 80) over the web-node hosts of the inventory (guide: Creating Load Balancers).")
-    @OptionGroup var hostOptions: HostOptions
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var options: DeployOptions
+    @OptionGroup var guide: GuideCommandOptions
     @Argument(help: "The load balancer host.")
     var host: String
-    func run() async throws {
-        throw ExitCode(try await runGuide(LoadBalancerRunbook.name, hosts: [host], hostOptions: hostOptions, options: options, output: output))
-    }
+    func run() async throws { try await guide.run(LoadBalancerRunbook.name, hosts: [host]) }
+}
+
+/// `ccrun repo-node HOST...`: the guide's "Configuring repository servers".
+struct RepoNodeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "repo-node",
+        abstract: "NFS mounts, ccr configured with cc_rw, the ccr service on 3030 (guide: Configuring repository servers).")
+    @OptionGroup var guide: GuideCommandOptions
+    @OptionGroup var rolling: RollingOptions
+    @Argument(help: "Repository hosts.")
+    var hosts: [String]
+    func run() async throws { try await guide.run(RepoNodeRunbook.name, hosts: hosts, rolling: rolling) }
 }
 
 /// `ccrun web-node HOST...`: the guide's "Configuring web servers".
 struct WebNodeCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "web-node",
         abstract: "NFS mounts, ccr web with cc_ro, Apache as reverse proxy (guide: Configuring web servers).")
-    @OptionGroup var hostOptions: HostOptions
-    @OptionGroup var output: OutputOptions
-    @OptionGroup var options: DeployOptions
+    @OptionGroup var guide: GuideCommandOptions
     @OptionGroup var rolling: RollingOptions
     @Argument(help: "Web hosts.")
     var hosts: [String]
-    func run() async throws {
-        throw ExitCode(try await rolling.run(WebNodeRunbook.name, hosts: hosts, hostOptions: hostOptions, options: options, output: output))
-    }
+    func run() async throws { try await guide.run(WebNodeRunbook.name, hosts: hosts, rolling: rolling) }
 }

@@ -1,4 +1,5 @@
 import LeanFoundation
+import Runbooks
 import StepKit
 
 /// A runbook that uses every standard step type, for trying ccrun (and its tests) on a lab
@@ -81,7 +82,7 @@ enum SampleRunbook {
 enum RunbookCatalog {
     struct Context {
         var hostName: String
-        var inventory: Inventory?
+        var inventory: DeploymentInventory?
         var secretFile: String?
         var stateDirectory: URL
         var forceMkfs = false

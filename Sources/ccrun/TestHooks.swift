@@ -16,12 +16,8 @@ enum TestHooks {
         let once = OnceFlag()
         return { sent in if sent >= limit && once.take() { SignalStopObserver.stopNow("upload-bytes:\(limit)") } }
     }
-
-    /// `CCRUN_AWS_CRASH_AFTER`: the AWS call after which `ccrun aws` kills itself.
-    static var awsCrashAfter: String? { ProcessInfo.processInfo.environment["CCRUN_AWS_CRASH_AFTER"] }
 #else
     static var observer: any RunObserver { QuietRunObserver() }
     static func uploadProgress() -> (@Sendable (Int) -> Void)? { nil }
-    static var awsCrashAfter: String? { nil }
 #endif
 }

@@ -1,5 +1,7 @@
 import Foundation
+import StepKit
 import SupportKit
+import Testing
 
 /// One test's private AWS account: a moto server, an inventory pointing at it, a state
 /// directory for ccrun's journal, and the independent boto3 client that checks the result.
@@ -55,7 +57,7 @@ final class AWSWorld: @unchecked Sendable {
 
     /// A clean environment: no AWS_* from the developer's shell, HOME without ~/.aws.
     func environment(_ extra: [String: String] = [:]) -> [String: String] {
-        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AWS_") && $0.key != "CCRUN_AWS_CRASH_AFTER" }
+        var env = ProcessInfo.processInfo.environment.filter { !$0.key.hasPrefix("AWS_") && $0.key != CCRunProcess.stopAtVariable }
         env["HOME"] = directory.path
         env["CCRUN_STATE_DIR"] = stateDirectory
         env["NO_PROXY"] = "*"
@@ -68,6 +70,32 @@ final class AWSWorld: @unchecked Sendable {
         let r = try Exec.run(moto.prefix + [try Self.ccrunPath(), "aws"] + args + ["--inventory", inventoryPath], environment: environment(env))
         try assertNoSecret(in: r.stdout + r.stderr, what: "ccrun aws \(args.joined(separator: " "))")
         return r
+    }
+
+    /// Starts `ccrun aws ARGS --inventory ...` stopping at `point` (`CCRUN_TEST_STOP_AT`, which
+    /// only a test build reads), waits until it stopped there and SIGKILLs it: an operator's
+    /// kill -9 at an exact place of the run.
+    func killed(_ args: [String], at point: String) async throws -> CCRunProcess {
+        let argv = moto.prefix + [try Self.ccrunPath(), "aws"] + args + ["--inventory", inventoryPath]
+        let p = try CCRunProcess(Array(argv.dropFirst()), environment: [CCRunProcess.stopAtVariable: point], logDirectory: directory,
+                                 base: environment(), executable: argv[0])
+        do { try await p.waitUntilStopped() } catch { await p.kill(); throw error }
+        await p.kill()
+        try assertNoSecret(in: p.output, what: "ccrun aws \(args.joined(separator: " "))")
+        return p
+    }
+
+    /// The resources of a `ccrun aws --json` document (`ccrun.run/2`): the steps of its one host, the account.
+    static func steps(_ document: [String: Any]) -> [[String: Any]] {
+        (document["hosts"] as? [[String: Any]])?.first?["steps"] as? [[String: Any]] ?? []
+    }
+
+    /// The records of the newest run's journal in the state directory.
+    func lastJournal() throws -> [JournalRecord] {
+        let directory = stateDirectory + "/aws-us-east-1"
+        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }.sorted()
+        let last = try #require(files.last, "no journal in \(directory)")
+        return JournalRecord.parse(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + last)))
     }
 
     func assertNoSecret(in text: String, what: String) throws {

@@ -142,11 +142,11 @@ struct DeploymentTests {
         let plan = try w.ccrun(["plan", "--phase", "base", "--json"])
         #expect(plan.status == 2)
         let report = try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any]
-        let pending = (report["steps"] as! [[String: Any]]).filter { $0["state"] as? String != "ok" }
+        let pending = AWSWorld.steps(report).filter { $0["state"] as? String != "ok" }
         #expect(pending.count == 1)
         #expect(pending.first?["id"] as? String == "rules cc-slave")
         let planned = ["+ EC2 AuthorizeSecurityGroupIngress cc-slave: udp 32806 from group cc-master"]
-        #expect(pending.first?["changes"] as? [String] == planned)
+        #expect(pending.first?["actions"] as? [String] == planned)
 
         #expect(try w.ccrun(["apply"]).status == 0)
         #expect((try w.snapshot()["groups"] as! [String: [String]]) == expectedRules)
@@ -160,11 +160,11 @@ struct DeploymentTests {
     }
 
     @Test("a run killed (SIGKILL) right after RunInstances resumes without duplicates")
-    func killedRunResumes() throws {
+    func killedRunResumes() async throws {
         let w = try AWSWorld()
         defer { w.close() }
-        let killed = try w.ccrun(["apply"], env: ["CCRUN_AWS_CRASH_AFTER": "instance cc-repo-node"])
-        #expect(killed.status == 128 + 9, "expected SIGKILL, got \(killed.status): \(killed.stdout)\(killed.stderr)")
+        let killed = try await w.killed(["apply"], at: "after-call:instance cc-repo-node:1")
+        #expect(killed.stderr.contains("test stop point after-call:instance cc-repo-node:1 reached"), "\(killed.output)")
         // The journal shows the intent without its done record.
         let files = try FileManager.default.contentsOfDirectory(atPath: w.stateDirectory + "/aws-us-east-1")
         #expect(files.count == 1)
@@ -180,6 +180,60 @@ struct DeploymentTests {
         let names = (try w.snapshot()["instances"] as! [[String: Any]]).compactMap { $0["name"] as? String }.sorted()
         #expect(names == ["cc-nfs-master", "cc-repo-node", "cc-web-node"])
         #expect(try w.ccrun(["plan", "--phase", "base"]).status == 0)
+    }
+
+    /// Issue #20, point 5: undo is journalled per call. A run killed between two calls of one
+    /// resource (a group's rules: the operator's extra rule revoked, two missing ones authorized)
+    /// has journalled exactly the calls that ran, and `ccrun aws rollback` undoes exactly those:
+    /// the account is as it was before that run, as boto3 sees it. For each place between calls.
+    @Test("a run killed between two calls of one resource: its journal holds the calls that ran, rollback puts the account back",
+          arguments: [1, 2])
+    func killedBetweenCallsRollsBack(callsRun: Int) async throws {
+        let w = try AWSWorld()
+        defer { w.close() }
+        #expect(try w.ccrun(["apply"]).status == 0)
+        // Drift by hand: two of cc-master's rules gone, one of the operator's added.
+        _ = try w.boto(#"""
+        gs, ids = groups()
+        ec2.revoke_security_group_ingress(GroupId=ids["cc-master"], IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 111, "ToPort": 111, "UserIdGroupPairs": [{"GroupId": ids["cc-slave"]}]},
+            {"IpProtocol": "tcp", "FromPort": 2049, "ToPort": 2049, "UserIdGroupPairs": [{"GroupId": ids["cc-slave"]}]}])
+        ec2.authorize_security_group_ingress(GroupId=ids["cc-master"], IpPermissions=[
+            {"IpProtocol": "tcp", "FromPort": 5432, "ToPort": 5432, "IpRanges": [{"CidrIp": "198.51.100.200/32"}]}])
+        print("0")
+        """#)
+        let before = try w.snapshot()
+        let plan = try JSONSerialization.jsonObject(with: Data(try w.ccrun(["plan", "--phase", "base", "--json"]).stdout.utf8)) as! [String: Any]
+        let planned = try #require(AWSWorld.steps(plan).first { $0["id"] as? String == "rules cc-master" }?["actions"] as? [String])
+        #expect(planned.count == 3 && planned[0].hasPrefix("- EC2 RevokeSecurityGroupIngress"), "\(planned)")
+
+        let killed = try await w.killed(["apply"], at: "after-call:rules cc-master:\(callsRun)")
+        #expect(killed.stderr.contains("after-call:rules cc-master:\(callsRun) reached"), "\(killed.output)")
+        let journal = try w.lastJournal()
+        let intents = journal.filter { $0.kind == .intent }
+        #expect(intents.map(\.description) == Array(planned.prefix(callsRun)), "one intent per call that ran, in order")
+        #expect(Set(intents.map(\.stepId)) == ["rules cc-master"] && !journal.contains { $0.kind == .done && $0.stepId == "rules cc-master" })
+        #expect(NSDictionary(dictionary: try w.snapshot()) != NSDictionary(dictionary: before), "the killed run changed the account")
+
+        let rollback = try w.ccrun(["rollback", "--json"])
+        #expect(rollback.status == 0, "\(rollback.stdout)\(rollback.stderr)")
+        if JSONSchemaCheck.shouldRun {
+            let errors = try JSONSchemaCheck.errors(in: rollback.stdout, schema: "ccrun.run-2.json")
+            #expect(errors.isEmpty, "\(errors)\n\(rollback.stdout)")
+        }
+        let report = try JSONSerialization.jsonObject(with: Data(rollback.stdout.utf8)) as! [String: Any]
+        #expect(report["mode"] as? String == "rollback" && report["runbook"] as? String == "aws-rollback")
+        let steps = AWSWorld.steps(report)
+        #expect(steps.map { $0["id"] as? String } == ["rules cc-master"])
+        #expect((steps.first?["actions"] as? [String])?.count == callsRun, "one undo per call that ran: \(rollback.stdout)")
+        let after = try w.snapshot()
+        #expect(NSDictionary(dictionary: after) == NSDictionary(dictionary: before),
+                "rollback left \(after["groups"] ?? "?"), before the run: \(before["groups"] ?? "?")")
+        // Undone call by call, and the run marked rolled back (the next rollback goes to the run before).
+        let undone = try w.lastJournal().filter { $0.kind == .undone }
+        #expect(undone.map(\.index) == intents.reversed().map(\.index))
+        #expect(try w.lastJournal().contains { $0.kind == .rolledBack })
+        try w.assertStateSecretFree()
     }
 
     /// What the issue's "done when" asks of the images phase, as boto3 sees it: no launch
@@ -274,8 +328,8 @@ struct DeploymentTests {
         // The plan shows the switch, call by call.
         let plan = try w.ccrun(["plan", "--phase", "images", "--json"])
         #expect(plan.status == 2, "\(plan.stdout)\(plan.stderr)")
-        let changes = ((try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any])["steps"] as! [[String: Any]])
-            .flatMap { $0["changes"] as? [String] ?? [] }
+        let changes = AWSWorld.steps(try JSONSerialization.jsonObject(with: Data(plan.stdout.utf8)) as! [String: Any])
+            .flatMap { $0["actions"] as? [String] ?? [] }
         for expected in ["+ EC2 CreateLaunchTemplate cc-web-lt", "~ AutoScaling UpdateAutoScalingGroup cc-web-asg (launch configuration cc-web-lc-",
                          "+ ELBv2 CreateLoadBalancer cc-tuners-nlb (network", "+ ELBv2 CreateListener cc-web-alb HTTP:80 -> cc-web-tg",
                          "+ AutoScaling AttachLoadBalancerTargetGroups cc-tuners-asg cc-tuners-tg", "- AutoScaling DeletePolicy cc-web-asg cc-web-scale-out",
@@ -353,7 +407,7 @@ struct DeploymentTests {
         #expect(bad.stderr.contains("aws.rds.engineVersion \"5.7\" is not a MySQL version ccrun deploys: use 8.0 or 8.4"), "\(bad.stderr)")
     }
 
-    @Test("deploy --dry-run --json: one ccrun.deploy/1 document on stdout, progress on stderr, host phases depend on the aws phase")
+    @Test("deploy --dry-run --json: one ccrun.deploy/2 document on stdout, progress on stderr, host phases depend on the aws phase")
     func deployJSON() throws {
         let w = try AWSWorld()
         defer { w.close() }
@@ -363,18 +417,20 @@ struct DeploymentTests {
         try w.assertNoSecret(in: r.stdout + r.stderr, what: "ccrun deploy --dry-run --json")
         #expect(r.status == 2, "\(r.stderr)")
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.deploy-1.json")
-            #expect(errors.isEmpty, "the document does not match docs/schemas/ccrun.deploy-1.json:\n\(errors)")
+            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.deploy-2.json")
+            #expect(errors.isEmpty, "the document does not match docs/schemas/ccrun.deploy-2.json:\n\(errors)")
         }
         let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
-        #expect(doc["schema"] as? String == "ccrun.deploy/1")
+        #expect(doc["schema"] as? String == "ccrun.deploy/2")
         #expect(doc["mode"] as? String == "dry-run")
         #expect(doc["exitCode"] as? Int == 2)
         let phases = doc["phases"] as! [[String: Any]]
         #expect(phases.map { "\($0["phase"]!) \($0["outcome"]!)" }
                 == ["aws pending", "database depends", "nfs-master depends", "repo-node depends", "web-node depends", "images depends"])
         #expect(phases[1]["detail"] as? String == "RDS instance cc-db does not exist yet (aws phase)")
-        let awsChanges = ((phases[0]["aws"] as? [String: Any])?["steps"] as? [[String: Any]] ?? []).flatMap { $0["changes"] as? [String] ?? [] }
+        let awsReport = try #require(phases[0]["aws"] as? [String: Any])
+        #expect(awsReport["schema"] as? String == "ccrun.run/2" && awsReport["runbook"] as? String == "aws-plan")
+        let awsChanges = AWSWorld.steps(awsReport).flatMap { $0["actions"] as? [String] ?? [] }
         #expect(awsChanges.contains { $0.hasPrefix("+ RDS CreateDBInstance cc-db (mysql 8.4,") }, "\(awsChanges)")
         #expect(r.stderr.contains("deploy: phase 1/6 aws") && r.stderr.contains("deploy: changes pending (exit 2)"), "\(r.stderr)")
         #expect((try w.snapshot()["groups"] as! [String: Any]).isEmpty, "a dry-run created something")
@@ -404,11 +460,13 @@ struct DeploymentTests {
         let json = try w.ccrun(["plan", "--json"])
         #expect(json.status == 1 && !json.stdout.contains(wrongSecret))
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: json.stdout, schema: "ccrun.aws-1.json")
+            let errors = try JSONSchemaCheck.errors(in: json.stdout, schema: "ccrun.run-2.json")
             #expect(errors.isEmpty, "\(errors)\n\(json.stdout)")
         }
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(json.stdout.utf8)) as? [String: Any], "\(json.stdout)\(json.stderr)")
-        #expect(doc["schema"] as? String == "ccrun.aws/1" && (doc["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
+        let account = (doc["hosts"] as? [[String: Any]])?.first
+        #expect(doc["schema"] as? String == "ccrun.run/2" && doc["mode"] as? String == "dry-run" && account?["host"] as? String == "aws-us-east-1", "\(doc)")
+        #expect((account?["failure"] as? [String: Any])?["kind"] as? String == "refused", "\(doc)")
         // Env credentials win over the file, the standard way.
         let fromEnv = try w.ccrun(["plan", "--phase", "base"], env: ["AWS_ACCESS_KEY_ID": "AKIDNOTREAL", "AWS_SECRET_ACCESS_KEY": wrongSecret])
         #expect(fromEnv.status == 1)

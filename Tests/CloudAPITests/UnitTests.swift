@@ -134,3 +134,42 @@ struct CloudAPIUnitTests {
         }
     }
 }
+
+/// Issue #20, point 5: `ccrun aws` reports are StepKit's `RunReport` (the account its one host);
+/// the text people read is the one they knew, line for line.
+@Suite("ccrun aws report")
+struct AWSReportTests {
+    @Test("the text of an apply: resumed line, a line per resource with its changes, the summary, the RDS endpoint, the error")
+    func awsTextAsBefore() throws {
+        var run = AccountRun(command: "apply", runId: "R1", mode: .apply, resumed: true)
+        run.add("security-group cc-web", .base, .ok, seconds: 0.1)
+        run.add("rules cc-web", .base, .changed, changes: ["authorized cc-web: tcp 80 from group cc-web-lb"], seconds: 0.2)
+        run.add("rds cc-db", .base, .failed, message: "boom", seconds: 0.3, failure: Failure(.commandFailed, "boom"))
+        run.notes = ["RDS endpoint db.example:3306"]
+        run.failure = Failure(.commandFailed, "stopped at the failed resource; fix the cause and run again (the run resumes)")
+        let report = run.report(account: "aws-us-east-1", requests: 41, seconds: 1.5)
+        #expect(report.awsText() == """
+            aws: resuming run R1 (it stopped before finishing)
+            aws: ok           security-group cc-web
+            aws: changed      rules cc-web
+                authorized cc-web: tcp 80 from group cc-web-lb
+            aws: failed       rds cc-db
+                boom
+            aws apply: 1 ok, 1 changed, 1 failed in 1.50 s (41 API requests, run R1)
+            aws: RDS endpoint db.example:3306
+            aws: error (commandFailed): stopped at the failed resource; fix the cause and run again (the run resumes)
+            """)
+        #expect(report.exitCode == 1 && report.schema == "ccrun.run/2" && report.runbook == "aws-apply")
+        #expect(report.hosts.map(\.host) == ["aws-us-east-1"] && report.hosts[0].roundTrips == 41)
+        #expect(report.hosts[0].steps.map(\.phase) == ["base", "base", "base"])
+    }
+
+    @Test("plan is a dry-run: exit 2 while a resource would change or waits, 0 when all are ok")
+    func planExitCodes() {
+        for (states, code) in [([StepState.ok, .wouldChange], Int32(2)), ([.depends], 2), ([.ok, .ok], 0), ([.ok, .failed], 1)] {
+            var run = AccountRun(command: "plan", mode: .dryRun)
+            for (i, s) in states.enumerated() { run.add("r\(i)", .images, s, seconds: 0, failure: s == .failed ? Failure(.internal, "x") : nil) }
+            #expect(run.report(account: "aws-eu-west-1", requests: 0, seconds: 0).exitCode == code, "\(states)")
+        }
+    }
+}

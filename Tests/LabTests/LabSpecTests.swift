@@ -1,3 +1,4 @@
+import Runbooks
 import Testing
 @testable import Lab
 
@@ -14,8 +15,8 @@ import Testing
         for (index, name) in plain.hostNames.enumerated() { #expect(fleet.address(of: name) == plain.address(ofHostAt: index)) }
         #expect(fleet.address(of: "lb") == fleet.address(ofHostAt: plain.hostCount + 2))
 
-        let inventory = LabInventoryFile.make(for: fleet)
-        #expect(inventory.hasFleet && !LabInventoryFile.make(for: plain).hasFleet)
+        let inventory = DeploymentInventory.make(for: fleet)
+        #expect(inventory.hasFleet && !DeploymentInventory.make(for: plain).hasFleet)
         #expect(inventory.hosts["repo-node-2"]?.roles == ["repo-node"])
         #expect(inventory.hosts["web-node-2"]?.roles == ["web-node"])
         #expect(inventory.hosts["lb"]?.roles == ["lb"])

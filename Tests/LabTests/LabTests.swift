@@ -1,5 +1,6 @@
 import Foundation
 import Lab
+import Runbooks
 import SupportKit
 import Testing
 #if canImport(Glibc)
@@ -13,9 +14,9 @@ enum LabGate {
     static var shouldRun: Bool { isRoot && LabEnvironment.shouldRun }
 
     /// The main lab's inventory, bringing the lab up when it is not running.
-    static func mainInventory() throws -> LabInventoryFile {
-        if let inventory = try? LabInventoryFile.load(from: LabEnvironment.inventoryPath),
-           inventory.hosts.values.allSatisfy({ Shell().succeeds("ip", ["netns", "pids", $0.vars["netns"] ?? "-"]) }) {
+    static func mainInventory() throws -> DeploymentInventory {
+        if let inventory = try? DeploymentInventory.load(from: LabEnvironment.inventoryPath),
+           inventory.hosts.values.allSatisfy({ Shell().succeeds("ip", ["netns", "pids", $0.vars?["netns"] ?? "-"]) }) {
             return inventory
         }
         return try Lab(spec: .main()).up()
@@ -24,15 +25,15 @@ enum LabGate {
 
 /// Runs commands on lab hosts with the OpenSSH client, strictly checking the lab's known_hosts.
 struct LabSSH {
-    let inventory: LabInventoryFile
+    let inventory: DeploymentInventory
 
     @discardableResult
     func run(_ host: String, _ command: String, user: String? = nil, check: Bool = true) throws -> ShellResult {
         let entry = try #require(inventory.hosts[host], "no host \(host) in the inventory")
         return try Shell().run("ssh", [
-            "-i", entry.identityFile, "-o", "UserKnownHostsFile=\(entry.knownHosts)",
+            "-i", entry.identityFile ?? "", "-o", "UserKnownHostsFile=\(entry.knownHosts ?? "")",
             "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes", "-o", "ConnectTimeout=10",
-            "-p", String(entry.port), "\(user ?? entry.user)@\(entry.address)", command,
+            "-p", String(entry.port ?? 22), "\(user ?? entry.user ?? "root")@\(entry.address)", command,
         ], check: check)
     }
 }
@@ -61,13 +62,13 @@ struct LabTests {
         let db = try #require(inventory.hosts["db"])
         let web = try #require(inventory.hosts["web-node"])
         // known_hosts naming web-node's address with db's key: the client must refuse.
-        let known = try String(contentsOfFile: db.knownHosts, encoding: .utf8)
+        let known = try String(contentsOfFile: try #require(db.knownHosts), encoding: .utf8)
         let dbLine = try #require(known.split(separator: "\n").first { $0.hasPrefix("\(db.address),") })
         let fake = "\(web.address) " + dbLine.split(separator: " ").dropFirst().joined(separator: " ") + "\n"
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("ccrun-lab-known-\(UUID().uuidString)").path
         try fake.write(toFile: path, atomically: true, encoding: .utf8)
         defer { try? FileManager.default.removeItem(atPath: path) }
-        let result = try Shell().run("ssh", ["-i", web.identityFile, "-o", "UserKnownHostsFile=\(path)",
+        let result = try Shell().run("ssh", ["-i", try #require(web.identityFile), "-o", "UserKnownHostsFile=\(path)",
                                              "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
                                              "root@\(web.address)", "true"], check: false)
         #expect(result.status != 0)
@@ -102,7 +103,7 @@ struct LabTests {
     @Test("nfs-master has /dev/xvdf as a block device")
     func nfsMasterHasBlockDevice() throws {
         let inventory = try LabGate.mainInventory()
-        #expect(inventory.hosts["nfs-master"]?.vars["dataDevice"] == "/dev/xvdf")
+        #expect(inventory.hosts["nfs-master"]?.vars?["dataDevice"] == "/dev/xvdf")
         let out = try LabSSH(inventory: inventory).run("nfs-master", "test -b /dev/xvdf && blockdev --getsize64 /dev/xvdf").stdout
         #expect((Int(out.trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0) >= 512 * 1024 * 1024)
         let other = try LabSSH(inventory: inventory).run("web-node", "test -e /dev/xvdf", check: false)
@@ -112,8 +113,8 @@ struct LabTests {
     @Test("MariaDB answers on the db address with the admin password, and refuses a wrong one")
     func mariaDBAdmin() throws {
         let inventory = try LabGate.mainInventory()
-        let db = inventory.database
-        let password = try String(contentsOfFile: db.adminPasswordFile, encoding: .utf8)
+        let db = try #require(inventory.database)
+        let password = try String(contentsOfFile: try #require(db.adminPasswordFile), encoding: .utf8)
             .trimmingCharacters(in: .whitespacesAndNewlines)
         func query(_ secret: String) throws -> ShellResult {
             // The password goes in a 0600 option file, never on the command line.
@@ -121,7 +122,7 @@ struct LabTests {
             FileManager.default.createFile(atPath: path, contents: nil, attributes: [.posixPermissions: 0o600])
             try "[client]\npassword=\(secret)\n".write(toFile: path, atomically: false, encoding: .utf8)
             defer { try? FileManager.default.removeItem(atPath: path) }
-            return try Shell().run("mariadb", ["--defaults-extra-file=\(path)", "-h", db.host, "-P", String(db.port),
+            return try Shell().run("mariadb", ["--defaults-extra-file=\(path)", "-h", db.host, "-P", String(db.port ?? 3306),
                                                "-u", db.adminUser, "-N", "-e", "SELECT CURRENT_USER()"], check: false)
         }
         let good = try query(password)
@@ -130,7 +131,7 @@ struct LabTests {
         let bad = try query(password + "x")
         #expect(bad.status != 0)
         #expect(bad.stderr.contains("Access denied"))
-        let mode = try FileManager.default.attributesOfItem(atPath: db.adminPasswordFile)[.posixPermissions] as? Int
+        let mode = try FileManager.default.attributesOfItem(atPath: try #require(db.adminPasswordFile))[.posixPermissions] as? Int
         #expect(mode == 0o600)
     }
 
@@ -153,8 +154,8 @@ struct LabTests {
         """#
         let python = ["python3", "/usr/bin/python3", "/var/cache/ccrun-lab/moto-venv/bin/python3"]
             .first { Shell().succeeds($0, ["-c", "import boto3"]) }
-        let out = try Shell().run(try #require(python), ["-", inventory.aws.endpoint, inventory.aws.credentialsFile,
-                                                         inventory.aws.region], input: script).stdout
+        let out = try Shell().run(try #require(python), ["-", try #require(inventory.aws?.endpoint), try #require(inventory.aws?.credentialsFile),
+                                                         try #require(inventory.aws?.region)], input: script).stdout
         let lines = out.split(separator: "\n").map(String.init)
         #expect(lines.first == "ok")
         #expect(lines.count == 2 && lines[1] != "ok", "a wrong secret must be rejected, got \(lines)")

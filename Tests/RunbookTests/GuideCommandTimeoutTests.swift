@@ -33,7 +33,7 @@ struct GuideCommandTimeoutTests {
                                          "--dry-run", "--json", "--command-timeout", "1", Self.host])
         #expect(r.status == 1)
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.run-1.json")
+            let errors = try JSONSchemaCheck.errors(in: r.stdout, schema: "ccrun.run-2.json")
             #expect(errors.isEmpty, "\(errors)\n\(r.stdout)")
         }
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any], "\(r.stdout)\n\(r.stderr)")

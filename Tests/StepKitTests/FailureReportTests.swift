@@ -11,12 +11,12 @@ import Testing
         RunOptions(mode: mode, target: sb.target, journal: sb.journal, actionTimeout: actionTimeout)
     }
 
-    /// The run's JSON document, checked against ccrun.run-1.json when the validator is here.
+    /// The run's JSON document, checked against ccrun.run-2.json when the validator is here.
     func document(_ report: HostReport, runbook: String) throws -> [String: Any] {
         let json = try RunReport(runbook: runbook, runId: report.runId, mode: report.mode, hosts: [report]).json()
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: json, schema: "ccrun.run-1.json")
-            #expect(errors.isEmpty, "the report does not match docs/schemas/ccrun.run-1.json:\n\(errors)\n\(json)")
+            let errors = try JSONSchemaCheck.errors(in: json, schema: "ccrun.run-2.json")
+            #expect(errors.isEmpty, "the report does not match docs/schemas/ccrun.run-2.json:\n\(errors)\n\(json)")
         }
         return try #require(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
     }
@@ -105,7 +105,7 @@ import Testing
         #expect(run.exitCode == 1)
         let json = try run.json()
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: json, schema: "ccrun.run-1.json")
+            let errors = try JSONSchemaCheck.errors(in: json, schema: "ccrun.run-2.json")
             #expect(errors.isEmpty, "\(errors)\n\(json)")
         }
     }
@@ -120,14 +120,14 @@ import Testing
             let r = await Runner(runbook: book, options: options(sb, mode: mode)).run(on: LocalHost())
             let json = try RunReport(runbook: book.name, runId: r.runId, mode: mode, hosts: [r]).json()
             #expect(!json.contains("PLANTED-schema-secret"))
-            let errors = try JSONSchemaCheck.errors(in: json, schema: "ccrun.run-1.json")
+            let errors = try JSONSchemaCheck.errors(in: json, schema: "ccrun.run-2.json")
             #expect(errors.isEmpty, "\(mode): \(errors)")
         }
         // The validator itself rejects what the schema forbids: a failed step without its failure.
         let r = await Runner(runbook: book, options: options(sb)).run(on: LocalHost())
         var broken = RunReport(runbook: book.name, runId: r.runId, mode: .apply, hosts: [r])
         broken.hosts[0].steps[0].state = .failed
-        let errors = try JSONSchemaCheck.errors(in: try broken.json(), schema: "ccrun.run-1.json")
+        let errors = try JSONSchemaCheck.errors(in: try broken.json(), schema: "ccrun.run-2.json")
         #expect(errors.contains("hosts/0/steps/0") && errors.contains("failure"), "\(errors)")
     }
 

@@ -11,17 +11,17 @@ import Testing
         #expect(inv.hosts["repo-node"]?.port == nil, "optional fields may be left out")
         #expect(inv.hosts(withRole: "web-node") == ["web-node"])
         #expect(inv.sudoUser?.user == "deploy")
-        #expect(inv.database?.port == 3306 && inv.nfsServer == "nfs-master")
     }
 
-    @Test func databasePasswordComesFromItsFileAndStaysMasked() throws {
-        let file = FileManager.default.temporaryDirectory.appendingPathComponent("pw-\(UUID().uuidString)")
-        try "PLANTED-pw\n".write(to: file, atomically: true, encoding: .utf8)
-        defer { try? FileManager.default.removeItem(at: file) }
-        let db = Inventory.Database(host: "198.51.100.10", port: 3306, adminUser: "root", adminPasswordFile: file.path)
-        let ep = try db.adminEndpoint()
-        #expect(ep.password.reveal() == "PLANTED-pw")
-        #expect(!"\(ep) \(ep.password)".contains("PLANTED"))
+    /// Issue #20, point 3: the engine's inventory is hosts and a sudo user, nothing of the CC
+    /// deployment (database, NFS server, AWS, tuners: Runbooks' `DeploymentInventory`). Read
+    /// from the type itself, so a field added back fails here.
+    @Test func theEngineInventoryHoldsHostsAndTheSudoUserOnly() throws {
+        let fields = Mirror(reflecting: Inventory(hosts: [:])).children.compactMap(\.label)
+        #expect(fields == ["hosts", "sudoUser"])
+        let encoded = try JSONSerialization.jsonObject(with: JSONEncoder().encode(
+            Inventory(hosts: ["h": .init(address: "192.0.2.1")], sudoUser: .init(user: "deploy")))) as? [String: Any]
+        #expect(encoded.map { Set($0.keys) } == ["hosts", "sudoUser"])
     }
 
     @Test func editingTheSampleFilesReplacesKeyedLines() throws {

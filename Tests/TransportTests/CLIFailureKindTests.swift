@@ -5,11 +5,11 @@ import Testing
 /// What `ccrun ... --json` says, as a script reads it, when the SSH transport fails: a host key
 /// that is not known is `refused` (nothing ran, a decision is needed), a host whose sshd is
 /// gone is `unreachable`. Real sshd, real ccrun process; the document is checked against
-/// docs/schemas/ccrun.run-1.json.
+/// docs/schemas/ccrun.run-2.json.
 @Suite struct CLIFailureKindTests {
     func failure(_ stdout: String) throws -> [String: Any] {
         if JSONSchemaCheck.shouldRun {
-            let errors = try JSONSchemaCheck.errors(in: stdout, schema: "ccrun.run-1.json")
+            let errors = try JSONSchemaCheck.errors(in: stdout, schema: "ccrun.run-2.json")
             #expect(errors.isEmpty, "\(errors)\n\(stdout)")
         }
         let doc = try #require(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any], "not JSON:\n\(stdout)")

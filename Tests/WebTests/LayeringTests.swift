@@ -71,4 +71,23 @@ struct LayeringTests {
         #expect(Self.closure(of: "ccrun", in: graph).contains("MariaDBClient"), "ccrun gives the engine its SQL client")
         #expect(!Self.closure(of: "Runbooks", in: graph).contains("CMariaDB"))
     }
+
+    /// Issue #20, point 3: the CC deployment's inventory schema lives in Runbooks
+    /// (`DeploymentInventory`), so the engine's sources never name its keys: a CC field added back
+    /// to StepKit's `Inventory` (or read by the engine some other way) fails here.
+    @Test("StepKit's sources name none of the CC inventory's keys")
+    func engineInventoryHasNoCCFields() throws {
+        let directory = Fixtures.packageRoot.appendingPathComponent("Sources/StepKit")
+        let files = try #require(FileManager.default.enumerator(atPath: directory.path)).compactMap { $0 as? String }.filter { $0.hasSuffix(".swift") }
+        #expect(files.contains("Inventory.swift"))
+        for file in files {
+            let text = try String(contentsOf: directory.appendingPathComponent(file), encoding: .utf8)
+            for key in ["nfsServer", "tunerPassword", "aptRepository", "adminPasswordFile", "adminEndpoint", "DeploymentInventory", "credentialsFile"] {
+                #expect(!text.contains(key), "Sources/StepKit/\(file) names the CC inventory's \(key)")
+            }
+        }
+        // The lab writes the one inventory type ccrun reads: it reaches Runbooks, which owns it.
+        let graph = try Self.targetGraph()
+        #expect(Self.closure(of: "Lab", in: graph).contains("Runbooks"))
+    }
 }

@@ -1,6 +1,4 @@
 import Foundation
-import SupportKit
-import Testing
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -8,14 +6,14 @@ import Glibc
 /// A separate `ccrun` process, run the way a user runs it (the binary `swift test` built beside
 /// the tests, or `$CCRUN_BINARY`), with its output captured to files. Tests stop it at a named
 /// point (`CCRUN_TEST_STOP_AT`, see `SignalStopObserver`) and SIGKILL it there.
-final class CCRunProcess {
+public final class CCRunProcess {
     /// The stop points' variable, which only a debug (test) build of ccrun reads (TestHooks).
-    static let stopAtVariable = "CCRUN_TEST_STOP_AT"
-    enum Failure: Error, CustomStringConvertible {
+    public static let stopAtVariable = "CCRUN_TEST_STOP_AT"
+    public enum Failure: Error, CustomStringConvertible {
         case missingBinary
         case timedOut(String, output: String)
         case exitedEarly(String, status: Int32, output: String)
-        var description: String {
+        public var description: String {
             switch self {
             case .missingBinary: "the ccrun executable was not found beside the tests (swift test builds it; or set CCRUN_BINARY)"
             case let .timedOut(what, output): "timed out waiting for ccrun to \(what); its output:\n\(output.suffix(3000))"
@@ -24,27 +22,29 @@ final class CCRunProcess {
         }
     }
 
-    static func binary() throws -> String {
+    public static func binary() throws -> String {
         guard let path = CCRunExecutable.path else { throw Failure.missingBinary }
         return path
     }
 
-    let arguments: [String]
+    public let arguments: [String]
     private let process = Process()
     private let outURL: URL
     private let errURL: URL
-    let started = ContinuousClock.now
+    public let started = ContinuousClock.now
 
-    init(_ arguments: [String], environment extra: [String: String], logDirectory: URL) throws {
+    /// `base` is the environment `extra` is added to (default: this process's own).
+    public init(_ arguments: [String], environment extra: [String: String], logDirectory: URL,
+                base: [String: String] = ProcessInfo.processInfo.environment, executable: String? = nil) throws {
         self.arguments = arguments
         let id = UUID().uuidString.prefix(8)
         outURL = logDirectory.appendingPathComponent("ccrun-\(id).out")
         errURL = logDirectory.appendingPathComponent("ccrun-\(id).err")
         _ = FileManager.default.createFile(atPath: outURL.path, contents: nil)
         _ = FileManager.default.createFile(atPath: errURL.path, contents: nil)
-        process.executableURL = URL(fileURLWithPath: try Self.binary())
+        process.executableURL = URL(fileURLWithPath: try executable ?? Self.binary())
         process.arguments = arguments
-        var env = ProcessInfo.processInfo.environment
+        var env = base
         env.removeValue(forKey: "CCRUN_TEST_STOP_AT")
         env["NO_COLOR"] = "1"
         for (k, v) in extra { env[k] = v }
@@ -55,21 +55,21 @@ final class CCRunProcess {
         try process.run()
     }
 
-    var pid: Int32 { process.processIdentifier }
-    var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
-    var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
-    var output: String { stdout + stderr }
-    var commandLine: String { "ccrun " + arguments.joined(separator: " ") }
+    public var pid: Int32 { process.processIdentifier }
+    public var stdout: String { (try? String(contentsOf: outURL, encoding: .utf8)) ?? "" }
+    public var stderr: String { (try? String(contentsOf: errURL, encoding: .utf8)) ?? "" }
+    public var output: String { stdout + stderr }
+    public var commandLine: String { "ccrun " + arguments.joined(separator: " ") }
 
     /// The state letter from /proc/PID/stat (T when stopped), nil once it is gone.
-    var state: Character? {
+    public var state: Character? {
         guard process.isRunning, let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
               let close = stat.lastIndex(of: ")") else { return nil }
         return stat[stat.index(close, offsetBy: 2)...].first
     }
 
     /// Waits until the process stopped itself (SIGSTOP at its test stop point).
-    func waitUntilStopped(timeout: Duration = .seconds(180)) async throws {
+    public func waitUntilStopped(timeout: Duration = .seconds(180)) async throws {
         let deadline = ContinuousClock.now + timeout
         while ContinuousClock.now < deadline {
             if !process.isRunning {
@@ -82,16 +82,16 @@ final class CCRunProcess {
     }
 
     /// SIGKILL, then wait for it to be gone. Safe to call twice.
-    func kill() async {
+    public func kill() async {
         guard process.isRunning else { return }
         _ = Glibc.kill(pid, SIGKILL)
         while process.isRunning { try? await Task.sleep(for: .milliseconds(10)) }
     }
 
-    func resume() { _ = Glibc.kill(pid, SIGCONT) }
+    public func resume() { _ = Glibc.kill(pid, SIGCONT) }
 
     /// Waits for the exit status; kills the process when it overruns `timeout`.
-    func exitStatus(timeout: Duration = .seconds(300)) async throws -> Int32 {
+    public func exitStatus(timeout: Duration = .seconds(300)) async throws -> Int32 {
         let deadline = ContinuousClock.now + timeout
         while process.isRunning {
             if ContinuousClock.now > deadline {
@@ -104,5 +104,5 @@ final class CCRunProcess {
     }
 
     /// Seconds since start.
-    var elapsed: Duration { ContinuousClock.now - started }
+    public var elapsed: Duration { ContinuousClock.now - started }
 }
