@@ -8,13 +8,23 @@ public enum CaptionTime {
     }
 
     /// Appends `HH:MM:SS,mmm` (hours widen past 99; times outside `StreamTime.range` clamp to it).
-    public static func append(_ ms: Int64, to out: inout [UInt8], separator: Character = ",") {
+    public static func append(_ ms: Int64, to out: inout [UInt8], separator: Character) {
+        append(ms, to: &out, separatorByte: separator.asciiValue ?? UInt8(ascii: ","))
+    }
+
+    /// `HH:MM:SS,mmm` with the comma, as the writers call it per cue and XDS line (a Character's
+    /// ASCII value is a String operation: a tenth of a time's cost).
+    public static func append(_ ms: Int64, to out: inout [UInt8]) {
+        append(ms, to: &out, separatorByte: UInt8(ascii: ","))
+    }
+
+    private static func append(_ ms: Int64, to out: inout [UInt8], separatorByte: UInt8) {
         let v = StreamTime.clamped(ms)
         let h = v / 3_600_000, m = (v / 60_000) % 60, s = (v / 1000) % 60, f = v % 1000
         if h >= 100 { out.append(contentsOf: String(h).utf8) } else { two(h, &out) }
         out.append(UInt8(ascii: ":")); two(m, &out)
         out.append(UInt8(ascii: ":")); two(s, &out)
-        out.append(separator.asciiValue ?? UInt8(ascii: ","))
+        out.append(separatorByte)
         out.append(UInt8(48 + f / 100)); out.append(UInt8(48 + (f / 10) % 10)); out.append(UInt8(48 + f % 10))
     }
 

@@ -93,19 +93,32 @@ struct XDSDecoder: Sendable {
     }
 
     /// Text bytes 2 ..< count-1, cut at the first NUL, as Latin-1 characters.
+    /// Built as UTF-8 bytes (Latin-1 above 0x7F takes two): XDS packets repeat every few
+    /// seconds on every tuner, and a String grown a scalar at a time cost more than the rest
+    /// of the packet.
     private static func text(_ payload: [UInt8]) -> String {
-        var s = ""
+        var utf8: [UInt8] = []
+        utf8.reserveCapacity(payload.count + 8)
         var i = 2
         while i < payload.count - 1 {
             let b = payload[i]
             if b == 0 { break }
-            s.unicodeScalars.append(Unicode.Scalar(b))
+            if b < 0x80 {
+                utf8.append(b)
+            } else {
+                utf8.append(0xC0 | (b >> 6))
+                utf8.append(0x80 | (b & 0x3F))
+            }
             i += 1
         }
-        return s
+        return String(decoding: utf8, as: UTF8.self)
     }
 
-    private static func two(_ v: Int) -> String { v < 10 ? "0\(v)" : "\(v)" }
+    private static func two(_ v: Int) -> String {
+        guard (0..<100).contains(v) else { return v < 10 ? "0\(v)" : "\(v)" }
+        let digits = [UInt8(ascii: "0") + UInt8(v / 10), UInt8(ascii: "0") + UInt8(v % 10)]
+        return String(decoding: digits, as: UTF8.self)
+    }
     private static func hex2(_ b: UInt8) -> String {
         let h = String(b, radix: 16, uppercase: true)
         return h.count == 1 ? "0" + h : h
@@ -196,10 +209,7 @@ struct XDSDecoder: Sendable {
         let g = Int(c2 & 0x07)
         var lines: [String] = []
         if !a1 && a0 {
-            let ages = ["None", "TV-Y (All Children)", "TV-Y7 (Older Children)", "TV-G (General Audience)",
-                        "TV-PG (Parental Guidance Suggested)", "TV-14 (Parents Strongly Cautioned)",
-                        "TV-MA (Mature Audience Only)", "None"]
-            lines.append("ContentAdvisory: US TV Parental Guidelines. Age Rating: " + ages[g])
+            lines.append("ContentAdvisory: US TV Parental Guidelines. Age Rating: " + Self.usTVAges[g])
             var content = ""
             if fv { content = g == 2 ? "[Fantasy Violence] " : "[Violence] " }
             if s { content += "[Sexual Situations] " }
@@ -208,20 +218,12 @@ struct XDSDecoder: Sendable {
             lines.append(content)
         }
         if !a0 {
-            let ratings = ["N/A", "G", "PG", "PG-13", "R", "NC-17", "X", "Not Rated"]
-            lines.append("ContentAdvisory: MPA Rating: " + ratings[r])
+            lines.append("ContentAdvisory: MPA Rating: " + Self.mpaRatings[r])
         } else if a1 && !la3 {
             if !da2 {
-                let ratings = ["Exempt", "Children", "Children eight years and older",
-                               "General programming suitable for all audiences", "Parental Guidance",
-                               "Viewers 14 years and older", "Adult Programming", "[undefined]"]
-                lines.append("ContentAdvisory: Canadian English Rating: " + ratings[g])
+                lines.append("ContentAdvisory: Canadian English Rating: " + Self.canadianEnglishRatings[g])
             } else {
-                let ratings = ["Exempt?es", "G?n?ral", "G?n?ral - D?conseill? aux jeunes enfants",
-                               "Cette ?mission peut ne pas convenir aux enfants de moins de 13 ans",
-                               "Cette ?mission ne convient pas aux moins de 16 ans",
-                               "Cette ?mission est r?serv?e aux adultes", "[invalid]", "[invalid]"]
-                lines.append("ContentAdvisory: Canadian French Rating: " + ratings[g])
+                lines.append("ContentAdvisory: Canadian French Rating: " + Self.canadianFrenchRatings[g])
             }
         }
         if lines.isEmpty { return nil }
@@ -230,13 +232,28 @@ struct XDSDecoder: Sendable {
 
     private func copyGeneration(_ c1: UInt8, _ c2: UInt8) -> (XDSContent, [String])? {
         guard c1 & 0x40 != 0, c2 & 0x40 != 0 else { return nil }
-        let copy = ["Copy permitted (no restrictions)", "No more copies (one generation copy has been made)",
-                    "One generation of copies can be made", "No copying is permitted"]
-        let aps = ["No APS", "PSP On; Split Burst Off", "PSP On; 2 line Split Burst On", "PSP On; 4 line Split Burst On"]
         let cgms = Int((c1 & 0x18) >> 3), apsBits = Int((c1 & 0x06) >> 1)
-        return (.other(packetClass: 0, type: 8), ["CGMS: " + copy[cgms], "APS: " + aps[apsBits],
+        return (.other(packetClass: 0, type: 8), ["CGMS: " + Self.copyGenerations[cgms], "APS: " + Self.analogProtections[apsBits],
                                                   "Redistribution Control Descriptor: \(c2 & 1)"])
     }
+
+    // The tables of the rating and copy-control packets, made once: broadcasters repeat these
+    // packets every few seconds, and building the arrays per packet was a good part of their cost.
+    private static let usTVAges = ["None", "TV-Y (All Children)", "TV-Y7 (Older Children)", "TV-G (General Audience)",
+                                   "TV-PG (Parental Guidance Suggested)", "TV-14 (Parents Strongly Cautioned)",
+                                   "TV-MA (Mature Audience Only)", "None"]
+    private static let mpaRatings = ["N/A", "G", "PG", "PG-13", "R", "NC-17", "X", "Not Rated"]
+    private static let canadianEnglishRatings = ["Exempt", "Children", "Children eight years and older",
+                                                 "General programming suitable for all audiences", "Parental Guidance",
+                                                 "Viewers 14 years and older", "Adult Programming", "[undefined]"]
+    private static let canadianFrenchRatings = ["Exempt?es", "G?n?ral", "G?n?ral - D?conseill? aux jeunes enfants",
+                                                "Cette ?mission peut ne pas convenir aux enfants de moins de 13 ans",
+                                                "Cette ?mission ne convient pas aux moins de 16 ans",
+                                                "Cette ?mission est r?serv?e aux adultes", "[invalid]", "[invalid]"]
+    private static let copyGenerations = ["Copy permitted (no restrictions)", "No more copies (one generation copy has been made)",
+                                          "One generation of copies can be made", "No copying is permitted"]
+    private static let analogProtections = ["No APS", "PSP On; Split Burst Off", "PSP On; 2 line Split Burst On",
+                                            "PSP On; 4 line Split Burst On"]
 
     static let programTypes: [String] = [
         "Education", "Entertainment", "Movie", "News", "Religious", "Sports", "Other", "Action",

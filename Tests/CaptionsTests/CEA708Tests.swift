@@ -95,6 +95,32 @@ struct CEA708Tests {
         #expect(Self.cues(b, compatible: false).cues.first?.cue.rows == ["♪é…’ŠABCDEFJ"])
     }
 
+    @Test("P16 characters, random: each row is the scalars written as UTF-8, `_` where not a printable scalar",
+          arguments: 0..<4)
+    func randomP16(seed: UInt64) {
+        var rng = SplitMix64(state: seed)
+        for _ in 0..<200 {
+            var codes: [UInt16] = []
+            for _ in 0..<8 {
+                // Half anywhere in the 16 bits, half near the edges that change the UTF-8 length or are refused.
+                let edges: [UInt16] = [0x1F, 0x20, 0x7E, 0x7F, 0x9F, 0xA0, 0x7FF, 0x800, 0xD7FF, 0xD800, 0xDFFF, 0xE000, 0xFFFD, 0xFFFE, 0xFFFF]
+                codes.append(rng.next() % 2 == 0 ? UInt16(truncatingIfNeeded: rng.next()) : edges[Int(rng.next() % UInt64(edges.count))])
+            }
+            var b = B()
+            b.block(B.defineWindow(0, visible: true, rows: 1, columns: 12))
+            b.block(codes.flatMap { [0x18, UInt8($0 >> 8), UInt8($0 & 0xFF)] }) // P16: 0x18, then the two bytes
+            b.block(B.windows(0x8C, 0))
+            var expected = ""
+            for v in codes {
+                let printable = !(v < 0x20 || (v >= 0x7F && v < 0xA0) || v == 0xFFFE || v == 0xFFFF)
+                expected.unicodeScalars.append(printable ? Unicode.Scalar(v) ?? "_" : "_")
+            }
+            let cue = Self.cues(b, compatible: false).cues.first?.cue
+            #expect(cue?.rows == [expected], "codes \(codes.map { String($0, radix: 16) })")
+            #expect(cue?.lines.map(\.text) == [expected.hasSuffix(" ") ? String(expected.reversed().drop { $0 == " " }.reversed()) : expected])
+        }
+    }
+
     @Test("Delay holds a service's commands until its time or a DelayCancel; Reset deletes every window")
     func delayAndReset() {
         var b = B()

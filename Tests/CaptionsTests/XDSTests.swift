@@ -1,4 +1,5 @@
 import Captions
+import SupportKit
 import Testing
 
 @Suite("XDS decoding")
@@ -19,6 +20,22 @@ struct XDSTests {
         #expect(ttxt.contains("|XDS|Program name: First Show\r\n"))
         #expect(ttxt.contains("|XDS|Program name: Second Show\r\n"))
         #expect(b.render(.srt, xds: true) == "")
+    }
+
+    @Test("random program and network names come back as sent, in the content and the ttxt line", arguments: 0..<4)
+    func randomNames(seed: UInt64) {
+        var rng = SplitMix64(state: seed)
+        for _ in 0..<50 {
+            let length = 1 + Int(rng.next() % 30)
+            let name = (0..<length).map { _ in UInt8(0x20 + rng.next() % 0x5F) }   // printable ASCII
+            var b = StreamBuilder()
+            b.xds(class: 0x01, type: 0x03, data: name)
+            b.xds(class: 0x05, type: 0x01, data: name)
+            let text = String(decoding: name, as: UTF8.self)
+            let events = b.events(DecoderOptions(xds: true)).compactMap { e -> XDSEvent? in if case .xds(let x) = e { x } else { nil } }
+            #expect(events.map(\.content) == [.programName(text), .networkName(text)], "name \(name)")
+            #expect(events.flatMap(\.lines) == ["Program name: " + text, "Network: " + text])
+        }
     }
 
     @Test("a packet with a bad checksum is ignored")
