@@ -11,11 +11,15 @@
 import PackageDescription
 
 /// OpenSSL and zlib, which the MariaDB client and libssh2 archives call. ccr is shipped to hosts
-/// that must need nothing beyond glibc, libstdc++ and libgcc_s (Amazon Linux 2023 among them): it
-/// links their archives too. ccrun and the tests load libcurl, which Debian cannot link statically
-/// (no archives of its GSSAPI, LDAP, RTMP, PSL and nghttp2 dependencies) and which loads the shared
-/// OpenSSL anyway: they link the shared libraries, so one OpenSSL serves the whole process.
-let staticOpenSSL: [LinkerSetting] = [":libssl.a", ":libcrypto.a", ":libz.a"].map { .linkedLibrary($0) }
+/// that install little for it (Amazon Linux 2023 among them): beyond glibc, libstdc++ and libgcc_s
+/// it needs only OpenSSL 3's libssl.so.3 and libcrypto.so.3, which the runbooks' MariaDB
+/// Connector/C package depends on (AL2023's openssl-libs, Debian 12's libssl3; OpenSSH needs them
+/// too), so the distribution's security fixes reach ccr's database TLS, and the 3.7 MB OpenSSL
+/// archive is not in every host's download (issue 19). zlib, smaller than its soname question, is linked in. ccrun and the tests load libcurl,
+/// which Debian cannot link statically (no archives of its GSSAPI, LDAP, RTMP, PSL and nghttp2
+/// dependencies) and which loads the shared OpenSSL anyway: they link the shared libraries, so one
+/// OpenSSL serves the whole process.
+let hostOpenSSL: [LinkerSetting] = ["ssl", "crypto", ":libz.a"].map { .linkedLibrary($0) }
 let sharedOpenSSL: [LinkerSetting] = ["ssl", "crypto", "z"].map { .linkedLibrary($0) }
 
 /// The symbols `GlibcCompat` redirects to older versions (see Sources/GlibcCompat/compat.c).
@@ -53,7 +57,7 @@ let package = Package(
         // C libraries from Debian packages. SQLite, the MariaDB client and libssh2 link their static
         // archives (module.modulemap `link ":libX.a"`, no pkg-config, whose flags name the shared
         // library): the hosts need no runtime package for them. Their OpenSSL and zlib come from
-        // `staticOpenSSL` or `sharedOpenSSL` below, chosen per executable.
+        // `hostOpenSSL` or `sharedOpenSSL` below, chosen per executable.
         .systemLibrary(name: "CLibSSH2", providers: [.apt(["libssh2-1-dev"])]),
         /// libcurl's header (libcurl4-openssl-dev) and the library itself loaded on first use, not
         /// linked: only the AWS commands need it, and linking it made every ccrun start load ~30 libraries.
@@ -115,7 +119,7 @@ let package = Package(
             "Captions", "Store", "TunerServer", "Web", "GlibcCompat", "LeanFoundation",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
-        ], linkerSettings: staticOpenSSL),
+        ], linkerSettings: hostOpenSSL),
 
         // ---- benchmarks: never in what ships ----
         /// Simulated tuners replaying a capture, and latency-probe tuners (bench/ccr, tests).
@@ -128,7 +132,7 @@ let package = Package(
         .executableTarget(name: "ccr-bench", dependencies: [
             "TunerBench", "TunerServer", "ServerFiles", "Store",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
-        ], linkerSettings: staticOpenSSL),
+        ], linkerSettings: hostOpenSSL),
 
         // ---- tests ----
         /// Shared test helpers: fixture lookup (../shared/fixtures), lab inventory, temp dirs, and
