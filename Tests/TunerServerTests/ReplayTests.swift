@@ -54,6 +54,7 @@ struct ReplayTests {
             let done = await eventually { server.metrics.snapshot.closedTotal == 1 }
             #expect(done, "the server did not see the tuner leave")
             #expect(server.metrics.snapshot.closedByReason["eof"] == 1, "\(server.metrics.snapshot.closedByReason)")
+            #expect(await archiveWritten(server), "the archive threads did not finish writing")
             let cues = try archivedCues(archive, tuner: tuner)
             let offline = parseSRT(try CaptionFile.render(bin: rebuiltStream(capture), format: .srt))
             #expect(cues == offline, "server and `ccr decode` disagree on the same stream")
@@ -157,6 +158,7 @@ extension ReplayTests {
         try await withServer { server, archive, _ in
             try await Self.replay(capture, into: server.port, pace: .whole)
             #expect(await eventually { server.metrics.snapshot.closedTotal == 1 })
+            #expect(await archiveWritten(server), "the archive threads did not finish writing")
             let file = try #require(archivedFiles(archive, suffix: ".svc1.srt").first)
             let cues = parseSRT(try String(contentsOf: file, encoding: .utf8))
             #expect(cues.count == expected.count)
