@@ -52,29 +52,12 @@ enum CharacterSet708 {
         return v
     }
 
-    /// Appends a cell's symbol as UTF-8. With `ccextractorCompatible`, the music note is written
-    /// as CCExtractor 0.94 writes it in its 708 srt: the two bytes `&l` (its note symbol, U+266C,
-    /// written as raw big-endian bytes rather than UTF-8).
-    static func append(_ symbol: UInt16, to out: inout String, ccextractorCompatible: Bool) {
-        if ccextractorCompatible && symbol == 0x266A { out += "&l"; return }
-        out.unicodeScalars.append(Unicode.Scalar(symbol) ?? "_")
-    }
-
-    /// `append(_:to:ccextractorCompatible:)` into UTF-8 bytes (the same bytes).
+    /// Appends a cell's symbol as UTF-8 ("_" for a code that is no scalar). With
+    /// `ccextractorCompatible`, the music note is written as CCExtractor 0.94 writes it in its 708
+    /// srt: the two bytes `&l` (its note symbol, U+266C, written as raw big-endian bytes rather
+    /// than UTF-8).
     static func append(_ symbol: UInt16, to out: inout [UInt8], ccextractorCompatible: Bool) {
         if ccextractorCompatible && symbol == 0x266A { out.append(0x26); out.append(0x6C); return }
-        switch symbol {
-        case 0..<0x80:
-            out.append(UInt8(symbol))
-        case 0x80..<0x800:
-            out.append(0xC0 | UInt8(symbol >> 6))
-            out.append(0x80 | UInt8(symbol & 0x3F))
-        case 0xD800...0xDFFF:
-            out.append(0x5F) // not a scalar: "_", as above
-        default:
-            out.append(0xE0 | UInt8(symbol >> 12))
-            out.append(0x80 | UInt8((symbol >> 6) & 0x3F))
-            out.append(0x80 | UInt8(symbol & 0x3F))
-        }
+        UTF8.encode(Unicode.Scalar(symbol) ?? "_") { out.append($0) }
     }
 }

@@ -41,12 +41,6 @@ enum Row708Renderer {
         return (String(decoding: srt, as: UTF8.self), String(decoding: plain, as: UTF8.self))
     }
 
-    static func fontTag(_ color: UInt8) -> String {
-        var tag: [UInt8] = []
-        appendFontTag(color, to: &tag)
-        return String(decoding: tag, as: UTF8.self)
-    }
-
     /// `<font color="#rrggbb">` for a 6-bit color (2 bits each of red, green, blue).
     static func appendFontTag(_ color: UInt8, to out: inout [UInt8]) {
         let hex: StaticString = "0123456789abcdef"

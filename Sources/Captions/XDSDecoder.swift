@@ -103,12 +103,7 @@ struct XDSDecoder: Sendable {
         while i < payload.count - 1 {
             let b = payload[i]
             if b == 0 { break }
-            if b < 0x80 {
-                utf8.append(b)
-            } else {
-                utf8.append(0xC0 | (b >> 6))
-                utf8.append(0x80 | (b & 0x3F))
-            }
+            UTF8.encode(Unicode.Scalar(b)) { utf8.append($0) }
             i += 1
         }
         return String(decoding: utf8, as: UTF8.self)
