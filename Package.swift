@@ -15,10 +15,10 @@ import PackageDescription
 /// it needs only OpenSSL 3's libssl.so.3 and libcrypto.so.3, which the runbooks' MariaDB
 /// Connector/C package depends on (AL2023's openssl-libs, Debian 12's libssl3; OpenSSH needs them
 /// too), so the distribution's security fixes reach ccr's database TLS, and the 3.7 MB OpenSSL
-/// archive is not in every host's download (issue 19). zlib, smaller than its soname question, is linked in. ccrun and the tests load libcurl,
-/// which Debian cannot link statically (no archives of its GSSAPI, LDAP, RTMP, PSL and nghttp2
-/// dependencies) and which loads the shared OpenSSL anyway: they link the shared libraries, so one
-/// OpenSSL serves the whole process.
+/// archive is not in every host's download (issue 19). zlib stays linked in (its archive is small).
+/// ccrun and the tests load libcurl, which Debian cannot link statically (no archives of its
+/// GSSAPI, LDAP, RTMP, PSL and nghttp2 dependencies) and which loads the shared OpenSSL anyway:
+/// they link the shared libraries, so one OpenSSL serves the whole process.
 let hostOpenSSL: [LinkerSetting] = ["ssl", "crypto", ":libz.a"].map { .linkedLibrary($0) }
 let sharedOpenSSL: [LinkerSetting] = ["ssl", "crypto", "z"].map { .linkedLibrary($0) }
 

@@ -6,8 +6,6 @@ import StepKit
 /// lab writes the very type every ccrun command reads (contract: docs/inventory.md), so the two
 /// cannot drift apart. Secrets are not in it, only paths to 0600 files.
 extension DeploymentInventory {
-    public static func load(from path: String) throws -> DeploymentInventory { try load(path) }
-
     /// Host variable naming a host's init kind when it is not the default (sysv); `Lab.existing`
     /// reads it back so later `lab` commands treat the hosts as they were made.
     public static let initVar = "labInit"

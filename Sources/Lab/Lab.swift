@@ -23,7 +23,7 @@ public struct Lab: Sendable {
     /// The instance as it currently exists: host count taken from its inventory when there is one.
     public static func existing(name: String = "main", log: @escaping @Sendable (String) -> Void = { _ in }) throws -> Lab {
         var spec = try LabSpec.named(name, hosts: nil)
-        if let inventory = try? DeploymentInventory.load(from: spec.inventoryPath) {
+        if let inventory = try? DeploymentInventory.load(spec.inventoryPath) {
             spec.fleet = inventory.hasFleet
             spec.hostCount = inventory.hosts.count - (spec.fleet ? LabSpec.fleetHosts.count : 0)
             spec.hostInit = inventory.hostInit

@@ -15,7 +15,7 @@ enum LabGate {
 
     /// The main lab's inventory, bringing the lab up when it is not running.
     static func mainInventory() throws -> DeploymentInventory {
-        if let inventory = try? DeploymentInventory.load(from: LabEnvironment.inventoryPath),
+        if let inventory = try? DeploymentInventory.load(LabEnvironment.inventoryPath),
            inventory.hosts.values.allSatisfy({ Shell().succeeds("ip", ["netns", "pids", $0.vars?["netns"] ?? "-"]) }) {
             return inventory
         }
