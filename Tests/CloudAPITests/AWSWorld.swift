@@ -90,12 +90,10 @@ final class AWSWorld: @unchecked Sendable {
         (document["hosts"] as? [[String: Any]])?.first?["steps"] as? [[String: Any]] ?? []
     }
 
-    /// The records of the newest run's journal in the state directory.
+    /// The records of the newest run's journal in the state directory, read as ccrun reads it.
     func lastJournal() throws -> [JournalRecord] {
-        let directory = stateDirectory + "/aws-us-east-1"
-        let files = try FileManager.default.contentsOfDirectory(atPath: directory).filter { $0.hasSuffix(".jsonl") }.sorted()
-        let last = try #require(files.last, "no journal in \(directory)")
-        return JournalRecord.parse(try Data(contentsOf: URL(fileURLWithPath: directory + "/" + last)))
+        let newest = LocalJournal(directory: URL(fileURLWithPath: stateDirectory)).runs(host: "aws-us-east-1").first
+        return try #require(newest, "no journal in \(stateDirectory)/aws-us-east-1").records
     }
 
     func assertNoSecret(in text: String, what: String) throws {
