@@ -235,11 +235,16 @@ func withServer(
 /// reads it: `ccr_archive_queue_depth 0` on /metrics. The archive is written off the event loops,
 /// so a tuner's last files land shortly after the server counted its connection closed.
 func archiveWritten(_ server: TunerServer, timeout: Double = 15) async -> Bool {
-    guard let port = server.metricsPort else { return false }
-    return await eventually(timeout: timeout) {
-        guard let http = try? TestTuner(port: port), (try? http.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))) != nil else { return false }
-        return String(decoding: await http.readUntilClosed() ?? [], as: UTF8.self).contains("\nccr_archive_queue_depth 0\n")
+    await eventually(timeout: timeout) {
+        ((try? await metricsResponse(server)) ?? "").contains("\nccr_archive_queue_depth 0\n")
     }
+}
+
+/// The whole HTTP response of `GET /metrics` on the server's metrics port.
+func metricsResponse(_ server: TunerServer) async throws -> String {
+    let http = try TestTuner(port: try #require(server.metricsPort))
+    try http.send(Array("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n".utf8))
+    return String(decoding: await http.readUntilClosed() ?? [], as: UTF8.self)
 }
 
 extension ServerMetrics.Snapshot {
