@@ -31,13 +31,47 @@ public struct FactQuery: Hashable, Sendable {
     /// "no rows" instead of refusing the run. A query run as the account a step manages asks
     /// "does this password log in?" the one way that works on every MySQL and MariaDB.
     public let refusedLoginMeansNoRows: Bool
-    public init(key: String, script: String, isolation: Isolation = .subshell, statPath: String? = nil) {
+    /// The files the answer is computed from, when it is computed from nothing else: then the
+    /// controller keeps the answer between runs, and the host computes it again only when one of
+    /// them changed (see `AnswerSource`).
+    public let source: AnswerSource?
+    public init(key: String, script: String, isolation: Isolation = .subshell, statPath: String? = nil, source: AnswerSource? = nil) {
         self.key = key; kind = .shell(script); self.isolation = isolation; self.statPath = statPath; refusedLoginMeansNoRows = false
+        self.source = source
     }
     public init(key: String, sql: SecretText, on endpoint: DatabaseEndpoint, refusedLoginMeansNoRows: Bool = false) {
         self.key = key; kind = .sql(endpoint, sql); isolation = .subshell; statPath = nil
-        self.refusedLoginMeansNoRows = refusedLoginMeansNoRows
+        self.refusedLoginMeansNoRows = refusedLoginMeansNoRows; source = nil
     }
+}
+
+/// The files a snippet's answer is a function of, on hosts where `onlyIf` holds.
+///
+/// WHY: `dpkg-query -W` costs 4-10 ms of every audit, on hosts whose package database has not
+/// changed since the last run. The batch's shared `stat` already reads each file's identity
+/// (`FileProbe.identityFormat`: device, inode, size, modification and change times in
+/// nanoseconds, which any write, replacement or chmod changes); when every identity is the one the
+/// controller recorded with its copy of the answer, the host prints `cached` instead of computing
+/// it, and the controller uses its copy (`FactCache`). Nothing is trusted across a change: a new
+/// identity, a missing file or `onlyIf` failing computes the answer as before.
+public struct AnswerSource: Hashable, Sendable {
+    public let paths: [String]
+    /// A silent shell condition; where it fails, the answer depends on more than `paths`.
+    public let onlyIf: String
+    public init(paths: [String], onlyIf: String = "true") {
+        precondition(!paths.isEmpty && !paths.contains { $0.contains("|") || $0.contains("\n") },
+                     "an answer source must be paths the batch's stat table can hold")
+        self.paths = paths; self.onlyIf = onlyIf
+    }
+}
+
+/// The controller's copy of an answer computed from an `AnswerSource`, with the sources' identity
+/// when it was computed.
+public struct CachedAnswer: Codable, Sendable, Hashable {
+    public var identity: String
+    public var stdout: String
+    public var status: Int32
+    public init(identity: String, stdout: String, status: Int32) { self.identity = identity; self.stdout = stdout; self.status = status }
 }
 
 /// The raw answer to a `FactQuery`.
@@ -118,14 +152,23 @@ public enum FactScope: Sendable, Hashable {
 public struct FactBatch: Sendable {
     public let queries: [FactQuery]
     public let boundary: String
+    /// The controller's copies of answers with an `AnswerSource`, by query key.
+    public let cached: [String: CachedAnswer]
 
-    public init(_ queries: [FactQuery], boundary: String = "CCRUN-" + UUID().uuidString) {
+    public init(_ queries: [FactQuery], cached: [String: CachedAnswer] = [:], boundary: String = "CCRUN-" + UUID().uuidString) {
         var seen = Set<String>()
         self.queries = queries.filter { q in
             guard case .shell = q.kind else { return false }
             return seen.insert(q.key).inserted
         }
+        self.cached = cached
         self.boundary = boundary
+    }
+
+    /// The answers, and those computed from an `AnswerSource` this time, for the controller to keep.
+    public struct Answers: Sendable {
+        public var facts: FactSet
+        public var fresh: [String: CachedAnswer]
     }
 
     /// The shared stat table: one `stat` of every path the batch's snippets declared, its lines
@@ -139,7 +182,7 @@ public struct FactBatch: Sendable {
 
     var statTable: String {
         var seen = Set<String>()
-        let paths = queries.compactMap(\.statPath).filter { seen.insert($0).inserted }
+        let paths = queries.flatMap { [$0.statPath].compactMap { $0 } + ($0.source?.paths ?? []) }.filter { seen.insert($0).inserted }
         guard !paths.isEmpty else { return "" }
         let arms = paths.map { "\(Shell.quote($0))) \(Self.statVariable(for: $0))=${ccrun_line#*|};;" }.joined(separator: "\n")
         return """
@@ -159,25 +202,64 @@ public struct FactBatch: Sendable {
         for (i, q) in queries.enumerated() {
             guard case let .shell(snippet) = q.kind else { continue }
             let (open, close) = q.isolation == .subshell ? ("(", ")") : ("{", "}")
-            s += "printf '%s begin \(i)\\n' \(boundary)\n\(open)\n\(snippet)\n\(close) </dev/null 2>/dev/null\nccrun_rc=$?\nprintf '\\n%s end \(i) %d\\n' \(boundary) $ccrun_rc\n"
+            let run = "\(open)\n\(snippet)\n\(close) </dev/null 2>/dev/null\n"
+            s += "printf '%s begin \(i)\\n' \(boundary)\n"
+            s += q.source.map { sourced(run, from: $0, cached: cached[q.key]) } ?? run
+            s += "ccrun_rc=$?\nprintf '\\n%s end \(i) %d\\n' \(boundary) $ccrun_rc\n"
         }
         return s
     }
 
-    public func parse(_ output: String) throws -> FactSet {
+    /// `run` unless the source files' identities (from the stat table) are those of the cached
+    /// answer; prints `BOUNDARY cached`, or `BOUNDARY source IDENTITY` before computing a cacheable one.
+    func sourced(_ run: String, from source: AnswerSource, cached: CachedAnswer?) -> String {
+        let variables = source.paths.map(Self.statVariable(for:))
+        let present = variables.map { "[ -n \"${\($0):-}\" ]" }.joined(separator: " && ")
+        let identity = variables.map { "${\($0):-}" }.joined(separator: "//")
+        return """
+            ccrun_src=; ccrun_hit=0
+            if \(present) && { \(source.onlyIf); } >/dev/null 2>&1; then ccrun_src="\(identity)"
+            if [ "$ccrun_src" = \(Shell.quote(cached?.identity ?? "")) ]; then ccrun_hit=1; printf '%s cached\\n' \(boundary); else printf '%s source %s\\n' \(boundary) "$ccrun_src"; fi
+            fi
+            if [ $ccrun_hit = 0 ]; then
+            \(run)fi
+
+            """
+    }
+
+    public func parse(_ output: String) throws -> FactSet { try answers(output).facts }
+
+    public func answers(_ output: String) throws -> Answers {
         var result: [String: FactOutput] = [:]
+        var fresh: [String: CachedAnswer] = [:]
         var current: Int?
+        var hit = false
+        var identity: String?
         var buffer: [Substring] = []
         for line in output.split(separator: "\n", omittingEmptySubsequences: false) {
             if line.hasPrefix(boundary + " ") {
-                let words = line.split(separator: " ")
-                if words.count >= 3, words[1] == "begin", let i = Int(words[2]) {
-                    current = i; buffer = []
-                } else if words.count >= 4, words[1] == "end", let i = Int(words[2]), let rc = Int32(words[3]), i == current, i < queries.count {
-                    // The end marker is preceded by a newline we added.
-                    var text = buffer.joined(separator: "\n")
-                    if text.hasSuffix("\n") { text.removeLast() }
-                    result[queries[i].key] = FactOutput(stdout: text, status: rc)
+                let words = line.split(separator: " ", maxSplits: 2)
+                if words.count == 3, words[1] == "begin", let i = Int(words[2]) {
+                    current = i; buffer = []; hit = false; identity = nil
+                } else if current != nil, words.count == 2, words[1] == "cached" {
+                    hit = true
+                } else if current != nil, words.count == 3, words[1] == "source" {
+                    identity = String(words[2])
+                } else if words.count == 3, words[1] == "end", let i = current, i < queries.count {
+                    let tail = words[2].split(separator: " ")
+                    guard tail.count == 2, Int(tail[0]) == i, let rc = Int32(tail[1]) else { continue }
+                    let key = queries[i].key
+                    if hit {
+                        // Printed only when the identity is the cached answer's, so the copy exists.
+                        guard let copy = cached[key] else { throw FactError.unparsable(key: key, detail: "the host reused an answer this controller does not have") }
+                        result[key] = FactOutput(stdout: copy.stdout, status: copy.status)
+                    } else {
+                        // The end marker is preceded by a newline we added.
+                        var text = buffer.joined(separator: "\n")
+                        if text.hasSuffix("\n") { text.removeLast() }
+                        result[key] = FactOutput(stdout: text, status: rc)
+                        if let identity { fresh[key] = CachedAnswer(identity: identity, stdout: text, status: rc) }
+                    }
                     current = nil
                 }
             } else if current != nil {
@@ -187,6 +269,6 @@ public struct FactBatch: Sendable {
         for q in queries where result[q.key] == nil {
             throw FactError.unparsable(key: q.key, detail: "no answer in the probe output (the probe script was cut short?)")
         }
-        return FactSet(result)
+        return Answers(facts: FactSet(result), fresh: fresh)
     }
 }

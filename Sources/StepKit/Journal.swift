@@ -213,6 +213,34 @@ public struct LocalJournal: Sendable {
     }
 }
 
+/// The controller's copies of a host's answers that have an `AnswerSource` (the package lists):
+/// `<state dir>/<host>/cached-answers.json`, beside the host's journal. A cache: a file that is
+/// missing, unreadable or damaged only means the host computes its answers again.
+public struct FactCache: Sendable {
+    let file: URL
+    public init(journal: LocalJournal, host: String) {
+        file = journal.directory.appendingPathComponent(LocalJournal.safe(host)).appendingPathComponent("cached-answers.json")
+    }
+
+    public func load() -> [String: CachedAnswer] {
+        guard let data = try? Data(contentsOf: file) else { return [:] }
+        return (try? JSONDecoder().decode([String: CachedAnswer].self, from: data)) ?? [:]
+    }
+
+    /// Merges `fresh` into the file (written whole, then renamed, so a reader never sees half of it).
+    public func store(_ fresh: [String: CachedAnswer]) {
+        guard !fresh.isEmpty else { return }
+        var all = load()
+        all.merge(fresh) { _, new in new }
+        guard let data = try? JSONEncoder().encode(all) else { return }
+        let dir = file.deletingLastPathComponent()
+        try? FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let temporary = dir.appendingPathComponent(".cached-answers.\(UUID().uuidString)")
+        guard FileManager.default.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: 0o600]) else { return }
+        if rename(temporary.path, file.path) != 0 { try? FileManager.default.removeItem(at: temporary) }
+    }
+}
+
 /// The target's copy: `/var/lib/ccrun/journal/<run-id>.jsonl`, appended through the host and
 /// fsync'd there (`sync FILE`) before the engine goes on.
 public struct TargetPaths: Sendable {

@@ -221,7 +221,8 @@ final class HostRun {
     /// Returns the prefix's output, and the facts when the batch ran (SQL facts are asked from
     /// the controller then).
     func probe(_ queries: [FactQuery], prefix: String, onlyIf condition: String?) async throws -> (facts: FactSet?, prefixOutput: String) {
-        let batch = FactBatch(queries)
+        let cache = options.journal.map { FactCache(journal: $0, host: host.name) }
+        let batch = FactBatch(queries, cached: cache?.load() ?? [:])
         var result = FactSet()
         var prefixOutput = ""
         if !batch.queries.isEmpty || !prefix.isEmpty {
@@ -232,7 +233,11 @@ final class HostRun {
             let text = out.stdoutText
             guard let ran = text.range(of: marker + "\n") else { return (nil, text) }
             prefixOutput = String(text[..<ran.lowerBound])
-            do { result = try batch.parse(String(text[ran.upperBound...])) } catch {
+            do {
+                let answers = try batch.answers(String(text[ran.upperBound...]))
+                result = answers.facts
+                cache?.store(answers.fresh)
+            } catch {
                 throw HostError.protocolError(host: host.name, detail: "\(error); stderr: \(scrubber.scrub(out.stderrText.suffix(500).description))")
             }
         }

@@ -213,10 +213,14 @@ public struct InstalledPackages: Sendable, Hashable {
 public enum PackagesProbe {
     public static let key = "packages"
     static let installed = "install ok installed|"
+    /// What `dpkg-query -W` reads: the status file, and the journal of changes dpkg has not yet
+    /// merged into it (a file appears in `updates/` per change). Not on hosts with rpm, whose
+    /// database the list also holds.
+    static let dpkgDatabase = AnswerSource(paths: ["/var/lib/dpkg/status", "/var/lib/dpkg/updates"], onlyIf: "! command -v rpm")
     public static let probe = Probe<InstalledPackages>(FactQuery(key: key, script: """
         if command -v dpkg-query >/dev/null 2>&1; then echo '[dpkg]'; dpkg-query -W -f='${Status}|${Package}\\n'; fi
         if command -v rpm >/dev/null 2>&1; then echo '[rpm]'; rpm -qa --qf '%{NAME}\\n' 2>/dev/null; fi
-        """, isolation: .inline)) { out in
+        """, isolation: .inline, source: dpkgDatabase)) { out in
         var result = InstalledPackages()
         var section = ""
         for line in out.lines {

@@ -62,6 +62,7 @@ struct AWSCommand: AsyncParsableCommand {
 
     struct Plan: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "plan",
             abstract: "Show what apply/images would change (exit 0 nothing, 2 changes pending, 1 error).")
         @OptionGroup var options: Options
         @Option(help: "base (apply), images (ccrun aws images) or all.")
@@ -76,6 +77,7 @@ struct AWSCommand: AsyncParsableCommand {
 
     struct Apply: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "apply",
             abstract: "Create or repair security groups, RDS, instances and the NFS volume (resumes a killed run).")
         @OptionGroup var options: Options
         func run() async throws { try await AWSCommand.run(options) { await $0.apply(phases: [.base], command: "apply") } }
@@ -83,6 +85,7 @@ struct AWSCommand: AsyncParsableCommand {
 
     struct Images: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "images",
             abstract: "After the host runbooks: images, termination protection, load balancers, launch configurations, autoscaling groups.")
         @OptionGroup var options: Options
         func run() async throws { try await AWSCommand.run(options) { await $0.apply(phases: [.images], command: "images") } }
@@ -90,13 +93,14 @@ struct AWSCommand: AsyncParsableCommand {
 
     struct Rollback: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "rollback",
             abstract: "Undo the last apply or images run: delete what it created, put back the rules it changed, in reverse order.")
         @OptionGroup var options: Options
         func run() async throws { try await AWSCommand.run(options) { await $0.rollback() } }
     }
 
     struct Destroy: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete everything ccrun aws made, in reverse dependency order.")
+        static let configuration = CommandConfiguration(commandName: "destroy", abstract: "Delete everything ccrun aws made, in reverse dependency order.")
         @OptionGroup var options: Options
         func run() async throws { try await AWSCommand.run(options) { await $0.destroy() } }
     }

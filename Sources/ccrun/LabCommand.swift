@@ -22,6 +22,7 @@ struct LabCommand: AsyncParsableCommand {
 
     struct Up: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "up",
             abstract: "Create or repair the lab and write its inventory (idempotent).")
         @OptionGroup var instance: InstanceOptions
         @Option(help: "Number of hosts (db, nfs-master, repo-node, web-node, then host5, host6, ...), not counting --fleet's.")
@@ -55,6 +56,7 @@ struct LabCommand: AsyncParsableCommand {
 
     struct Down: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "down",
             abstract: "Stop and remove the lab (keeps the rootfs and package caches unless --purge).")
         @OptionGroup var instance: InstanceOptions
         @Flag(help: "Also remove the caches (debootstrap root filesystem, downloaded packages), keys and secrets.")
@@ -72,7 +74,7 @@ struct LabCommand: AsyncParsableCommand {
     }
 
     struct Status: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show each host, its address, sshd and services.")
+        static let configuration = CommandConfiguration(commandName: "status", abstract: "Show each host, its address, sshd and services.")
         @OptionGroup var instance: InstanceOptions
 
         func run() async throws {

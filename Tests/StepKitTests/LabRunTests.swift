@@ -92,14 +92,16 @@ struct LabRunTests {
         #expect(second.hosts[0].roundTrips == 2)
         #expect(try await manifest(host) == applied)
 
-        // 3. drift by hand: edited file, stopped service, removed line
-        _ = try await host.run("echo tampered > \(root)/motd; service rpcbind stop; sed -i '/data/d' \(root)/exports")
+        // 3. drift by hand: edited file, stopped service, removed line, a package removed with
+        //    dpkg (the package list the runs above left in the controller's cache is stale now)
+        #expect(FactCache(journal: journal, host: Self.hostName).load()[PackagesProbe.key] != nil)
+        _ = try await host.run("echo tampered > \(root)/motd; service rpcbind stop; sed -i '/data/d' \(root)/exports; dpkg --remove tree >/dev/null")
         let drifted = try await manifest(host)
         let audit = await Runner(runbook: book, options: options(.dryRun, journal: journal)).run([HostTarget(host)])
         printed += audit.hosts[0].steps.map { ReportPrinter(colour: false).line(host: Self.hostName, $0) }
         #expect(audit.exitCode == 2)
         let changed = Set(audit.hosts[0].steps.filter { $0.state == .wouldChange }.map(\.id))
-        #expect(changed == ["running:rpcbind", "file:\(root)/motd", "line:\(root)/exports:\(root)/data"])
+        #expect(changed == ["packages:rpcbind,tree", "running:rpcbind", "file:\(root)/motd", "line:\(root)/exports:\(root)/data"])
         #expect(try await manifest(host) == drifted, "dry-run changed the host")
         let repair = await Runner(runbook: book, options: options(journal: journal)).run([HostTarget(host)])
         #expect(repair.exitCode == 0)

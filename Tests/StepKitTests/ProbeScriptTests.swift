@@ -94,4 +94,73 @@ import Glibc
         #expect(try await check(.mainProcess(unit: "no-such-unit", pidFile: pidFile)))
         #expect(try await !check(.mainProcess(unit: "no-such-unit", pidFile: pidFile + ".missing")))
     }
+
+    /// A package list is kept by the controller between runs (`AnswerSource`, `FactCache`): the
+    /// host computes it again exactly when one of its source files changed. Random changes of
+    /// every kind, each followed by a probe whose answer must be the file as it is now; the
+    /// snippet counts its runs, so a reuse and a recomputation can be told apart.
+    @Test func answersFromSourceFilesAreReusedOnlyWhileNoSourceChanged() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("sourced-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/updates", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let db = dir + "/status", counter = dir + "/runs"
+        try Data("pkg-a\npkg-b\n".utf8).write(to: URL(fileURLWithPath: db))
+        var gate = "true"
+        func query() -> FactQuery {
+            FactQuery(key: "listing", script: "echo run >> \(counter); cat \(db)", isolation: .inline,
+                      source: AnswerSource(paths: [db, dir + "/updates"], onlyIf: gate))
+        }
+        let cache = FactCache(journal: LocalJournal(directory: URL(fileURLWithPath: dir + "/state")), host: "local")
+        func runs() -> Int { ((try? String(contentsOfFile: counter, encoding: .utf8)) ?? "").split(separator: "\n").count }
+        /// Probes as the engine does; returns whether the host computed the answer.
+        func probe() async throws -> Bool {
+            let before = runs()
+            let batch = FactBatch([query()], cached: cache.load())
+            let out = try await LocalHost().run(batch.script, stdin: nil, timeout: .seconds(30))
+            let answers = try batch.answers(out.stdoutText)
+            cache.store(answers.fresh)
+            let answer = try #require(answers.facts.outputs["listing"])
+            #expect(answer.stdout + "\n" == (try String(contentsOfFile: db, encoding: .utf8)), "the answer is not the file as it is now")
+            return runs() > before
+        }
+
+        #expect(try await probe(), "nothing cached yet")
+        #expect(try await !probe(), "unchanged sources: the copy is used")
+        #expect(try await !probe())
+
+        // Timestamps are taken at the kernel's granularity (a tick on kernels without multigrain
+        // timestamps): the changes below are spaced past it, as dpkg runs are.
+        var rng = SystemRandomNumberGenerator()
+        for round in 0..<40 {
+            usleep(12_000)
+            let change = Int.random(in: 0..<7, using: &rng)
+            let current = try Data(contentsOf: URL(fileURLWithPath: db))
+            switch change {
+            case 0: // rewritten in place, same size
+                try Data(current.map { $0 == 0x0A ? 0x0A : UInt8.random(in: 0x61...0x7A, using: &rng) }).write(to: URL(fileURLWithPath: db), options: [])
+            case 1: // replaced by rename, same content (dpkg's way)
+                try current.write(to: URL(fileURLWithPath: db), options: .atomic)
+            case 2: // grown
+                let h = try FileHandle(forWritingTo: URL(fileURLWithPath: db)); try h.seekToEnd(); try h.write(contentsOf: Data("pkg-\(round)\n".utf8)); try h.close()
+            case 3: // a journal entry appears, then goes
+                let entry = dir + "/updates/\(round)"
+                if FileManager.default.fileExists(atPath: entry) { try FileManager.default.removeItem(atPath: entry) } else { FileManager.default.createFile(atPath: entry, contents: Data()) }
+            case 4: // mode changed
+                chmod(db, mode_t(round % 2 == 0 ? 0o600 : 0o644))
+            case 5: // the host stops qualifying (rpm appears), then qualifies again
+                gate = gate == "true" ? "false" : "true"
+            default: // nothing
+                break
+            }
+            let computed = try await probe()
+            if change == 6 && gate == "true" { #expect(!computed, "round \(round): nothing changed, yet the answer was computed again") }
+            if change < 5 || gate == "false" { #expect(computed, "round \(round): change \(change), yet the cached answer was used") }
+        }
+
+        // A damaged cache file is only a miss.
+        try Data("{not json".utf8).write(to: URL(fileURLWithPath: dir + "/state/local/cached-answers.json"))
+        gate = "true"
+        #expect(try await probe())
+        #expect(try await !probe())
+    }
 }

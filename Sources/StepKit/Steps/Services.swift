@@ -61,6 +61,19 @@ public enum ServiceCheck: Sendable, Hashable {
         return addresses.map { "\($0):" + String(format: "%04X", port) }
     }
 
+    /// The check in a fact key: written out, because `"\(check)"` of an enum goes through
+    /// reflection and the runtime's protocol-conformance scan (about 0.7 ms of every run).
+    var key: String {
+        switch self {
+        case let .tcpPort(p, h): "tcp:\(h):\(p)"
+        case let .pidFile(f): "pid-file:\(f)"
+        case let .mainProcess(u, f): "main-process:\(u):\(f)"
+        case let .process(n): "process:\(n)"
+        case let .command(c): "command:\(c)"
+        case let .all(checks): "all(" + checks.map(\.key).joined(separator: ", ") + ")"
+        }
+    }
+
     public var summary: String {
         switch self {
         case let .tcpPort(p, h): "port \(p) on \(h) answers"
@@ -221,7 +234,7 @@ public enum ServiceProbe {
 
     public static func probe(_ name: String, check: ServiceCheck?, log logFile: String? = nil) -> Probe<ServiceState> {
         let q = Shell.quote(name)
-        let checkKey = check.map { "|\($0)" } ?? ""
+        let checkKey = check.map { "|" + $0.key } ?? ""
         let logKey = logFile.map { "|log:\($0)" } ?? ""
         let log = logLines(ServiceLog(unit: name, file: logFile))
         let state: String
