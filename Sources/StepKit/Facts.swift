@@ -20,6 +20,12 @@ public struct FactQuery: Hashable, Sendable {
         /// variable before reading it and never `exit` (one that did would cut the batch short,
         /// which `FactBatch.parse` reports as a missing answer, never as a wrong one).
         case inline
+        /// In a subshell started in the background before the batch's first snippet, its output
+        /// (lines of text) kept in a file until its turn: for a snippet that mostly waits on a
+        /// program of its own (a service's health command: `ccr health` is 11 ms of a 43 ms
+        /// probe on a lab host), which then overlaps the rest of the batch. Where the file cannot
+        /// be created exclusively, it runs in its turn, in a subshell.
+        case background
     }
     public let key: String
     public let kind: Kind
@@ -36,6 +42,7 @@ public struct FactQuery: Hashable, Sendable {
     /// them changed (see `AnswerSource`).
     public let source: AnswerSource?
     public init(key: String, script: String, isolation: Isolation = .subshell, statPath: String? = nil, source: AnswerSource? = nil) {
+        precondition(source == nil || isolation != .background, "a cached answer is never started in the background")
         self.key = key; kind = .shell(script); self.isolation = isolation; self.statPath = statPath; refusedLoginMeansNoRows = false
         self.source = source
     }
@@ -199,15 +206,53 @@ public struct FactBatch: Sendable {
 
     public var script: String {
         var s = statTable
+        for (i, q) in queries.enumerated() where q.isolation == .background {
+            guard case let .shell(snippet) = q.kind else { continue }
+            s += startInBackground(snippet, index: i)
+        }
         for (i, q) in queries.enumerated() {
             guard case let .shell(snippet) = q.kind else { continue }
-            let (open, close) = q.isolation == .subshell ? ("(", ")") : ("{", "}")
-            let run = "\(open)\n\(snippet)\n\(close) </dev/null 2>/dev/null\n"
+            let (open, close) = q.isolation == .inline ? ("{", "}") : ("(", ")")
+            var run = "\(open)\n\(snippet)\n\(close) </dev/null 2>/dev/null\n"
+            if q.isolation == .background { run = collectFromBackground(index: i, orRun: run) }
             s += "printf '%s begin \(i)\\n' \(boundary)\n"
             s += q.source.map { sourced(run, from: $0, cached: cached[q.key]) } ?? run
-            s += "ccrun_rc=$?\nprintf '\\n%s end \(i) %d\\n' \(boundary) $ccrun_rc\n"
+            s += "ccrun_rc=$?\n"
+            // The background snippet's own status, which `$?` after its output cannot carry.
+            if q.isolation == .background { s += "[ -z \"$ccrun_bs\" ] || { ccrun_rc=$ccrun_bs; ccrun_bs=; }\n" }
+            s += "printf '\\n%s end \(i) %d\\n' \(boundary) $ccrun_rc\n"
         }
         return s
+    }
+
+    /// The file of background snippet `index`: named after the batch's random boundary, created
+    /// with noclobber (O_EXCL), so a name planted in /tmp by another user is never written through.
+    func backgroundFile(_ index: Int) -> String { "\"${TMPDIR:-/tmp}/.ccrun-probe-\(boundary)-\(index)\"" }
+
+    func startInBackground(_ snippet: String, index i: Int) -> String {
+        """
+        ccrun_bp_\(i)=
+        if { set -C; true > \(backgroundFile(i)); } 2>/dev/null; then set +C
+        (
+        \(snippet)
+        ) </dev/null >\(backgroundFile(i)) 2>/dev/null &
+        ccrun_bp_\(i)=$!
+        else set +C; fi
+
+        """
+    }
+
+    /// Waits for background snippet `index`, prints its output and leaves its exit status in
+    /// `ccrun_bs`; `run` (the snippet in a subshell) when it could not be started.
+    func collectFromBackground(index i: Int, orRun run: String) -> String {
+        """
+        if [ -n "$ccrun_bp_\(i)" ]; then wait "$ccrun_bp_\(i)"; ccrun_bs=$?
+        while IFS= read -r ccrun_l || [ -n "$ccrun_l" ]; do printf '%s\\n' "$ccrun_l"; done < \(backgroundFile(i))
+        rm -f \(backgroundFile(i))
+        else ccrun_bs=
+        \(run)fi
+
+        """
     }
 
     /// `run` unless the source files' identities (from the stat table) are those of the cached

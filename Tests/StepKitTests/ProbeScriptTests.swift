@@ -163,4 +163,41 @@ import Glibc
         #expect(try await probe())
         #expect(try await !probe())
     }
+
+    /// A background snippet (a service's health command) starts before the batch's first
+    /// snippet and answers in its turn, with its own output and exit status; its file is gone
+    /// afterwards, and where no file can be made it runs in its turn instead.
+    @Test func backgroundSnippetsOverlapTheBatchAndAnswerInTheirTurn() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("background-\(UUID().uuidString)").path
+        try FileManager.default.createDirectory(atPath: dir + "/tmp", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let flag = dir + "/written-by-the-first-snippet"
+        let queries = [
+            // Runs first in order, and takes a second before writing the flag.
+            FactQuery(key: "slow-first", script: "sleep 1; echo done > \(flag); echo first", isolation: .inline),
+            FactQuery(key: "middle", script: "printf 'a\\\\b\\n  indented\\nno newline at end'", isolation: .subshell),
+            // Last in order: started in the background, it looks for the flag before it exists.
+            FactQuery(key: "background", script: "if [ -e \(flag) ]; then echo flag-present; else echo flag-absent; fi; echo second line; exit 3", isolation: .background),
+            FactQuery(key: "background-ok", script: "echo fine", isolation: .background),
+        ]
+        for tmp in [dir + "/tmp", dir + "/not-there"] {
+            try? FileManager.default.removeItem(atPath: flag)
+            let batch = FactBatch(queries)
+            let out = try await LocalHost().run("TMPDIR=\(tmp)\n" + batch.script, stdin: nil, timeout: .seconds(30))
+            let facts = try batch.parse(out.stdoutText)
+            let started = tmp.hasSuffix("/tmp")
+            #expect(facts.outputs["background"] == FactOutput(stdout: (started ? "flag-absent" : "flag-present") + "\nsecond line", status: 3), "TMPDIR \(tmp)")
+            #expect(facts.outputs["background-ok"] == FactOutput(stdout: "fine", status: 0))
+            #expect(facts.outputs["slow-first"] == FactOutput(stdout: "first", status: 0))
+            #expect(facts.outputs["middle"] == FactOutput(stdout: "a\\b\n  indented\nno newline at end", status: 0))
+            #expect(try FileManager.default.contentsOfDirectory(atPath: dir + "/tmp").isEmpty, "a background file was left behind")
+        }
+        // A name planted where the file would go is never written through: that snippet runs in its turn.
+        let batch = FactBatch([FactQuery(key: "background", script: "echo answer", isolation: .background)])
+        let planted = dir + "/tmp/.ccrun-probe-\(batch.boundary)-0"
+        try FileManager.default.createSymbolicLink(atPath: planted, withDestinationPath: dir + "/victim")
+        let out = try await LocalHost().run("TMPDIR=\(dir)/tmp\n" + batch.script, stdin: nil, timeout: .seconds(30))
+        #expect(try batch.parse(out.stdoutText).outputs["background"] == FactOutput(stdout: "answer", status: 0))
+        #expect(!FileManager.default.fileExists(atPath: dir + "/victim"))
+    }
 }

@@ -61,6 +61,16 @@ public enum ServiceCheck: Sendable, Hashable {
         return addresses.map { "\($0):" + String(format: "%04X", port) }
     }
 
+    /// Whether the check starts a command of the service's own (`ccr health`): its probe then
+    /// runs in the background, beside the rest of the batch (`FactQuery.Isolation.background`).
+    var runsACommand: Bool {
+        switch self {
+        case .command: true
+        case let .all(checks): checks.contains { $0.runsACommand }
+        case .tcpPort, .pidFile, .mainProcess, .process: false
+        }
+    }
+
     /// The check in a fact key: written out, because `"\(check)"` of an enum goes through
     /// reflection and the runtime's protocol-conformance scan (about 0.7 ms of every run).
     var key: String {
@@ -253,7 +263,7 @@ public enum ServiceProbe {
             \(existsLines(q))
             \(state)
             true
-            """, isolation: .inline)) { out in parse(out) }
+            """, isolation: check?.runsACommand == true ? .background : .inline)) { out in parse(out) }
     }
 
     public static func bootProbe(_ name: String) -> Probe<ServiceState> {
