@@ -204,7 +204,15 @@ public struct FactBatch: Sendable {
             """
     }
 
+    /// The batch, its output written at once: each `printf` of a snippet would otherwise leave
+    /// the host as an SSH packet of its own (about 150 for the repo-node runbook, each encrypted
+    /// by sshd and read by the controller). The batch is a function, so that its `case` arms are
+    /// parsed as in a script, and runs in one command substitution.
     public var script: String {
+        "ccrun_batch() {\n:\n\(snippets)}\nccrun_answers=$(ccrun_batch)\nprintf '%s\\n' \"$ccrun_answers\"\n"
+    }
+
+    var snippets: String {
         var s = statTable
         for (i, q) in queries.enumerated() where q.isolation == .background {
             guard case let .shell(snippet) = q.kind else { continue }
