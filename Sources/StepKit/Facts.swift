@@ -234,18 +234,19 @@ public struct FactBatch: Sendable {
     }
 
     /// The file of background snippet `index`: named after the batch's random boundary, created
-    /// with noclobber (O_EXCL), so a name planted in /tmp by another user is never written through.
+    /// with noclobber (O_EXCL), so a name planted in /tmp by another user is never written through,
+    /// and mode 0600, so nobody else reads the answer while it waits.
     func backgroundFile(_ index: Int) -> String { "\"${TMPDIR:-/tmp}/.ccrun-probe-\(boundary)-\(index)\"" }
 
     func startInBackground(_ snippet: String, index i: Int) -> String {
         """
         ccrun_bp_\(i)=
-        if { set -C; true > \(backgroundFile(i)); } 2>/dev/null; then set +C
+        if (umask 077; set -C; true > \(backgroundFile(i))) 2>/dev/null; then
         (
         \(snippet)
         ) </dev/null >\(backgroundFile(i)) 2>/dev/null &
         ccrun_bp_\(i)=$!
-        else set +C; fi
+        fi
 
         """
     }
