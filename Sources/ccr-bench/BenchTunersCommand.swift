@@ -21,7 +21,7 @@ struct CCRBenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ccr-bench",
         abstract: "Benchmarks of ccr serve (not shipped).",
-        subcommands: [BenchTunersCommand.self, SessionReplayCommand.self],
+        subcommands: [BenchTunersCommand.self, SessionReplayCommand.self, AbuseCommand.self],
         defaultSubcommand: BenchTunersCommand.self
     )
 }
