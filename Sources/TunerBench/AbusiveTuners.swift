@@ -10,6 +10,14 @@ import Synchronization
 /// attackers cost the kernel's sends and connects, not their own CPU: an attacker that starves
 /// the server of CPU on a shared machine measures itself, not the server.
 ///
+/// A connection slot opens at most one connection each `connectInterval` (25 ms: 40 a second).
+/// The server refuses a spent address at accept, so without that bound the slots reconnect as
+/// fast as this process can connect and the attack becomes a connect loop spending a whole core
+/// (291,000 connections in 30 s from 100 slots here, at ~1 core of attacker CPU): a rate set by
+/// the attacker's CPU, not by the attack. The Python script this replaces was held to about 28
+/// connections a second per slot by its own CPU (70,000 in 30 s at 1.2 cores); 40 a second is
+/// at least as many, whatever machine runs it.
+///
 /// The attacks: a roll-up caption flood and an XDS program-name flood (as fast as the socket
 /// takes them, one chunk in flight at a time), a PASSWORD block trickled a byte every 5 s, a
 /// silent connection, 4,096 random bytes then a wait, and records with extreme timestamps (a
@@ -29,6 +37,8 @@ public final class AbusiveTuners: Sendable {
         /// the attackers apart from honest tuners.
         public var source = "127.0.0.2"
         public var seconds: Double = 60
+        /// Least time between the starts of one slot's connections (zero: no bound).
+        public var connectInterval: Duration = .milliseconds(25)
         public init() {}
     }
 
@@ -71,7 +81,9 @@ public final class AbusiveTuners: Sendable {
         }
         group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let loop = group.next()
-        let shared = AttackContext(target: target, source: source, deadline: .now() + .nanoseconds(Int64(options.seconds * 1e9)))
+        let interval = TimeAmount.nanoseconds(Int64(options.connectInterval / .nanoseconds(1)))
+        let shared = AttackContext(target: target, source: source, deadline: .now() + .nanoseconds(Int64(options.seconds * 1e9)),
+                                   connectInterval: interval)
         context = shared
         attackers = (0..<options.connections).map { i in
             Attacker(attack: Attack.allCases[i % Attack.allCases.count], index: i, loop: loop, context: shared)
@@ -110,6 +122,7 @@ final class AttackContext: Sendable {
     let target: SocketAddress
     let source: SocketAddress
     let deadline: NIODeadline
+    let connectInterval: TimeAmount
     let payloads = AbusePayloads()
     let tally = Mutex(AbusiveTuners.Tally())
     let hello: ByteBuffer
@@ -117,10 +130,11 @@ final class AttackContext: Sendable {
     /// Random bytes for the garbage attack, a different buffer for each connection in turn.
     let garbage: [ByteBuffer]
 
-    init(target: SocketAddress, source: SocketAddress, deadline: NIODeadline) {
+    init(target: SocketAddress, source: SocketAddress, deadline: NIODeadline, connectInterval: TimeAmount) {
         self.target = target
         self.source = source
         self.deadline = deadline
+        self.connectInterval = connectInterval
         let allocator = ByteBufferAllocator()
         hello = allocator.buffer(bytes: payloads.hello)
         extreme = payloads.extreme.map { allocator.buffer(bytes: $0) }
@@ -147,8 +161,15 @@ final class Attacker: @unchecked Sendable {
     /// Since when the current write (or the garbage's wait for a close) has made no progress.
     private var waitingSince: NIODeadline?
     private var stopped = false
+    /// When this slot last began a connection (see `AttackContext.connectInterval`).
+    private var lastConnect: NIODeadline?
 
     static let timeout = TimeAmount.seconds(5)
+    /// Flood and name chunks per write.
+    static let chunksPerWrite = 4
+    /// A trickle's next byte is due then: a closed trickle notices only when it sends it (as a
+    /// blocking client sleeping between bytes does), and reconnects then.
+    private var trickleDue: NIODeadline?
 
     init(attack: AbusiveTuners.Attack, index: Int, loop: any EventLoop, context: AttackContext) {
         self.attack = attack
@@ -158,7 +179,13 @@ final class Attacker: @unchecked Sendable {
     }
 
     func connect() {
-        guard !stopped, NIODeadline.now() < context.deadline else { return }
+        let now = NIODeadline.now()
+        guard !stopped, now < context.deadline else { return }
+        if let lastConnect, now < lastConnect + context.connectInterval {
+            loop.scheduleTask(deadline: lastConnect + context.connectInterval) { self.connect() }
+            return
+        }
+        lastConnect = now
         ClientBootstrap(group: loop)
             .bind(to: context.source)
             .connectTimeout(Self.timeout)
@@ -203,7 +230,11 @@ final class Attacker: @unchecked Sendable {
         guard self.channel === channel else { return }
         self.channel = nil
         waitingSince = nil
-        connect()
+        if attack == .trickle, let due = trickleDue, due > .now() {
+            loop.scheduleTask(deadline: due) { self.connect() }
+        } else {
+            connect()
+        }
     }
 
     /// The watchdog: past the deadline everything closes; a write stuck for 5 s, or garbage the
@@ -227,21 +258,26 @@ final class Attacker: @unchecked Sendable {
     /// written (at once, or 50 ms later for extreme), so at most one chunk is ever queued.
     private func sendChunk(on channel: any Channel) {
         guard self.channel === channel, channel.isActive, NIODeadline.now() < context.deadline else { return }
-        let i = chunks
-        chunks += 1
         let buffer: ByteBuffer
         switch attack {
-        case .flood:
-            var b = channel.allocator.buffer(capacity: context.payloads.flood.template.count)
-            context.payloads.flood.write(into: &b, first: i &* AbusePayloads.floodChunkMilliseconds, step: AbusePayloads.floodRecordMilliseconds)
-            buffer = b
-        case .names:
-            let chunk = context.payloads.names[Int(i % 2)]
-            var b = channel.allocator.buffer(capacity: chunk.template.count)
-            chunk.write(into: &b, first: i &* 33, step: 1)
+        case .flood, .names:
+            // Several chunks per write (the same bytes, fewer writes): a flood's cost is the kernel's.
+            let count = Int64(Self.chunksPerWrite)
+            let first = chunks
+            chunks += count
+            var b = channel.allocator.buffer(capacity: context.payloads.flood.template.count * Self.chunksPerWrite)
+            for i in first..<(first + count) {
+                if attack == .flood {
+                    context.payloads.flood.write(into: &b, first: i &* AbusePayloads.floodChunkMilliseconds,
+                                                 step: AbusePayloads.floodRecordMilliseconds)
+                } else {
+                    context.payloads.names[Int(i % 2)].write(into: &b, first: i &* 33, step: 1)
+                }
+            }
             buffer = b
         default:
-            buffer = context.extreme[Int(i % 3)]
+            buffer = context.extreme[Int(chunks % 3)]
+            chunks += 1
         }
         let pause: TimeAmount? = attack == .extreme ? .milliseconds(50) : nil
         write(buffer, on: channel) { [self] in
@@ -264,7 +300,9 @@ final class Attacker: @unchecked Sendable {
             return
         }
         write(channel.allocator.buffer(bytes: block[index...index]), on: channel, then: nil)
-        loop.scheduleTask(in: .seconds(5)) { self.trickle(byte: index + 1, on: channel) }
+        let due = NIODeadline.now() + .seconds(5)
+        trickleDue = due
+        loop.scheduleTask(deadline: due) { self.trickle(byte: index + 1, on: channel) }
     }
 
     /// Writes and flushes `buffer`; `then` runs once the kernel took all of it. While the write

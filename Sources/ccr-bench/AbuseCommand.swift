@@ -29,10 +29,15 @@ struct AbuseCommand: AsyncParsableCommand {
     @Option(help: "Local address to connect from, so the server's per-address limits tell attackers from honest tuners.")
     var source = "127.0.0.2"
 
+    @Option(name: .customLong("connect-interval-ms"),
+            help: "Least milliseconds between one connection's reconnects (0: as fast as this process can; it then spends a core connecting).")
+    var connectIntervalMilliseconds = 25
+
     func validate() throws {
         guard (1...65535).contains(port) else { throw ValidationError("PORT must be 1-65535, not \(port)") }
         guard connections >= 1 else { throw ValidationError("N must be at least 1, not \(connections)") }
         guard seconds > 0, seconds.isFinite else { throw ValidationError("SECONDS must be a positive number, not \(seconds)") }
+        guard connectIntervalMilliseconds >= 0 else { throw ValidationError("--connect-interval-ms must be 0 or more, not \(connectIntervalMilliseconds)") }
     }
 
     func run() async throws {
@@ -43,6 +48,7 @@ struct AbuseCommand: AsyncParsableCommand {
         options.connections = connections
         options.seconds = seconds
         options.source = source
+        options.connectInterval = .milliseconds(connectIntervalMilliseconds)
         let tuners: AbusiveTuners
         do { tuners = try AbusiveTuners(options: options) } catch { throw ValidationError("\(error)") }
         // Stopped early (bench/ccr ends its run with SIGTERM): the summary all the same.
