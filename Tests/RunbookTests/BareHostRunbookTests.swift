@@ -19,7 +19,6 @@ struct BareHostRunbookTests {
     /// controller's journal directory (so runs of other tests are not "the last run" here).
     struct Setup {
         let lab: LabHostShell
-        let ccrun: CCRunProcess
         let inventory: String
         let stateDir: String
         let ship: [String]
@@ -27,7 +26,6 @@ struct BareHostRunbookTests {
 
         init() throws {
             lab = try LabHostShell.load()
-            ccrun = try CCRunProcess()
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("bare-hosts-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             inventory = try lab.inventory(nfsServer: BareHostRunbookTests.server, in: directory)
@@ -41,13 +39,13 @@ struct BareHostRunbookTests {
 
         /// host8, host9, host10 made bare, and the `cc` database the services connect to.
         func resetHosts() throws {
-            let reset = try ccrun.run(["lab", "reset-host"] + BareHostRunbookTests.cases.map(\.host))
+            let reset = try CCRunProcess.run(["lab", "reset-host"] + BareHostRunbookTests.cases.map(\.host))
             try #require(reset.status == 0, "ccrun lab reset-host: \(reset.text)")
             for c in BareHostRunbookTests.cases {
                 let probe = try lab.run(c.host, "test ! -e /usr/local/bin/ccr && test ! -e /etc/ccr && ! grep -q /srv /etc/fstab && ! dpkg-query -W -f '${db:Status-Status}\\n' nfs-common apache2 nfs-ganesha 2>/dev/null | grep -qx installed")
                 try #require(probe.status == 0, "\(c.host) is not bare after reset-host:\n\(probe.output)")
             }
-            let db = try ccrun.run(["database", "--inventory", inventory, "--state-dir", stateDir] + ship)
+            let db = try CCRunProcess.run(["database", "--inventory", inventory, "--state-dir", stateDir] + ship)
             try #require(db.status == 0, "ccrun database: \(db.text)")
         }
 
@@ -65,7 +63,7 @@ struct BareHostRunbookTests {
         for c in Self.cases {
             // A dry-run on the bare host: every step would change or depends on one that would,
             // exit 2, and the host is exactly as before.
-            let dry = try s.ccrun.run(s.args(c.runbook, c.host, ["--dry-run"]))
+            let dry = try CCRunProcess.run(s.args(c.runbook, c.host, ["--dry-run"]))
             #expect(dry.status == 2, "dry-run \(c.runbook) on \(c.host): \(dry.text)")
             #expect(!dry.steps.isEmpty, "no steps in the dry-run report of \(c.runbook): \(dry.text)")
             let settled = dry.steps.filter { !["would change", "depends"].contains($0.state) }
@@ -73,12 +71,12 @@ struct BareHostRunbookTests {
             let afterDry = try s.lab.manifest(c.host)
             #expect(afterDry == pristine[c.host], "dry-run \(c.runbook) changed \(c.host):\n\(LabHostShell.difference(pristine[c.host]!, afterDry))")
 
-            let apply = try s.ccrun.run(s.args(c.runbook, c.host))
+            let apply = try CCRunProcess.run(s.args(c.runbook, c.host))
             try #require(apply.status == 0, "ccrun \(c.runbook) \(c.host): \(apply.text)")
             applied[c.host] = try s.lab.manifest(c.host)
             print("first run of \(c.runbook) on bare \(c.host): \(String(format: "%.1f", apply.seconds)) s wall")
 
-            let second = try s.ccrun.run(s.args(c.runbook, c.host))
+            let second = try CCRunProcess.run(s.args(c.runbook, c.host))
             #expect(second.status == 0, "second ccrun \(c.runbook) \(c.host): \(second.text)")
             let notOK = second.steps.filter { $0.state != "ok" }
             #expect(!second.steps.isEmpty && notOK.isEmpty, "second run of \(c.runbook) not all ok: \(notOK.map { "\($0.id) \($0.state)" })")
@@ -95,7 +93,7 @@ struct BareHostRunbookTests {
         // Rollback, last deployed first (the clients' mounts of host8's volume go before host8's own).
         for c in Self.cases.reversed() {
             let rollback = ["rollback", "--inventory", s.inventory, "--state-dir", s.stateDir, c.host]
-            var rb = try s.ccrun.run(rollback)
+            var rb = try CCRunProcess.run(rollback)
             var said = rb.stdout
             if c.runbook == "nfs-master" && rb.status != 0 {
                 // The clients' services wrote logs onto the master's volume: data the run did not
@@ -104,7 +102,7 @@ struct BareHostRunbookTests {
                 #expect(rb.stdout.contains("holds files this run did not create"), "ccrun rollback \(c.host): \(rb.text)")
                 try s.lab.check(c.host, "for d in /srv/logs /srv/archive /srv/web; do [ ! -d $d ] || find $d -mindepth 1 -delete; done",
                                 "moving the services' data away")
-                rb = try s.ccrun.run(rollback)
+                rb = try CCRunProcess.run(rollback)
                 said += rb.stdout
             }
             #expect(rb.status == 0, "ccrun rollback \(c.host): \(rb.text)")
@@ -137,8 +135,8 @@ struct BareHostRunbookTests {
         var reference: [String: [String]] = [:]
         var plans: [String: [(id: String, state: String)]] = [:]
         for c in Self.cases {
-            plans[c.host] = try s.ccrun.run(s.args(c.runbook, c.host, ["--dry-run"])).steps
-            let r = try s.ccrun.run(s.args(c.runbook, c.host))
+            plans[c.host] = try CCRunProcess.run(s.args(c.runbook, c.host, ["--dry-run"])).steps
+            let r = try CCRunProcess.run(s.args(c.runbook, c.host))
             try #require(r.status == 0, "uninterrupted ccrun \(c.runbook) \(c.host): \(r.text)")
             reference[c.host] = try s.lab.manifest(c.host)
         }
@@ -151,15 +149,15 @@ struct BareHostRunbookTests {
             let points = ["upload-bytes:8388608", "before-step:\(min(upload + 2, lastChange))", "after-change:\(lastChange)"]
             for (n, point) in points.enumerated() {
                 let extra = n == 0 ? [] : ["--resume"]
-                let k = try s.ccrun.killed(s.args(c.runbook, c.host, extra), at: point)
+                let k = try CCRunProcess.killed(s.args(c.runbook, c.host, extra), at: point)
                 #expect(k.reached, "ccrun \(c.runbook) on \(c.host) ended before the stop point \(point): \(k.outcome.text)")
             }
             // The last resume through `ccrun resume`, which finds the runbook by the name in the journal.
-            let resumed = try s.ccrun.run(["resume", "--inventory", s.inventory, "--state-dir", s.stateDir, "--json"] + s.ship + [c.host])
+            let resumed = try CCRunProcess.run(["resume", "--inventory", s.inventory, "--state-dir", s.stateDir, "--json"] + s.ship + [c.host])
             #expect(resumed.status == 0, "resume of \(c.runbook) on \(c.host) after \(points): \(resumed.text)")
             let after = try s.lab.manifest(c.host)
             #expect(after == reference[c.host], "\(c.runbook) killed at \(points) and resumed differs from an uninterrupted run on \(c.host):\n\(LabHostShell.difference(reference[c.host]!, after))")
-            let again = try s.ccrun.run(s.args(c.runbook, c.host))
+            let again = try CCRunProcess.run(s.args(c.runbook, c.host))
             #expect(again.status == 0 && again.steps.allSatisfy { $0.state == "ok" }, "a run after the resume of \(c.runbook) was not all ok: \(again.steps.filter { $0.state != "ok" }.map(\.id))")
         }
     }

@@ -12,7 +12,6 @@ import Testing
                              "needs the lab's MariaDB (`ccrun lab up`) and the shared fixtures"))
 struct DatabaseRunbookTests {
     struct Setup {
-        let ccrun: CCRunProcess
         let directory: URL
         let inventory: String
         let stateDir: String
@@ -23,7 +22,6 @@ struct DatabaseRunbookTests {
         let admin: (host: String, port: Int, user: String, passwordFile: String)
 
         init() throws {
-            ccrun = try CCRunProcess()
             directory = FileManager.default.temporaryDirectory.appendingPathComponent("database-runbook-\(UUID().uuidString)")
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
             let suffix = String(UUID().uuidString.lowercased().filter(\.isLetter).prefix(6))
@@ -112,7 +110,7 @@ struct DatabaseRunbookTests {
         try #require(initial == nothing, "the test's database or users exist already: \(initial)")
 
         // Dry-run: every step would change (or waits on one that would), exit 2, nothing created.
-        let dry = try s.ccrun.run(s.args(["--dry-run"]))
+        let dry = try CCRunProcess.run(s.args(["--dry-run"]))
         #expect(dry.status == 2, "\(dry.text)")
         #expect(dry.steps.map(\.id) == ["sql:database-\(s.db)", "sql:tables-\(s.db)", "sql:user-\(s.ro)", "sql:user-\(s.rw)"], "\(dry.text)")
         let settled = dry.steps.filter { !["would change", "depends"].contains($0.state) }
@@ -120,7 +118,7 @@ struct DatabaseRunbookTests {
         #expect(try s.state() == nothing, "the dry-run changed the server")
 
         // Apply: the schema's tables, and two accounts with exactly their grants.
-        let apply = try s.ccrun.run(s.args())
+        let apply = try CCRunProcess.run(s.args())
         try #require(apply.status == 0, "\(apply.text)")
         #expect(apply.steps.allSatisfy { $0.state == "changed" }, "\(apply.steps.map { "\($0.id) \($0.state)" })")
         let tables = try s.schemaTables()
@@ -135,18 +133,18 @@ struct DatabaseRunbookTests {
         #expect(rwDDL.status != 0 && rwDDL.output.contains("denied"), "the read-write account must have no DDL: \(rwDDL.output)")
 
         // Second run and audit: nothing to do.
-        let second = try s.ccrun.run(s.args())
+        let second = try CCRunProcess.run(s.args())
         #expect(second.status == 0 && second.steps.count == 4 && second.steps.allSatisfy { $0.state == "ok" }, "\(second.text)")
-        let audit = try s.ccrun.run(s.args(["--dry-run"]))
+        let audit = try CCRunProcess.run(s.args(["--dry-run"]))
         #expect(audit.status == 0, "\(audit.text)")
 
         // Drift by hand: another password for the writer, an extra grant for the reader. The
         // audit names exactly those two accounts; apply puts them back.
         _ = try s.value("ALTER USER '\(s.rw)'@'%' IDENTIFIED BY 'changed-by-hand'; GRANT INSERT ON `\(s.db)`.* TO '\(s.ro)'@'%'; SELECT 1")
-        let drift = try s.ccrun.run(s.args(["--dry-run"]))
+        let drift = try CCRunProcess.run(s.args(["--dry-run"]))
         #expect(drift.status == 2, "\(drift.text)")
         #expect(drift.steps.filter { $0.state != "ok" }.map(\.id) == ["sql:user-\(s.ro)", "sql:user-\(s.rw)"], "\(drift.steps.map { "\($0.id) \($0.state)" })")
-        let repair = try s.ccrun.run(s.args())
+        let repair = try CCRunProcess.run(s.args())
         #expect(repair.status == 0, "\(repair.text)")
         #expect(try s.sql("SELECT 1", as: s.rw).status == 0, "the writer's password must be the generated one again")
         let roInsert = try s.sql("INSERT INTO `\(s.db)`.`\(table)` SELECT * FROM `\(s.db)`.`\(table)` WHERE 1 = 0", as: s.ro)
@@ -168,14 +166,14 @@ struct DatabaseRunbookTests {
         // Rollback on the controller, where the runs were made. The last run only corrected two
         // accounts that existed: their former passwords are not kept, so rollback says it cannot
         // undo that and leaves them. Rolling back again undoes the first run: nothing is left.
-        let undoRepair = try s.ccrun.run(s.controllerArgs("rollback"))
+        let undoRepair = try CCRunProcess.run(s.controllerArgs("rollback"))
         #expect(undoRepair.status == 0, "\(undoRepair.text)")
         for user in [s.ro, s.rw] {
             #expect(undoRepair.stdout.contains("irreversible") && undoRepair.stdout.contains("the account \(user) existed before this run"),
                     "rollback of the repair must say why \(user) stays: \(undoRepair.text)")
         }
         #expect(try s.sql("SELECT 1", as: s.rw).status == 0, "rollback of the repair must leave the corrected account")
-        let undoFirst = try s.ccrun.run(s.controllerArgs("rollback"))
+        let undoFirst = try CCRunProcess.run(s.controllerArgs("rollback"))
         #expect(undoFirst.status == 0, "\(undoFirst.text)")
         let afterRollback = try s.state()
         #expect(afterRollback == nothing, "rollback left: \(afterRollback)")
@@ -194,7 +192,7 @@ struct DatabaseRunbookTests {
             FileManager.default.createFile(atPath: "\(s.secretsDir)/\(user)-password", contents: Data((password + "\n").utf8),
                                            attributes: [.posixPermissions: 0o600])
         }
-        let apply = try s.ccrun.run(s.args())
+        let apply = try CCRunProcess.run(s.args())
         try #require(apply.status == 0, "\(apply.text)")
         for (user, password) in tricky {
             let login = DatabaseEndpoint(host: s.admin.host, port: s.admin.port, user: user, password: Secret(label: user, value: password))
@@ -202,7 +200,7 @@ struct DatabaseRunbookTests {
             #expect(!(apply.stdout + apply.stderr).contains(password))
         }
         #expect(try s.value("SELECT COUNT(*) FROM mysql.user WHERE User = 'root'") != "0", "nothing was injected")
-        let second = try s.ccrun.run(s.args())
+        let second = try CCRunProcess.run(s.args())
         #expect(second.status == 0 && second.steps.allSatisfy { $0.state == "ok" }, "\(second.steps.map { "\($0.id) \($0.state)" })")
     }
 
@@ -212,16 +210,16 @@ struct DatabaseRunbookTests {
     func killedRunResumesToTheSameDatabase() throws {
         let s = try Setup()
         defer { s.cleanUp() }
-        let killed = try s.ccrun.killed(s.args(), at: "after-change:1")
+        let killed = try CCRunProcess.killed(s.args(), at: "after-change:1")
         #expect(killed.reached, "ccrun database ended before the stop point: \(killed.outcome.text)")
         #expect(try s.state().hasPrefix("db 1\ntables "), "the tables step had run before the kill")
         #expect(try s.state().hasSuffix("\nusers"), "no account before the kill")
 
-        let resumed = try s.ccrun.run(s.controllerArgs("resume"))
+        let resumed = try CCRunProcess.run(s.controllerArgs("resume"))
         #expect(resumed.status == 0, "\(resumed.text)")
         let tables = try s.schemaTables()
         #expect(try s.state() == "db 1\ntables \(tables.joined(separator: ","))\nusers \([s.ro, s.rw].sorted().joined(separator: ","))")
-        let again = try s.ccrun.run(s.args())
+        let again = try CCRunProcess.run(s.args())
         #expect(again.status == 0 && again.steps.allSatisfy { $0.state == "ok" },
                 "after the resume: \(again.steps.filter { $0.state != "ok" }.map { "\($0.id) \($0.state)" })")
     }

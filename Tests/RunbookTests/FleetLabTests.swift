@@ -173,7 +173,7 @@ struct FleetLabTests {
 
         var timings: [String] = []
         for (runbook, hosts) in [("repo-node", ["repo-node", "repo-node-2"]), ("web-node", ["web-node", "web-node-2"])] {
-            let r = try CCRunProcess().run([runbook, "--inventory", lab.inventory] + hosts + ["--serial", "1", "--json", "--ccr-binary", upgrade.path])
+            let r = try CCRunProcess.run([runbook, "--inventory", lab.inventory] + hosts + ["--serial", "1", "--json", "--ccr-binary", upgrade.path])
             try #require(r.status == 0, "ccrun \(runbook) --serial 1: \(r.text)")
             let report = try Self.rollout(r.stdout)
             #expect(report.batches == hosts.map { [$0] }, "batches: \(report.batches)")
@@ -236,7 +236,7 @@ struct FleetLabTests {
         let pid1 = try servicePID(shell, "repo-node"), pid2 = try servicePID(shell, "repo-node-2")
         let args = ["repo-node", "--inventory", lab.inventory, "repo-node", "repo-node-2", "--serial", "1", "--json", "--ccr-binary", upgrade.path]
 
-        let failed = try CCRunProcess().run(args)
+        let failed = try CCRunProcess.run(args)
         #expect(failed.status == 1, "the rollout should fail on repo-node-2: \(failed.text)")
         let first = try Self.rollout(failed.stdout)
         #expect(first.states == ["done", "failed"], "\(failed.stdout.prefix(3000))")
@@ -248,7 +248,7 @@ struct FleetLabTests {
 
         try shell.check("repo-node-2", "umount /usr/local/bin", "free repo-node-2's disk")
         fixed = true
-        let resumed = try CCRunProcess().run(args + ["--resume"])
+        let resumed = try CCRunProcess.run(args + ["--resume"])
         try #require(resumed.status == 0, "the resumed rollout: \(resumed.text)")
         let second = try Self.rollout(resumed.stdout)
         #expect(second.states == ["done earlier", "done"], "\(resumed.stdout.prefix(3000))")

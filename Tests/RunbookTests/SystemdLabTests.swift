@@ -81,13 +81,12 @@ struct SystemdLabTests {
     /// it), then `ccrun resume` at once: the dead run's lock is taken over (the report says so)
     /// and the run completes, with its units active.
     func killThenResume(_ args: [String], ship: String) throws {
-        let ccrun = try CCRunProcess()
         let host = try #require(args.last)
-        let plan = try ccrun.run(args + ["--ccr-binary", ship, "--dry-run", "--json"])
+        let plan = try CCRunProcess.run(args + ["--ccr-binary", ship, "--dry-run", "--json"])
         let lastChange = try #require(plan.steps.lastIndex { $0.state == "would change" }, "no change planned on bare \(host): \(plan.text)")
-        let k = try ccrun.killed(args + ["--ccr-binary", ship], at: "after-change:\(lastChange)")
+        let k = try CCRunProcess.killed(args + ["--ccr-binary", ship], at: "after-change:\(lastChange)")
         try #require(k.reached, "ccrun \(args[0]) ended before its last change: \(k.outcome.text)")
-        let resumed = try ccrun.run(["resume", "--inventory", args[2], "--ccr-binary", ship, host])
+        let resumed = try CCRunProcess.run(["resume", "--inventory", args[2], "--ccr-binary", ship, host])
         try #require(resumed.status == 0, "ccrun resume \(host) after SIGKILL: \(resumed.text)")
         #expect(resumed.stdout.contains("\(host): took over the lock of run ") && resumed.stdout.contains("on this machine has exited"),
                 "the resume does not say it took over the dead run's lock: \(resumed.text)")

@@ -105,4 +105,57 @@ public final class CCRunProcess {
 
     /// Seconds since start.
     public var elapsed: Duration { ContinuousClock.now - started }
+
+    // MARK: Runs waited for in full (the lab suites, which run one ccrun after another)
+
+    /// What a finished run printed.
+    public struct Outcome: Sendable {
+        public var status: Int32
+        public var stdout: String
+        public var stderr: String
+        public var seconds: Double
+        /// The `--json` report's steps (id, state), when stdout held one.
+        public var steps: [(id: String, state: String)] {
+            guard let start = stdout.firstIndex(of: "{"),
+                  let json = try? JSONSerialization.jsonObject(with: Data(stdout[start...].utf8)) as? [String: Any],
+                  let hosts = json["hosts"] as? [[String: Any]] else { return [] }
+            return hosts.flatMap { ($0["steps"] as? [[String: Any]] ?? []).map { ($0["id"] as? String ?? "?", $0["state"] as? String ?? "?") } }
+        }
+        public var text: String { "exit \(status)\n--- stdout\n\(stdout.suffix(4000))\n--- stderr\n\(stderr.suffix(3000))" }
+    }
+
+    /// Blocks until the process has ended; its output files are removed.
+    public func outcome() -> Outcome {
+        process.waitUntilExit()
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        return Outcome(status: process.terminationStatus, stdout: stdout, stderr: stderr,
+                       seconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000)
+    }
+
+    /// The environment of the blocking runs: this process's own without `CCR_BINARY`, which
+    /// ccrun would take as the ccr to ship; the lab suites name that file with `--ccr-binary`.
+    private static var runEnvironment: [String: String] {
+        var env = ProcessInfo.processInfo.environment
+        env.removeValue(forKey: "CCR_BINARY")
+        return env
+    }
+
+    /// Runs ccrun to its end.
+    public static func run(_ arguments: [String]) throws -> Outcome {
+        try CCRunProcess(arguments, environment: [:], logDirectory: FileManager.default.temporaryDirectory,
+                         base: runEnvironment).outcome()
+    }
+
+    /// Runs ccrun with a test stop point: waits until it has stopped itself there, then SIGKILLs
+    /// it, as a crash or a power cut at that moment would. `reached` is false when the run ended
+    /// without reaching the point.
+    public static func killed(_ arguments: [String], at point: String, seconds limit: Double = 600) throws -> (reached: Bool, outcome: Outcome) {
+        let p = try CCRunProcess(arguments, environment: [stopAtVariable: point],
+                                 logDirectory: FileManager.default.temporaryDirectory, base: runEnvironment)
+        let deadline = ContinuousClock.now + .seconds(limit)
+        while p.process.isRunning && p.state != "T" && ContinuousClock.now < deadline { usleep(50_000) }
+        let reached = p.state == "T"
+        if p.process.isRunning { _ = Glibc.kill(p.pid, SIGKILL) }
+        return (reached, p.outcome())
+    }
 }
