@@ -102,7 +102,11 @@ public final class AbusiveTuners: Sendable {
             let now = NIODeadline.now()
             for attacker in attackers { attacker.check(now: now) }
         }
-        loop.execute { for attacker in attackers { attacker.connect() } }
+        // The slow attacks connect first, so they take their places before the floods spend the
+        // address's budgets (after which the server refuses the address at accept for a while).
+        let floods = attackers.filter { $0.attack == .flood || $0.attack == .names }
+        let slow = attackers.filter { $0.attack != .flood && $0.attack != .names }
+        loop.execute { for attacker in slow + floods { attacker.connect() } }
         let remaining = deadline - .now()
         if remaining > .zero { try? await Task.sleep(for: .nanoseconds(remaining.nanoseconds)) }
         watchdog.cancel()
