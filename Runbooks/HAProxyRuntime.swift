@@ -9,9 +9,9 @@ import StepKit
 /// `/run/haproxy/admin.sock` with mode 600, so only root on the lb host can drain servers. The
 /// other dependency-free way, a `stats socket ipv4@127.0.0.1:PORT level admin` reached with bash's
 /// /dev/tcp, would let every local user and every process of the host (HAProxy's own user
-/// included) take servers out of rotation. The lb host has no socat; python3 is on Amazon Linux
-/// (dnf needs it), on Debian's cloud images (cloud-init needs it) and on the lab's hosts; where it
-/// is missing, the error says so before anything is drained.
+/// included) take servers out of rotation. The lb host has no socat; `ccrun lb` installs python3
+/// beside HAProxy. On an lb host set up otherwise and without python3, the error says so before
+/// anything is drained.
 public enum HAProxyRuntime {
     /// A script sending one command to the admin socket and printing HAProxy's answer.
     public static func script(_ command: String, socket: String = LoadBalancerRunbook.adminSocket) -> String {

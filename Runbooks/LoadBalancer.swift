@@ -108,7 +108,8 @@ public enum LoadBalancerRunbook {
         let config = haproxyConfig(repoNodes: d.repoNodes, webNodes: d.webNodes)
         let listeners = ServiceCheck.all([.tcpPort(tunerPort), .tcpPort(webPort)])
         return Runbook(name, steps: [
-            PackageInstalled("haproxy", description: "install HAProxy (apt or dnf, as probed)"),
+            // python3: the rolling upgrade drains servers through HAProxy's admin socket with it (HAProxyRuntime).
+            PackageInstalled(["haproxy", "python3"], description: "install HAProxy, and python3 for its runtime API (apt or dnf, as probed)"),
             // Quiet when valid; when not, checked again for its words, without the version notices
             // that would fill the failure report's lines before the [ALERT]s.
             File(configPath, content: SecretText(config), validate: "haproxy -c -q -f %s || { haproxy -c -f %s 2>&1 | grep -v NOTICE; false; }",

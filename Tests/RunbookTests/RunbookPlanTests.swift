@@ -279,9 +279,9 @@ import Testing
     @Test func loadBalancerPlanOnABareHost() throws {
         let book = try LoadBalancerRunbook.make(fleet())
         let steps = Dictionary(uniqueKeysWithValues: book.steps.map { ($0.id, $0) })
-        let packages = try #require(steps["packages:haproxy"])
-        #expect(try #require(try packages.plan(facts(system: Self.debian), context: PlanContext()).change).commands.joined().contains("install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold haproxy"))
-        #expect(try #require(try packages.plan(facts(system: Self.centos), context: PlanContext()).change).commands.joined().contains("yum install -y -q haproxy"))
+        let packages = try #require(steps["packages:haproxy,python3"])
+        #expect(try #require(try packages.plan(facts(system: Self.debian), context: PlanContext()).change).commands.joined().contains("install -y -q --no-install-recommends -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold haproxy python3"))
+        #expect(try #require(try packages.plan(facts(system: Self.centos), context: PlanContext()).change).commands.joined().contains("yum install -y -q haproxy python3"))
         let file = try #require(steps["file:/etc/haproxy/haproxy.cfg"])
         let absent = facts(system: Self.debian, extra: [FileProbe.key("/etc/haproxy/haproxy.cfg", content: true): FactOutput(stdout: "absent", status: 0)])
         let change = try #require(try file.plan(absent, context: PlanContext()).change)
