@@ -1,5 +1,6 @@
 import Foundation
 import Store
+import SupportKit
 import Synchronization
 import Testing
 import TunerBench
@@ -98,5 +99,69 @@ import ServerFiles
         await writer.finish()
         #expect(!FileManager.default.fileExists(atPath: base + ".txt"))
         #expect(try String(contentsOfFile: directory + "/120000-news-2.txt", encoding: .utf8) == "one two three four")
+    }
+}
+
+/// `ProgramFiles` keeps its fullest buffer's size as bytes come (the server asks after every read
+/// whether a flush is due): after any run of appends and flushes, failing ones included, it must
+/// be what the buffers hold, and every byte must reach the disk once, in order, per file.
+@Suite struct ProgramFilesBookkeepingTests {
+    /// Records what it is given; fails when told to, as a full disk would.
+    final class RecordingDisk: ArchiveIO, @unchecked Sendable {
+        var written: [ArchiveFileKind: [UInt8]] = [:]
+        var failNext = false
+        func append(_ bytes: [UInt8], base: String, kind: ArchiveFileKind, directory: String) throws(ArchiveError) {
+            if failNext { failNext = false; throw ArchiveError(path: base, operation: "write", errno: ENOSPC) }
+            written[kind, default: []] += bytes
+        }
+        func rename(base: String, to newBase: String, kinds: [ArchiveFileKind]) throws(ArchiveError) {}
+        func exists(base: String) -> Bool { false }
+        var isBehind: Bool { false }
+    }
+
+    @Test("the largest pending buffer's size follows 200 random appends and flushes, with failing writes, in 20 runs; every byte is written once, in order")
+    func largestPendingFollowsAppendsAndFlushes() {
+        var rng = SplitMix64(state: 0xF11E5)
+        for _ in 0..<20 {
+            var files = ProgramFiles(basePath: "/archive/p", directory: "/archive")
+            let disk = RecordingDisk()
+            // The model: each file's waiting bytes, in the order the files were first used.
+            var order = ArchiveFileKind.standard
+            var waiting: [ArchiveFileKind: [UInt8]] = [:]
+            var appended: [ArchiveFileKind: [UInt8]] = [:]
+            let kinds = ArchiveFileKind.standard + [.service(1), .service(Int.random(in: 2...63, using: &rng))]
+            for _ in 0..<200 {
+                let kind = kinds.randomElement(using: &rng)!
+                let bytes = (0..<Int.random(in: 0...300, using: &rng)).map { _ in UInt8.random(in: 0x20...0x7E, using: &rng) }
+                let operation = Int.random(in: 0..<6, using: &rng)
+                if operation < 3 {
+                    switch operation {
+                    case 0: files.append(kind, bytes)
+                    case 1: files.append(kind, String(decoding: bytes, as: UTF8.self))
+                    default: files.append(kind) { $0 += bytes }
+                    }
+                    if !order.contains(kind) { order.append(kind) }
+                    waiting[kind, default: []] += bytes
+                    appended[kind, default: []] += bytes
+                } else {
+                    let minimum = Int.random(in: 1...600, using: &rng)
+                    let fails = Bool.random(using: &rng)
+                    disk.failNext = fails
+                    // The disk fails the flush's first write (the first file due), which stops
+                    // the flush with nothing written; otherwise every file due is written.
+                    if !fails {
+                        for k in order where waiting[k, default: []].count >= minimum { waiting[k] = [] }
+                    }
+                    do { try files.flush(minimumBytes: minimum, to: disk) } catch {}
+                    disk.failNext = false
+                }
+                let sizes = waiting.values.map(\.count)
+                #expect(files.largestPendingByteCount == (sizes.max() ?? 0), "after operation \(operation) on \(kind)")
+                #expect(files.pendingByteCount == sizes.reduce(0, +))
+            }
+            try? files.flush(to: disk)
+            #expect(files.largestPendingByteCount == 0 && files.pendingByteCount == 0)
+            for kind in kinds { #expect(disk.written[kind, default: []] == appended[kind, default: []], "\(kind)") }
+        }
     }
 }
