@@ -12,12 +12,6 @@ public enum LatencyProbe {
     /// The text marker before the id; readers find probe lines by it.
     public static let marker = "BENCH "
 
-    /// PASSWORD (empty), CC_DESC, BIN_HEADER: what a CCExtractor client sends first.
-    public static func preamble(description: String) -> [UInt8] {
-        BlockCommand.password.block() + BlockCommand.ccDescription.block(Array(description.utf8))
-            + BlockCommand.binHeader.block(RCWTHeader.bytes)
-    }
-
     /// One caption as the two BIN_DATA blocks of one record (header, then triplets), the way the
     /// real client splits records: Resume Caption Loading, a row-15 address, the text, End Of
     /// Caption, control codes doubled as broadcast encoders send them.
@@ -31,8 +25,7 @@ public enum LatencyProbe {
         }
         pairs += [(0x14, 0x2F), (0x14, 0x2F)]
         let triplets = pairs.map { CCTriplet(info: 0xFC, data1: oddParity($0.0), data2: oddParity($0.1)) }
-        let record = RCWTRecord(timestamp: milliseconds, triplets: triplets).bytes
-        return BlockCommand.binData.block(Array(record[0..<10])) + BlockCommand.binData.block(Array(record[10...]))
+        return ClientBytes.record(milliseconds, triplets)
     }
 
     /// The probe id in a stored caption line's text, if it is a probe line.

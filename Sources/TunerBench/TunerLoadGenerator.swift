@@ -224,7 +224,7 @@ final class LoopDriver: @unchecked Sendable {
             nextGroup = (nextGroup + 1) % groups.count
             return
         }
-        let preamble = LatencyProbe.preamble(description: "bench probe \(probe.index)")
+        let preamble = ClientBytes.preamble(description: "bench probe \(probe.index)")
         var buffer = channel.allocator.buffer(capacity: preamble.count)
         buffer.writeBytes(preamble)
         channel.writeAndFlush(buffer, promise: nil)

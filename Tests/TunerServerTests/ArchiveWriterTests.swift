@@ -50,7 +50,7 @@ import ServerFiles
             defer { disk.release() }
             let store = try #require(store)
             let stalled = try TestTuner(port: server.port)
-            try stalled.send(LatencyProbe.preamble(description: "stalled"))
+            try stalled.send(ClientBytes.preamble(description: "stalled"))
             for k in 0..<3 { try stalled.send(LatencyProbe.caption(id: 1_000_000 + k, at: Int64(k) * 1000)) }
             #expect(await eventually(timeout: 10) { disk.stalledWrites > 0 }, "the stalled tuner's archive write started (and hangs)")
 
@@ -58,7 +58,7 @@ import ServerFiles
             // on the event loop, the loop would now hang in that write and decode nothing.
             try await Task.sleep(for: .milliseconds(500))
             let healthy = try TestTuner(port: server.port)
-            try healthy.send(LatencyProbe.preamble(description: "healthy"))
+            try healthy.send(ClientBytes.preamble(description: "healthy"))
             for k in 0..<3 { try healthy.send(LatencyProbe.caption(id: 2_000_000 + k, at: Int64(k) * 1000)) }
             let stored = await eventually(timeout: 10) {
                 let page = try? await store.liveLines(after: .start, tunerID: nil, limit: 100)

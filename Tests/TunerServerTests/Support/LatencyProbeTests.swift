@@ -14,7 +14,7 @@ import ServerFiles
         defer { try? FileManager.default.removeItem(at: root) }
         var session = TunerSession(tuner: "probe", settings: SessionSettings(password: nil, layout: ArchiveLayout(root: root.path)))
         var described: String?
-        try session.receive(LatencyProbe.preamble(description: "bench probe 3")) { event in
+        try session.receive(ClientBytes.preamble(description: "bench probe 3")) { event in
             if case .described(let text) = event { described = text }
         }
         #expect(described == "bench probe 3")
