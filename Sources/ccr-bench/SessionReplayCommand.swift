@@ -30,6 +30,10 @@ struct SessionReplayCommand: ParsableCommand {
     @Option(help: "Sessions fed in turn, a read each (as a server's many tuners; 1: one session at a time).")
     var sessions = 1
 
+    func validate() throws {
+        guard sessions >= 1 else { throw ValidationError("--sessions must be at least 1, not \(sessions)") }
+    }
+
     /// One read into a session in place (a copy of a session is hundreds of bytes and a dozen retains).
     private static func feed(_ session: inout TunerSession, _ read: UnsafeRawBufferPointer, _ emit: (SessionEvent) -> Void) throws {
         try session.receive(read, emit)
@@ -46,51 +50,29 @@ struct SessionReplayCommand: ParsableCommand {
         let settings = SessionSettings(password: nil, layout: ArchiveLayout(root: "/nonexistent"), archiveIO: DiscardingArchiveIO(),
                                        limits: limits)
         var records = 0, cues = 0
-        if sessions > 1 {
-            // Many tuners at once: each session's state is cold when its next read comes, as in
-            // a server with thousands of connections.
-            var all = (0..<sessions).map { TunerSession(tuner: "replay-\($0)", settings: settings, clock: { 1_765_000_000_000 }) }
-            let count = { (event: SessionEvent) in
-                switch event {
-                case .cue, .serviceCue: cues += 1
-                default: break
-                }
+        let count = { (event: SessionEvent) in
+            switch event {
+            case .cue, .serviceCue: cues += 1
+            default: break
             }
-            for _ in 0..<passes {
-                var start = 0
-                while start < bytes.count {
-                    let end = min(bytes.count, start + readSize)
-                    try bytes.withUnsafeBytes { whole in
-                        let read = UnsafeRawBufferPointer(rebasing: whole[start..<end])
-                        for i in all.indices { try Self.feed(&all[i], read, count) }
-                    }
-                    start = end
-                }
-            }
-            for i in all.indices { all[i].finish(count); records += all[i].recordCount }
-            print("records \(records) cues \(cues) passes \(passes) sessions \(sessions)")
-            return
         }
         for pass in 0..<passes {
-            var session = TunerSession(tuner: "replay-\(pass)", settings: settings, clock: { 1_765_000_000_000 })
-            let count = { (event: SessionEvent) in
-                switch event {
-                case .cue, .serviceCue: cues += 1
-                default: break
-                }
-            }
+            // Several sessions are fed a read each in turn: each one's state is cold when its
+            // next read comes, as in a server with thousands of connections.
+            var group = (0..<sessions).map { TunerSession(tuner: "replay-\(pass)-\($0)", settings: settings, clock: { 1_765_000_000_000 }) }
             var start = 0
             while start < bytes.count {
                 let end = min(bytes.count, start + readSize)
                 // The server's call: a read's bytes as an UnsafeRawBufferPointer.
-                try bytes.withUnsafeBytes { try session.receive(UnsafeRawBufferPointer(rebasing: $0[start..<end]), count) }
-                if session.flushIsDue { session.flushFull(count) }
+                try bytes.withUnsafeBytes { whole in
+                    let read = UnsafeRawBufferPointer(rebasing: whole[start..<end])
+                    for i in group.indices { try Self.feed(&group[i], read, count) }
+                }
                 start = end
             }
-            session.finish(count)
-            records += session.recordCount
+            for i in group.indices { group[i].finish(count); records += group[i].recordCount }
         }
-        print("records \(records) cues \(cues) passes \(passes)")
+        print("records \(records) cues \(cues) passes \(passes) sessions \(sessions)")
     }
 }
 
