@@ -129,7 +129,7 @@ public final class CCRunProcess {
         process.waitUntilExit()
         defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
         return Outcome(status: process.terminationStatus, stdout: stdout, stderr: stderr,
-                       seconds: Double((ContinuousClock.now - started) / .milliseconds(1)) / 1000)
+                       seconds: elapsed / .seconds(1))
     }
 
     /// The environment of the blocking runs: this process's own without `CCR_BINARY`, which
